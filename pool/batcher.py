@@ -1,0 +1,74 @@
+"""Batches result writes: jobs finishing while a write is in flight share the next write.
+
+The first completion is written at once (no added latency when idle); under load, completions pile up during
+one round trip and go out together in the next, so a busy worker pays one round trip per batch, not per job.
+A failed write (Redis restarting) is retried with backoff: the results are kept in memory until written, and
+the jobs stay in the pending list meanwhile, so a crash here loses nothing (they run again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.exceptions import ConnectionError, TimeoutError
+
+from .queue import Completion, RedisQueue
+
+logger = logging.getLogger("pool.worker")
+
+
+class CompletionBatcher:
+    def __init__(self, queue: RedisQueue, max_batch: int = 500) -> None:
+        self._queue = queue
+        self._max_batch = max_batch
+        self._pending: list[tuple[Completion, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, completion: Completion) -> None:
+        """Returns once the result is in Redis and the job acked."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((completion, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
+        await asyncio.shield(future)
+
+    async def drain(self) -> None:
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_all(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                try:
+                    await self._write_with_retry([completion for completion, _ in batch])
+                except asyncio.CancelledError:
+                    _fail(batch + self._pending, asyncio.CancelledError())
+                    self._pending = []
+                    raise
+                except Exception as exc:  # a script error: those jobs stay pending and run again
+                    _fail(batch, exc)
+                else:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self._writer = None
+
+    async def _write_with_retry(self, batch: list[Completion]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self._queue.complete(batch)
+                return
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                logger.warning("writing %d results failed (%s), retrying in %.2fs", len(batch), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+def _fail(items: list[tuple[Completion, asyncio.Future[None]]], exc: BaseException) -> None:
+    for _, future in items:
+        if not future.done():
+            future.set_exception(exc)

@@ -1,0 +1,212 @@
+"""The ``pool`` command.
+
+Exit codes: 0 success, 1 failure (Redis unreachable, settings that fail to import, an unhealthy check),
+2 usage error. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from . import cli_queue
+from .connections import RedisSettings
+from .keys import DEFAULT_QUEUE_NAME, validate_queue_name
+from .logs import setup_logging
+from .utils import import_string, redact_url
+
+REDIS_URL_ENV = "POOL_REDIS_URL"
+
+logger = logging.getLogger("pool.cli")
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit code 2."""
+
+
+class Failure(Exception):
+    """Something the user must fix or retry: exit code 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pool", description="A fast, reliable Redis job queue for asyncio.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def settings_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "settings", metavar="SETTINGS", help="dotted path to the WorkerSettings, e.g. app.WorkerSettings"
+        )
+        sub.add_argument("--redis", metavar="URL", help=f"Redis URL (default: ${REDIS_URL_ENV}, then the settings)")
+        sub.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        return sub
+
+    worker = settings_command("worker", "Run one worker process (like `arq app.WorkerSettings`).")
+    worker.add_argument("--burst", action="store_true", default=None, help="stop when the queue is empty")
+    worker.add_argument("--watch", metavar="DIR", help="restart the worker when files under DIR change")
+    settings_command("check", "Check that a worker of the queue is alive (arq's --check); exit 0 if so, 1 if not.")
+    health = settings_command(
+        "health", "Show every live supervisor of the queue and its workers; exit 0 if healthy, 1 if not."
+    )
+    health.add_argument("--json", action="store_true", help="one JSON object per supervisor, in a list")
+    cli_queue.add_commands(commands)
+    supervisor_cli = _supervisor_cli()
+    if supervisor_cli is not None:
+        supervisor_cli.add_commands(commands, settings_command)
+    return parser
+
+
+def _supervisor_cli() -> Any:
+    """The supervisor's commands (start, reload, stop, status), when the supervisor package is installed.
+    The library itself never imports the supervisor; only the command line offers both."""
+    try:
+        from supervisor import cli
+    except ModuleNotFoundError as exc:
+        if exc.name == "supervisor":  # installed without it: the library alone
+            return None
+        raise  # a real error inside the supervisor must show, not turn 'start' into an unknown command
+    return cli
+
+
+def load_settings(path: str) -> Any:
+    """Import the settings class, with the current directory importable (as arq does)."""
+    if "." not in path.replace(":", "."):
+        raise UsageError(f"settings must be a dotted path like 'app.WorkerSettings', got {path!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise Failure(f"cannot import settings {path!r}: {exc}") from None
+    except Exception as exc:  # the app module itself raised while importing
+        raise Failure(f"importing settings {path!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def redis_settings_override(url_arg: str | None) -> RedisSettings | None:
+    url = url_arg or os.environ.get(REDIS_URL_ENV)
+    if not url:
+        return None
+    try:
+        return RedisSettings.from_dsn(url)
+    except ValueError as exc:
+        raise UsageError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if args.watch:
+        return _watch(args)
+    from .worker import create_worker
+
+    settings = load_settings(args.settings)
+    overrides: dict[str, Any] = {}
+    redis_settings = redis_settings_override(args.redis)
+    if redis_settings is not None:
+        overrides["redis_settings"] = redis_settings
+    if args.burst is not None:
+        overrides["burst"] = args.burst
+    try:
+        worker = create_worker(settings, **overrides)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise Failure(f"invalid settings {args.settings!r}: {exc}") from None
+    try:
+        worker.run()
+    except (RedisError, OSError):
+        raise
+    except Exception as exc:  # the app's hooks (on_startup, on_shutdown) raised: one line, details with -v
+        logger.debug("the worker stopped on an error", exc_info=True)
+        raise Failure(f"worker stopped: {type(exc).__name__}: {exc} (run with -v for the traceback)") from None
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """Run the worker as a subprocess and restart it whenever a file under --watch changes."""
+    import watchfiles
+
+    if not os.path.isdir(args.watch):
+        raise UsageError(f"--watch: {args.watch!r} is not a directory")
+    command = [sys.executable, "-m", "pool", "worker", args.settings]
+    if args.redis:
+        command += ["--redis", args.redis]
+    if args.burst:
+        command.append("--burst")
+    if args.verbose:
+        command.append("--verbose")
+    # only Python sources: a log file or a .pyc written under DIR must not restart the worker in a loop
+    watchfiles.run_process(
+        args.watch,
+        target=" ".join(_quote(c) for c in command),
+        target_type="command",
+        watch_filter=watchfiles.PythonFilter(),
+    )
+    return 0
+
+
+def _quote(part: str) -> str:
+    import shlex
+
+    return shlex.quote(part)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .worker import check_health, get_kwargs
+
+    settings = load_settings(args.settings)
+    kwargs = get_kwargs(settings)
+    try:
+        validate_queue_name(kwargs.get("queue_name") or DEFAULT_QUEUE_NAME)
+    except ValueError as exc:
+        raise Failure(f"invalid settings {args.settings!r}: {exc}") from None
+    redis_settings = redis_settings_override(args.redis)
+    if redis_settings is not None:
+        kwargs["redis_settings"] = redis_settings
+    return check_health(kwargs)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    import json
+
+    from .health_report import format_report, healthy, read_entries
+    from .worker import _run_on_best_loop, get_kwargs
+
+    kwargs = get_kwargs(load_settings(args.settings))
+    settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
+    entries = _run_on_best_loop(read_entries(settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME))
+    print(json.dumps(entries, indent=1) if args.json else format_report(entries))
+    return 0 if healthy(entries) else 1
+
+
+COMMANDS = {"worker": cmd_worker, "check": cmd_check, "health": cmd_health, **cli_queue.COMMANDS}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    setup_logging(getattr(args, "verbose", False))
+    supervisor_cli = _supervisor_cli()
+    commands = {**COMMANDS, **(supervisor_cli.COMMANDS if supervisor_cli is not None else {})}
+    try:
+        return int(commands[args.command](args))
+    except UsageError as exc:
+        print(f"pool {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Failure as exc:
+        print(f"pool {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except (RedisError, OSError) as exc:
+        print(f"pool {args.command}: {redact_url(str(exc))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 1
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""``pool queue info|list|empty|delete`` and ``pool failed list|show|requeue|purge``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .connections import PoolRedis, RedisSettings, create_pool
+from .keys import DEFAULT_QUEUE_NAME
+
+
+def add_commands(commands: Any) -> None:
+    def command(name: str, help_text: str, actions: list[str]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("action", choices=actions)
+        sub.add_argument("settings", metavar="SETTINGS", help="dotted path to the WorkerSettings")
+        sub.add_argument("--redis", metavar="URL", help="Redis URL (default: $POOL_REDIS_URL, then the settings)")
+        sub.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        return sub
+
+    queue = command(
+        "queue", "Inspect or clear the queue: info, list, empty, delete.", ["info", "list", "empty", "delete"]
+    )
+    queue.add_argument("--yes", action="store_true", help="confirm 'delete' (removes every key of the queue)")
+    failed = command(
+        "failed",
+        "The failed-job registry: list, show ID, requeue ID|--all, purge.",
+        ["list", "show", "requeue", "purge"],
+    )
+    failed.add_argument("job_id", nargs="?", help="for show and requeue")
+    failed.add_argument("--all", action="store_true", help="requeue every failed job")
+
+
+async def _with_pool(settings: RedisSettings, queue_name: str, action: Callable[[PoolRedis], Awaitable[int]]) -> int:
+    redis = await create_pool(settings, default_queue_name=queue_name)
+    try:
+        return await action(redis)
+    finally:
+        await redis.aclose()
+
+
+def _target(args: argparse.Namespace) -> tuple[RedisSettings, str]:
+    from .cli import load_settings, redis_settings_override
+    from .worker import get_kwargs
+
+    kwargs = get_kwargs(load_settings(args.settings))
+    settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
+    return settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from .cli import UsageError
+    from .worker import _run_on_best_loop
+
+    if args.action == "delete" and not args.yes:
+        raise UsageError("'queue delete' removes every job, result and record of the queue: add --yes")
+    settings, queue_name = _target(args)
+
+    async def act(redis: PoolRedis) -> int:
+        if args.action == "info":
+            info = await redis.queue_info()
+            print(f"queue {queue_name!r}: " + " ".join(f"{k}={v}" for k, v in info.items()))
+        elif args.action == "list":
+            for job_id, status in await redis.job_statuses():
+                print(f"{job_id}\t{status.value}")
+        elif args.action == "empty":
+            print(f"removed {await redis.empty_queue()} waiting jobs")
+        else:
+            print(f"deleted {await redis.delete_queue()} keys")
+        return 0
+
+    return int(_run_on_best_loop(_with_pool(settings, queue_name, act)))
+
+
+def cmd_failed(args: argparse.Namespace) -> int:
+    from .cli import Failure, UsageError
+    from .worker import _run_on_best_loop
+
+    if args.action in ("show", "requeue") and not args.job_id and not (args.action == "requeue" and args.all):
+        raise UsageError(f"'failed {args.action}' needs a job id" + (" or --all" if args.action == "requeue" else ""))
+    settings, queue_name = _target(args)
+
+    async def act(redis: PoolRedis) -> int:
+        if args.action == "list":
+            for entry in await redis.failed_jobs():
+                print(f"{entry.job_id}\t{entry.function}\t{type(entry.result).__name__}: {entry.result}")
+        elif args.action == "show":
+            record = next((r for r in await redis.failed_jobs() if r.job_id == args.job_id), None)
+            if record is None:
+                raise Failure(f"no failed job {args.job_id!r}")
+            print(f"job {record.job_id}: {record.function}{record.args!r} {record.kwargs!r} (try {record.job_try})")
+            print(f"failed at {record.finish_time}: {type(record.result).__name__}: {record.result}")
+            print(record.traceback or "(no traceback)")
+        elif args.action == "requeue":
+            ids = [r.job_id for r in await redis.failed_jobs()] if args.all else [args.job_id]
+            done = [i for i in ids if i and await redis.requeue_failed(i)]
+            print(f"requeued {len(done)} jobs")
+            if not done and not args.all:
+                raise Failure(f"no failed job {args.job_id!r}")
+        else:
+            print(f"purged {await redis.purge_failed()} failed jobs")
+        return 0
+
+    return int(_run_on_best_loop(_with_pool(settings, queue_name, act)))
+
+
+COMMANDS = {"queue": cmd_queue, "failed": cmd_failed}

@@ -1,0 +1,529 @@
+"""Connecting to Redis: ``RedisSettings``, ``create_pool`` and the client with ``enqueue_job``.
+
+``PoolRedis`` (also exported as ``ArqRedis`` for code migrating from arq) is a ``redis.asyncio.Redis`` with
+the producer side of the queue on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl as ssl_module
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlparse
+from uuid import uuid4
+
+from redis.asyncio import Redis
+from redis.asyncio.connection import (
+    BlockingConnectionPool,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
+
+from . import inspection
+from .jobs import Job, JobDef, JobResult, JobStatus, check_size, deserialize_job, deserialize_result, serialize_job
+from .keys import DEFAULT_QUEUE_NAME
+from .queue import RedisQueue, enqueue_args
+from .serializers import Deserializer, Serializer
+from .utils import datetime_to_ms, ms_to_datetime, now_ms, to_ms
+
+logger = logging.getLogger("pool.connections")
+
+DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024  # a job or result larger than this is refused (None: no limit)
+EXPIRES_EXTRA_MS = 86_400_000  # a job not started within a day (beyond its deferral) expires, as in arq
+
+# redis-py's asyncio pool raises "Too many connections" once exhausted (100 by default in redis-py 8); a worker
+# whose 100 jobs all use ctx['redis'] must wait for a connection instead, so pools are blocking and bounded.
+DEFAULT_MAX_CONNECTIONS = 500
+
+
+@dataclass
+class RedisSettings:
+    """How to reach Redis. Field names and defaults follow arq's ``RedisSettings``."""
+
+    host: str | list[tuple[str, int]] = "localhost"
+    port: int = 6379
+    unix_socket_path: str | None = None
+    database: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ssl: bool = False
+    ssl_keyfile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_cert_reqs: str = "required"
+    ssl_ca_certs: str | None = None
+    ssl_ca_data: str | None = None
+    ssl_check_hostname: bool = False
+    conn_timeout: float = 1
+    conn_retries: int = 5
+    conn_retry_delay: float = 1
+    max_connections: int | None = None
+    sentinel: bool = False
+    sentinel_master: str = "mymaster"
+    retry_on_timeout: bool = False
+    retry_on_error: list[type[Exception]] | None = None
+    retry: Any = None
+
+    @classmethod
+    def from_dsn(cls, dsn: str) -> RedisSettings:
+        """``redis://[user:password@]host[:port][/db]``, ``rediss://`` for TLS, ``unix:///path?db=N``."""
+        conf = urlparse(dsn)
+        if conf.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError(f"invalid Redis URL scheme {conf.scheme!r}: use redis://, rediss:// or unix://")
+        query = parse_qs(conf.query)
+        if conf.scheme == "unix":
+            database = int(query.get("db", ["0"])[0])
+        else:
+            database = int((conf.path or "/0").lstrip("/") or 0)
+        return cls(
+            host=conf.hostname or "localhost",
+            port=conf.port or 6379,
+            ssl=conf.scheme == "rediss",
+            username=unquote(conf.username) if conf.username else None,
+            password=unquote(conf.password) if conf.password else None,
+            database=database,
+            unix_socket_path=conf.path if conf.scheme == "unix" else None,
+        )
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={'***' if f.name == 'password' and self.password else getattr(self, f.name)!r}"
+            for f in fields(self)
+        )
+        return f"RedisSettings({shown})"
+
+    def describe(self) -> str:
+        """Where this points, for logs and process titles: never includes the password."""
+        if self.unix_socket_path:
+            return f"unix://{self.unix_socket_path}?db={self.database}"
+        scheme = "rediss" if self.ssl else "redis"
+        user = f"{self.username}:***@" if self.username else (":***@" if self.password else "")
+        return f"{scheme}://{user}{self.host}:{self.port}/{self.database}"
+
+
+class PoolRedis(Redis):
+    """A Redis client that also enqueues and inspects jobs."""
+
+    def __init__(
+        self,
+        *args: Any,
+        job_serializer: Serializer | None = None,
+        job_deserializer: Deserializer | None = None,
+        default_queue_name: str = DEFAULT_QUEUE_NAME,
+        expires_extra_ms: int = EXPIRES_EXTRA_MS,
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        self.max_payload_bytes = max_payload_bytes
+        self.job_serializer = job_serializer
+        self.job_deserializer = job_deserializer
+        self.default_queue_name = default_queue_name
+        self.expires_extra_ms = expires_extra_ms
+        super().__init__(*args, **kwargs)
+
+    def _queue(self, queue_name: str | None) -> RedisQueue:
+        return RedisQueue(self, queue_name or self.default_queue_name)
+
+    async def enqueue_job(
+        self,
+        function: str | Any,
+        *args: Any,
+        _job_id: str | None = None,
+        _queue_name: str | None = None,
+        _defer_until: datetime | None = None,
+        _defer_by: float | timedelta | None = None,
+        _expires: float | timedelta | None = None,
+        _job_try: int | None = None,
+        _ttl: float | timedelta | None = None,
+        _depends_on: DependsOn = None,
+        _allow_dependency_failure: bool = False,
+        _on_success: str | Any | None = None,
+        _on_failure: str | Any | None = None,
+        **kwargs: Any,
+    ) -> Job | None:
+        """Enqueue ``function`` (a registered name, or the function itself); None if ``_job_id`` is taken.
+
+        Uniqueness is decided inside one Lua script, so concurrent enqueues of one id yield exactly one job.
+        Beyond arq: ``_ttl`` (= ``_expires``), ``_depends_on`` (jobs or ids that must complete first; if one
+        fails for good this job fails too, unless ``_allow_dependency_failure``), ``_on_success`` /
+        ``_on_failure`` (functions enqueued with ``(job_id, result)`` / ``(job_id, "Type: message")``).
+        """
+        spec = self.prepare(
+            function,
+            *args,
+            _job_id=_job_id,
+            _queue_name=_queue_name,
+            _defer_until=_defer_until,
+            _defer_by=_defer_by,
+            _expires=_expires if _expires is not None else _ttl,
+            _job_try=_job_try,
+            _depends_on=_depends_on,
+            _allow_dependency_failure=_allow_dependency_failure,
+            _on_success=_on_success,
+            _on_failure=_on_failure,
+            **kwargs,
+        )
+        queue = self._queue(spec.queue_name)
+        keys, script_args = spec.script_args(queue)
+        if not await queue.scripts.enqueue(keys=keys, args=script_args):
+            return None
+        return Job(spec.job_id, self, _queue_name=queue.name, _deserializer=self.job_deserializer)
+
+    def prepare(
+        self,
+        function: str | Any,
+        *args: Any,
+        _job_id: str | None = None,
+        _queue_name: str | None = None,
+        _defer_until: datetime | None = None,
+        _defer_by: float | timedelta | None = None,
+        _expires: float | timedelta | None = None,
+        _job_try: int | None = None,
+        _depends_on: DependsOn = None,
+        _allow_dependency_failure: bool = False,
+        _on_success: str | Any | None = None,
+        _on_failure: str | Any | None = None,
+        **kwargs: Any,
+    ) -> JobSpec:
+        """Validate and encode a job without sending it: for ``enqueue_many``. Errors (bad arguments, values
+        the serializer can't encode) are raised here, in the caller."""
+        name = _function_name(function)
+        queue_name = _queue_name or self.default_queue_name
+        job_id = _job_id or uuid4().hex
+        if _defer_until is not None and _defer_by is not None:
+            raise ValueError("use either _defer_until or _defer_by, not both")
+        enqueue_ms = now_ms()
+        if _defer_until is not None:
+            score = datetime_to_ms(_defer_until)
+        elif _defer_by is not None:
+            defer_ms = to_ms(_defer_by) or 0
+            if defer_ms < 0:
+                raise ValueError(f"_defer_by must not be negative, got {_defer_by!r}")
+            score = enqueue_ms + defer_ms
+        else:
+            score = enqueue_ms
+        expires_ms = to_ms(_expires)
+        if expires_ms is not None and expires_ms < 0:
+            raise ValueError(f"_expires must not be negative, got {_expires!r}")
+        if expires_ms is None:
+            expires_ms = max(score - enqueue_ms, 0) + self.expires_extra_ms
+        options: dict[str, Any] = {}
+        if _on_success is not None:
+            options["os"] = _function_name(_on_success)
+        if _on_failure is not None:
+            options["of"] = _function_name(_on_failure)
+        if _allow_dependency_failure:
+            options["da"] = True
+        payload = serialize_job(name, args, kwargs, enqueue_ms, self.job_serializer, options)
+        check_size(payload, self.max_payload_bytes, f"job {name!r}")
+        return JobSpec(
+            job_id=job_id,
+            queue_name=queue_name,
+            payload=payload,
+            score_ms=score,
+            now_ms=enqueue_ms,
+            expires_ms=expires_ms,
+            attempts_before=max((_job_try or 1) - 1, 0),
+            depends_on=_dependency_ids(_depends_on),
+        )
+
+    async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Job | None]:
+        """Enqueue prepared jobs, a script call per 1,000 (one round trip each); each id's uniqueness is
+        honoured on its own, atomically per job.
+        Returns a Job for each enqueued spec, None where the id was taken."""
+        specs = list(specs)
+        if not specs:
+            return []
+        replies: list[Any] = []
+        for queue_name, batch in _batches_by_queue(specs, 1000):
+            queue = self._queue(queue_name)
+            args: list[Any] = [queue.keys.prefix, now_ms()]
+            for spec in batch:
+                args += [
+                    spec.job_id,
+                    spec.payload,
+                    spec.score_ms,
+                    max(spec.expires_ms, 1),
+                    spec.attempts_before,
+                    uuid4().hex,
+                    len(spec.depends_on),
+                    *spec.depends_on,
+                ]
+            replies += await queue.scripts.enqueue_many(keys=[queue.keys.stream, queue.keys.deferred], args=args)
+        return [
+            Job(spec.job_id, self, _queue_name=spec.queue_name, _deserializer=self.job_deserializer) if ok else None
+            for spec, ok in zip(specs, replies, strict=True)
+        ]
+
+    async def all_job_results(self, queue_name: str | None = None) -> list[JobResult]:
+        """Every kept result of the queue, oldest enqueue first."""
+        queue = self._queue(queue_name)
+        job_ids = await queue.result_job_ids()
+        results = []
+        for job_id in job_ids:
+            payload = await queue.result_payload(job_id)
+            if payload is not None:
+                results.append(deserialize_result(payload, self.job_deserializer))
+        return sorted(results, key=lambda r: r.enqueue_time)
+
+    async def queued_jobs(self, *, queue_name: str | None = None) -> list[JobDef]:
+        """Jobs waiting to run: ready ones in queue order, then deferred ones by due time."""
+        queue = self._queue(queue_name)
+        job_ids = await queue.job_ids_in_stream() + [job_id for job_id, _ in await queue.deferred_ids()]
+        defs = []
+        for job_id in job_ids:
+            payload, attempts, state, score = await queue.job_fields(job_id)
+            if payload is None or state == "r":
+                continue
+            data = deserialize_job(payload, self.job_deserializer)
+            defs.append(
+                JobDef(
+                    function=data["f"],
+                    args=tuple(data["a"]),
+                    kwargs=data["k"],
+                    job_try=attempts,
+                    enqueue_time=ms_to_datetime(data["et"]),
+                    score=score,
+                    job_id=job_id,
+                )
+            )
+        return defs
+
+    # --- queue inspection and the failed-job registry (see inspection.py) ---------------------------------------
+
+    async def queue_info(self, queue_name: str | None = None) -> dict[str, int]:
+        return await inspection.queue_info(self, queue_name)
+
+    async def job_statuses(self, queue_name: str | None = None) -> list[tuple[str, JobStatus]]:
+        return await inspection.job_statuses(self, queue_name)
+
+    async def empty_queue(self, queue_name: str | None = None) -> int:
+        return await inspection.empty_queue(self, queue_name)
+
+    async def delete_queue(self, queue_name: str | None = None) -> int:
+        return await inspection.delete_queue(self, queue_name)
+
+    async def failed_jobs(self, queue_name: str | None = None) -> list[JobResult]:
+        records = [
+            await inspection.failed_job(self, i, queue_name) for i in await inspection.failed_ids(self, queue_name)
+        ]
+        return [r for r in records if r is not None]
+
+    async def requeue_failed(self, job_id: str, queue_name: str | None = None) -> bool:
+        return await inspection.requeue_failed(self, job_id, queue_name)
+
+    async def purge_failed(self, queue_name: str | None = None) -> int:
+        return await inspection.purge_failed(self, queue_name)
+
+    def __repr__(self) -> str:
+        return f"<PoolRedis {self.connection_pool!r}>"
+
+
+ArqRedis = PoolRedis
+
+DependsOn = Job | str | Sequence[Job | str] | None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job encoded and ready to send (``PoolRedis.prepare``), for ``enqueue_many``."""
+
+    job_id: str
+    queue_name: str
+    payload: bytes
+    score_ms: int
+    now_ms: int
+    expires_ms: int
+    attempts_before: int
+    depends_on: tuple[str, ...] = ()
+
+    def script_args(self, queue: RedisQueue) -> tuple[list[str], list[Any]]:
+        return enqueue_args(
+            queue.keys,
+            self.job_id,
+            self.payload,
+            score_ms=self.score_ms,
+            now_ms=self.now_ms,
+            expires_ms=self.expires_ms,
+            attempts_before=self.attempts_before,
+            depends_on=self.depends_on,
+        )
+
+
+def _batches_by_queue(specs: list[JobSpec], size: int) -> Iterator[tuple[str, list[JobSpec]]]:
+    """Consecutive runs of one queue, at most ``size`` long: one script call each, keeping order."""
+    batch: list[JobSpec] = []
+    for spec in specs:
+        if batch and (spec.queue_name != batch[0].queue_name or len(batch) == size):
+            yield batch[0].queue_name, batch
+            batch = []
+        batch.append(spec)
+    if batch:
+        yield batch[0].queue_name, batch
+
+
+def _dependency_ids(depends_on: DependsOn) -> tuple[str, ...]:
+    if depends_on is None:
+        return ()
+    items = [depends_on] if isinstance(depends_on, (Job, str)) else list(depends_on)
+    return tuple(item.job_id if isinstance(item, Job) else str(item) for item in items)
+
+
+def _function_name(function: Any) -> str:
+    if isinstance(function, str):
+        return function
+    name = getattr(function, "name", None)  # a pool Function (from func())
+    if isinstance(name, str):
+        return name
+    qualname = getattr(function, "__qualname__", None)
+    if isinstance(qualname, str):
+        return cast(str, getattr(function, "__name__", qualname))
+    raise TypeError(f"cannot enqueue {function!r}: pass a function name or a function")
+
+
+def _blocking_pool(settings: RedisSettings, common: dict[str, Any]) -> BlockingConnectionPool:
+    """A bounded pool whose callers wait for a free connection rather than fail."""
+    kwargs = {k: v for k, v in common.items() if k != "max_connections"}
+    kwargs["max_connections"] = settings.max_connections or DEFAULT_MAX_CONNECTIONS
+    kwargs["timeout"] = None
+    if settings.unix_socket_path:
+        return BlockingConnectionPool(
+            connection_class=UnixDomainSocketConnection, path=settings.unix_socket_path, db=settings.database, **kwargs
+        )
+    if isinstance(settings.host, list):
+        raise ValueError("a list of hosts needs sentinel=True")
+    connection_class = SSLConnection if settings.ssl else Connection
+    return BlockingConnectionPool(
+        connection_class=connection_class,
+        host=settings.host,
+        port=settings.port,
+        db=settings.database,
+        **_ssl_options(settings),
+        **kwargs,
+    )
+
+
+def _ssl_options(settings: RedisSettings) -> dict[str, Any]:
+    if not settings.ssl:
+        return {}
+    cert_reqs = {"required": ssl_module.CERT_REQUIRED, "optional": ssl_module.CERT_OPTIONAL}.get(
+        settings.ssl_cert_reqs, ssl_module.CERT_NONE
+    )
+    return {
+        "ssl_keyfile": settings.ssl_keyfile,
+        "ssl_certfile": settings.ssl_certfile,
+        "ssl_cert_reqs": cert_reqs,
+        "ssl_ca_certs": settings.ssl_ca_certs,
+        "ssl_ca_data": settings.ssl_ca_data,
+        "ssl_check_hostname": settings.ssl_check_hostname,
+    }
+
+
+async def create_pool(
+    settings_: RedisSettings | None = None,
+    *,
+    retry: int = 0,
+    job_serializer: Serializer | None = None,
+    job_deserializer: Deserializer | None = None,
+    default_queue_name: str = DEFAULT_QUEUE_NAME,
+    expires_extra_ms: int = EXPIRES_EXTRA_MS,
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> PoolRedis:
+    """Connect (retrying ``conn_retries`` times, ``conn_retry_delay`` apart) and return a ``PoolRedis``.
+
+    Authentication failures are not retried: a wrong password does not become right by waiting.
+    """
+    settings = settings_ or RedisSettings()
+    extra: dict[str, Any] = {
+        "job_serializer": job_serializer,
+        "job_deserializer": job_deserializer,
+        "default_queue_name": default_queue_name,
+        "expires_extra_ms": expires_extra_ms,
+        "max_payload_bytes": max_payload_bytes,
+    }
+    common: dict[str, Any] = {
+        "username": settings.username,
+        "password": settings.password,
+        "socket_connect_timeout": settings.conn_timeout,
+        "max_connections": settings.max_connections,
+    }
+    # only what the user set: redis-py deprecates passing its defaults explicitly
+    if settings.retry_on_timeout:
+        common["retry_on_timeout"] = True
+    if settings.retry_on_error is not None:
+        common["retry_on_error"] = settings.retry_on_error
+    # A pool built here does not get the client's default retry: a connection made stale by a Redis restart
+    # would fail its next command. Retry connection errors a few times, quickly.
+    common["retry"] = settings.retry or Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
+    if settings.sentinel:
+        addresses = settings.host if isinstance(settings.host, list) else [(settings.host, settings.port)]
+        sentinel = Sentinel(addresses, **{k: v for k, v in common.items() if k != "max_connections"})
+        max_connections = settings.max_connections or DEFAULT_MAX_CONNECTIONS
+        pool = cast(
+            PoolRedis,
+            sentinel.master_for(
+                settings.sentinel_master, redis_class=PoolRedis, max_connections=max_connections, **extra
+            ),
+        )
+    else:
+        pool = PoolRedis(connection_pool=_blocking_pool(settings, common), **extra)
+        pool.auto_close_connection_pool = True
+    try:
+        await pool.ping()
+    except AuthenticationError as exc:
+        await pool.aclose()
+        raise ConnectionError(f"Redis at {settings.describe()} refused authentication: {exc}") from None
+    except ResponseError as exc:
+        await pool.aclose()
+        raise ConnectionError(f"Redis at {settings.describe()} refused the connection: {exc}") from None
+    except (TimeoutError, RedisError, OSError) as exc:
+        await pool.aclose()
+        if _caused_by_auth(exc):  # redis-py wraps auth errors on unix sockets in a ConnectionError
+            raise ConnectionError(f"Redis at {settings.describe()} refused authentication: {exc}") from None
+        if retry < settings.conn_retries:
+            logger.warning(
+                "redis connection error %s %s: %s, %d retries remaining...",
+                settings.describe(),
+                exc.__class__.__name__,
+                exc,
+                settings.conn_retries - retry,
+            )
+            await asyncio.sleep(settings.conn_retry_delay)
+            return await create_pool(
+                settings,
+                retry=retry + 1,
+                job_serializer=job_serializer,
+                job_deserializer=job_deserializer,
+                default_queue_name=default_queue_name,
+                expires_extra_ms=expires_extra_ms,
+                max_payload_bytes=max_payload_bytes,
+            )
+        raise ConnectionError(f"cannot connect to Redis at {settings.describe()}: {exc}") from None
+    if retry > 0:
+        logger.info("redis connection successful")
+    return pool
+
+
+def _caused_by_auth(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, AuthenticationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def settings_from_url(url: str | None, fallback: RedisSettings | None) -> RedisSettings | None:
+    """The CLI's and env's Redis URL wins over the settings class."""
+    return RedisSettings.from_dsn(url) if url else fallback
+
+
+__all__: Sequence[str] = ["ArqRedis", "PoolRedis", "RedisSettings", "create_pool"]

@@ -1,0 +1,330 @@
+"""Running one job: decode it, find its function, apply hooks and the timeout, and decide what happens next.
+
+``JobRunner.run`` never raises for anything a job does; it returns an ``Outcome`` that the worker commits:
+a result to record (success or failure), or a requeue (``Retry``, or a job cancelled by shutdown that must run
+again). Bad input (an undecodable payload, an unknown function) becomes a recorded failure, so one broken job
+can never take the worker down (invariant 7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .functions import Function, Retry
+from .jobs import JobAborted, deserialize_job, serialize_job, serialize_result
+from .queue import Delivery
+from .serializers import DeserializationError, Deserializer, JobExecutionFailed, SerializationError, Serializer
+from .utils import ms_to_datetime, now_ms, truncate
+
+logger = logging.getLogger("pool.worker")
+
+Hook = Callable[[dict[str, Any]], Awaitable[Any]]
+
+COMPLETE, FAILED, ABORTED, RETRIED, HANDED_BACK = "complete", "failed", "aborted", "retried", "handed_back"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What to commit for a job: ``result`` to record, or ``requeue_at_ms`` to put it back."""
+
+    kind: str  # COMPLETE | FAILED | ABORTED (a failure, but no dead letter) | RETRIED | HANDED_BACK
+    result: bytes = b""
+    result_ttl_ms: int = 0
+    requeue_at_ms: int = 0
+    after_hook_ctx: dict[str, Any] | None = field(default=None)
+    callback_id: str = ""
+    callback_payload: bytes = b""
+
+    @property
+    def is_requeue(self) -> bool:
+        return self.kind in (RETRIED, HANDED_BACK)
+
+
+@dataclass
+class RunnerSettings:
+    queue_name: str
+    functions: dict[str, Function]
+    ctx: dict[str, Any]
+    job_timeout_s: float
+    keep_result_s: float
+    keep_result_forever: bool
+    max_tries: int
+    retry_jobs: bool
+    log_results: bool
+    serializer: Serializer | None
+    deserializer: Deserializer | None
+    failure_ttl_s: float = 7 * 86400.0
+    max_payload_bytes: int | None = None
+    on_job_start: Hook | None = None
+    on_job_end: Hook | None = None
+    after_job_end: Hook | None = None
+
+
+class JobRunner:
+    def __init__(self, settings: RunnerSettings) -> None:
+        self.s = settings
+        self.aborting: set[str] = set()  # job ids whose cancellation is an abort, not a shutdown
+        self._info = logger.isEnabledFor(logging.INFO)
+
+    async def run(self, delivery: Delivery) -> Outcome:
+        s = self.s
+        start_ms = now_ms()
+        job_id, attempts = delivery.job_id, delivery.attempts
+        try:
+            data = deserialize_job(delivery.payload, s.deserializer)
+        except DeserializationError as exc:
+            logger.error("job %s: %s", job_id, exc)
+            return self._failure(delivery, "<unknown>", (), {}, start_ms, start_ms, exc, ttl_s=None)
+        name, args, kwargs, enqueue_ms = data["f"], tuple(data["a"]), data["k"], int(data.get("et", start_ms))
+        ref = f"{job_id}:{name}"
+        function = s.functions.get(name)
+        if function is None:
+            logger.warning("job %s, function %r not found", job_id, name)
+            missing = JobExecutionFailed(f"function {name!r} not found")
+            return self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, missing, ttl_s=None)
+
+        max_tries = function.max_tries or s.max_tries
+        ttl_s = _keep_seconds(function, s)
+        if attempts > max_tries:
+            logger.warning("%6.2fs ! %s max retries %d exceeded", _since(delivery.score), ref, max_tries)
+            exceeded = JobExecutionFailed(f"max {max_tries} retries exceeded")
+            return self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, exceeded, ttl_s=ttl_s)
+
+        if delivery.failed_dependency and not data.get("da"):
+            logger.warning("job %s: dependency %s failed, not running it", job_id, delivery.failed_dependency)
+            dependency = JobExecutionFailed(f"dependency {delivery.failed_dependency} failed")
+            return self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, dependency, ttl_s=ttl_s)
+
+        ctx = {
+            **s.ctx,
+            "job_id": job_id,
+            "job_try": attempts,
+            "enqueue_time": ms_to_datetime(enqueue_ms),
+            "score": delivery.score,
+        }
+        if self._info:
+            extra = f" try={attempts}" if attempts > 1 else ""
+            if delivery.score > enqueue_ms:
+                extra += f" delayed={(delivery.score - enqueue_ms) / 1000:0.2f}s"
+            logger.info("%6.2fs → %s(%s)%s", _since(delivery.score), ref, _args_repr(args, kwargs), extra)
+        timeout_s = function.timeout_s if function.timeout_s is not None else s.job_timeout_s
+        success, result, deadline, aborted = False, None, None, False
+        try:
+            if s.on_job_start is not None:  # inside the try: an abort or shutdown while it runs is handled below
+                await s.on_job_start(ctx)
+            async with asyncio.timeout(timeout_s) as deadline:
+                if function.is_async:
+                    result = await function.coroutine(ctx, *args, **kwargs)
+                else:
+                    result = await run_in_daemon_thread(functools.partial(function.coroutine, ctx, *args, **kwargs))
+            success = True
+        except Retry as retry:
+            if s.retry_jobs and attempts < max_tries:
+                logger.info("%6.2fs ↻ %s retrying job in %0.2fs", _since(start_ms), ref, retry.defer_s)
+                await self._end_hook(ctx)
+                return Outcome(RETRIED, requeue_at_ms=now_ms() + int(retry.defer_s * 1000))
+            logger.warning("%6.2fs ! %s max retries %d exceeded", _since(start_ms), ref, max_tries)
+            result = JobExecutionFailed(f"max {max_tries} retries exceeded")
+        except asyncio.CancelledError:
+            if job_id in self.aborting:
+                logger.info("%6.2fs ⊘ %s aborted", _since(start_ms), ref)
+                result, aborted = JobAborted("job aborted while running"), True
+            elif s.retry_jobs:  # pessimistic execution: run it again; the next pickup enforces max_tries
+                logger.info("%6.2fs ↻ %s cancelled, will be run again", _since(start_ms), ref)
+                return Outcome(HANDED_BACK, requeue_at_ms=0)
+            else:
+                result = JobExecutionFailed(f"job cancelled on try {attempts} and retry_jobs is off")
+        except TimeoutError as exc:
+            if deadline is not None and deadline.expired():
+                logger.warning(
+                    "%6.2fs ! %s failed, TimeoutError: timed out after %gs", _since(start_ms), ref, timeout_s
+                )
+                result = TimeoutError(f"job timed out after {timeout_s:g}s")
+            else:
+                logger.exception("%6.2fs ! %s failed, TimeoutError: %s", _since(start_ms), ref, exc)
+                result = exc
+        except SystemExit as exc:  # a job must not stop the worker and the other jobs it runs
+            logger.warning("%6.2fs ! %s failed: the job called sys.exit(%r)", _since(start_ms), ref, exc.code)
+            result = JobExecutionFailed(f"SystemExit: the job called sys.exit({exc.code!r})")
+        except Exception as exc:
+            logger.exception("%6.2fs ! %s failed, %s: %s", _since(start_ms), ref, type(exc).__name__, _safe_str(exc))
+            result = exc
+        finally:
+            delivery.finishing = True
+            self.aborting.discard(job_id)
+        if success and self._info:
+            shown = f" ● {truncate(repr(result))}" if s.log_results else " ●"
+            logger.info("%6.2fs ← %s%s", _since(start_ms), ref, shown)
+        await self._end_hook(ctx)
+        finish_ms = now_ms()
+        payload = serialize_result(
+            function=name,
+            args=args,
+            kwargs=kwargs,
+            attempts=attempts,
+            enqueue_ms=enqueue_ms,
+            success=success,
+            result=result,
+            start_ms=start_ms,
+            finish_ms=finish_ms,
+            queue_name=s.queue_name,
+            job_id=job_id,
+            serializer=s.serializer,
+            traceback=None if success else _traceback(result),
+        )
+        limit = s.max_payload_bytes
+        if limit is not None and len(payload) > limit:
+            logger.warning("job %s: result is %d bytes, over the limit of %d", job_id, len(payload), limit)
+            success, result = False, SerializationError(f"result is {len(payload)} bytes, over the limit of {limit}")
+            payload = serialize_result(
+                function=name,
+                args=args,
+                kwargs=kwargs,
+                attempts=attempts,
+                enqueue_ms=enqueue_ms,
+                success=False,
+                result=result,
+                start_ms=start_ms,
+                finish_ms=finish_ms,
+                queue_name=s.queue_name,
+                job_id=job_id,
+                serializer=s.serializer,
+            )
+        kind = COMPLETE if success else ABORTED if aborted else FAILED
+        outcome = Outcome(kind, payload, _ttl_ms(ttl_s), after_hook_ctx=ctx)
+        self._add_callback(outcome, data, job_id, success, result)
+        return outcome
+
+    def _add_callback(self, outcome: Outcome, data: dict[str, Any], job_id: str, success: bool, result: Any) -> None:
+        """on_success(ctx, job_id, result) / on_failure(ctx, job_id, "Type: message"), enqueued with the result."""
+        name = data.get("os") if success else data.get("of")
+        if not name:
+            return
+        argument = result if success else f"{type(result).__name__}: {result}"
+        try:
+            outcome.callback_payload = serialize_job(name, (job_id, argument), {}, now_ms(), self.s.serializer)
+        except SerializationError as exc:
+            logger.warning("job %s: callback %s not enqueued: %s", job_id, name, exc)
+            return
+        outcome.callback_id = f"{job_id}:{'on_success' if success else 'on_failure'}"
+
+    def crashed(self, delivery: Delivery, error: Exception) -> Outcome:
+        """Something around the job (a hook, logging, encoding) raised: record it as the job's failure rather than
+        hand the job back, which could redeliver it forever."""
+        now = now_ms()
+        failure = JobExecutionFailed(f"{type(error).__name__}: {_safe_str(error)}")
+        return self._failure(delivery, "<unknown>", (), {}, now, now, failure, ttl_s=None)
+
+    def expired(self, delivery: Delivery) -> Outcome:
+        """A job whose definition expired before it started (``_expires``): recorded as failed, as arq does."""
+        logger.warning("job %s expired", delivery.job_id)
+        now = now_ms()
+        return self._failure(delivery, "<unknown>", (), {}, now, now, JobExecutionFailed("job expired"), ttl_s=None)
+
+    async def _end_hook(self, ctx: dict[str, Any]) -> None:
+        if self.s.on_job_end is not None:
+            await self.s.on_job_end(ctx)
+
+    def _failure(
+        self,
+        delivery: Delivery,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        enqueue_ms: int,
+        start_ms: int,
+        exc: BaseException,
+        ttl_s: float | None,
+    ) -> Outcome:
+        """A job that fails before it runs: record why, keep the result as the worker would."""
+        if ttl_s is None:
+            ttl_s = -1.0 if self.s.keep_result_forever else self.s.keep_result_s
+        payload = serialize_result(
+            function=name,
+            args=args,
+            kwargs=kwargs,
+            attempts=delivery.attempts,
+            enqueue_ms=enqueue_ms,
+            success=False,
+            result=exc,
+            start_ms=start_ms,
+            finish_ms=now_ms(),
+            queue_name=self.s.queue_name,
+            job_id=delivery.job_id,
+            serializer=self.s.serializer,
+        )
+        return Outcome(FAILED, payload, _ttl_ms(ttl_s))
+
+
+def run_in_daemon_thread(call: Callable[[], Any]) -> asyncio.Future[Any]:
+    """Run a sync job function in a daemon thread of its own (at most max_jobs exist at once).
+
+    Not an executor: its threads are joined at interpreter exit, so a sync job (which cannot be cancelled)
+    would hold a stopping worker for as long as it runs. A daemon thread is simply abandoned at exit; the job
+    was handed back and runs again elsewhere (at least once)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if not future.done():
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
+
+    def target() -> None:
+        value, error = None, None
+        try:
+            value = call()
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the worker stopped, the job was handed back
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=target, name="pool-job", daemon=True).start()
+    return future
+
+
+def _traceback(error: Any) -> str | None:
+    if isinstance(error, BaseException) and error.__traceback__ is not None:
+        try:
+            return "".join(traceback.format_exception(error))
+        except Exception:  # an exception whose str() fails (e.g. one whose args hold itself)
+            return f"<traceback of an unprintable {type(error).__name__}>"
+    return None
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _keep_seconds(function: Function, s: RunnerSettings) -> float:
+    """-1 means forever; the function's setting wins over the worker's."""
+    forever = function.keep_result_forever if function.keep_result_forever is not None else s.keep_result_forever
+    if forever:
+        return -1.0
+    return function.keep_result_s if function.keep_result_s is not None else s.keep_result_s
+
+
+def _ttl_ms(ttl_s: float) -> int:
+    return -1 if ttl_s < 0 else int(ttl_s * 1000)
+
+
+def _since(ms: int) -> float:
+    return (now_ms() - ms) / 1000
+
+
+def _args_repr(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return truncate(", ".join(parts))

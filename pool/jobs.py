@@ -1,0 +1,330 @@
+"""Jobs as the client sees them: ``Job`` (a handle on one job id), its status, definition and result.
+
+Payload shapes (serialized with the queue's serializer, msgpack by default), kept close to arq's:
+job    ``{"f": function, "a": args, "k": kwargs, "et": enqueue_ms}``, and when set: "os"/"of" (on_success /
+       on_failure callback names), "da" (run even if a dependency failed)
+result ``{"f", "a", "k", "et", "t": attempts, "s": success, "r": result or exception, "st": start_ms,
+         "ft": finish_ms, "q": queue_name, "id": job_id, "tb": traceback of a failure}``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from .keys import DEFAULT_QUEUE_NAME
+from .queue import RedisQueue
+from .serializers import (
+    DeserializationError,
+    Deserializer,
+    SerializationError,
+    Serializer,
+    msgpack_deserializer,
+    msgpack_serializer,
+)
+from .utils import ms_to_datetime, now_ms
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = [
+    "DeserializationError",
+    "Job",
+    "JobAborted",
+    "JobDef",
+    "JobResult",
+    "JobStatus",
+    "PayloadTooLarge",
+    "ResultNotFound",
+    "SerializationError",
+]
+
+
+class JobStatus(StrEnum):
+    deferred = "deferred"
+    queued = "queued"
+    in_progress = "in_progress"
+    complete = "complete"
+    not_found = "not_found"
+
+
+_STATUS_OF_STATE = {"d": JobStatus.deferred, "w": JobStatus.deferred, "r": JobStatus.in_progress}
+
+
+def status_of_state(state: str) -> JobStatus:
+    """The status of an unfinished job from its hash's state. Waiting for dependencies ('w') reports
+    deferred: arq's statuses, unchanged."""
+    return _STATUS_OF_STATE.get(state, JobStatus.queued)
+
+
+class ResultNotFound(RuntimeError):
+    pass
+
+
+class JobAborted(RuntimeError):
+    """The result of a job that was aborted (``Job.abort``); ``Job.result()`` raises it."""
+
+
+@dataclass
+class JobDef:
+    function: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    job_try: int
+    enqueue_time: datetime
+    score: int | None
+    job_id: str | None = None
+
+
+@dataclass
+class JobResult(JobDef):
+    success: bool = False
+    result: Any = None
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    queue_name: str = DEFAULT_QUEUE_NAME
+    traceback: str | None = None  # of a failure, for the failed-job registry
+
+
+def serialize_job(
+    function: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    enqueue_ms: int,
+    serializer: Serializer | None,
+    options: dict[str, Any] | None = None,
+) -> bytes:
+    data = {"f": function, "a": list(args), "k": kwargs, "et": enqueue_ms, **(options or {})}
+    try:
+        return (serializer or msgpack_serializer)(data)
+    except Exception as exc:
+        raise SerializationError(f"unable to serialize job {function!r}: {exc}") from exc
+
+
+def deserialize_job(payload: bytes, deserializer: Deserializer | None) -> dict[str, Any]:
+    """Decode and check the shape of a job payload; DeserializationError says what is wrong."""
+    try:
+        data = (deserializer or msgpack_deserializer)(payload)
+    except Exception as exc:
+        raise DeserializationError(f"unable to deserialize job: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("f"), str):
+        raise DeserializationError("unable to deserialize job: payload is not a job definition")
+    args, kwargs = data.get("a", []), data.get("k", {})
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+        raise DeserializationError("unable to deserialize job: args must be a list and kwargs a map")
+    if not all(isinstance(key, str) for key in kwargs):
+        raise DeserializationError("unable to deserialize job: kwargs keys must be strings")
+    enqueue_ms = data.get("et")
+    if not isinstance(enqueue_ms, int) or not 0 <= enqueue_ms < _MAX_MS:
+        raise DeserializationError(f"unable to deserialize job: bad enqueue time {enqueue_ms!r}")
+    return data
+
+
+_MAX_MS = 253_402_300_799_000  # 9999-12-31: the last time a datetime can hold
+
+
+class PayloadTooLarge(SerializationError):
+    """A job or result over ``max_payload_bytes``: refused before anything is sent."""
+
+
+def check_size(payload: bytes, limit: int | None, what: str) -> bytes:
+    if limit is not None and len(payload) > limit:
+        raise PayloadTooLarge(
+            f"{what} is {len(payload)} bytes serialized, over the limit of {limit} bytes "
+            "(create_pool(max_payload_bytes=...) / Worker(max_payload_bytes=...))"
+        )
+    return payload
+
+
+def serialize_result(
+    *,
+    function: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    attempts: int,
+    enqueue_ms: int,
+    success: bool,
+    result: Any,
+    start_ms: int,
+    finish_ms: int,
+    queue_name: str,
+    job_id: str,
+    serializer: Serializer | None,
+    traceback: str | None = None,
+) -> bytes:
+    """Encode a result; if the job's return value (or exception) can't be encoded, encode that failure."""
+    data = {
+        "f": function,
+        "a": list(args),
+        "k": kwargs,
+        "t": attempts,
+        "et": enqueue_ms,
+        "s": success,
+        "r": result,
+        "st": start_ms,
+        "ft": finish_ms,
+        "q": queue_name,
+        "id": job_id,
+    }
+    if traceback:
+        data["tb"] = traceback
+    encode = serializer or msgpack_serializer
+    try:
+        return encode(data)
+    except Exception as exc:
+        what = "result" if success else "exception"
+        data.update(s=False, r=SerializationError(f"unable to serialize {what}: {exc}"))
+        try:
+            return encode(data)
+        except Exception:  # args are unencodable too (a custom serializer): keep what surely encodes
+            data.update(a=[], k={})
+            return encode(data)
+
+
+def deserialize_result(payload: bytes, deserializer: Deserializer | None) -> JobResult:
+    try:
+        data = (deserializer or msgpack_deserializer)(payload)
+    except Exception as exc:
+        raise DeserializationError(f"unable to deserialize job result: {exc}") from exc
+    return JobResult(
+        function=data["f"],
+        args=tuple(data["a"]),
+        kwargs=data["k"],
+        job_try=data["t"],
+        enqueue_time=ms_to_datetime(data["et"]),
+        score=None,
+        success=data["s"],
+        result=data["r"],
+        start_time=ms_to_datetime(data["st"]),
+        finish_time=ms_to_datetime(data["ft"]),
+        queue_name=data["q"],
+        job_id=data.get("id"),
+        traceback=data.get("tb"),
+    )
+
+
+class Job:
+    """A handle on a job id: ask its status, definition and result, or abort it."""
+
+    def __init__(
+        self,
+        job_id: str,
+        redis: Redis,
+        _queue_name: str = DEFAULT_QUEUE_NAME,
+        _deserializer: Deserializer | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self._redis = redis
+        self._queue_name = _queue_name
+        self._deserializer = _deserializer
+        self._queue = RedisQueue(redis, _queue_name)
+
+    async def result(
+        self, timeout: float | None = None, *, poll_delay: float = 0.5, pole_delay: float | None = None
+    ) -> Any:
+        """Wait for the job's result and return it, or raise the job's exception.
+
+        Waits on a completion signal pushed by the worker (no polling); ``poll_delay`` is accepted for arq
+        compatibility and unused. Raises ``asyncio.TimeoutError`` after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            info = await self.result_info()
+            if info is not None:
+                if info.success:
+                    return info.result
+                if isinstance(info.result, BaseException):
+                    raise info.result
+                raise SerializationError(info.result)
+            if await self.status() == JobStatus.not_found:
+                raise ResultNotFound("Not waiting for job result because the job is not in queue")
+            remaining = 5.0 if deadline is None else min(deadline - time.monotonic(), 5.0)
+            if remaining <= 0:
+                raise TimeoutError()
+            await self._queue.wait_for_completion(self.job_id, remaining)
+
+    async def info(self) -> JobDef | None:
+        """The job's result if it has one, else its definition; None when the job is unknown."""
+        info: JobDef | None = await self.result_info()
+        if info is None:
+            payload, attempts, _, score = await self._queue.job_fields(self.job_id)
+            if payload is None:
+                return None
+            data = deserialize_job(payload, self._deserializer)
+            info = JobDef(
+                function=data["f"],
+                args=tuple(data["a"]),
+                kwargs=data["k"],
+                job_try=attempts,
+                enqueue_time=ms_to_datetime(data["et"]),
+                score=score,
+                job_id=self.job_id,
+            )
+        return info
+
+    async def result_info(self) -> JobResult | None:
+        payload = await self._queue.result_payload(self.job_id)
+        return None if payload is None else deserialize_result(payload, self._deserializer)
+
+    async def status(self) -> JobStatus:
+        if await self._queue.has_result(self.job_id):
+            return JobStatus.complete
+        _, _, state, _ = await self._queue.job_fields(self.job_id)
+        if state is None:
+            # finished between the two reads?
+            return JobStatus.complete if await self._queue.has_result(self.job_id) else JobStatus.not_found
+        return status_of_state(state)
+
+    async def abort(self, *, timeout: float | None = None, poll_delay: float = 0.5) -> bool:
+        """Abort the job: a job not yet started is aborted at once; a running one is cancelled by its worker
+        (which needs ``allow_abort_jobs=True``). True when the job ended aborted within ``timeout``."""
+        payload, attempts, _, _ = await self._queue.job_fields(self.job_id)
+        function, args, kwargs, enqueue_ms = "?", (), {}, now_ms()
+        if payload is not None:
+            try:
+                data = deserialize_job(payload, self._deserializer)
+                function, args, kwargs, enqueue_ms = data["f"], tuple(data["a"]), data["k"], data["et"]
+            except DeserializationError:
+                pass
+        aborted = serialize_result(
+            function=function,
+            args=args,
+            kwargs=kwargs,
+            attempts=attempts,
+            enqueue_ms=enqueue_ms,
+            success=False,
+            result=JobAborted("job aborted before it started"),
+            start_ms=now_ms(),
+            finish_ms=now_ms(),
+            queue_name=self._queue_name,
+            job_id=self.job_id,
+            serializer=_serializer_for(self._redis),
+        )
+        state = await self._queue.abort(
+            self.job_id, now_ms=now_ms(), aborted_result=aborted, result_ttl_ms=24 * 3600 * 1000
+        )
+        if state == 0:
+            return False
+        try:
+            await self.result(timeout=timeout)
+        except JobAborted:
+            return True
+        except (ResultNotFound, asyncio.CancelledError):
+            return True
+        except TimeoutError:
+            return False
+        except Exception:
+            return False
+        return False
+
+    def __repr__(self) -> str:
+        return f"<pool job {self.job_id}>"
+
+
+def _serializer_for(redis: Redis) -> Serializer | None:
+    serializer: Serializer | None = getattr(redis, "job_serializer", None)
+    return serializer

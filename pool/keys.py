@@ -1,0 +1,100 @@
+"""Every Redis key name of a queue, in one place.
+
+All keys of one queue share the hash tag ``{queue_name}`` so every Lua script touches a single Redis Cluster
+slot; the same code then runs unchanged on a cluster. Nothing outside this module builds a key by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_QUEUE_NAME = "default"
+CONSUMER_GROUP = "workers"
+
+
+def validate_queue_name(queue_name: str) -> str:
+    """Reject names that would break the hash tag (braces) or be invisible in logs (empty)."""
+    if not queue_name or "{" in queue_name or "}" in queue_name:
+        raise ValueError(f"invalid queue name {queue_name!r}: it must be non-empty and contain no braces")
+    return queue_name
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """The key names of one queue. ``prefix`` is handed to Lua scripts, which append job ids themselves."""
+
+    queue_name: str
+
+    def __post_init__(self) -> None:
+        validate_queue_name(self.queue_name)
+
+    @property
+    def prefix(self) -> str:
+        return f"pool:{{{self.queue_name}}}:"
+
+    @property
+    def stream(self) -> str:
+        """Ready jobs, read by the consumer group; delivered-but-unacked entries are the running jobs."""
+        return self.prefix + "stream"
+
+    @property
+    def deferred(self) -> str:
+        """Sorted set job_id -> run-at (ms): deferred jobs and retries waiting for their time."""
+        return self.prefix + "deferred"
+
+    @property
+    def aborts(self) -> str:
+        """Sorted set job_id -> request time (ms) of running jobs asked to abort."""
+        return self.prefix + "abort"
+
+    @property
+    def failed(self) -> str:
+        """Sorted set job_id -> failure time (ms): the failed-job registry (dead letters)."""
+        return self.prefix + "failed"
+
+    def failed_job(self, job_id: str) -> str:
+        """The failure's result payload (function, args, exception, traceback), kept for failure_ttl."""
+        return f"{self.prefix}failed:{job_id}"
+
+    def dependents(self, job_id: str) -> str:
+        """Set of job ids waiting for this job to finish."""
+        return f"{self.prefix}dependents:{job_id}"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set worker_id -> expiry (ms) indexing the per-worker health keys."""
+        return self.prefix + "workers"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def result(self, job_id: str) -> str:
+        return f"{self.prefix}result:{job_id}"
+
+    def notify(self, job_id: str) -> str:
+        """List a waiter BLPOPs on; pushed to by completion only when a waiter registered."""
+        return f"{self.prefix}notify:{job_id}"
+
+    def waiters(self, job_id: str) -> str:
+        """Count of callers blocked in Job.result(); completion pushes that many items onto notify:<id>."""
+        return f"{self.prefix}wait:{job_id}"
+
+    def health(self, worker_id: str) -> str:
+        return f"{self.prefix}health:{worker_id}"
+
+    @property
+    def cron_leader(self) -> str:
+        """The lock whose holder enqueues cron ticks (a token with a short TTL)."""
+        return self.prefix + "cron-leader"
+
+    @property
+    def supervisors(self) -> str:
+        """Sorted set supervisor_id -> expiry (ms) indexing the per-supervisor health keys."""
+        return self.prefix + "supervisors"
+
+    def supervisor_health(self, supervisor_id: str) -> str:
+        return f"{self.prefix}supervisor:{supervisor_id}"
+
+    def cron_fence(self, cron_name: str) -> str:
+        """The last tick (ms) of a cron job that was enqueued: a tick is enqueued at most once."""
+        return f"{self.prefix}cron:{cron_name}"

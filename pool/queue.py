@@ -1,0 +1,343 @@
+"""The storage contract of one queue: every Redis command the queue issues lives here.
+
+The worker and the client talk to a ``RedisQueue``; they never build a key or call a script themselves. The
+life of a job (see scripts.py): enqueue -> [deferred -> promote] -> stream -> read by one consumer -> start ->
+complete | requeue. A consumer that dies leaves its entries in the group's pending list; they are taken over by
+``reclaim`` once idle longer than a few heartbeats, or at once by ``hand_back_consumer`` when its death is known.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import uuid4
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from .keys import CONSUMER_GROUP, QueueKeys
+from .scripts import Scripts
+from .utils import now_ms
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One job handed to this worker: a stream entry and, after ``start``, its payload and attempt count."""
+
+    entry_id: str
+    job_id: str
+    payload: bytes = b""
+    attempts: int = 0
+    score: int = 0
+    failed_dependency: str = ""  # set when a job it depends on failed for good
+    finishing: bool = False  # the job function has returned: never cancel it now, its result must be written
+
+
+@dataclass(slots=True)
+class Completion:
+    """A finished job's result, written (and the job acked) in the next batch."""
+
+    entry_id: str
+    job_id: str
+    result: bytes
+    ttl_ms: int  # > 0 keep that long, 0 keep nothing, < 0 keep forever
+    failure_ttl_ms: int = 0  # > 0: failed for good, kept in the failed registry that long
+    callback_id: str = ""  # an on_success / on_failure job enqueued in the same step
+    callback_payload: bytes = b""
+
+
+_SCRIPTS_ATTR = "_pool_scripts"
+
+
+def scripts_for(redis: Redis) -> Scripts:
+    """Scripts are registered once per client and cached on it."""
+    scripts: Scripts | None = getattr(redis, _SCRIPTS_ATTR, None)
+    if scripts is None:
+        scripts = Scripts(redis)
+        setattr(redis, _SCRIPTS_ATTR, scripts)
+    return scripts
+
+
+def enqueue_args(
+    keys: QueueKeys,
+    job_id: str,
+    payload: bytes,
+    *,
+    score_ms: int,
+    now_ms: int,
+    expires_ms: int,
+    attempts_before: int = 0,
+    fence: tuple[str, int] | None = None,
+    depends_on: Sequence[str] = (),
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of the ENQUEUE script (also run by the supervisor's synchronous client). The nonce lets
+    the script recognise a replay of this very call."""
+    fence_key, tick = (keys.cron_fence(fence[0]), fence[1]) if fence is not None else ("", 0)
+    args: list[Any] = [
+        keys.prefix,
+        job_id,
+        payload,
+        score_ms,
+        now_ms,
+        max(expires_ms, 1),
+        attempts_before,
+        uuid4().hex,
+        fence_key,
+        tick,
+        *depends_on,
+    ]
+    return [keys.stream, keys.deferred], args
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisQueue:
+    def __init__(self, redis: Redis, queue_name: str) -> None:
+        # Typed Any: redis-py's reply types are unions over decode_responses; this module decodes replies itself.
+        self.redis: Any = redis
+        self.keys = QueueKeys(queue_name)
+        self.scripts = scripts_for(redis)
+        self._reclaim_cursor = "0-0"
+
+    @property
+    def name(self) -> str:
+        return self.keys.queue_name
+
+    # --- producer side -------------------------------------------------------------------------------------
+
+    async def enqueue(self, job_id: str, payload: bytes, **kwargs: Any) -> bool:
+        """Create the job atomically unless its id is taken; True when it was enqueued."""
+        keys, args = enqueue_args(self.keys, job_id, payload, **kwargs)
+        return bool(await self.scripts.enqueue(keys=keys, args=args))
+
+    async def abort(self, job_id: str, *, now_ms: int, aborted_result: bytes, result_ttl_ms: int) -> int:
+        """0: no such job; 1: running, its worker was asked to cancel it; 2: not started, aborted here."""
+        keys = [self.keys.deferred, self.keys.aborts]
+        args: list[Any] = [self.keys.prefix, job_id, now_ms, aborted_result, result_ttl_ms]
+        return int(await self.scripts.abort(keys=keys, args=args))
+
+    # --- reading state ---------------------------------------------------------------------------------------
+
+    async def job_fields(self, job_id: str) -> tuple[bytes | None, int, str | None, int]:
+        """(payload, attempts, state, score) of a job that is not finished; payload None when there is none."""
+        payload, attempts, state, score = await self.redis.hmget(self.keys.job(job_id), ["d", "t", "s", "sc"])
+        return (
+            payload,
+            int(attempts or 0),
+            _text(state) if state is not None else None,
+            int(score or 0),
+        )
+
+    async def result_payload(self, job_id: str) -> bytes | None:
+        value: bytes | None = await self.redis.get(self.keys.result(job_id))
+        return value
+
+    async def has_result(self, job_id: str) -> bool:
+        return bool(await self.redis.exists(self.keys.result(job_id)))
+
+    async def wait_for_completion(self, job_id: str, timeout_s: float) -> None:
+        """Block up to timeout_s for the job's completion signal. Register first, then check, then block: a
+        completion between the check and the block still leaves its item in the list."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(self.keys.waiters(job_id))
+            pipe.pexpire(self.keys.waiters(job_id), int(timeout_s * 1000) + 60_000)
+            pipe.exists(self.keys.result(job_id))
+            *_, done = await pipe.execute()
+        if done:
+            return
+        await self.redis.blpop([self.keys.notify(job_id)], timeout=max(timeout_s, 0.01))
+
+    async def counts(self) -> dict[str, int]:
+        """Ready (undelivered), running (delivered, not acked) and deferred job counts."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(self.keys.stream)
+            pipe.zcard(self.keys.deferred)
+            pipe.exists(self.keys.stream)
+            stream_len, deferred, exists = await pipe.execute()
+        running = 0
+        if exists:
+            try:
+                summary = await self.redis.xpending(self.keys.stream, CONSUMER_GROUP)
+                running = int(summary["pending"])
+            except ResponseError:  # no group yet: nothing delivered
+                running = 0
+        return {"ready": max(int(stream_len) - running, 0), "running": running, "deferred": int(deferred)}
+
+    async def job_ids_in_stream(self) -> list[str]:
+        entries = await self.redis.xrange(self.keys.stream)
+        return [_text(fields[b"id"]) for _, fields in entries]
+
+    async def deferred_ids(self) -> list[tuple[str, int]]:
+        items = await self.redis.zrange(self.keys.deferred, 0, -1, withscores=True)
+        return [(_text(job_id), int(score)) for job_id, score in items]
+
+    async def result_job_ids(self) -> list[str]:
+        prefix = self.keys.result("")
+        return [_text(key)[len(prefix) :] async for key in self.redis.scan_iter(match=prefix + "*", count=1000)]
+
+    # --- consumer side ---------------------------------------------------------------------------------------
+
+    async def ensure_group(self) -> None:
+        """Create the stream and consumer group; id 0 so jobs enqueued before any worker ran are delivered."""
+        try:
+            await self.redis.xgroup_create(self.keys.stream, CONSUMER_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read(self, consumer: str, count: int, block_ms: int | None) -> list[Delivery]:
+        """New entries for this consumer, blocking up to block_ms (None: don't block)."""
+        try:
+            reply: Any = await self.redis.xreadgroup(
+                CONSUMER_GROUP, consumer, {self.keys.stream: ">"}, count=count, block=block_ms
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_group()  # the stream was deleted (queue emptied): recreate and carry on
+            return []
+        if not reply:
+            return []
+        return [Delivery(_text(entry_id), _text(fields[b"id"])) for entry_id, fields in reply[0][1]]
+
+    async def start(self, consumer: str, deliveries: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+        """Mark delivered jobs running and fill in their payloads. Returns (started, expired): expired jobs
+        (their hash is gone, no result) stay pending until the caller records their failure."""
+        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer]
+        for delivery in deliveries:
+            args += [delivery.entry_id, delivery.job_id]
+        reply = await self.scripts.start(keys=[self.keys.stream], args=args)
+        started, expired = [], []
+        for delivery, item in zip(deliveries, reply, strict=True):
+            if item == b"expired":
+                expired.append(delivery)
+            elif item:
+                delivery.payload, delivery.attempts, delivery.score = item[0], int(item[1]), int(item[2] or 0)
+                delivery.failed_dependency = _text(item[3])
+                started.append(delivery)
+        return started, expired
+
+    async def complete(self, completions: list[Completion]) -> None:
+        """Write the results of finished jobs, then ack and delete them: one round trip for the batch."""
+        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, now_ms()]
+        for c in completions:
+            args += [c.entry_id, c.job_id, c.result, c.ttl_ms, c.failure_ttl_ms, c.callback_id, c.callback_payload]
+        keys = [self.keys.stream, self.keys.aborts, self.keys.deferred, self.keys.failed]
+        await self.scripts.complete(keys=keys, args=args)
+
+    async def requeue(self, entry_id: str, job_id: str, *, run_at_ms: int, now_ms: int) -> None:
+        """Put a running job back, due at run_at_ms (now or earlier: straight onto the stream). If its hash was
+        deleted meanwhile, the entry stays pending and is later recorded as expired (see REQUEUE)."""
+        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, entry_id, job_id, run_at_ms, now_ms]
+        await self.scripts.requeue(keys=[self.keys.stream, self.keys.deferred], args=args)
+
+    async def promote_due(self, now_ms: int, limit: int = 1000) -> tuple[int, int | None]:
+        """Move due deferred jobs to the stream; returns (moved, next due time in ms or None)."""
+        moved, next_due = await self.scripts.promote(
+            keys=[self.keys.stream, self.keys.deferred], args=[self.keys.prefix, now_ms, limit]
+        )
+        return int(moved), int(float(next_due)) if next_due else None
+
+    async def heartbeat(self, consumer: str, entry_ids: list[str]) -> None:
+        """Reset the idle time of the entries this worker runs, so nobody reclaims them."""
+        if entry_ids:
+            await self.redis.xclaim(
+                self.keys.stream,
+                CONSUMER_GROUP,
+                consumer,
+                min_idle_time=0,
+                message_ids=entry_ids,
+                justid=True,
+            )
+
+    async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[Delivery]:
+        """Take over up to ``count`` entries idle longer than min_idle_ms: their worker stopped heartbeating.
+
+        The scan resumes where the last one stopped (Redis looks at COUNT*10 entries per call), so entries
+        behind many long-running live jobs are reached too."""
+        reply = await self.redis.xautoclaim(
+            self.keys.stream,
+            CONSUMER_GROUP,
+            consumer,
+            min_idle_time=min_idle_ms,
+            start_id=self._reclaim_cursor,
+            count=count,
+        )
+        self._reclaim_cursor = _text(reply[0])
+        return [Delivery(_text(entry_id), _text(fields[b"id"])) for entry_id, fields in reply[1] if fields]
+
+    async def hand_back_consumer(self, consumer: str) -> int:
+        """Put all jobs held by ``consumer`` back on the stream now and forget the consumer."""
+        try:
+            return int(
+                await self.scripts.hand_back_consumer(
+                    keys=[self.keys.stream], args=[self.keys.prefix, CONSUMER_GROUP, consumer]
+                )
+            )
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                return 0
+            raise
+
+    async def prune_consumers(self, min_idle_ms: int) -> int:
+        """Forget consumers that hold nothing and have not read for min_idle_ms: workers that died and whose
+        jobs were taken over. A live worker removed by mistake is re-created by its next read."""
+        try:
+            consumers = await self.redis.xinfo_consumers(self.keys.stream, CONSUMER_GROUP)
+        except ResponseError:
+            return 0
+        removed = 0
+        for consumer in consumers:
+            if int(consumer["pending"]) == 0 and int(consumer["idle"]) >= min_idle_ms:
+                args = [CONSUMER_GROUP, _text(consumer["name"])]
+                if int(await self.scripts.prune_consumer(keys=[self.keys.stream], args=args)) >= 0:
+                    removed += 1
+        return removed
+
+    async def cron_fence(self, cron_name: str) -> int | None:
+        """The last tick (ms) of this cron job that any process enqueued."""
+        value = await self.redis.get(self.keys.cron_fence(cron_name))
+        return int(value) if value is not None else None
+
+    async def abort_requests(self) -> list[str]:
+        job_ids = await self.redis.zrange(self.keys.aborts, 0, -1)
+        return [_text(job_id) for job_id in job_ids]
+
+    async def clear_abort_requests(self, job_ids: list[str]) -> None:
+        if job_ids:
+            await self.redis.zrem(self.keys.aborts, *job_ids)
+
+    # --- health ------------------------------------------------------------------------------------------------
+
+    async def write_health(self, worker_id: str, line: str, ttl_ms: int, now_ms: int) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.keys.health(worker_id), line, px=ttl_ms)
+            pipe.zadd(self.keys.workers, {worker_id: now_ms + ttl_ms})
+            pipe.zremrangebyscore(self.keys.workers, "-inf", now_ms)
+            await pipe.execute()
+
+    async def clear_health(self, worker_id: str) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self.keys.health(worker_id))
+            pipe.zrem(self.keys.workers, worker_id)
+            await pipe.execute()
+
+    async def read_supervisor_health(self, now_ms: int) -> list[dict[str, Any]]:
+        """Every live supervisor's health entry (see supervisor/health.py)."""
+        ids = await self.redis.zrangebyscore(self.keys.supervisors, now_ms, "+inf")
+        if not ids:
+            return []
+        values = await self.redis.mget([self.keys.supervisor_health(_text(i)) for i in ids])
+        return [json.loads(v) for v in values if v is not None]
+
+    async def read_health(self, now_ms: int) -> list[str]:
+        """The health lines of every worker whose key has not expired."""
+        worker_ids = await self.redis.zrangebyscore(self.keys.workers, now_ms, "+inf")
+        if not worker_ids:
+            return []
+        values = await self.redis.mget([self.keys.health(_text(w)) for w in worker_ids])
+        return [_text(v) for v in values if v is not None]

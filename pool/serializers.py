@@ -1,0 +1,125 @@
+"""Serializers for job payloads and results.
+
+msgpack is the default because it is safe: reading queue data never runs code. Pickle is opt-in (pass
+``pickle.dumps``/``pickle.loads`` as ``job_serializer``/``job_deserializer``), since unpickling data from Redis is
+code execution for whoever can write to that Redis.
+
+The msgpack encoding keeps the common Python types a job passes around (datetimes, dates, timedeltas, UUIDs,
+Decimals, sets, bytes) and exceptions. An exception is rebuilt on read only as an instance of a class that is
+already imported in the reading process; otherwise it comes back as ``JobExecutionFailed`` with the original type
+name and message. No module is ever imported because the data names it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+Serializer = Callable[[dict[str, Any]], bytes]
+Deserializer = Callable[[bytes], dict[str, Any]]
+
+
+class SerializationError(RuntimeError):
+    """A value could not be encoded: raised to the caller at enqueue time, or recorded as a job's failure."""
+
+
+class DeserializationError(SerializationError):
+    """Stored bytes could not be decoded: the job fails with this error and the worker goes on."""
+
+
+class JobExecutionFailed(RuntimeError):
+    """Stands in for a job's exception whose class is not importable (or not rebuildable) in this process."""
+
+
+_EXT_EXCEPTION = 1
+_EXT_DATETIME = 2
+_EXT_DATE = 3
+_EXT_TIMEDELTA = 4
+_EXT_UUID = 5
+_EXT_DECIMAL = 6
+_EXT_SET = 7
+_EXT_TIME = 8
+
+
+def _encode_exception(exc: BaseException) -> bytes:
+    cls = type(exc)
+    try:
+        args = msgpack.packb(list(exc.args), default=_default, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError):
+        args = msgpack.packb([str(exc)], use_bin_type=True)
+    return msgpack.packb([cls.__module__, cls.__qualname__, args, str(exc)], use_bin_type=True)
+
+
+def _decode_exception(data: bytes) -> BaseException:
+    module_name, qualname, packed_args, message = msgpack.unpackb(data, raw=False)
+    args = msgpack.unpackb(packed_args, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+    cls: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        cls = getattr(cls, part, None)
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        try:
+            return cls(*args)
+        except Exception:
+            pass
+    name = qualname if module_name == "builtins" else f"{module_name}.{qualname}"
+    return JobExecutionFailed(f"{name}: {message}")
+
+
+def _default(obj: Any) -> msgpack.ExtType:
+    if isinstance(obj, BaseException):
+        return msgpack.ExtType(_EXT_EXCEPTION, _encode_exception(obj))
+    if isinstance(obj, dt.datetime):
+        return msgpack.ExtType(_EXT_DATETIME, obj.isoformat().encode())
+    if isinstance(obj, dt.date):
+        return msgpack.ExtType(_EXT_DATE, obj.isoformat().encode())
+    if isinstance(obj, dt.time):
+        return msgpack.ExtType(_EXT_TIME, obj.isoformat().encode())
+    if isinstance(obj, dt.timedelta):
+        return msgpack.ExtType(_EXT_TIMEDELTA, msgpack.packb([obj.days, obj.seconds, obj.microseconds]))
+    if isinstance(obj, uuid.UUID):
+        return msgpack.ExtType(_EXT_UUID, obj.bytes)
+    if isinstance(obj, decimal.Decimal):
+        return msgpack.ExtType(_EXT_DECIMAL, str(obj).encode())
+    if isinstance(obj, (set, frozenset)):
+        return msgpack.ExtType(_EXT_SET, msgpack.packb(list(obj), default=_default, use_bin_type=True))
+    raise TypeError(f"cannot serialize object of type {type(obj).__qualname__}")
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == _EXT_EXCEPTION:
+        return _decode_exception(data)
+    if code == _EXT_DATETIME:
+        return dt.datetime.fromisoformat(data.decode())
+    if code == _EXT_DATE:
+        return dt.date.fromisoformat(data.decode())
+    if code == _EXT_TIME:
+        return dt.time.fromisoformat(data.decode())
+    if code == _EXT_TIMEDELTA:
+        days, seconds, micros = msgpack.unpackb(data)
+        return dt.timedelta(days=days, seconds=seconds, microseconds=micros)
+    if code == _EXT_UUID:
+        return uuid.UUID(bytes=data)
+    if code == _EXT_DECIMAL:
+        return decimal.Decimal(data.decode())
+    if code == _EXT_SET:
+        return set(msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False))
+    return msgpack.ExtType(code, data)
+
+
+def msgpack_serializer(obj: dict[str, Any]) -> bytes:
+    """The default serializer."""
+    return msgpack.packb(obj, default=_default, use_bin_type=True, datetime=False)
+
+
+def msgpack_deserializer(data: bytes) -> dict[str, Any]:
+    """The default deserializer: never imports or runs code named by the data."""
+    obj = msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a map, got {type(obj).__name__}")
+    return obj

@@ -1,0 +1,655 @@
+"""The worker: fetch jobs, run them, commit what happened, and keep its claim on running jobs alive.
+
+Four small loops share one event loop:
+- fetch:     XREADGROUP ... BLOCK for as many jobs as there are free slots (pushed, not polled), then start them;
+- heartbeat: refresh the idle time of running entries, and take over entries of workers that stopped
+             heartbeating (they crashed): such a job runs again after ~3 heartbeats, not after its timeout;
+- schedule:  move due deferred jobs onto the stream, enqueue due cron ticks, act on abort requests;
+- health:    write this worker's health line.
+Each job runs in its own task (``JobRunner``); results go out in batches (``CompletionBatcher``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, cast
+from uuid import uuid4
+
+from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
+
+from .batcher import CompletionBatcher
+from .connections import DEFAULT_MAX_PAYLOAD_BYTES, EXPIRES_EXTRA_MS, PoolRedis, RedisSettings, create_pool
+from .cron import CronJob
+from .execution import ABORTED, COMPLETE, FAILED, RETRIED, Hook, JobRunner, Outcome, RunnerSettings
+from .functions import Function, Retry, func
+from .keys import DEFAULT_QUEUE_NAME, validate_queue_name
+from .queue import Completion, Delivery, RedisQueue
+from .scheduler import CronScheduler
+from .serializers import Deserializer, Serializer
+from .utils import import_string, now_ms, to_seconds
+
+__all__ = ["Retry", "Worker", "check_health", "create_worker", "func", "run_worker"]
+
+logger = logging.getLogger("pool.worker")
+
+
+def _raise_if_fatal(exc: BaseException) -> None:
+    """Retrying never fixes a refused password or a missing ACL permission: stop the worker (one line, exit 1)."""
+    if isinstance(exc, (NoPermissionError, AuthenticationError)):
+        raise exc
+
+
+async def _cancel_until_done(tasks: list[asyncio.Task[Any]], rounds: int = 5) -> None:
+    """Cancel and wait, again if a cancel was swallowed (see Worker._pause); never wait without a bound."""
+    for _ in range(rounds):
+        pending = [task for task in tasks if not task.done()]
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=2.0)
+    stuck = [task for task in tasks if not task.done()]
+    if stuck:
+        logger.warning("%d tasks did not stop when cancelled; shutting down without them", len(stuck))
+
+
+FETCH_BLOCK_MS = 1000  # how long a fetch blocks in XREADGROUP: bounds how long a stop waits for it
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class Worker:
+    """Runs jobs from one queue. Keyword arguments follow arq's ``Worker``; see docs/ for each one."""
+
+    def __init__(
+        self,
+        functions: Sequence[Function | Callable[..., Any]] = (),
+        *,
+        queue_name: str | None = DEFAULT_QUEUE_NAME,
+        cron_jobs: Sequence[CronJob] | None = None,
+        redis_settings: RedisSettings | None = None,
+        redis_pool: PoolRedis | None = None,
+        burst: bool = False,
+        on_startup: Hook | None = None,
+        on_shutdown: Hook | None = None,
+        on_job_start: Hook | None = None,
+        on_job_end: Hook | None = None,
+        after_job_end: Hook | None = None,
+        handle_signals: bool = True,
+        job_completion_wait: float = 0,
+        max_jobs: int = 10,
+        job_timeout: float | timedelta = 300,
+        keep_result: float | timedelta = 3600,
+        keep_result_forever: bool = False,
+        poll_delay: float | timedelta = 0.5,
+        queue_read_limit: int | None = None,
+        max_tries: int = 5,
+        health_check_interval: float | timedelta = 3600,
+        health_check_key: str | None = None,
+        ctx: dict[str, Any] | None = None,
+        retry_jobs: bool = True,
+        allow_abort_jobs: bool = False,
+        max_burst_jobs: int = -1,
+        job_serializer: Serializer | None = None,
+        job_deserializer: Deserializer | None = None,
+        expires_extra_ms: int = EXPIRES_EXTRA_MS,
+        timezone: tzinfo | None = None,
+        log_results: bool = True,
+        heartbeat_interval: float = 1.0,
+        worker_id: str | None = None,
+        schedule_cron: bool = True,
+        failure_ttl: float | timedelta = timedelta(days=7),
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self.functions: dict[str, Function] = {f.name: f for f in (func(fn) for fn in functions)}
+        self.cron_jobs: list[CronJob] = list(cron_jobs or [])
+        for cron_job in self.cron_jobs:
+            self.functions[cron_job.name] = Function(
+                name=cron_job.name,
+                coroutine=cron_job.coroutine,
+                timeout_s=cron_job.timeout_s,
+                keep_result_s=cron_job.keep_result_s,
+                keep_result_forever=cron_job.keep_result_forever,
+                max_tries=cron_job.max_tries,
+            )
+        if not self.functions:
+            raise RuntimeError("at least one function or cron_job must be registered")
+        if max_jobs < 1:
+            raise ValueError(f"max_jobs must be at least 1, got {max_jobs}")
+        self.queue_name = validate_queue_name(queue_name or DEFAULT_QUEUE_NAME)
+        self.redis_settings = redis_settings or RedisSettings()
+        self._given_pool = redis_pool
+        self.burst = burst
+        self.on_startup, self.on_shutdown, self.after_job_end = on_startup, on_shutdown, after_job_end
+        self.handle_signals = handle_signals
+        self.job_completion_wait = job_completion_wait
+        self.max_jobs = max_jobs
+        self.poll_delay_s = to_seconds(poll_delay) or 0.5
+        self.health_check_interval_s = to_seconds(health_check_interval) or 3600.0
+        self.health_check_key = health_check_key
+        self.allow_abort_jobs = allow_abort_jobs
+        self.max_burst_jobs = max_burst_jobs
+        self.job_serializer, self.job_deserializer = job_serializer, job_deserializer
+        self.expires_extra_ms = expires_extra_ms
+        self.timezone = timezone
+        self.heartbeat_interval_s = heartbeat_interval
+        # False under the supervisor: its parent leads cron; this worker only runs the cron jobs' functions
+        self.schedule_cron = schedule_cron and bool(self.cron_jobs)
+        self._cron: CronScheduler | None = None
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
+        self.ctx: dict[str, Any] = ctx if ctx is not None else {}
+        self.runner = JobRunner(
+            RunnerSettings(
+                queue_name=self.queue_name,
+                functions=self.functions,
+                ctx=self.ctx,
+                job_timeout_s=to_seconds(job_timeout) or 300.0,
+                keep_result_s=to_seconds(keep_result) or 0.0,
+                keep_result_forever=keep_result_forever,
+                max_tries=max_tries,
+                retry_jobs=retry_jobs,
+                log_results=log_results,
+                serializer=job_serializer,
+                deserializer=job_deserializer,
+                on_job_start=on_job_start,
+                on_job_end=on_job_end,
+                failure_ttl_s=to_seconds(failure_ttl) or 0.0,
+                max_payload_bytes=max_payload_bytes,
+            )
+        )
+        self.jobs_complete = self.jobs_failed = self.jobs_retried = 0
+        self.jobs_started = 0
+        self.last_job_at = 0  # epoch seconds of the last finished job
+        self._pool: PoolRedis | None = redis_pool
+        self._queue: RedisQueue | None = None
+        self._batcher: CompletionBatcher | None = None
+        self._running: dict[str, tuple[Delivery, asyncio.Task[None]]] = {}
+        self._slot_free = asyncio.Event()
+        self._schedule_changed = asyncio.Event()  # set when this worker defers a job: re-plan the next wake
+        self._stopping = False
+        self._stop_requested: asyncio.Event | None = None
+        self._force_stop = False
+        self._loops: list[asyncio.Task[None]] = []
+        self._heartbeat: asyncio.Task[None] | None = None
+        # Set once running jobs are finished or cancelled and their results written: only then may the heartbeat
+        # stop. A stopping worker that went quiet earlier would have its still-running jobs taken over and run twice.
+        self._released: asyncio.Event | None = None
+
+    # --- public entry points ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until stopped (or, in burst mode, until the queue is empty), on uvloop when it is installed."""
+        _run_on_best_loop(self.main())
+
+    async def async_run(self) -> None:
+        await self.main()
+
+    async def main(self) -> None:
+        await self.startup()
+        try:
+            await self.serve()
+        finally:
+            await self.close()
+
+    @property
+    def pool(self) -> PoolRedis:
+        if self._pool is None:
+            raise RuntimeError("the worker is not started")
+        return self._pool
+
+    @property
+    def queue(self) -> RedisQueue:
+        if self._queue is None:
+            raise RuntimeError("the worker is not started")
+        return self._queue
+
+    def request_stop(self, force: bool = False) -> None:
+        """Stop taking jobs and shut down (a second request, or force, cancels running jobs at once)."""
+        if self._stop_requested is not None and self._stop_requested.is_set():
+            force = True
+        self._force_stop = self._force_stop or force
+        self._stopping = True  # at once: no job may start after this, even in the same loop turn
+        self._schedule_changed.set()
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+        if self._force_stop:
+            self._cancel_running()
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        self._stop_requested = asyncio.Event()
+        self._released = asyncio.Event()
+        if self._pool is None:
+            self._pool = await create_pool(
+                self.redis_settings,
+                job_serializer=self.job_serializer,
+                job_deserializer=self.job_deserializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+                max_payload_bytes=self.runner.s.max_payload_bytes,
+            )
+        self._queue = RedisQueue(self._pool, self.queue_name)
+        self._batcher = CompletionBatcher(self._queue)
+        await self._queue.ensure_group()
+        self.ctx["redis"] = self._pool
+        if self.handle_signals:
+            self._add_signal_handlers()
+        logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(sorted(self.functions)))
+        logger.info(
+            "redis at %s, queue %r, worker %s",
+            self.redis_settings.describe(),
+            self.queue_name,
+            self.worker_id,
+        )
+        if self.on_startup is not None:
+            await self.on_startup(self.ctx)
+
+    async def serve(self) -> None:
+        """Run the loops until a stop is requested (or, in burst mode, the queue is drained)."""
+        assert self._stop_requested is not None
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="pool-heartbeat")
+        self._loops = [
+            asyncio.create_task(self._schedule_loop(), name="pool-schedule"),
+            asyncio.create_task(self._health_loop(), name="pool-health"),
+        ]
+        fetch = asyncio.create_task(self._fetch_loop(), name="pool-fetch")
+        stop: asyncio.Task[Any] = asyncio.create_task(self._stop_requested.wait())
+        waiting: set[asyncio.Task[Any]] = {fetch, stop, self._heartbeat, *self._loops}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        self._stopping = True
+        stop.cancel()
+        # Let the fetch loop finish its blocking read (at most FETCH_BLOCK_MS) and see the stop, rather than
+        # cancel a Redis command mid-flight: redis-py does not always abandon a blocked read promptly, and a
+        # read cancelled after Redis delivered its entries leaves them to the hand-back.
+        await asyncio.wait({fetch}, timeout=FETCH_BLOCK_MS / 1000 + 1)
+        fetch.cancel()
+        await asyncio.gather(fetch, stop, return_exceptions=True)
+        for task in done:
+            if task is not fetch and task is not stop and not task.cancelled() and task.exception() is not None:
+                raise cast(BaseException, task.exception())
+        if fetch in done and not fetch.cancelled() and fetch.exception() is not None:
+            raise cast(BaseException, fetch.exception())
+
+    async def close(self) -> None:
+        """Finish (or cancel and hand back) running jobs, write pending results, hand back anything left."""
+        self._stopping = True
+        if self._running and self.job_completion_wait > 0 and not self._force_stop:
+            logger.info("waiting up to %gs for %d running jobs", self.job_completion_wait, len(self._running))
+            await self._wait_running(self.job_completion_wait)
+        self._cancel_running()
+        await self._wait_running(10.0)  # results of finished jobs; if Redis is down, give up: they run again
+        await _cancel_until_done([task for _, task in self._running.values()])
+        await _cancel_until_done(self._loops)
+        if self._queue is not None and self._batcher is not None:
+            with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._batcher.drain(), 5)
+        if self._released is not None:
+            self._released.set()
+        if self._heartbeat is not None:
+            await _cancel_until_done([self._heartbeat])
+        if self._queue is not None:
+            with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+                handed_back = await asyncio.wait_for(self._queue.hand_back_consumer(self.worker_id), 5)
+                if handed_back:
+                    logger.info("handed back %d jobs", handed_back)
+                await self._queue.clear_health(self.worker_id)
+                if self._cron is not None:
+                    await self._cron.close()
+        if self.on_shutdown is not None:
+            await self.on_shutdown(self.ctx)
+        if self._pool is not None and self._given_pool is None:
+            await self._pool.aclose()
+            self._pool = None
+        logger.info(
+            "shutdown complete: j_complete=%d j_failed=%d j_retried=%d",
+            self.jobs_complete,
+            self.jobs_failed,
+            self.jobs_retried,
+        )
+
+    async def _wait_running(self, timeout: float | None) -> None:
+        tasks = [task for _, task in self._running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    def _add_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        logger.info("shutdown on %s ◆ %d jobs running", signal.Signals(sig).name, len(self._running))
+        self.request_stop()
+
+    # --- fetch and run -----------------------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        queue = self.queue
+        block_ms = 50 if self.burst else FETCH_BLOCK_MS
+        # A busy worker fetches when a quarter of its slots are free, not after every job: one round trip then
+        # brings a batch (XREADGROUP COUNT free). An idle worker fetches at once, so pickup latency is unchanged.
+        min_batch = max(1, self.max_jobs // 4)
+        while not self._stopping:
+            free = self.max_jobs - len(self._running)
+            if free <= 0 or (free < min_batch and self._running):
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            if self.burst and 0 <= self.max_burst_jobs <= self.jobs_started:
+                await self._wait_running(None)
+                return
+            try:
+                deliveries = await queue.read(self.worker_id, free, block_ms)
+                if deliveries:
+                    await self._start(deliveries)
+                elif self.burst and not self._running and await self._queue_drained():
+                    return
+            except (RedisError, OSError) as exc:
+                _raise_if_fatal(exc)
+                logger.warning("fetching jobs failed (%s), retrying", exc)
+                await asyncio.sleep(0.5)
+
+    async def _queue_drained(self) -> bool:
+        counts = await self.queue.counts()
+        return counts["ready"] == 0 and counts["running"] == 0 and counts["deferred"] == 0
+
+    async def _start(self, deliveries: list[Delivery]) -> None:
+        if self._stopping:
+            return  # shutting down: leave them pending, close() hands them back
+        started, expired = await self.queue.start(self.worker_id, deliveries)
+        if self._stopping:
+            return  # a stop came while START ran: leave them pending, close() hands them back
+        for delivery in started:
+            self.jobs_started += 1
+            task = asyncio.create_task(self._run_job(delivery))
+            self._running[delivery.entry_id] = (delivery, task)
+        for delivery in expired:
+            task = asyncio.create_task(self._record(delivery, self.runner.expired(delivery)))
+            self._running[delivery.entry_id] = (delivery, task)
+
+    async def _record(self, delivery: Delivery, outcome: Outcome) -> None:
+        try:
+            await self._commit(delivery, outcome)
+        finally:
+            self._release(delivery)
+
+    def _cancel_running(self) -> None:
+        """Cancel jobs still running their function; a job past it is only writing its result: let it."""
+        for delivery, task in list(self._running.values()):
+            if not delivery.finishing:
+                task.cancel()
+
+    async def _run_job(self, delivery: Delivery) -> None:
+        try:
+            outcome = await self.runner.run(delivery)
+        except asyncio.CancelledError:
+            # cancelled inside a hook (shutdown): leave it pending; close() hands it back
+            self._release(delivery)
+            raise
+        except Exception as exc:
+            logger.exception("job %s: unexpected error around the job; recorded as its failure", delivery.job_id)
+            outcome = self.runner.crashed(delivery, exc)
+        try:
+            await self._commit(delivery, outcome)
+        except Exception:
+            logger.exception("job %s: could not record its outcome; it will run again", delivery.job_id)
+        finally:
+            self._release(delivery)
+        if outcome.after_hook_ctx is not None and self.after_job_end is not None:
+            try:
+                await self.after_job_end(outcome.after_hook_ctx)
+            except Exception:
+                logger.exception("after_job_end hook failed for job %s", delivery.job_id)
+
+    def _release(self, delivery: Delivery) -> None:
+        if self._running.pop(delivery.entry_id, None) is not None:
+            self._slot_free.set()
+
+    async def _commit(self, delivery: Delivery, outcome: Outcome) -> None:
+        self.last_job_at = int(time.time())
+        if outcome.kind == COMPLETE:
+            self.jobs_complete += 1
+        elif outcome.kind in (FAILED, ABORTED):
+            self.jobs_failed += 1
+        elif outcome.kind == RETRIED:
+            self.jobs_retried += 1
+        if outcome.is_requeue:
+            await asyncio.shield(
+                self.queue.requeue(delivery.entry_id, delivery.job_id, run_at_ms=outcome.requeue_at_ms, now_ms=now_ms())
+            )
+            if outcome.requeue_at_ms > now_ms():
+                self._schedule_changed.set()
+        else:
+            assert self._batcher is not None
+            failure_ttl_ms = int(self.runner.s.failure_ttl_s * 1000) if outcome.kind == FAILED else 0
+            completion = Completion(
+                delivery.entry_id,
+                delivery.job_id,
+                outcome.result,
+                outcome.result_ttl_ms,
+                failure_ttl_ms=failure_ttl_ms,
+                callback_id=outcome.callback_id,
+                callback_payload=outcome.callback_payload,
+            )
+            await self._batcher.submit(completion)
+
+    # --- heartbeat and reclaim ---------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        """Keep our entries fresh; take over entries idle for 3 heartbeats (their worker is gone).
+
+        It beats on through a shutdown until ``close`` has released the running jobs (finished, or cancelled
+        and about to be handed back), but takes nothing over once the worker is stopping."""
+        beat = self.heartbeat_interval_s
+        min_idle_ms = int(beat * 3000)
+        beats = 0
+        last_ok = loop_time()
+        # After Redis was unreachable every worker's entries look idle. Reclaim only once all live workers had
+        # time to heartbeat again (3 beats), or their jobs would be taken over and run twice. A late success
+        # (redis-py retrying inside the call) counts as a gap too.
+        reclaim_after = last_ok + beat * 3
+        assert self._released is not None
+        while not self._released.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(beat):
+                    await self._released.wait()
+            if self._released.is_set():
+                return
+            beats += 1
+            try:
+                await self.queue.heartbeat(self.worker_id, list(self._running))
+                now = loop_time()
+                if now - last_ok > beat * 2.5:
+                    reclaim_after = max(reclaim_after, now + beat * 3)
+                last_ok = now
+                if beats % 60 == 0:
+                    await self.queue.prune_consumers(max(min_idle_ms * 20, 60_000))
+                free = self.max_jobs - len(self._running)
+                if free > 0 and not self._stopping and now >= reclaim_after:
+                    claimed = await self.queue.reclaim(self.worker_id, min_idle_ms, free)
+                    if claimed:
+                        logger.info("took over %d jobs from workers that stopped heartbeating", len(claimed))
+                        await self._start(claimed)
+            except ResponseError as exc:
+                _raise_if_fatal(exc)
+                if "NOGROUP" not in str(exc):
+                    logger.warning("heartbeat failed (%s)", exc)
+                else:  # the stream is gone (Redis restarted empty, or the queue was deleted): recreate it
+                    await self._recreate_group()
+            except (RedisError, OSError) as exc:
+                _raise_if_fatal(exc)
+                logger.warning("heartbeat failed (%s)", exc)
+
+    async def _recreate_group(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.queue.ensure_group()
+
+    # --- deferred jobs, cron, aborts ---------------------------------------------------------------------------
+
+    async def _schedule_loop(self) -> None:
+        if self.schedule_cron:
+            self._cron = CronScheduler(
+                self.queue,
+                self.cron_jobs,
+                now=self._now,
+                serializer=self.job_serializer,
+                expires_ms=self.expires_extra_ms,
+            )
+        while not self._stopping:
+            next_wake_ms = now_ms() + int(self.poll_delay_s * 1000)
+            try:
+                _, next_due = await self.queue.promote_due(now_ms())
+                if next_due is not None:
+                    next_wake_ms = min(next_wake_ms, next_due)
+                if self.allow_abort_jobs and self._running:
+                    await self._cancel_aborted()
+                if self._cron is not None and not self._stopping:
+                    next_wake_ms = min(next_wake_ms, now_ms() + int(await self._cron.run_due() * 1000))
+            except (RedisError, OSError) as exc:
+                _raise_if_fatal(exc)
+                logger.warning("scheduler: redis error (%s)", exc)
+            self._schedule_changed.clear()
+            if not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(next_wake_ms - now_ms(), 1) / 1000):
+                        await self._schedule_changed.wait()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, waking at once on a stop. The loops end on the stop flag rather than relying on a single
+        cancel: redis-py 8 sends commands through asyncio.wait_for, which on Python 3.11 can swallow one."""
+        assert self._stop_requested is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stop_requested.wait()
+
+    def _now(self) -> datetime:
+        """Aware always (local time when no timezone is set), so DST changes never repeat or skip ticks."""
+        return datetime.now(tz=self.timezone) if self.timezone else datetime.now().astimezone()
+
+    async def _cancel_aborted(self) -> None:
+        requested = set(await self.queue.abort_requests())
+        handled = []
+        for delivery, task in list(self._running.values()):
+            if delivery.job_id in requested and not delivery.finishing:
+                self.runner.aborting.add(delivery.job_id)
+                task.cancel()
+                handled.append(delivery.job_id)
+        await self.queue.clear_abort_requests(handled)
+
+    # --- health ------------------------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """Counters the supervisor aggregates."""
+        return {
+            "complete": self.jobs_complete,
+            "failed": self.jobs_failed,
+            "retried": self.jobs_retried,
+            "ongoing": len(self._running),
+            "last_job": self.last_job_at,
+        }
+
+    def health_line(self, queued: int) -> str:
+        return (
+            f"{datetime.now():%b-%d %H:%M:%S} j_complete={self.jobs_complete} j_failed={self.jobs_failed} "
+            f"j_retried={self.jobs_retried} j_ongoing={len(self._running)} queued={queued}"
+        )
+
+    async def _health_loop(self) -> None:
+        interval = self.health_check_interval_s
+        ttl_ms = int((interval + 1) * 1000)
+        while not self._stopping:
+            try:
+                counts = await self.queue.counts()
+                line = self.health_line(counts["ready"] + counts["deferred"])
+                await self.queue.write_health(self.worker_id, line, ttl_ms, now_ms())
+                if self.health_check_key:
+                    await self.pool.set(self.health_check_key, line, px=ttl_ms)
+            except (RedisError, OSError) as exc:
+                _raise_if_fatal(exc)
+                logger.warning("health check write failed (%s)", exc)
+            await self._pause(interval)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Worker {self.worker_id} j_complete={self.jobs_complete} j_failed={self.jobs_failed} "
+            f"j_retried={self.jobs_retried} j_ongoing={len(self._running)}>"
+        )
+
+
+# --- running from settings -------------------------------------------------------------------------------------
+
+_WORKER_PARAMS = set(inspect.signature(Worker.__init__).parameters) - {"self"}
+
+
+def get_kwargs(settings_cls: Any) -> dict[str, Any]:
+    """The Worker keyword arguments a settings class (or dict) defines; other attributes are ignored."""
+    source = (
+        settings_cls if isinstance(settings_cls, dict) else {k: getattr(settings_cls, k) for k in dir(settings_cls)}
+    )
+    return {k: v for k, v in source.items() if k in _WORKER_PARAMS}
+
+
+def create_worker(settings_cls: Any, **kwargs: Any) -> Worker:
+    return Worker(**{**get_kwargs(settings_cls), **kwargs})
+
+
+def run_worker(settings_cls: Any, **kwargs: Any) -> Worker:
+    worker = create_worker(settings_cls, **kwargs)
+    worker.run()
+    return worker
+
+
+def load_settings(path: str) -> Any:
+    return import_string(path)
+
+
+async def async_check_health(
+    redis_settings: RedisSettings | None, health_check_key: str | None = None, queue_name: str | None = None
+) -> list[str]:
+    """The health lines of the live workers of a queue (or the value of an explicit health_check_key)."""
+    pool = await create_pool(redis_settings or RedisSettings(), default_queue_name=queue_name or DEFAULT_QUEUE_NAME)
+    try:
+        if health_check_key:
+            value: Any = await pool.get(health_check_key)
+            return [value.decode()] if value else []
+        return await RedisQueue(pool, queue_name or DEFAULT_QUEUE_NAME).read_health(now_ms())
+    finally:
+        await pool.aclose()
+
+
+def check_health(settings_cls: Any) -> int:
+    """arq's ``--check``: 0 when a live worker's health line was found, 1 otherwise."""
+    kwargs = get_kwargs(settings_cls)
+    lines = _run_on_best_loop(
+        async_check_health(kwargs.get("redis_settings"), kwargs.get("health_check_key"), kwargs.get("queue_name"))
+    )
+    if not lines:
+        logger.warning("Health check failed: no health check sentinel value found")
+        return 1
+    for line in lines:
+        logger.info("Health check successful: %s", line)
+    return 0
+
+
+def _run_on_best_loop(coro: Awaitable[Any]) -> Any:
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but keep working without it
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(cast(Any, coro))

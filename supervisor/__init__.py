@@ -1,0 +1,1 @@
+"""The process manager: ``pool start --procs N app.WorkerSettings`` (imports pool, never the reverse)."""

@@ -1,0 +1,209 @@
+"""``pool start | reload | stop | status``: the supervisor's commands, added to the ``pool`` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from pool.cli import Failure, UsageError, redis_settings_override
+
+from . import pidfile as pidfiles
+from .app import AppLoadError
+from .arbiter import Arbiter, SupervisorConfig
+
+
+def add_commands(commands: Any, settings_command: Any) -> None:
+    start = settings_command("start", "Run N worker processes under a supervisor (restarts, reload, stop).")
+    start.add_argument("--procs", type=_positive_int, help="worker processes (default: settings.procs, else CPUs)")
+    start.add_argument("--pidfile", default=pidfiles.DEFAULT_PIDFILE, help="default: %(default)s")
+    start.add_argument(
+        "--child-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="kill and replace a worker whose event loop sent no heartbeat for S seconds (30)",
+    )
+    start.add_argument(
+        "--graceful-timeout",
+        type=_non_negative_float,
+        default=30.0,
+        metavar="S",
+        help="on stop/reload, let running jobs finish for S seconds (30), then cancel them: they run again "
+        "later. 0 cancels at once",
+    )
+    start.add_argument("--max-jobs-per-child", type=_positive_int, metavar="K", help="recycle after ~K jobs")
+    start.add_argument(
+        "--max-memory-per-child",
+        type=_positive_float,
+        metavar="MB",
+        help="recycle a worker whose memory (USS) stays over MB",
+    )
+    start.add_argument(
+        "--daemon", action="store_true", help="detach into the background (needs --log-file to keep logs)"
+    )
+    start.add_argument("--log-file", metavar="PATH", help="append logs here (with --daemon)")
+    start.add_argument(
+        "--health-interval",
+        type=_positive_float,
+        default=5.0,
+        metavar="S",
+        help="write this supervisor's health entry every S seconds (5); it expires after 2S+1",
+    )
+    for name, help_text in (
+        ("reload", "Reload the workers' code without a gap (SIGHUP to the supervisor)."),
+        ("stop", "Stop the supervisor gracefully (SIGTERM) and wait until it has exited."),
+        ("status", "Show the supervisor and its workers."),
+    ):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--pidfile", default=pidfiles.DEFAULT_PIDFILE, help="default: %(default)s")
+        if name == "stop":
+            sub.add_argument(
+                "--force",
+                action="store_true",
+                help="immediate stop (SIGQUIT): running jobs are cancelled and run again later",
+            )
+            sub.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds to wait (120)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    if "." not in args.settings.replace(":", "."):
+        raise UsageError(f"settings must be a dotted path like 'app.WorkerSettings', got {args.settings!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    config = SupervisorConfig(
+        settings_path=args.settings,
+        procs=args.procs,
+        pidfile=os.path.abspath(args.pidfile),
+        child_timeout=args.child_timeout,
+        graceful_timeout=args.graceful_timeout,
+        max_jobs_per_child=args.max_jobs_per_child,
+        max_memory_per_child_mb=args.max_memory_per_child,
+        redis_settings=redis_settings_override(args.redis),
+        health_interval=args.health_interval,
+    )
+    arbiter = Arbiter(config)
+    try:  # before detaching: a bad settings path is the user's one-line error, not a line in a log file
+        arbiter.load_app()
+    except AppLoadError as exc:
+        raise Failure(str(exc)) from None
+    if args.daemon:
+        _daemonize(args.log_file)
+    elif args.log_file:
+        _redirect_output(args.log_file)
+    return arbiter.run()
+
+
+def _daemonize(log_file: str | None) -> None:
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    _redirect_output(log_file or os.devnull)
+    with open(os.devnull, "rb") as devnull:
+        os.dup2(devnull.fileno(), sys.stdin.fileno())
+
+
+def _redirect_output(path: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, sys.stdout.fileno())
+    os.dup2(fd, sys.stderr.fileno())
+    os.close(fd)
+
+
+def _running_pid(pidfile: str) -> int:
+    pid = pidfiles.read_pid(pidfile)
+    if pid is None:
+        raise Failure(f"no running supervisor (pidfile {pidfile})")
+    return pid
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    pid = _running_pid(args.pidfile)
+    os.kill(pid, signal.SIGHUP)
+    print(f"reload requested (supervisor pid {pid})")
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    pid = _running_pid(args.pidfile)
+    os.kill(pid, signal.SIGQUIT if args.force else signal.SIGTERM)
+    deadline = time.monotonic() + args.timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise Failure(f"supervisor {pid} still running after {args.timeout:g}s")
+        time.sleep(0.05)
+    print(f"supervisor {pid} stopped")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (our own child, in tests) counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    pid = _running_pid(args.pidfile)
+    status = pidfiles.read_status(args.pidfile) or {}
+    now = time.time()
+    print(
+        f"supervisor pid {pid} [{status.get('settings', '?')}] up {_duration(now - status.get('started', now))}, "
+        f"{status.get('procs', '?')} workers wanted"
+    )
+    print(
+        f"{'slot':>4} {'pid':>8} {'state':<9} {'uptime':>8} {'rss MB':>8} {'complete':>9} {'failed':>7} "
+        f"{'retried':>8} {'ongoing':>8}"
+    )
+    for c in status.get("children", []):
+        print(
+            f"{c['slot']:>4} {c['pid']:>8} {c['state']:<9} {_duration(now - c['started']):>8} "
+            f"{c.get('rss', 0) / 1048576:>8.1f} {c.get('complete', 0):>9} {c.get('failed', 0):>7} "
+            f"{c.get('retried', 0):>8} {c.get('ongoing', 0):>8}"
+        )
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+COMMANDS = {"start": cmd_start, "reload": cmd_reload, "stop": cmd_stop, "status": cmd_status}

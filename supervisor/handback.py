@@ -1,0 +1,30 @@
+"""Handing a dead child's jobs back to the queue at once, from the (synchronous) parent.
+
+The parent knows each child's consumer name, so when a child dies its pending jobs go back onto the stream
+immediately instead of waiting for live workers' idle-time reclaim. If Redis is unreachable right now, nothing
+is lost: the reclaim picks them up a few heartbeats later.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from pool.keys import CONSUMER_GROUP, QueueKeys
+from pool.scripts import HAND_BACK_CONSUMER
+
+logger = logging.getLogger("pool.supervisor")
+
+
+def hand_back(client: redis.Redis, keys: QueueKeys, consumer: str) -> int:
+    """Put ``consumer``'s pending jobs back on the stream; returns how many (0 if Redis is unreachable)."""
+    try:
+        script = client.register_script(HAND_BACK_CONSUMER)
+        return int(script(keys=[keys.stream], args=[keys.prefix, CONSUMER_GROUP, consumer]))
+    except redis.ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            logger.warning("could not hand back jobs of %s: %s", consumer, exc)
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("could not hand back jobs of %s now (%s); they will be reclaimed", consumer, exc)
+    return 0

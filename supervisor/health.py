@@ -1,0 +1,80 @@
+"""One health entry per supervisor (per host): the aggregate, each child, the queue's depth, cron leadership.
+
+Unlike arq's single key that every worker overwrites, each supervisor writes its own key with a TTL of
+twice the interval plus a second, indexed by expiry in a sorted set so readers (``pool health``) find the live
+ones. A supervisor that dies simply stops refreshing its key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import redis
+
+from pool.keys import CONSUMER_GROUP, QueueKeys
+from pool.utils import now_ms
+
+logger = logging.getLogger("pool.supervisor")
+
+COUNTERS = ("complete", "failed", "retried", "ongoing")
+STUCK_AFTER_S = 5.0  # a child whose heartbeat to the parent is older than this is reported stuck
+
+
+def supervisor_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def queue_depth(client: redis.Redis, keys: QueueKeys) -> dict[str, int]:
+    pipe = client.pipeline(transaction=False)
+    pipe.xlen(keys.stream)
+    pipe.zcard(keys.deferred)
+    stream_len, deferred = pipe.execute()
+    try:
+        running = int(client.xpending(keys.stream, CONSUMER_GROUP)["pending"])
+    except redis.ResponseError:
+        running = 0
+    return {"ready": max(int(stream_len) - running, 0), "running": running, "deferred": int(deferred)}
+
+
+def build_entry(status: dict[str, Any], queue: dict[str, int], cron_leader: bool) -> dict[str, Any]:
+    children = status["children"]
+    totals = {name: sum(int(c.get(name, 0)) for c in children) for name in (*COUNTERS, "rss")}
+    return {
+        "id": supervisor_id(),
+        "host": socket.gethostname(),
+        "pid": status["pid"],
+        "settings": status["settings"],
+        "started": status["started"],
+        "updated": time.time(),
+        "procs": status["procs"],
+        "cron_leader": cron_leader,
+        "queue": queue,
+        "totals": totals,
+        "children": children,
+    }
+
+
+def write(client: redis.Redis, keys: QueueKeys, entry: dict[str, Any], interval_s: float) -> None:
+    ttl_ms = int((interval_s * 2 + 1) * 1000)
+    pipe = client.pipeline(transaction=False)
+    pipe.set(keys.supervisor_health(entry["id"]), json.dumps(entry), px=ttl_ms)
+    pipe.zadd(keys.supervisors, {entry["id"]: now_ms() + ttl_ms})
+    pipe.zremrangebyscore(keys.supervisors, "-inf", now_ms())
+    pipe.execute()
+
+
+def remove(client: redis.Redis, keys: QueueKeys) -> None:
+    pipe = client.pipeline(transaction=False)
+    pipe.delete(keys.supervisor_health(supervisor_id()))
+    pipe.zrem(keys.supervisors, supervisor_id())
+    pipe.execute()
+
+
+def is_healthy(entry: dict[str, Any]) -> bool:
+    """Fresh (the reader only sees live keys) and no child stuck."""
+    return all(not c.get("stuck") for c in entry.get("children", []))

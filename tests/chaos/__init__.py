@@ -1,0 +1,1 @@
+"""The chaos run: ``python -m tests.chaos.run`` (see run.py)."""

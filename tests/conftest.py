@@ -1,0 +1,49 @@
+"""Shared fixtures: private Redis servers (never the machine's Redis on 6379).
+
+- ``redis_server``          one private server for the whole session.
+- ``redis_url``             that server's URL, FLUSHALLed before each test.
+- ``redis_server_factory``  start extra private servers (to kill, restart, or with a password);
+                            each is stopped and its directory removed at teardown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    if not redis_server.running:  # a test stopped or killed the shared one: bring it back
+        redis_server.start()
+    client = redis_server.client()
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
+    """``redis_server_factory(**kwargs)`` starts a ``RedisServer(**kwargs)`` and returns it."""
+    servers: list[RedisServer] = []
+
+    def factory(**kwargs: Any) -> RedisServer:
+        server = RedisServer(**kwargs)
+        servers.append(server)
+        return server.start()
+
+    yield factory
+    for server in reversed(servers):
+        server.close()

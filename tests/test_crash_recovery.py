@@ -1,0 +1,196 @@
+"""Invariant 2 with real processes: a job whose worker is killed -9 runs again soon (after ~3 heartbeats, not
+after its timeout) with ``job_try`` counting the attempts, and ``max_tries`` bounds jobs that keep crashing.
+
+Workers are ``pool worker tests.apps.crashy.WorkerSettings`` subprocesses (heartbeat_interval=0.2,
+job_timeout=60, max_tries=2); jobs count their runs with INCR so double execution would show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pool import PoolRedis, RedisSettings, create_pool
+from pool.jobs import JobStatus
+from pool.serializers import JobExecutionFailed
+from tests.helpers import wait_for
+from tests.redis_server import _die_with_parent
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = "tests.apps.crashy.WorkerSettings"
+HEARTBEAT_S = 0.2  # tests/apps/crashy.py
+JOB_TIMEOUT_S = 60  # tests/apps/crashy.py
+DRAINING_SETTINGS = "tests.apps.crashy.DrainingSettings"
+
+
+class WorkerProcess:
+    """``pool worker SETTINGS --redis URL [extra]`` in the background, its output in a log file."""
+
+    def __init__(self, redis_url: str, log_path: Path, *extra: str, settings: str = SETTINGS) -> None:
+        self.log_path = log_path
+        env = {k: v for k, v in os.environ.items() if k != "POOL_REDIS_URL"}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        with open(log_path, "wb") as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "pool", "worker", settings, "--redis", redis_url, *extra],
+                cwd=log_path.parent,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+
+    def exited(self) -> bool:
+        return self.popen.poll() is not None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_exit(self, timeout: float) -> int:
+        await wait_for(self.exited, timeout=timeout, message=f"worker {self.popen.pid} exited")
+        code = self.popen.poll()
+        assert code is not None
+        return code
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., WorkerProcess]]:
+    workers: list[WorkerProcess] = []
+
+    def start(*extra: str, settings: str = SETTINGS) -> WorkerProcess:
+        worker = WorkerProcess(redis_url, tmp_path / f"worker-{len(workers)}.log", *extra, settings=settings)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        if worker.popen.poll() is None:
+            worker.popen.kill()
+        worker.popen.wait(10)
+
+
+@pytest.fixture
+async def pool(redis_url: str) -> AsyncIterator[PoolRedis]:
+    client = await create_pool(RedisSettings.from_dsn(redis_url))
+    yield client
+    await client.aclose()
+
+
+async def runs(pool: PoolRedis, job_id: str) -> int:
+    return int(await pool.get("runs:" + job_id) or 0)
+
+
+async def test_killed_worker_job_runs_again_soon(pool: PoolRedis, spawn_worker: Callable[..., WorkerProcess]) -> None:
+    job = await pool.enqueue_job("long_job", _job_id="long-1")
+    assert job is not None
+    first = spawn_worker()
+    await wait_for(lambda: first.exited() or pool.get("started:long-1"), timeout=10, message="the job started")
+    assert not first.exited(), first.output()
+    assert await job.status() == JobStatus.in_progress
+
+    first.popen.kill()  # SIGKILL: no hand-back, no cleanup; the job stays in the pending list
+    assert await first.wait_exit(5) == -signal.SIGKILL
+    killed_at = time.monotonic()
+
+    second = spawn_worker("--burst")
+    result = await job.result(timeout=5)  # far below the 60 s job timeout: it was taken over after heartbeats
+    recovered_in = time.monotonic() - killed_at
+    assert result == {"job_try": 2, "runs": 2}, second.output()
+    assert recovered_in < 5 < JOB_TIMEOUT_S
+    info = await job.info()
+    assert info is not None
+    assert info.job_try == 2
+    assert await runs(pool, "long-1") == 2
+
+    assert await second.wait_exit(5) == 0, second.output()
+    assert "took over 1 jobs" in second.output()
+    assert "Traceback" not in second.output()
+
+
+async def test_live_worker_keeps_its_job(pool: PoolRedis, spawn_worker: Callable[..., WorkerProcess]) -> None:
+    """A second worker does not take over a job whose worker is alive and heartbeating; once that worker
+    shuts down (SIGTERM, job_completion_wait=0), it hands the job back and the second worker runs it."""
+    job = await pool.enqueue_job("long_job", _job_id="long-2")
+    assert job is not None
+    first = spawn_worker()
+    await wait_for(lambda: first.exited() or pool.get("started:long-2"), timeout=10, message="the job started")
+    second = spawn_worker()
+
+    async def both_up() -> bool:
+        return second.exited() or await pool.zcard("pool:{default}:workers") == 2
+
+    await wait_for(both_up, timeout=10, message="two workers up")
+    # Deliberately let time pass (a negative check): 8 heartbeats, over twice the 3-heartbeat takeover threshold.
+    await asyncio.sleep(8 * HEARTBEAT_S)
+    assert not first.exited() and not second.exited()
+    assert await runs(pool, "long-2") == 1
+    assert await job.status() == JobStatus.in_progress
+
+    first.popen.send_signal(signal.SIGTERM)
+    assert await first.wait_exit(5) == 0, first.output()
+    assert await job.result(timeout=5) == {"job_try": 2, "runs": 2}
+    assert await runs(pool, "long-2") == 2
+    assert "took over" not in second.output()
+
+
+async def test_draining_worker_keeps_heartbeating(pool: PoolRedis, spawn_worker: Callable[..., WorkerProcess]) -> None:
+    """A worker told to stop keeps heartbeating while it waits for its running jobs (job_completion_wait), so
+    another worker does not take them over and run them a second time meanwhile. (Regression: the heartbeat
+    used to stop with the fetch loop, and the job was taken over after 3 beats while it was still running.)"""
+    job = await pool.enqueue_job("gated_job", _job_id="gated-1")
+    assert job is not None
+    draining = spawn_worker(settings=DRAINING_SETTINGS)
+    await wait_for(lambda: draining.exited() or pool.get("started:gated-1"), timeout=10, message="the job started")
+    other = spawn_worker(settings=DRAINING_SETTINGS)
+
+    async def both_up() -> bool:
+        return other.exited() or await pool.zcard("pool:{default}:workers") == 2
+
+    await wait_for(both_up, timeout=10, message="two workers up")
+    draining.popen.send_signal(signal.SIGTERM)
+    await wait_for(lambda: "waiting up to" in draining.output(), timeout=5, message="the worker waits for its job")
+    # Deliberately let time pass (a negative check): 8 heartbeats, over twice the 3-heartbeat takeover threshold.
+    await asyncio.sleep(8 * HEARTBEAT_S)
+    assert not draining.exited(), draining.output()
+    await pool.set("open:gated-1", 1)
+    assert await draining.wait_exit(10) == 0, draining.output()
+    assert await job.result(timeout=5) == {"job_try": 1, "runs": 1}
+    assert await runs(pool, "gated-1") == 1
+    assert "took over" not in other.output()
+
+
+async def test_max_tries_bounds_jobs_that_crash_their_worker(
+    pool: PoolRedis, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    """``suicide`` kills its own worker on every try; with max_tries=2 the third worker records the failure."""
+    job = await pool.enqueue_job("suicide", _job_id="suicide-1")
+    assert job is not None
+    for attempt in (1, 2):
+        worker = spawn_worker("--burst")
+        assert await worker.wait_exit(8) == -signal.SIGKILL, worker.output()
+        assert await runs(pool, "suicide-1") == attempt
+        assert await job.status() == JobStatus.in_progress
+
+    last = spawn_worker("--burst")
+    assert await last.wait_exit(8) == 0, last.output()
+    assert "max retries 2 exceeded" in last.output()
+    assert await runs(pool, "suicide-1") == 2  # the third worker did not run it
+    assert await job.status() == JobStatus.complete
+    with pytest.raises(JobExecutionFailed, match="max 2 retries exceeded"):
+        await job.result(timeout=1)
+    info = await job.result_info()
+    assert info is not None
+    assert info.success is False
+    assert "max 2 retries exceeded" in str(info.result)
+    # nothing is left behind: no job hash, nothing ready, running or deferred
+    assert not await pool.exists("pool:{default}:job:suicide-1")
+    assert await pool.xlen("pool:{default}:stream") == 0

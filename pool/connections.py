@@ -33,6 +33,7 @@ from .jobs import Job, JobDef, JobResult, JobStatus, check_size, deserialize_job
 from .keys import DEFAULT_QUEUE_NAME
 from .queue import RedisQueue, enqueue_args
 from .serializers import Deserializer, Serializer
+from .tls_probe import permanent_problem, tls_mismatch
 from .utils import datetime_to_ms, ms_to_datetime, now_ms, to_ms
 
 logger = logging.getLogger("pool.connections")
@@ -74,7 +75,10 @@ class RedisSettings:
 
     @classmethod
     def from_dsn(cls, dsn: str) -> RedisSettings:
-        """``redis://[user:password@]host[:port][/db]``, ``rediss://`` for TLS, ``unix:///path?db=N``."""
+        """``redis://[user:password@]host[:port][/db]``, ``rediss://`` for TLS, ``unix:///path?db=N``.
+
+        TLS options may ride in the query, as redis-py reads them: ``ssl_cert_reqs`` (required, optional, none),
+        ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_check_hostname`` (true/false)."""
         conf = urlparse(dsn)
         if conf.scheme not in {"redis", "rediss", "unix"}:
             raise ValueError(f"invalid Redis URL scheme {conf.scheme!r}: use redis://, rediss:// or unix://")
@@ -91,6 +95,7 @@ class RedisSettings:
             password=unquote(conf.password) if conf.password else None,
             database=database,
             unix_socket_path=conf.path if conf.scheme == "unix" else None,
+            **_tls_query_options(query),
         )
 
     def __repr__(self) -> str:
@@ -107,6 +112,18 @@ class RedisSettings:
         scheme = "rediss" if self.ssl else "redis"
         user = f"{self.username}:***@" if self.username else (":***@" if self.password else "")
         return f"{scheme}://{user}{self.host}:{self.port}/{self.database}"
+
+
+def _tls_query_options(query: dict[str, list[str]]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name in ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+        if name in query:
+            options[name] = query[name][0]
+    if options.get("ssl_cert_reqs", "required") not in {"required", "optional", "none"}:
+        raise ValueError(f"invalid ssl_cert_reqs {options['ssl_cert_reqs']!r}: use required, optional or none")
+    if "ssl_check_hostname" in query:
+        options["ssl_check_hostname"] = query["ssl_check_hostname"][0].lower() in {"1", "true", "yes"}
+    return options
 
 
 class PoolRedis(Redis):
@@ -406,12 +423,12 @@ def _blocking_pool(settings: RedisSettings, common: dict[str, Any]) -> BlockingC
         host=settings.host,
         port=settings.port,
         db=settings.database,
-        **_ssl_options(settings),
+        **ssl_options(settings),
         **kwargs,
     )
 
 
-def _ssl_options(settings: RedisSettings) -> dict[str, Any]:
+def ssl_options(settings: RedisSettings) -> dict[str, Any]:
     if not settings.ssl:
         return {}
     cert_reqs = {"required": ssl_module.CERT_REQUIRED, "optional": ssl_module.CERT_OPTIONAL}.get(
@@ -477,7 +494,10 @@ async def create_pool(
         pool = PoolRedis(connection_pool=_blocking_pool(settings, common), **extra)
         pool.auto_close_connection_pool = True
     try:
-        await pool.ping()
+        await _first_ping(pool, settings)
+    except TLSMismatch:
+        await pool.aclose()
+        raise
     except AuthenticationError as exc:
         await pool.aclose()
         raise ConnectionError(f"Redis at {settings.describe()} refused authentication: {exc}") from None
@@ -488,6 +508,8 @@ async def create_pool(
         await pool.aclose()
         if _caused_by_auth(exc):  # redis-py wraps auth errors on unix sockets in a ConnectionError
             raise ConnectionError(f"Redis at {settings.describe()} refused authentication: {exc}") from None
+        if retry == 0 and (problem := await asyncio.to_thread(permanent_problem, settings, exc, settings.conn_timeout)):
+            raise ConnectionError(f"cannot connect to Redis at {settings.describe()}: {problem}") from None
         if retry < settings.conn_retries:
             logger.warning(
                 "redis connection error %s %s: %s, %d retries remaining...",
@@ -510,6 +532,31 @@ async def create_pool(
     if retry > 0:
         logger.info("redis connection successful")
     return pool
+
+
+async def _first_ping(pool: PoolRedis, settings: RedisSettings) -> None:
+    """PING; a TLS handshake still pending after ``conn_timeout`` is checked for a plain-text server at once,
+    rather than after redis-py's retries have each timed out."""
+    if not settings.ssl:
+        await pool.ping()
+        return
+    ping = asyncio.ensure_future(pool.ping())
+    done, _ = await asyncio.wait({ping}, timeout=settings.conn_timeout)
+    if not done and (mismatch := await asyncio.to_thread(_tls_mismatch, settings)):
+        ping.cancel()
+        await asyncio.wait({ping}, timeout=1)
+        raise TLSMismatch(f"cannot connect to Redis at {settings.describe()}: {mismatch}")
+    await ping
+
+
+class TLSMismatch(ConnectionError):
+    """The URL's scheme and the server disagree about TLS: retrying cannot help."""
+
+
+def _tls_mismatch(settings: RedisSettings) -> str | None:
+    if settings.sentinel or settings.unix_socket_path or not isinstance(settings.host, str):
+        return None
+    return tls_mismatch(settings.host, settings.port, settings.ssl, settings.conn_timeout)
 
 
 def _caused_by_auth(exc: BaseException) -> bool:

@@ -33,6 +33,7 @@ import redis
 
 from pool.connections import EXPIRES_EXTRA_MS, RedisSettings
 from pool.keys import CONSUMER_GROUP, DEFAULT_QUEUE_NAME, QueueKeys
+from pool.tls_probe import permanent_problem
 from pool.worker import get_kwargs
 
 from . import health, messages, pidfile, redis_sync, systemd
@@ -48,6 +49,7 @@ BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 30.0
 SERVED_S = 0.5  # a child that died after serving this long is replaced at once: killed, not crash-looping
 KILL_MARGIN_S = 5.0  # after the graceful timeout, this long before SIGKILL
+FIRST_WAIT_S = 0.5  # first pause while Redis is unreachable at start; doubles up to 5 s
 MEMORY_STRIKES = 3  # consecutive samples over --max-memory-per-child before recycling
 
 
@@ -224,7 +226,7 @@ class Arbiter:
         """Before forking: wait (with backoff) while Redis is unreachable; a refusal (password, ACL) is one line
         and exit 1. Returns None to go on, or the exit code (0 when stopped while waiting)."""
         assert self.client is not None
-        delay = 0.5
+        delay = FIRST_WAIT_S
         while True:
             try:
                 self.client.ping()
@@ -241,6 +243,9 @@ class Arbiter:
                 logger.error("Redis at %s refused (permission): %s", self.redis_settings.describe(), exc)
                 return 1
             except (redis.RedisError, OSError) as exc:
+                if delay == FIRST_WAIT_S and (problem := permanent_problem(self.redis_settings, exc, 1.0)):
+                    logger.error("cannot connect to Redis at %s: %s", self.redis_settings.describe(), problem)
+                    return 1
                 logger.warning(
                     "waiting for Redis at %s (%s); retrying in %.1fs", self.redis_settings.describe(), exc, delay
                 )

@@ -9,7 +9,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from pool.connections import RedisSettings
+from pool.connections import RedisSettings, ssl_options
 
 
 def connect(settings: RedisSettings) -> redis.Redis:
@@ -24,4 +24,4 @@ def connect(settings: RedisSettings) -> redis.Redis:
     if settings.unix_socket_path:
         return redis.Redis(unix_socket_path=settings.unix_socket_path, **common)
     host = settings.host if isinstance(settings.host, str) else settings.host[0][0]
-    return redis.Redis(host=host, port=settings.port, ssl=settings.ssl, **common)
+    return redis.Redis(host=host, port=settings.port, ssl=settings.ssl, **ssl_options(settings), **common)

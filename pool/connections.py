@@ -30,7 +30,7 @@ from redis.exceptions import AuthenticationError, ConnectionError, RedisError, R
 
 from . import inspection
 from .jobs import Job, JobDef, JobResult, JobStatus, check_size, deserialize_job, deserialize_result, serialize_job
-from .keys import DEFAULT_QUEUE_NAME
+from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
 from .queue import RedisQueue, enqueue_args
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
@@ -164,6 +164,8 @@ class PoolRedis(Redis):
         _allow_dependency_failure: bool = False,
         _on_success: str | Any | None = None,
         _on_failure: str | Any | None = None,
+        _priority: int = 0,
+        _at_front: bool = False,
         **kwargs: Any,
     ) -> Job | None:
         """Enqueue ``function`` (a registered name, or the function itself); None if ``_job_id`` is taken.
@@ -171,7 +173,9 @@ class PoolRedis(Redis):
         Uniqueness is decided inside one Lua script, so concurrent enqueues of one id yield exactly one job.
         Beyond arq: ``_ttl`` (= ``_expires``), ``_depends_on`` (jobs or ids that must complete first; if one
         fails for good this job fails too, unless ``_allow_dependency_failure``), ``_on_success`` /
-        ``_on_failure`` (functions enqueued with ``(job_id, result)`` / ``(job_id, "Type: message")``).
+        ``_on_failure`` (functions enqueued with ``(job_id, result)`` / ``(job_id, "Type: message")``),
+        ``_priority`` (0-3, higher runs first; see docs/features.md for the anti-starvation policy) and
+        ``_at_front`` (the same as the top priority, 3).
         """
         spec = self.prepare(
             function,
@@ -186,6 +190,8 @@ class PoolRedis(Redis):
             _allow_dependency_failure=_allow_dependency_failure,
             _on_success=_on_success,
             _on_failure=_on_failure,
+            _priority=_priority,
+            _at_front=_at_front,
             **kwargs,
         )
         queue = self._queue(spec.queue_name)
@@ -208,6 +214,8 @@ class PoolRedis(Redis):
         _allow_dependency_failure: bool = False,
         _on_success: str | Any | None = None,
         _on_failure: str | Any | None = None,
+        _priority: int = 0,
+        _at_front: bool = False,
         **kwargs: Any,
     ) -> JobSpec:
         """Validate and encode a job without sending it: for ``enqueue_many``. Errors (bad arguments, values
@@ -217,6 +225,8 @@ class PoolRedis(Redis):
         job_id = _job_id or uuid4().hex
         if _defer_until is not None and _defer_by is not None:
             raise ValueError("use either _defer_until or _defer_by, not both")
+        if _priority not in PRIORITIES or isinstance(_priority, bool):
+            raise ValueError(f"_priority must be one of {', '.join(map(str, PRIORITIES))}, got {_priority!r}")
         enqueue_ms = now_ms()
         if _defer_until is not None:
             score = datetime_to_ms(_defer_until)
@@ -250,6 +260,8 @@ class PoolRedis(Redis):
             expires_ms=expires_ms,
             attempts_before=max((_job_try or 1) - 1, 0),
             depends_on=_dependency_ids(_depends_on),
+            function=name,
+            priority=TOP_PRIORITY if _at_front else _priority,
         )
 
     async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Job | None]:
@@ -271,6 +283,8 @@ class PoolRedis(Redis):
                     max(spec.expires_ms, 1),
                     spec.attempts_before,
                     uuid4().hex,
+                    spec.function,
+                    spec.priority,
                     len(spec.depends_on),
                     *spec.depends_on,
                 ]
@@ -361,6 +375,8 @@ class JobSpec:
     expires_ms: int
     attempts_before: int
     depends_on: tuple[str, ...] = ()
+    function: str = ""
+    priority: int = 0
 
     def script_args(self, queue: RedisQueue) -> tuple[list[str], list[Any]]:
         return enqueue_args(
@@ -372,6 +388,8 @@ class JobSpec:
             expires_ms=self.expires_ms,
             attempts_before=self.attempts_before,
             depends_on=self.depends_on,
+            function=self.function,
+            priority=self.priority,
         )
 
 

@@ -42,6 +42,7 @@ class Outcome:
     after_hook_ctx: dict[str, Any] | None = field(default=None)
     callback_id: str = ""
     callback_payload: bytes = b""
+    callback_function: str = ""
 
     @property
     def is_requeue(self) -> bool:
@@ -215,6 +216,7 @@ class JobRunner:
             logger.warning("job %s: callback %s not enqueued: %s", job_id, name, exc)
             return
         outcome.callback_id = f"{job_id}:{'on_success' if success else 'on_failure'}"
+        outcome.callback_function = name
 
     def crashed(self, delivery: Delivery, error: Exception) -> Outcome:
         """Something around the job (a hook, logging, encoding) raised: record it as the job's failure rather than

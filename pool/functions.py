@@ -37,6 +37,7 @@ class Function:
     keep_result_s: float | None
     keep_result_forever: bool | None
     max_tries: int | None
+    max_concurrency: int | None = None  # across all workers of the queue, enforced in Redis
     # Sync functions run in a thread so they cannot block the event loop (and the heartbeat). Computed once:
     # inspect.iscoroutinefunction is too slow for the per-job path.
     is_async: bool = field(init=False)
@@ -53,8 +54,12 @@ def func(
     timeout: float | timedelta | None = None,
     keep_result_forever: bool | None = None,
     max_tries: int | None = None,
+    max_concurrency: int | None = None,
 ) -> Function:
-    """Wrap a job function (or its dotted import path) with settings that override the worker's."""
+    """Wrap a job function (or its dotted import path) with settings that override the worker's.
+
+    ``max_concurrency``: at most this many jobs of the function run at once across every worker of the queue
+    (beyond each worker's ``max_jobs``); further jobs wait, parked in Redis, until one finishes."""
     if isinstance(coroutine, Function):
         return coroutine
     if isinstance(coroutine, str):
@@ -64,6 +69,8 @@ def func(
         raise TypeError(f"{coroutine!r} is not callable")
     if max_tries is not None and max_tries < 1:
         raise ValueError(f"max_tries must be at least 1, got {max_tries}")
+    if max_concurrency is not None and max_concurrency < 1:
+        raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
     return Function(
         name=name or coroutine.__qualname__,
         coroutine=coroutine,
@@ -71,4 +78,5 @@ def func(
         keep_result_s=to_seconds(keep_result),
         keep_result_forever=keep_result_forever,
         max_tries=max_tries,
+        max_concurrency=max_concurrency,
     )

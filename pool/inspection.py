@@ -35,16 +35,22 @@ async def job_statuses(redis: Any, queue_name: str | None = None) -> list[tuple[
 
 
 async def empty_queue(redis: Any, queue_name: str | None = None) -> int:
-    """Remove the jobs waiting to run (ready and deferred); returns how many. Running jobs are left alone."""
+    """Remove the jobs waiting to run (ready, parked and deferred); returns how many. Running jobs are left
+    alone."""
     queue = _queue(redis, queue_name)
     removed = 0
-    running = await _running_entry_ids(redis, queue)
-    for entry_id, fields in await redis.xrange(queue.keys.stream):
-        if entry_id.decode() in running:
-            continue
-        await redis.delete(queue.keys.job(fields[b"id"].decode()))
-        await redis.xdel(queue.keys.stream, entry_id)
-        removed += 1
+    for lane in queue.keys.lanes:
+        running = await _running_entry_ids(redis, lane)
+        for entry_id, fields in await redis.xrange(lane):
+            if entry_id.decode() in running:
+                continue
+            await redis.delete(queue.keys.job(fields[b"id"].decode()))
+            await redis.xdel(lane, entry_id)
+            removed += 1
+    async for key in redis.scan_iter(match=queue.keys.parked("*"), count=1000):
+        for job_id in await redis.lrange(key, 0, -1):
+            removed += await redis.delete(queue.keys.job(job_id.decode()))
+        await redis.delete(key)
     for job_id, _ in await queue.deferred_ids():
         await redis.delete(queue.keys.job(job_id))
         await redis.zrem(queue.keys.deferred, job_id)
@@ -105,9 +111,9 @@ def _queue(redis: Any, queue_name: str | None) -> RedisQueue:
     return RedisQueue(redis, queue_name or redis.default_queue_name)
 
 
-async def _running_entry_ids(redis: Any, queue: RedisQueue) -> set[str]:
+async def _running_entry_ids(redis: Any, lane: str) -> set[str]:
     try:
-        pending: Any = await redis.xpending_range(queue.keys.stream, CONSUMER_GROUP, "-", "+", 100_000)
+        pending: Any = await redis.xpending_range(lane, CONSUMER_GROUP, "-", "+", 100_000)
     except Exception:  # no group yet: nothing delivered
         return set()
     return {p["message_id"].decode() for p in pending}

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 DEFAULT_QUEUE_NAME = "default"
 CONSUMER_GROUP = "workers"
+PRIORITIES = (0, 1, 2, 3)  # a job's _priority; each has its own stream ("lane"), read highest first
+TOP_PRIORITY = PRIORITIES[-1]  # what _at_front=True means
 
 
 def validate_queue_name(queue_name: str) -> str:
@@ -36,6 +38,23 @@ class QueueKeys:
     def stream(self) -> str:
         """Ready jobs, read by the consumer group; delivered-but-unacked entries are the running jobs."""
         return self.prefix + "stream"
+
+    def lane(self, priority: int) -> str:
+        """The stream of one priority. Priority 0 (the default) is ``stream`` itself."""
+        return self.stream if priority == 0 else f"{self.stream}:{priority}"
+
+    @property
+    def lanes(self) -> list[str]:
+        """Every priority's stream, highest priority first."""
+        return [self.lane(priority) for priority in reversed(PRIORITIES)]
+
+    def running(self, function: str) -> str:
+        """Set of job ids of a concurrency-limited function that are running (``func(max_concurrency=)``)."""
+        return f"{self.prefix}running:{function}"
+
+    def parked(self, function: str) -> str:
+        """List of job ids of a concurrency-limited function that waited for a free slot, oldest first."""
+        return f"{self.prefix}parked:{function}"
 
     @property
     def deferred(self) -> str:

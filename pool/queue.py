@@ -8,6 +8,7 @@ complete | requeue. A consumer that dies leaves its entries in the group's pendi
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from uuid import uuid4
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from .keys import CONSUMER_GROUP, QueueKeys
+from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
 from .scripts import Scripts
 from .utils import now_ms
 
@@ -28,6 +29,7 @@ class Delivery:
 
     entry_id: str
     job_id: str
+    priority: int = 0  # which lane (stream) the entry is in
     payload: bytes = b""
     attempts: int = 0
     score: int = 0
@@ -46,6 +48,8 @@ class Completion:
     failure_ttl_ms: int = 0  # > 0: failed for good, kept in the failed registry that long
     callback_id: str = ""  # an on_success / on_failure job enqueued in the same step
     callback_payload: bytes = b""
+    priority: int = 0  # the lane of the entry to ack
+    callback_function: str = ""
 
 
 _SCRIPTS_ATTR = "_pool_scripts"
@@ -71,6 +75,8 @@ def enqueue_args(
     attempts_before: int = 0,
     fence: tuple[str, int] | None = None,
     depends_on: Sequence[str] = (),
+    function: str = "",
+    priority: int = 0,
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of the ENQUEUE script (also run by the supervisor's synchronous client). The nonce lets
     the script recognise a replay of this very call."""
@@ -86,6 +92,8 @@ def enqueue_args(
         uuid4().hex,
         fence_key,
         tick,
+        function,
+        priority,
         *depends_on,
     ]
     return [keys.stream, keys.deferred], args
@@ -95,13 +103,21 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _lane_priority(stream: bytes | str, keys: QueueKeys) -> int:
+    name = _text(stream)
+    return 0 if name == keys.stream else int(name.rsplit(":", 1)[1])
+
+
+Limits = dict[str, int]  # function name -> max_concurrency across all workers
+
+
 class RedisQueue:
     def __init__(self, redis: Redis, queue_name: str) -> None:
         # Typed Any: redis-py's reply types are unions over decode_responses; this module decodes replies itself.
         self.redis: Any = redis
         self.keys = QueueKeys(queue_name)
         self.scripts = scripts_for(redis)
-        self._reclaim_cursor = "0-0"
+        self._reclaim_cursors = {priority: "0-0" for priority in PRIORITIES}
 
     @property
     def name(self) -> str:
@@ -154,22 +170,23 @@ class RedisQueue:
     async def counts(self) -> dict[str, int]:
         """Ready (undelivered), running (delivered, not acked) and deferred job counts."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xlen(self.keys.stream)
+            for lane in self.keys.lanes:
+                pipe.xlen(lane)
             pipe.zcard(self.keys.deferred)
-            pipe.exists(self.keys.stream)
-            stream_len, deferred, exists = await pipe.execute()
+            *lengths, deferred = await pipe.execute()
         running = 0
-        if exists:
-            try:
-                summary = await self.redis.xpending(self.keys.stream, CONSUMER_GROUP)
-                running = int(summary["pending"])
-            except ResponseError:  # no group yet: nothing delivered
-                running = 0
-        return {"ready": max(int(stream_len) - running, 0), "running": running, "deferred": int(deferred)}
+        for lane, length in zip(self.keys.lanes, lengths, strict=True):
+            if length:
+                with contextlib.suppress(ResponseError):  # no group yet: nothing delivered
+                    running += int((await self.redis.xpending(lane, CONSUMER_GROUP))["pending"])
+        return {"ready": max(sum(lengths) - running, 0), "running": running, "deferred": int(deferred)}
 
     async def job_ids_in_stream(self) -> list[str]:
-        entries = await self.redis.xrange(self.keys.stream)
-        return [_text(fields[b"id"]) for _, fields in entries]
+        """Ids of entries in every lane (delivered ones included), highest priority first."""
+        ids = []
+        for lane in self.keys.lanes:
+            ids += [_text(fields[b"id"]) for _, fields in await self.redis.xrange(lane)]
+        return ids
 
     async def deferred_ids(self) -> list[tuple[str, int]]:
         items = await self.redis.zrange(self.keys.deferred, 0, -1, withscores=True)
@@ -182,43 +199,71 @@ class RedisQueue:
     # --- consumer side ---------------------------------------------------------------------------------------
 
     async def ensure_group(self) -> None:
-        """Create the stream and consumer group; id 0 so jobs enqueued before any worker ran are delivered."""
-        try:
-            await self.redis.xgroup_create(self.keys.stream, CONSUMER_GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        """Create every lane's stream and consumer group; id 0 so jobs enqueued before any worker ran (or
+        before the group was recreated) are delivered."""
+        for lane in self.keys.lanes:
+            try:
+                await self.redis.xgroup_create(lane, CONSUMER_GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def fetch(
+        self, consumer: str, count: int, order: Sequence[int], limits: Limits
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        """Read up to ``count`` new entries without blocking, lanes in ``order``, and start them in the same
+        round trip. Returns (started, expired) as ``start`` does."""
+        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, count, *_limit_args(limits), *order]
+        reply = await self.scripts.fetch(keys=[self.keys.stream], args=args)
+        if int(reply[0]):
+            await self.ensure_group()  # a lane was deleted (queue emptied) or created by an enqueue alone
+        started: list[Delivery] = []
+        expired: list[Delivery] = []
+        for entry_id, job_id, priority, item in reply[1:]:
+            delivery = Delivery(_text(entry_id), _text(job_id), int(priority))
+            _sort_started(delivery, item, started, expired)
+        return started, expired
 
     async def read(self, consumer: str, count: int, block_ms: int | None) -> list[Delivery]:
-        """New entries for this consumer, blocking up to block_ms (None: don't block)."""
+        """New entries for this consumer from any lane, blocking up to block_ms (None: don't block). With
+        entries in several lanes this may return up to ``count`` from each: see ``unread``."""
+        streams = dict.fromkeys(self.keys.lanes, ">")
         try:
-            reply: Any = await self.redis.xreadgroup(
-                CONSUMER_GROUP, consumer, {self.keys.stream: ">"}, count=count, block=block_ms
-            )
+            reply: Any = await self.redis.xreadgroup(CONSUMER_GROUP, consumer, streams, count=count, block=block_ms)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
-            await self.ensure_group()  # the stream was deleted (queue emptied): recreate and carry on
+            await self.ensure_group()  # a stream was deleted (queue emptied): recreate and carry on
             return []
-        if not reply:
-            return []
-        return [Delivery(_text(entry_id), _text(fields[b"id"])) for entry_id, fields in reply[0][1]]
+        deliveries = []
+        for stream, entries in reply or []:
+            priority = _lane_priority(stream, self.keys)
+            deliveries += [Delivery(_text(entry_id), _text(f[b"id"]), priority) for entry_id, f in entries]
+        deliveries.sort(key=lambda d: -d.priority)
+        return deliveries
 
-    async def start(self, consumer: str, deliveries: list[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+    async def unread(self, deliveries: list[Delivery]) -> None:
+        """Put entries read but not started back at the end of their lane."""
+        if deliveries:
+            args: list[Any] = [self.keys.prefix, CONSUMER_GROUP]
+            for d in deliveries:
+                args += [d.entry_id, d.job_id, d.priority]
+            await self.scripts.unread(keys=[self.keys.stream], args=args)
+
+    async def start(
+        self, consumer: str, deliveries: list[Delivery], limits: Limits | None = None
+    ) -> tuple[list[Delivery], list[Delivery]]:
         """Mark delivered jobs running and fill in their payloads. Returns (started, expired): expired jobs
-        (their hash is gone, no result) stay pending until the caller records their failure."""
-        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer]
+        (their hash is gone, no result) stay pending until the caller records their failure. Jobs of a function
+        at its max_concurrency are parked (in neither list)."""
+        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, *_limit_args(limits or {})]
         for delivery in deliveries:
-            args += [delivery.entry_id, delivery.job_id]
+            args += [delivery.entry_id, delivery.job_id, delivery.priority]
         reply = await self.scripts.start(keys=[self.keys.stream], args=args)
-        started, expired = [], []
+        started: list[Delivery] = []
+        expired: list[Delivery] = []
         for delivery, item in zip(deliveries, reply, strict=True):
-            if item == b"expired":
-                expired.append(delivery)
-            elif item:
-                delivery.payload, delivery.attempts, delivery.score = item[0], int(item[1]), int(item[2] or 0)
-                delivery.failed_dependency = _text(item[3])
-                started.append(delivery)
+            _sort_started(delivery, item, started, expired)
         return started, expired
 
     async def complete(self, completions: list[Completion]) -> None:
@@ -226,13 +271,14 @@ class RedisQueue:
         args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, now_ms()]
         for c in completions:
             args += [c.entry_id, c.job_id, c.result, c.ttl_ms, c.failure_ttl_ms, c.callback_id, c.callback_payload]
+            args += [c.priority, c.callback_function]
         keys = [self.keys.stream, self.keys.aborts, self.keys.deferred, self.keys.failed]
         await self.scripts.complete(keys=keys, args=args)
 
-    async def requeue(self, entry_id: str, job_id: str, *, run_at_ms: int, now_ms: int) -> None:
+    async def requeue(self, entry_id: str, job_id: str, *, run_at_ms: int, now_ms: int, priority: int = 0) -> None:
         """Put a running job back, due at run_at_ms (now or earlier: straight onto the stream). If its hash was
         deleted meanwhile, the entry stays pending and is later recorded as expired (see REQUEUE)."""
-        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, entry_id, job_id, run_at_ms, now_ms]
+        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, entry_id, job_id, run_at_ms, now_ms, priority]
         await self.scripts.requeue(keys=[self.keys.stream, self.keys.deferred], args=args)
 
     async def promote_due(self, now_ms: int, limit: int = 1000) -> tuple[int, int | None]:
@@ -242,46 +288,55 @@ class RedisQueue:
         )
         return int(moved), int(float(next_due)) if next_due else None
 
-    async def heartbeat(self, consumer: str, entry_ids: list[str]) -> None:
-        """Reset the idle time of the entries this worker runs, so nobody reclaims them."""
-        if entry_ids:
-            await self.redis.xclaim(
-                self.keys.stream,
-                CONSUMER_GROUP,
-                consumer,
-                min_idle_time=0,
-                message_ids=entry_ids,
-                justid=True,
-            )
+    async def heartbeat(self, consumer: str, deliveries: list[Delivery]) -> None:
+        """Reset the idle time of the entries this worker runs (one XCLAIM per lane), so nobody reclaims them."""
+        by_lane: dict[int, list[str]] = {}
+        for delivery in deliveries:
+            by_lane.setdefault(delivery.priority, []).append(delivery.entry_id)
+        if not by_lane:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for priority, entry_ids in by_lane.items():
+                pipe.xclaim(
+                    self.keys.lane(priority),
+                    CONSUMER_GROUP,
+                    consumer,
+                    min_idle_time=0,
+                    message_ids=entry_ids,
+                    justid=True,
+                )
+            await pipe.execute()
 
     async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[Delivery]:
         """Take over up to ``count`` entries idle longer than min_idle_ms: their worker stopped heartbeating.
 
-        The scan resumes where the last one stopped (Redis looks at COUNT*10 entries per call), so entries
-        behind many long-running live jobs are reached too."""
-        reply = await self.redis.xautoclaim(
-            self.keys.stream,
-            CONSUMER_GROUP,
-            consumer,
-            min_idle_time=min_idle_ms,
-            start_id=self._reclaim_cursor,
-            count=count,
-        )
-        self._reclaim_cursor = _text(reply[0])
-        return [Delivery(_text(entry_id), _text(fields[b"id"])) for entry_id, fields in reply[1] if fields]
+        Lanes are scanned highest priority first. Each lane's scan resumes where the last one stopped (Redis
+        looks at COUNT*10 entries per call), so entries behind many long-running live jobs are reached too."""
+        claimed: list[Delivery] = []
+        for priority in reversed(PRIORITIES):
+            if len(claimed) >= count:
+                break
+            try:
+                reply = await self.redis.xautoclaim(
+                    self.keys.lane(priority),
+                    CONSUMER_GROUP,
+                    consumer,
+                    min_idle_time=min_idle_ms,
+                    start_id=self._reclaim_cursors[priority],
+                    count=count - len(claimed),
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc) and "no such key" not in str(exc):
+                    raise
+                continue
+            self._reclaim_cursors[priority] = _text(reply[0])
+            claimed += [Delivery(_text(e), _text(f[b"id"]), priority) for e, f in reply[1] if f]
+        return claimed
 
     async def hand_back_consumer(self, consumer: str) -> int:
-        """Put all jobs held by ``consumer`` back on the stream now and forget the consumer."""
-        try:
-            return int(
-                await self.scripts.hand_back_consumer(
-                    keys=[self.keys.stream], args=[self.keys.prefix, CONSUMER_GROUP, consumer]
-                )
-            )
-        except ResponseError as exc:
-            if "NOGROUP" in str(exc):
-                return 0
-            raise
+        """Put all jobs held by ``consumer`` back on their lanes now and forget the consumer."""
+        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, *PRIORITIES]
+        return int(await self.scripts.hand_back_consumer(keys=[self.keys.stream], args=args))
 
     async def prune_consumers(self, min_idle_ms: int) -> int:
         """Forget consumers that hold nothing and have not read for min_idle_ms: workers that died and whose
@@ -293,7 +348,7 @@ class RedisQueue:
         removed = 0
         for consumer in consumers:
             if int(consumer["pending"]) == 0 and int(consumer["idle"]) >= min_idle_ms:
-                args = [CONSUMER_GROUP, _text(consumer["name"])]
+                args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, _text(consumer["name"]), *PRIORITIES]
                 if int(await self.scripts.prune_consumer(keys=[self.keys.stream], args=args)) >= 0:
                     removed += 1
         return removed
@@ -341,3 +396,20 @@ class RedisQueue:
             return []
         values = await self.redis.mget([self.keys.health(_text(w)) for w in worker_ids])
         return [_text(v) for v in values if v is not None]
+
+
+def _limit_args(limits: Limits) -> list[Any]:
+    args: list[Any] = [len(limits)]
+    for name, limit in limits.items():
+        args += [name, limit]
+    return args
+
+
+def _sort_started(delivery: Delivery, item: Any, started: list[Delivery], expired: list[Delivery]) -> None:
+    """File one START reply item: a started job gets its payload; parked and already-finished ones neither."""
+    if item == b"expired":
+        expired.append(delivery)
+    elif item and item != b"parked":
+        delivery.payload, delivery.attempts, delivery.score = item[0], int(item[1]), int(item[2] or 0)
+        delivery.failed_dependency = _text(item[3])
+        started.append(delivery)

@@ -106,6 +106,7 @@ class CronScheduler:
             now_ms=now_ms(),
             expires_ms=self.expires_ms,
             fence=(cron_job.name, tick_ms),
+            function=cron_job.name,
         )
 
     async def close(self) -> None:

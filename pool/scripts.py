@@ -5,11 +5,16 @@ Each script is one atomic step of a job's life. They are loaded once per client 
 the queue's hash-tagged prefix, passed as ARGV[1], so a script stays inside one Redis Cluster slot.
 
 A job is a hash ``job:<id>`` with fields d (payload), t (attempts started), s (state: d deferred, q queued,
-w waiting for dependencies, r running), sc (score: the ms timestamp it is due), e (consumer and entry it runs from),
-n (the enqueue call's nonce), w (dependencies left) and df (a dependency that failed). Ready jobs are
-stream entries ``{id: <job_id>}``; an entry stays in the consumer group's pending list while its job runs, and is
-acked and deleted only in the same script that records the result or puts the job back. That is the whole of
-invariant 1: no step drops a job.
+w waiting for dependencies, p parked for a concurrency slot, r running), sc (score: the ms timestamp it is due),
+e (consumer and entry it runs from), n (the enqueue call's nonce), w (dependencies left), df (a dependency that
+failed), f (function name) and p (priority, absent for 0). Ready jobs are stream entries ``{id: <job_id>}`` in the
+stream of their priority (a "lane": ``stream`` for 0, ``stream:<p>`` above); an entry stays in the consumer
+group's pending list while its job runs, and is acked and deleted only in the same script that records the
+result, parks the job or puts it back. That is the whole of invariant 1: no step drops a job.
+
+Functions with ``max_concurrency`` keep the ids of their running jobs in a set ``running:<fn>``; a job read when
+the set is full is parked in the list ``parked:<fn>`` (its entry acked in the same step) and put back on its
+lane when one of that function's jobs stops running (completes, is retried or handed back).
 
 Every script is safe to run twice: redis-py retries a command whose connection dropped, even if Redis had
 already run it. Acks return 0 the second time, START recognises its entry, ENQUEUE its nonce.
@@ -46,9 +51,20 @@ local function store_result(prefix, job_id, payload, ttl)
 end
 """
 
-# Put a job on the stream now, or in the deferred set when due later (used when a job is released).
+# The stream ("lane") of a priority, and of a job (by its 'p' field; a missing hash goes to priority 0).
+_LANES = """
+local function lane_key(prefix, priority)
+  if not priority or priority == '' or tonumber(priority) == 0 then return prefix .. 'stream' end
+  return prefix .. 'stream:' .. priority
+end
+local function lane_of(prefix, job)
+  return lane_key(prefix, redis.call('HGET', job, 'p'))
+end
+"""
+
+# Put a job on its lane now, or in the deferred set when due later (used when a job is released).
 _PLACE = """
-local function place(prefix, stream, deferred, job_id, now)
+local function place(prefix, deferred, job_id, now)
   local job = prefix .. 'job:' .. job_id
   local score = tonumber(redis.call('HGET', job, 'sc') or '0')
   if score > now then
@@ -56,7 +72,30 @@ local function place(prefix, stream, deferred, job_id, now)
     redis.call('ZADD', deferred, score, job_id)
   else
     redis.call('HSET', job, 's', 'q')
-    redis.call('XADD', stream, '*', 'id', job_id)
+    redis.call('XADD', lane_of(prefix, job), '*', 'id', job_id)
+  end
+end
+"""
+
+# A job of a concurrency-limited function stopped running (it finished, or was retried or handed back): free
+# its slot and put the oldest parked job of that function back on its lane. Parked ids whose job was aborted
+# are dropped; one whose hash expired goes to the stream so START records the expiry.
+_FREE_SLOT = """
+local function free_slot(prefix, job_id, fn)
+  if not fn or redis.call('SREM', prefix .. 'running:' .. fn, job_id) == 0 then return end
+  local parked = prefix .. 'parked:' .. fn
+  while true do
+    local next_id = redis.call('LPOP', parked)
+    if not next_id then return end
+    local job = prefix .. 'job:' .. next_id
+    local state = redis.call('HGET', job, 's')
+    if state == 'p' then
+      redis.call('HSET', job, 's', 'q')
+      redis.call('XADD', lane_of(prefix, job), '*', 'id', next_id)
+      return
+    elseif not state and redis.call('EXISTS', prefix .. 'result:' .. next_id) == 0 then
+      redis.call('XADD', prefix .. 'stream', '*', 'id', next_id)
+    end
   end
 end
 """
@@ -64,14 +103,14 @@ end
 # Jobs waiting on a finished job: one dependency fewer to wait for; a failed dependency releases them at once
 # with 'df' set (the worker fails them, unless they asked to run anyway).
 _RELEASE_DEPENDENTS = """
-local function release_dependents(prefix, stream, deferred, job_id, ok, now)
+local function release_dependents(prefix, deferred, job_id, ok, now)
   local key = prefix .. 'dependents:' .. job_id
   for _, dependent in ipairs(redis.call('SMEMBERS', key)) do
     local job = prefix .. 'job:' .. dependent
     if redis.call('HGET', job, 's') == 'w' then
       if not ok then redis.call('HSET', job, 'df', job_id) end
       if redis.call('HINCRBY', job, 'w', -1) <= 0 or not ok then
-        place(prefix, stream, deferred, dependent, now)
+        place(prefix, deferred, dependent, now)
       end
     end
   end
@@ -80,10 +119,13 @@ end
 """
 
 # One job's enqueue, shared by ENQUEUE and ENQUEUE_MANY.
-_ENQUEUE_ONE = """
-local function enqueue_one(stream, deferred, prefix, job_id, payload, score, now, expires, attempts_before, nonce,
-                           fence_key, tick, dependencies)
+_ENQUEUE_ONE = (
+    _LANES
+    + """
+local function enqueue_one(deferred, prefix, job_id, payload, score, now, expires, attempts_before, nonce,
+                           fence_key, tick, fn, priority, dependencies)
   local job = prefix .. 'job:' .. job_id
+  local stream = lane_key(prefix, priority)
   if redis.call('HGET', job, 'n') == nonce then return 1 end
   if redis.call('EXISTS', job, prefix .. 'result:' .. job_id) > 0 then return 0 end
   if fence_key ~= '' then
@@ -100,7 +142,8 @@ local function enqueue_one(stream, deferred, prefix, job_id, payload, score, now
       waiting = waiting + 1
     end
   end
-  redis.call('HSET', job, 'd', payload, 't', attempts_before, 'sc', score, 'n', nonce)
+  redis.call('HSET', job, 'd', payload, 't', attempts_before, 'sc', score, 'n', nonce, 'f', fn)
+  if tonumber(priority) > 0 then redis.call('HSET', job, 'p', priority) end
   if failed_dependency then
     redis.call('HSET', job, 'df', failed_dependency, 's', 'q')
     redis.call('XADD', stream, '*', 'id', job_id)
@@ -118,13 +161,14 @@ local function enqueue_one(stream, deferred, prefix, job_id, payload, score, now
   return 1
 end
 """
+)
 
 ENQUEUE = (
     _ENQUEUE_ONE
     + """
 -- KEYS: stream, deferred
 -- ARGV: prefix, job_id, payload, score_ms, now_ms, expires_ms, attempts_before, nonce, fence_key or '',
---       tick_ms, then the ids of jobs this one depends on
+--       tick_ms, function name, priority, then the ids of jobs this one depends on
 -- Creates the job unless one with this id is queued, deferred, waiting, running or has a kept result (arq's
 -- uniqueness), and, for cron ticks, unless the fence already holds this tick or a later one. A replay of the
 -- same call (a retried command whose reply was lost) is recognised by its nonce and answers 1 again.
@@ -132,9 +176,9 @@ ENQUEUE = (
 -- releases it at once marked with that failure. Waiting jobs have no TTL (they wait as long as their
 -- dependencies take). Returns 1 when enqueued, 0 when refused.
 local dependencies = {}
-for i = 11, #ARGV do dependencies[#dependencies + 1] = ARGV[i] end
-return enqueue_one(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
-                   ARGV[9], ARGV[10], dependencies)
+for i = 13, #ARGV do dependencies[#dependencies + 1] = ARGV[i] end
+return enqueue_one(KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
+                   ARGV[9], ARGV[10], ARGV[11], ARGV[12], dependencies)
 """
 )
 
@@ -143,78 +187,180 @@ ENQUEUE_MANY = (
     + """
 -- KEYS: stream, deferred
 -- ARGV: prefix, now_ms, then per job: job_id, payload, score_ms, expires_ms, attempts_before, nonce,
---       dependency count, the dependency ids
+--       function name, priority, dependency count, the dependency ids
 -- ENQUEUE for many jobs in one call (no cron fence). Returns 1 or 0 per job, in order.
 local out = {}
 local i = 3
 while i <= #ARGV do
-  local count = tonumber(ARGV[i + 6])
+  local count = tonumber(ARGV[i + 8])
   local dependencies = {}
-  for k = 1, count do dependencies[k] = ARGV[i + 6 + k] end
-  out[#out + 1] = enqueue_one(KEYS[1], KEYS[2], ARGV[1], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[2], ARGV[i + 3],
-                              ARGV[i + 4], ARGV[i + 5], '', 0, dependencies)
-  i = i + 7 + count
+  for k = 1, count do dependencies[k] = ARGV[i + 8 + k] end
+  out[#out + 1] = enqueue_one(KEYS[2], ARGV[1], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[2], ARGV[i + 3],
+                              ARGV[i + 4], ARGV[i + 5], '', 0, ARGV[i + 6], ARGV[i + 7], dependencies)
+  i = i + 9 + count
 end
 return out
 """
 )
 
-START = """
--- KEYS: stream
--- ARGV: prefix, group, consumer, then pairs of (entry_id, job_id) just delivered to this consumer
--- Marks each job running, counts the attempt, remembers consumer + entry (a replayed call does not count the
--- attempt again; a reclaim by another consumer does) and lifts the hash's TTL (_expires bounds the wait to
--- start, not the run). Returns per pair {payload, attempts, score, failed_dependency or ''}; 'expired' when
--- the hash is gone and no result exists
--- (the worker records that, acking the entry); false when a result exists (aborted before it started): the
--- entry is acked and deleted here.
-local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
-local out = {}
-for i = 4, #ARGV, 2 do
-  local entry_id, job_id = ARGV[i], ARGV[i + 1]
+# Mark one delivered job running (or park it, or report it expired). Shared by START and FETCH.
+_START_ONE = (
+    _LANES
+    + """
+local function admit(prefix, fn, job_id, limit)
+  local key = prefix .. 'running:' .. fn
+  if redis.call('SISMEMBER', key, job_id) == 1 then return true end
+  if redis.call('SCARD', key) >= limit then
+    -- members whose job no longer runs (handed back, deleted) hold no slot
+    for _, other in ipairs(redis.call('SMEMBERS', key)) do
+      if redis.call('HGET', prefix .. 'job:' .. other, 's') ~= 'r' then redis.call('SREM', key, other) end
+    end
+    if redis.call('SCARD', key) >= limit then return false end
+  end
+  redis.call('SADD', key, job_id)
+  return true
+end
+
+local function start_one(prefix, group, consumer, stream, entry_id, job_id, limits)
   local job = prefix .. 'job:' .. job_id
-  local f = redis.call('HMGET', job, 'd', 'sc', 's', 'e', 't', 'df')
+  local f = redis.call('HMGET', job, 'd', 'sc', 's', 'e', 't', 'df', 'f')
   local marker = consumer .. ' ' .. entry_id
   if f[1] then
     local attempts = tonumber(f[5])
     if not (f[3] == 'r' and f[4] == marker) then
+      local limit = f[7] and limits[f[7]]
+      if f[3] == 'p' or (limit and not admit(prefix, f[7], job_id, limit)) then
+        redis.call('XACK', stream, group, entry_id)
+        redis.call('XDEL', stream, entry_id)
+        if f[3] ~= 'p' then
+          redis.call('HSET', job, 's', 'p')
+          redis.call('RPUSH', prefix .. 'parked:' .. f[7], job_id)
+        end
+        return 'parked'
+      end
       attempts = redis.call('HINCRBY', job, 't', 1)
       redis.call('HSET', job, 's', 'r', 'e', marker)
       redis.call('PERSIST', job)
     end
-    out[#out + 1] = {f[1], attempts, f[2], f[6] or ''}
+    return {f[1], attempts, f[2], f[6] or ''}
   elseif redis.call('EXISTS', prefix .. 'result:' .. job_id) == 0 then
-    out[#out + 1] = 'expired'
-  else
-    redis.call('XACK', KEYS[1], group, entry_id)
-    redis.call('XDEL', KEYS[1], entry_id)
-    out[#out + 1] = false
+    return 'expired'
+  end
+  redis.call('XACK', stream, group, entry_id)
+  redis.call('XDEL', stream, entry_id)
+  return false
+end
+
+local function read_limits(first)
+  local limits = {}
+  local count = tonumber(ARGV[first])
+  for k = 1, count do limits[ARGV[first + 2 * k - 1]] = tonumber(ARGV[first + 2 * k]) end
+  return limits, first + 2 * count + 1
+end
+"""
+)
+
+START = (
+    _START_ONE
+    + """
+-- KEYS: stream
+-- ARGV: prefix, group, consumer, limit count, (function, max_concurrency) pairs, then triples of
+--       (entry_id, job_id, priority) just delivered to this consumer
+-- Marks each job running, counts the attempt, remembers consumer + entry (a replayed call does not count the
+-- attempt again; a reclaim by another consumer does) and lifts the hash's TTL (_expires bounds the wait to
+-- start, not the run). A job of a function at its max_concurrency is parked instead (entry acked here).
+-- Returns per triple {payload, attempts, score, failed_dependency or ''}; 'parked'; 'expired' when the hash
+-- is gone and no result exists (the worker records that, acking the entry); false when a result exists
+-- (aborted before it started): the entry is acked and deleted here.
+local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
+local limits, first = read_limits(4)
+local out = {}
+for i = first, #ARGV, 3 do
+  local stream = lane_key(prefix, ARGV[i + 2])
+  out[#out + 1] = start_one(prefix, group, consumer, stream, ARGV[i], ARGV[i + 1], limits)
+end
+return out
+"""
+)
+
+FETCH = (
+    _START_ONE
+    + """
+-- KEYS: stream
+-- ARGV: prefix, group, consumer, count, limit count, (function, max_concurrency) pairs, then the priorities
+--       to read, in order
+-- Reads up to count new entries without blocking, from each priority's lane in the order given until count
+-- is reached, and STARTs each one (see START) in the same step: one round trip for a busy worker.
+-- Returns {lanes without the group, then per entry {entry_id, job_id, priority, START's item}}.
+local prefix, group, consumer, remaining = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local limits, first = read_limits(5)
+local out = {0}
+for i = first, #ARGV do
+  if remaining <= 0 then break end
+  local stream = lane_key(prefix, ARGV[i])
+  local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining, 'STREAMS', stream, '>')
+  if type(reply) == 'table' and reply.err then
+    out[1] = out[1] + 1
+  elseif reply then
+    for _, entry in ipairs(reply[1][2]) do
+      local job_id = entry[2][2]
+      local item = start_one(prefix, group, consumer, stream, entry[1], job_id, limits)
+      out[#out + 1] = {entry[1], job_id, ARGV[i], item}
+      remaining = remaining - 1
+    end
   end
 end
 return out
 """
+)
+
+UNREAD = (
+    _LANES
+    + """
+-- KEYS: stream
+-- ARGV: prefix, group, then triples of (entry_id, job_id, priority) read but not started
+-- A blocking read over several lanes can return more entries than the worker has free slots: the extras go
+-- back to the end of their lane, unstarted, in the same step that acks them. Returns how many went back.
+local prefix, group = ARGV[1], ARGV[2]
+local count = 0
+for i = 3, #ARGV, 3 do
+  local stream = lane_key(prefix, ARGV[i + 2])
+  if redis.call('XACK', stream, group, ARGV[i]) == 1 then
+    redis.call('XDEL', stream, ARGV[i])
+    redis.call('XADD', stream, '*', 'id', ARGV[i + 1])
+    count = count + 1
+  end
+end
+return count
+"""
+)
 
 COMPLETE = (
     _NOTIFY_WAITERS
     + _STORE_RESULT
+    + _LANES
     + _PLACE
+    + _FREE_SLOT
     + _RELEASE_DEPENDENTS
     + """
 -- KEYS: stream, aborts, deferred, failed
--- ARGV: prefix, group, now_ms, then 7-tuples of (entry_id, job_id, result_payload, result_ttl_ms,
---       failure_ttl_ms, callback_id, callback_payload)
+-- ARGV: prefix, group, now_ms, then 9-tuples of (entry_id, job_id, result_payload, result_ttl_ms,
+--       failure_ttl_ms, callback_id, callback_payload, priority of the entry's lane, callback_function)
 -- result_ttl_ms: > 0 keep that long, 0 keep nothing, < 0 keep forever. failure_ttl_ms > 0 marks a failure for
 -- good: the result also goes to the failed registry for that long. A callback (on_success / on_failure) is
 -- enqueued in the same step, so it is never lost between the two.
 -- Records each result and only then acks and deletes the job: one round trip for a whole batch. An entry
 -- already acked (a replayed call, or a job another worker took over and finished) is skipped.
 local prefix, group, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-for i = 4, #ARGV, 7 do
+for i = 4, #ARGV, 9 do
   local entry_id, job_id = ARGV[i], ARGV[i + 1]
-  if redis.call('XACK', KEYS[1], group, entry_id) == 1 then
-    redis.call('XDEL', KEYS[1], entry_id)
+  local stream = lane_key(prefix, ARGV[i + 7])
+  if redis.call('XACK', stream, group, entry_id) == 1 then
+    redis.call('XDEL', stream, entry_id)
     store_result(prefix, job_id, ARGV[i + 2], ARGV[i + 3])
+    local fn = redis.call('HGET', prefix .. 'job:' .. job_id, 'f')
     redis.call('DEL', prefix .. 'job:' .. job_id)
+    free_slot(prefix, job_id, fn)
     redis.call('ZREM', KEYS[2], job_id)
     redis.call('ZREM', KEYS[3], job_id)
     local failure_ttl = tonumber(ARGV[i + 4])
@@ -222,11 +368,11 @@ for i = 4, #ARGV, 7 do
       redis.call('SET', prefix .. 'failed:' .. job_id, ARGV[i + 2], 'PX', failure_ttl)
       redis.call('ZADD', KEYS[4], now, job_id)
     end
-    release_dependents(prefix, KEYS[1], KEYS[3], job_id, failure_ttl == 0, now)
+    release_dependents(prefix, KEYS[3], job_id, failure_ttl == 0, now)
     local callback_id = ARGV[i + 5]
     if callback_id ~= '' and redis.call('EXISTS', prefix .. 'job:' .. callback_id) == 0 then
       local callback = prefix .. 'job:' .. callback_id
-      redis.call('HSET', callback, 'd', ARGV[i + 6], 't', 0, 's', 'q', 'sc', now)
+      redis.call('HSET', callback, 'd', ARGV[i + 6], 't', 0, 's', 'q', 'sc', now, 'f', ARGV[i + 8])
       redis.call('PEXPIRE', callback, 86400000)
       redis.call('XADD', KEYS[1], '*', 'id', callback_id)
     end
@@ -236,29 +382,37 @@ return 1
 """
 )
 
-REQUEUE = """
+REQUEUE = (
+    _LANES
+    + _FREE_SLOT
+    + """
 -- KEYS: stream, deferred
--- ARGV: prefix, group, entry_id, job_id, run_at_ms, now_ms
--- Puts a running job back: deferred until run_at (Retry with a delay) or straight onto the stream (a
+-- ARGV: prefix, group, entry_id, job_id, run_at_ms, now_ms, priority of the entry's lane
+-- Puts a running job back: deferred until run_at (Retry with a delay) or straight onto its lane (a
 -- cancelled job handed back at shutdown), written in the same step that acks the old entry.
 -- Returns 1; 0 touching nothing when the job hash is gone (deleted by hand: the entry stays pending, is
 -- reclaimed, and START records the job as expired) or the entry was already acked (a replayed call).
 local prefix, group, entry_id, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local job = prefix .. 'job:' .. job_id
+local stream = lane_key(prefix, ARGV[7])
 if redis.call('EXISTS', job) == 0 then return 0 end
-if redis.call('XACK', KEYS[1], group, entry_id) == 0 then return 0 end
-redis.call('XDEL', KEYS[1], entry_id)
+if redis.call('XACK', stream, group, entry_id) == 0 then return 0 end
+redis.call('XDEL', stream, entry_id)
 if tonumber(ARGV[5]) > tonumber(ARGV[6]) then
   redis.call('HSET', job, 's', 'd', 'sc', ARGV[5])
   redis.call('ZADD', KEYS[2], ARGV[5], job_id)
 else
   redis.call('HSET', job, 's', 'q')
-  redis.call('XADD', KEYS[1], '*', 'id', job_id)
+  redis.call('XADD', lane_of(prefix, job), '*', 'id', job_id)
 end
+free_slot(prefix, job_id, redis.call('HGET', job, 'f'))
 return 1
 """
+)
 
-PROMOTE = """
+PROMOTE = (
+    _LANES
+    + """
 -- KEYS: stream, deferred
 -- ARGV: prefix, now_ms, limit
 -- Moves due deferred jobs onto the stream. Idempotent, so every worker may run it at any time.
@@ -271,55 +425,78 @@ for _, job_id in ipairs(due) do
   -- only a job still deferred; a missing hash is pushed too, so START records the expiry (no job vanishes
   -- without a result). A stale member of a job now queued or running is just dropped.
   if state == 'd' or not state then
-    if state then redis.call('HSET', prefix .. 'job:' .. job_id, 's', 'q') end
-    redis.call('XADD', KEYS[1], '*', 'id', job_id)
+    local job = prefix .. 'job:' .. job_id
+    if state then redis.call('HSET', job, 's', 'q') end
+    redis.call('XADD', lane_of(prefix, job), '*', 'id', job_id)
   end
 end
 local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 return {#due, nxt[2] or false}
 """
+)
 
-HAND_BACK_CONSUMER = """
+HAND_BACK_CONSUMER = (
+    _LANES
+    + _FREE_SLOT
+    + """
 -- KEYS: stream
--- ARGV: prefix, group, consumer
--- Puts every job a (dead or retiring) consumer holds back onto the stream at once, then removes the consumer.
+-- ARGV: prefix, group, consumer, then every priority
+-- Puts every job a (dead or retiring) consumer holds back onto its lane at once, then removes the consumer.
 -- Used when a worker's identity is known to be gone, so its jobs need not wait for the idle-time reclaim.
 -- Returns the number of jobs handed back.
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local count = 0
-while true do
-  local pending = redis.call('XPENDING', KEYS[1], group, '-', '+', 1000, consumer)
-  if #pending == 0 then break end
-  for _, item in ipairs(pending) do
-    local entry_id = item[1]
-    local entry = redis.call('XRANGE', KEYS[1], entry_id, entry_id)
-    if entry[1] then
-      local job_id = entry[1][2][2]
-      local job = prefix .. 'job:' .. job_id
-      if redis.call('EXISTS', job) == 1 then
-        redis.call('HSET', job, 's', 'q')
-        redis.call('XADD', KEYS[1], '*', 'id', job_id)
-        count = count + 1
+for p = 4, #ARGV do
+  local stream = lane_key(prefix, ARGV[p])
+  local has_group = true
+  while true do
+    local pending = redis.pcall('XPENDING', stream, group, '-', '+', 1000, consumer)
+    if pending.err then has_group = false end  -- no such lane, or no group on it: nothing held there
+    if not has_group or #pending == 0 then break end
+    for _, item in ipairs(pending) do
+      local entry_id = item[1]
+      local entry = redis.call('XRANGE', stream, entry_id, entry_id)
+      if entry[1] then
+        local job_id = entry[1][2][2]
+        local job = prefix .. 'job:' .. job_id
+        if redis.call('EXISTS', job) == 1 then
+          redis.call('HSET', job, 's', 'q')
+          redis.call('XADD', stream, '*', 'id', job_id)
+          free_slot(prefix, job_id, redis.call('HGET', job, 'f'))
+          count = count + 1
+        end
       end
+      redis.call('XACK', stream, group, entry_id)
+      redis.call('XDEL', stream, entry_id)
     end
-    redis.call('XACK', KEYS[1], group, entry_id)
-    redis.call('XDEL', KEYS[1], entry_id)
   end
+  if has_group then redis.call('XGROUP', 'DELCONSUMER', stream, group, consumer) end
 end
-redis.call('XGROUP', 'DELCONSUMER', KEYS[1], group, consumer)
 return count
 """
+)
 
-PRUNE_CONSUMER = """
+PRUNE_CONSUMER = (
+    _LANES
+    + """
 -- KEYS: stream
--- ARGV: group, consumer
--- Deletes the consumer only if it still holds nothing, checked in the same step (a read in between would
--- otherwise lose its new entries with the consumer).
-if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
-  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+-- ARGV: prefix, group, consumer, then every priority
+-- Deletes the consumer (from every lane) only if it still holds nothing, checked in the same step (a read in
+-- between would otherwise lose its new entries with the consumer). Returns 1, or -1 when it holds something.
+local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
+local lanes = {}
+for p = 4, #ARGV do
+  local stream = lane_key(prefix, ARGV[p])
+  local pending = redis.pcall('XPENDING', stream, group, '-', '+', 1, consumer)
+  if not pending.err then
+    if #pending > 0 then return -1 end
+    lanes[#lanes + 1] = stream
+  end
 end
-return -1
+for _, stream in ipairs(lanes) do redis.call('XGROUP', 'DELCONSUMER', stream, group, consumer) end
+return 1
 """
+)
 
 ABORT = (
     _NOTIFY_WAITERS
@@ -373,6 +550,8 @@ class Scripts:
         self.enqueue: AsyncScript = redis.register_script(ENQUEUE)
         self.enqueue_many: AsyncScript = redis.register_script(ENQUEUE_MANY)
         self.start: AsyncScript = redis.register_script(START)
+        self.fetch: AsyncScript = redis.register_script(FETCH)
+        self.unread: AsyncScript = redis.register_script(UNREAD)
         self.complete: AsyncScript = redis.register_script(COMPLETE)
         self.requeue: AsyncScript = redis.register_script(REQUEUE)
         self.promote: AsyncScript = redis.register_script(PROMOTE)

@@ -31,7 +31,7 @@ from .connections import DEFAULT_MAX_PAYLOAD_BYTES, EXPIRES_EXTRA_MS, PoolRedis,
 from .cron import CronJob
 from .execution import ABORTED, COMPLETE, FAILED, RETRIED, Hook, JobRunner, Outcome, RunnerSettings
 from .functions import Function, Retry, func
-from .keys import DEFAULT_QUEUE_NAME, validate_queue_name
+from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
 from .queue import Completion, Delivery, RedisQueue
 from .scheduler import CronScheduler
 from .serializers import Deserializer, Serializer
@@ -40,6 +40,10 @@ from .utils import import_string, now_ms, to_seconds
 __all__ = ["Retry", "Worker", "check_health", "create_worker", "func", "run_worker"]
 
 logger = logging.getLogger("pool.worker")
+
+HIGH_FIRST = tuple(reversed(PRIORITIES))
+LOW_FIRST = PRIORITIES
+STARVATION_GUARD = 8  # one fetch in this many reads the lowest priority first
 
 
 def _raise_if_fatal(exc: BaseException) -> None:
@@ -181,6 +185,8 @@ class Worker:
         self._stop_requested: asyncio.Event | None = None
         self._force_stop = False
         self._loops: list[asyncio.Task[None]] = []
+        self._fetches = 0
+        self._limits = {name: f.max_concurrency for name, f in self.functions.items() if f.max_concurrency}
         self._heartbeat: asyncio.Task[None] | None = None
         # Set once running jobs are finished or cancelled and their results written: only then may the heartbeat
         # stop. A stopping worker that went quiet earlier would have its still-running jobs taken over and run twice.
@@ -352,7 +358,14 @@ class Worker:
                 await self._wait_running(None)
                 return
             try:
+                started, expired = await queue.fetch(self.worker_id, free, self._fetch_order(), self._limits)
+                if started or expired:
+                    self._launch(started, expired)
+                    continue
                 deliveries = await queue.read(self.worker_id, free, block_ms)
+                if len(deliveries) > free:  # several lanes had entries: keep the highest priorities
+                    await queue.unread(deliveries[free:])
+                    deliveries = deliveries[:free]
                 if deliveries:
                     await self._start(deliveries)
                 elif self.burst and not self._running and await self._queue_drained():
@@ -362,6 +375,12 @@ class Worker:
                 logger.warning("fetching jobs failed (%s), retrying", exc)
                 await asyncio.sleep(0.5)
 
+    def _fetch_order(self) -> tuple[int, ...]:
+        """Highest priority first, except one fetch in STARVATION_GUARD, which serves the lowest first: a flood
+        of urgent jobs slows the others down but never stops them."""
+        self._fetches += 1
+        return LOW_FIRST if self._fetches % STARVATION_GUARD == 0 else HIGH_FIRST
+
     async def _queue_drained(self) -> bool:
         counts = await self.queue.counts()
         return counts["ready"] == 0 and counts["running"] == 0 and counts["deferred"] == 0
@@ -369,7 +388,10 @@ class Worker:
     async def _start(self, deliveries: list[Delivery]) -> None:
         if self._stopping:
             return  # shutting down: leave them pending, close() hands them back
-        started, expired = await self.queue.start(self.worker_id, deliveries)
+        started, expired = await self.queue.start(self.worker_id, deliveries, self._limits)
+        self._launch(started, expired)
+
+    def _launch(self, started: list[Delivery], expired: list[Delivery]) -> None:
         if self._stopping:
             return  # a stop came while START ran: leave them pending, close() hands them back
         for delivery in started:
@@ -428,7 +450,13 @@ class Worker:
             self.jobs_retried += 1
         if outcome.is_requeue:
             await asyncio.shield(
-                self.queue.requeue(delivery.entry_id, delivery.job_id, run_at_ms=outcome.requeue_at_ms, now_ms=now_ms())
+                self.queue.requeue(
+                    delivery.entry_id,
+                    delivery.job_id,
+                    run_at_ms=outcome.requeue_at_ms,
+                    now_ms=now_ms(),
+                    priority=delivery.priority,
+                )
             )
             if outcome.requeue_at_ms > now_ms():
                 self._schedule_changed.set()
@@ -443,6 +471,8 @@ class Worker:
                 failure_ttl_ms=failure_ttl_ms,
                 callback_id=outcome.callback_id,
                 callback_payload=outcome.callback_payload,
+                priority=delivery.priority,
+                callback_function=outcome.callback_function,
             )
             await self._batcher.submit(completion)
 
@@ -470,7 +500,7 @@ class Worker:
                 return
             beats += 1
             try:
-                await self.queue.heartbeat(self.worker_id, list(self._running))
+                await self.queue.heartbeat(self.worker_id, [delivery for delivery, _ in self._running.values()])
                 now = loop_time()
                 if now - last_ok > beat * 2.5:
                     reclaim_after = max(reclaim_after, now + beat * 3)

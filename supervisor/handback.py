@@ -11,7 +11,7 @@ import logging
 
 import redis
 
-from pool.keys import CONSUMER_GROUP, QueueKeys
+from pool.keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
 from pool.scripts import HAND_BACK_CONSUMER
 
 logger = logging.getLogger("pool.supervisor")
@@ -21,7 +21,7 @@ def hand_back(client: redis.Redis, keys: QueueKeys, consumer: str) -> int:
     """Put ``consumer``'s pending jobs back on the stream; returns how many (0 if Redis is unreachable)."""
     try:
         script = client.register_script(HAND_BACK_CONSUMER)
-        return int(script(keys=[keys.stream], args=[keys.prefix, CONSUMER_GROUP, consumer]))
+        return int(script(keys=[keys.stream], args=[keys.prefix, CONSUMER_GROUP, consumer, *PRIORITIES]))
     except redis.ResponseError as exc:
         if "NOGROUP" not in str(exc):
             logger.warning("could not hand back jobs of %s: %s", consumer, exc)

@@ -7,6 +7,7 @@ ones. A supervisor that dies simply stops refreshing its key.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -31,14 +32,16 @@ def supervisor_id() -> str:
 
 def queue_depth(client: redis.Redis, keys: QueueKeys) -> dict[str, int]:
     pipe = client.pipeline(transaction=False)
-    pipe.xlen(keys.stream)
+    for lane in keys.lanes:
+        pipe.xlen(lane)
     pipe.zcard(keys.deferred)
-    stream_len, deferred = pipe.execute()
-    try:
-        running = int(client.xpending(keys.stream, CONSUMER_GROUP)["pending"])
-    except redis.ResponseError:
-        running = 0
-    return {"ready": max(int(stream_len) - running, 0), "running": running, "deferred": int(deferred)}
+    *lengths, deferred = pipe.execute()
+    running = 0
+    for lane, length in zip(keys.lanes, lengths, strict=True):
+        if length:
+            with contextlib.suppress(redis.ResponseError):  # no group yet: nothing delivered
+                running += int(client.xpending(lane, CONSUMER_GROUP)["pending"])
+    return {"ready": max(sum(lengths) - running, 0), "running": running, "deferred": int(deferred)}
 
 
 def build_entry(status: dict[str, Any], queue: dict[str, int], cron_leader: bool) -> dict[str, Any]:

@@ -106,6 +106,7 @@ class SupervisorCron:
             now_ms=now_ms(),
             expires_ms=self.expires_ms,
             fence=(cron_job.name, tick_ms),
+            function=cron_job.name,
         )
         self._enqueue(keys=keys, args=args)
 

@@ -7,6 +7,7 @@ Tuning: none beyond ``max_jobs`` (100, as for every library). pool runs on uvloo
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -41,3 +42,4 @@ class WorkerSettings:
     redis_settings = RedisSettings.from_dsn(common.redis_url())
     max_jobs = common.CONCURRENCY
     on_startup = startup
+    auto_pipeline = os.environ.get("POOL_AUTO_PIPELINE", "1") == "1"

@@ -29,6 +29,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
 
 from . import inspection
+from .autopipeline import AutoPipeline, must_bypass
 from .jobs import Job, JobDef, JobResult, JobStatus, check_size, deserialize_job, deserialize_result, serialize_job
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
 from .queue import RedisQueue, enqueue_args
@@ -144,7 +145,28 @@ class PoolRedis(Redis):
         self.job_deserializer = job_deserializer
         self.default_queue_name = default_queue_name
         self.expires_extra_ms = expires_extra_ms
+        self._auto_pipeline: AutoPipeline | None = None
         super().__init__(*args, **kwargs)
+
+    def auto_pipelined(self) -> PoolRedis:
+        """A client on the same connection pool whose commands, issued by concurrent tasks in one event-loop
+        turn, go out as one pipeline (see pool/autopipeline.py). The worker gives this to jobs as
+        ``ctx['redis']``. Closing it leaves the shared pool open."""
+        client = PoolRedis(
+            connection_pool=self.connection_pool,
+            job_serializer=self.job_serializer,
+            job_deserializer=self.job_deserializer,
+            default_queue_name=self.default_queue_name,
+            expires_extra_ms=self.expires_extra_ms,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+        client._auto_pipeline = AutoPipeline(client)
+        return client
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if self._auto_pipeline is None or must_bypass(args):
+            return await super().execute_command(*args, **options)
+        return await self._auto_pipeline.submit(args, options)
 
     def _queue(self, queue_name: str | None) -> RedisQueue:
         return RedisQueue(self, queue_name or self.default_queue_name)

@@ -115,6 +115,7 @@ class Worker:
         schedule_cron: bool = True,
         failure_ttl: float | timedelta = timedelta(days=7),
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+        auto_pipeline: bool = True,
     ) -> None:
         self.functions: dict[str, Function] = {f.name: f for f in (func(fn) for fn in functions)}
         self.cron_jobs: list[CronJob] = list(cron_jobs or [])
@@ -148,6 +149,7 @@ class Worker:
         self.expires_extra_ms = expires_extra_ms
         self.timezone = timezone
         self.heartbeat_interval_s = heartbeat_interval
+        self.auto_pipeline = auto_pipeline
         # False under the supervisor: its parent leads cron; this worker only runs the cron jobs' functions
         self.schedule_cron = schedule_cron and bool(self.cron_jobs)
         self._cron: CronScheduler | None = None
@@ -249,7 +251,9 @@ class Worker:
         self._queue = RedisQueue(self._pool, self.queue_name)
         self._batcher = CompletionBatcher(self._queue)
         await self._queue.ensure_group()
-        self.ctx["redis"] = self._pool
+        # Jobs' commands of one loop turn go out as one pipeline (pool/autopipeline.py); the worker's own
+        # commands are batched by hand and keep the plain client.
+        self.ctx["redis"] = self._pool.auto_pipelined() if self.auto_pipeline else self._pool
         if self.handle_signals:
             self._add_signal_handlers()
         logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(sorted(self.functions)))

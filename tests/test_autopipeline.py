@@ -1,0 +1,102 @@
+"""Auto-pipelining of jobs' commands (pool/autopipeline.py), against a real Redis: every caller gets its own
+reply or error, blocking commands are not queued behind, scripts still load themselves, and the worker hands
+jobs the pipelined client unless told not to."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.exceptions import ResponseError
+
+from pool import PoolRedis, RedisSettings, create_pool
+from pool.autopipeline import must_bypass
+from tests.worker_utils import run_burst
+
+
+@pytest.fixture
+async def plain(redis_url: str) -> AsyncIterator[PoolRedis]:
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    yield pool
+    await pool.aclose()
+
+
+async def test_concurrent_commands_each_get_their_own_reply_or_error(plain: PoolRedis) -> None:
+    client = plain.auto_pipelined()
+    await plain.set("text", "not a number")
+    counts = await asyncio.gather(*(client.incr("counter") for _ in range(250)))
+    assert sorted(counts) == list(range(1, 251))  # every INCR counted once, each caller its own value
+    replies = await asyncio.gather(
+        client.set("a", "1"), client.incr("text"), client.get("a"), client.hset("h", mapping={"f": "v"}),
+        client.hgetall("h"), return_exceptions=True,
+    )  # fmt: skip
+    assert replies[0] is True
+    assert isinstance(replies[1], ResponseError)  # only that caller sees the error
+    assert replies[2:] == [b"1", 1, {b"f": b"v"}]  # reply callbacks applied as without pipelining
+    assert await plain.get("counter") == b"250"
+
+
+async def test_more_commands_than_one_pipeline_holds(plain: PoolRedis) -> None:
+    client = plain.auto_pipelined()
+    replies = await asyncio.gather(*(client.rpush("list", i) for i in range(2500)))
+    assert sorted(replies) == list(range(1, 2501))
+    assert [int(x) for x in await plain.lrange("list", 0, -1)] == list(range(2500))  # order kept
+
+
+async def test_blocking_command_does_not_hold_up_the_others(plain: PoolRedis) -> None:
+    client = plain.auto_pipelined()
+    waiting = asyncio.create_task(client.blpop(["wake"], timeout=30))
+    await asyncio.sleep(0)  # let BLPOP go out first
+    assert await client.set("k", "v") is True  # answered while BLPOP still blocks
+    assert await client.get("k") == b"v"
+    assert not waiting.done()
+    await plain.rpush("wake", "now")
+    assert await asyncio.wait_for(waiting, 5) == (b"wake", b"now")
+
+
+async def test_scripts_reload_after_script_flush(plain: PoolRedis) -> None:
+    """Enqueueing from a job goes through EVALSHA; after a SCRIPT FLUSH the NOSCRIPT error reaches the script
+    object through the pipeline, and it loads itself again."""
+    client = plain.auto_pipelined()
+    assert await client.enqueue_job("anything", _job_id="first") is not None
+    await plain.script_flush()
+    assert await client.enqueue_job("anything", _job_id="second") is not None
+    assert await plain.exists("pool:{default}:job:second")
+
+
+async def test_closing_the_pipelined_client_keeps_the_pool_open(plain: PoolRedis) -> None:
+    client = plain.auto_pipelined()
+    assert await client.ping()
+    await client.aclose()
+    assert await plain.ping()
+
+
+@pytest.mark.parametrize(
+    ("command", "bypass"),
+    [
+        (("INCR", "x"), False),
+        (("BLPOP", "x", 0), True),
+        ((b"brpop", "x", 0), True),
+        (("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"), False),
+        (("XREADGROUP", "GROUP", "g", "c", "BLOCK", 10, "STREAMS", "s", ">"), True),
+        (("WATCH", "x"), True),
+    ],
+)
+def test_which_commands_bypass_the_pipeline(command: tuple[Any, ...], bypass: bool) -> None:
+    assert must_bypass(command) is bypass
+
+
+async def kind_of_client(ctx: dict[str, Any]) -> bool:
+    await ctx["redis"].incr("ran")
+    return ctx["redis"]._auto_pipeline is not None
+
+
+@pytest.mark.parametrize("auto_pipeline", [True, False])
+async def test_worker_gives_jobs_the_pipelined_client(plain: PoolRedis, redis_url: str, auto_pipeline: bool) -> None:
+    job = await plain.enqueue_job("kind_of_client")
+    assert job is not None
+    await run_burst(redis_url, functions=[kind_of_client], auto_pipeline=auto_pipeline)
+    assert await job.result(timeout=1) is auto_pipeline
+    assert await plain.get("ran") == b"1"

@@ -242,10 +242,10 @@ class RedisQueue:
         deliveries.sort(key=lambda d: -d.priority)
         return deliveries
 
-    async def unread(self, deliveries: list[Delivery]) -> None:
-        """Put entries read but not started back at the end of their lane."""
+    async def unread(self, consumer: str, deliveries: list[Delivery]) -> None:
+        """Put entries this consumer read but will not run back at the end of their lane, undoing its START."""
         if deliveries:
-            args: list[Any] = [self.keys.prefix, CONSUMER_GROUP]
+            args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer]
             for d in deliveries:
                 args += [d.entry_id, d.job_id, d.priority]
             await self.scripts.unread(keys=[self.keys.stream], args=args)

@@ -316,18 +316,30 @@ return out
 
 UNREAD = (
     _LANES
+    + _FREE_SLOT
     + """
 -- KEYS: stream
--- ARGV: prefix, group, then triples of (entry_id, job_id, priority) read but not started
--- A blocking read over several lanes can return more entries than the worker has free slots: the extras go
--- back to the end of their lane, unstarted, in the same step that acks them. Returns how many went back.
-local prefix, group = ARGV[1], ARGV[2]
+-- ARGV: prefix, group, consumer, then triples of (entry_id, job_id, priority) read but not run
+-- Puts entries this consumer read but will not run back at the end of their lane, in the same step that acks
+-- them: the extras of a blocking read over several lanes (more entries than free slots), and jobs START marked
+-- running just as a stop came. A start made by this consumer for this entry is undone (the attempt is not
+-- counted, the slot of a limited function is freed). Returns how many went back.
+local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local count = 0
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
+  local entry_id, job_id = ARGV[i], ARGV[i + 1]
   local stream = lane_key(prefix, ARGV[i + 2])
-  if redis.call('XACK', stream, group, ARGV[i]) == 1 then
-    redis.call('XDEL', stream, ARGV[i])
-    redis.call('XADD', stream, '*', 'id', ARGV[i + 1])
+  if redis.call('XACK', stream, group, entry_id) == 1 then
+    redis.call('XDEL', stream, entry_id)
+    local job = prefix .. 'job:' .. job_id
+    local f = redis.call('HMGET', job, 's', 'e', 'f')
+    if f[1] == 'r' and f[2] == consumer .. ' ' .. entry_id then
+      redis.call('HINCRBY', job, 't', -1)
+      redis.call('HSET', job, 's', 'q')
+      redis.call('HDEL', job, 'e')
+      free_slot(prefix, job_id, f[3])
+    end
+    redis.call('XADD', stream, '*', 'id', job_id)
     count = count + 1
   end
 end

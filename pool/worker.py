@@ -364,11 +364,11 @@ class Worker:
             try:
                 started, expired = await queue.fetch(self.worker_id, free, self._fetch_order(), self._limits)
                 if started or expired:
-                    self._launch(started, expired)
+                    await self._launch(started, expired)
                     continue
                 deliveries = await queue.read(self.worker_id, free, block_ms)
                 if len(deliveries) > free:  # several lanes had entries: keep the highest priorities
-                    await queue.unread(deliveries[free:])
+                    await queue.unread(self.worker_id, deliveries[free:])
                     deliveries = deliveries[:free]
                 if deliveries:
                     await self._start(deliveries)
@@ -393,11 +393,15 @@ class Worker:
         if self._stopping:
             return  # shutting down: leave them pending, close() hands them back
         started, expired = await self.queue.start(self.worker_id, deliveries, self._limits)
-        self._launch(started, expired)
+        await self._launch(started, expired)
 
-    def _launch(self, started: list[Delivery], expired: list[Delivery]) -> None:
+    async def _launch(self, started: list[Delivery], expired: list[Delivery]) -> None:
         if self._stopping:
-            return  # a stop came while START ran: leave them pending, close() hands them back
+            # A stop came while START ran: put them back, not counting the attempt (if this fails they stay
+            # pending and close() hands them back, attempt counted: at-least-once either way).
+            with contextlib.suppress(RedisError, OSError):
+                await self.queue.unread(self.worker_id, started + expired)
+            return
         for delivery in started:
             self.jobs_started += 1
             task = asyncio.create_task(self._run_job(delivery))

@@ -15,7 +15,7 @@ from pool.queue import RedisQueue
 from pool.utils import now_ms
 from pool.worker import STARVATION_GUARD
 from tests.helpers import wait_for
-from tests.worker_utils import run_burst, running_worker
+from tests.worker_utils import make_worker, run_burst, running_worker
 
 KEYS = QueueKeys("default")
 
@@ -214,3 +214,51 @@ async def test_slot_of_a_dead_worker_is_freed_when_its_job_is_taken_over(redis: 
 def test_max_concurrency_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_concurrency must be at least 1"):
         func(record, max_concurrency=0)
+
+
+# --- putting back what was read but will not run ------------------------------------------------------------------
+
+
+async def report_try(ctx: dict[str, Any]) -> int:
+    return int(ctx["job_try"])
+
+
+async def test_stop_during_start_does_not_count_the_attempt(redis: PoolRedis, redis_url: str) -> None:
+    """A stop that arrives while START runs (found by the flake hunt: SIGQUIT and the read's reply ready in
+    the same loop turn): the started job is put back with its attempt uncounted, so it later runs as try 1
+    and a job can't reach max_tries without having run."""
+    job = await redis.enqueue_job("report_try", _priority=1)
+    assert job is not None
+    worker = make_worker(redis_url, functions=[report_try])
+    real_fetch = RedisQueue.fetch
+
+    async def fetch_then_stop(queue: RedisQueue, *args: Any, **kwargs: Any) -> Any:
+        result = await real_fetch(queue, *args, **kwargs)
+        worker.request_stop()  # the stop lands while FETCH's reply (entries read and started) is on its way
+        return result
+
+    RedisQueue.fetch = fetch_then_stop  # type: ignore[method-assign]
+    try:
+        await asyncio.wait_for(worker.main(), 15)
+    finally:
+        RedisQueue.fetch = real_fetch  # type: ignore[method-assign]
+    fields = await redis.hmget(KEYS.job(job.job_id), ["t", "s"])
+    assert fields == [b"0", b"q"]
+    assert await redis.xlen(KEYS.lane(1)) == 1
+    await run_burst(redis_url, functions=[report_try])
+    assert await job.result(timeout=1) == 1
+
+
+async def test_unread_undoes_only_this_consumers_start(redis: PoolRedis) -> None:
+    await redis.enqueue_job("record", "a", _job_id="a")
+    queue = RedisQueue(redis, "default")
+    await queue.ensure_group()
+    deliveries = await queue.read("me", 10, None)
+    started, _ = await queue.start("me", deliveries)
+    assert [d.attempts for d in started] == [1]
+    await queue.unread("someone-else", [])  # nothing to do
+    await queue.unread("me", deliveries)
+    assert await redis.hmget(KEYS.job("a"), ["t", "s", "e"]) == [b"0", b"q", None]
+    assert await queue.counts() == {"ready": 1, "running": 0, "deferred": 0}
+    await queue.unread("me", deliveries)  # a replay acks nothing and adds nothing
+    assert await redis.xlen(KEYS.stream) == 1

@@ -200,12 +200,15 @@ async def test_worker_carries_on_across_a_redis_restart(
     The worker reconnects and finishes everything; results of jobs that finished during the outage are written
     once Redis is back (the result write is retried), and no job runs twice."""
     server, client = persistent
-    worker = spawn("worker", "worker", FAULT_SETTINGS, "--redis", server.url)
-    await wait_for(lambda: "Starting worker" in worker.log() or worker.exited(), timeout=15, message="worker up")
+    # All enqueued first, so the worker's first fetch takes exactly max_jobs=10 of them; each job sleeps 1 s
+    # after recording its start, so Redis goes down while all 10 sleep and no other job has started. (Enqueued
+    # after the worker's start, a second batch could start just as Redis went away; `pure` does not retry its
+    # own Redis write, so such a job failed for good: a flake under load, found by a flake hunt.)
     jobs = 60
     for i in range(jobs):
-        assert await client.enqueue_job("pure", i, 400, _job_id=f"p{i}") is not None
-    await wait_for(lambda: _at_least(client.llen(app.STARTS), 10), timeout=10, message="10 jobs in flight")
+        assert await client.enqueue_job("pure", i, 1000, _job_id=f"p{i}") is not None
+    worker = spawn("worker", "worker", FAULT_SETTINGS, "--redis", server.url)
+    await wait_for(lambda: _at_least(client.llen(app.STARTS), 10), timeout=15, message="10 jobs in flight")
 
     down_at = time.time()
     await asyncio.to_thread(server.kill if how == "kill-9" else server.stop)
@@ -219,7 +222,8 @@ async def test_worker_carries_on_across_a_redis_restart(
     await wait_for(all_done, timeout=30, interval=0.2, message="every job has a result")
     infos = [await Job(f"p{i}", client).result_info() for i in range(jobs)]
     assert not worker.exited(), worker.log()[-3000:]
-    assert all(info is not None and info.success and info.result == i for i, info in enumerate(infos))
+    wrong = [(i, info) for i, info in enumerate(infos) if not (info and info.success and info.result == i)]
+    assert not wrong, f"jobs without their result: {wrong}\n{worker.log()[-3000:]}"
     runs = await starts(client)
     twice = {job_id: n for job_id, n in runs.items() if n > 1}
     assert not twice, f"jobs ran more than once across the restart: {twice}"

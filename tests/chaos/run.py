@@ -394,6 +394,22 @@ class Run:
                 await asyncio.sleep(0.5)  # poll interval, bounded by the deadline
         return pending
 
+    async def wait_cron_caught_up(self, client: PoolRedis, deadline: float) -> bool:
+        """Wait until the cron tick of two seconds ago has run: after the supervisor kill, the new supervisor
+        takes the cron lock only once the dead leader's lock expired (TTL 5 s, tried every ~1.7 s), then
+        catches up the ticks in between. Stopping before that would cut the run short, not find a bug."""
+        loop = asyncio.get_running_loop()
+        prefix = f"{app.CRON_NAME}:"
+        while loop.time() < deadline:
+            wanted_s = int(time.time()) - 2
+            with contextlib.suppress(RedisError, OSError):
+                job_ids = [item.decode().split(" ")[0] for item in await client.lrange(app.EXECS, -50, -1)]
+                ticks_s = [int(i[len(prefix) :]) // 1000 for i in job_ids if i.startswith(prefix)]
+                if ticks_s and max(ticks_s) >= wanted_s:
+                    return True
+            await asyncio.sleep(0.25)  # poll interval, bounded by the deadline
+        return False
+
     async def stop_supervisor(self) -> None:
         self.stopped_wall = time.time()
         proc = await asyncio.to_thread(
@@ -630,6 +646,8 @@ async def main_async(args: argparse.Namespace) -> int:
         done_after = time.monotonic() - run.started
         if pending:
             run.say(f"{len(pending)} jobs still without a result at the deadline")
+        if not await run.wait_cron_caught_up(client, min(hard_deadline, loop.time() + 30)):
+            run.say("the cron job did not catch up within 30 s")
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

@@ -15,7 +15,8 @@ from .queue import RedisQueue
 
 
 async def queue_info(redis: Any, queue_name: str | None = None) -> dict[str, int]:
-    """How many jobs are ready, running, deferred (incl. waiting for dependencies) and failed for good."""
+    """How many jobs are ready, running, deferred (incl. waiting for dependencies), parked (waiting for a
+    max_concurrency slot) and failed for good."""
     queue = _queue(redis, queue_name)
     counts = await queue.counts()
     counts["failed"] = len(await failed_ids(redis, queue_name))
@@ -47,7 +48,8 @@ async def empty_queue(redis: Any, queue_name: str | None = None) -> int:
             await redis.delete(queue.keys.job(fields[b"id"].decode()))
             await redis.xdel(lane, entry_id)
             removed += 1
-    async for key in redis.scan_iter(match=queue.keys.parked("*"), count=1000):
+    for function in await redis.smembers(queue.keys.parked_functions):
+        key = queue.keys.parked(function.decode())
         for job_id in await redis.lrange(key, 0, -1):
             removed += await redis.delete(queue.keys.job(job_id.decode()))
         await redis.delete(key)

@@ -52,6 +52,11 @@ class QueueKeys:
         """Set of job ids of a concurrency-limited function that are running (``func(max_concurrency=)``)."""
         return f"{self.prefix}running:{function}"
 
+    @property
+    def parked_functions(self) -> str:
+        """Set of the functions that have (or had) a ``parked`` list: how readers find them without a SCAN."""
+        return self.prefix + "parked-functions"
+
     def parked(self, function: str) -> str:
         """List of job ids of a concurrency-limited function that waited for a free slot, oldest first."""
         return f"{self.prefix}parked:{function}"

@@ -168,18 +168,28 @@ class RedisQueue:
         await self.redis.blpop([self.keys.notify(job_id)], timeout=max(timeout_s, 0.01))
 
     async def counts(self) -> dict[str, int]:
-        """Ready (undelivered), running (delivered, not acked) and deferred job counts."""
+        """Ready (undelivered), running (delivered, not acked), deferred and parked (waiting for a
+        max_concurrency slot) job counts."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for lane in self.keys.lanes:
                 pipe.xlen(lane)
             pipe.zcard(self.keys.deferred)
-            *lengths, deferred = await pipe.execute()
+            pipe.smembers(self.keys.parked_functions)
+            *lengths, deferred, parked_functions = await pipe.execute()
+        parked = 0
+        for function in parked_functions:
+            parked += int(await self.redis.llen(self.keys.parked(_text(function))))
         running = 0
         for lane, length in zip(self.keys.lanes, lengths, strict=True):
             if length:
                 with contextlib.suppress(ResponseError):  # no group yet: nothing delivered
                     running += int((await self.redis.xpending(lane, CONSUMER_GROUP))["pending"])
-        return {"ready": max(sum(lengths) - running, 0), "running": running, "deferred": int(deferred)}
+        return {
+            "ready": max(sum(lengths) - running, 0),
+            "running": running,
+            "deferred": int(deferred),
+            "parked": parked,
+        }
 
     async def job_ids_in_stream(self) -> list[str]:
         """Ids of entries in every lane (delivered ones included), highest priority first."""
@@ -241,6 +251,14 @@ class RedisQueue:
             deliveries += [Delivery(_text(entry_id), _text(f[b"id"]), priority) for entry_id, f in entries]
         deliveries.sort(key=lambda d: -d.priority)
         return deliveries
+
+    async def sweep_parked(self, limits: Limits) -> int:
+        """Release parked jobs of limited functions into slots that were freed without passing them on."""
+        if not limits:
+            return 0
+        return int(
+            await self.scripts.sweep_parked(keys=[self.keys.stream], args=[self.keys.prefix, *_limit_args(limits)[1:]])
+        )
 
     async def unread(self, consumer: str, deliveries: list[Delivery]) -> None:
         """Put entries this consumer read but will not run back at the end of their lane, undoing its START."""

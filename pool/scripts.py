@@ -12,9 +12,10 @@ stream of their priority (a "lane": ``stream`` for 0, ``stream:<p>`` above); an 
 group's pending list while its job runs, and is acked and deleted only in the same script that records the
 result, parks the job or puts it back. That is the whole of invariant 1: no step drops a job.
 
-Functions with ``max_concurrency`` keep the ids of their running jobs in a set ``running:<fn>``; a job read when
-the set is full is parked in the list ``parked:<fn>`` (its entry acked in the same step) and put back on its
-lane when one of that function's jobs stops running (completes, is retried or handed back).
+Functions with ``max_concurrency`` keep the ids of the jobs holding a slot in a set ``running:<fn>``; a job read
+when the set is full is parked in the list ``parked:<fn>`` (its entry acked in the same step) and put back on
+its lane, its slot reserved, when one of that function's jobs stops running (completes, is retried or handed
+back); SWEEP_PARKED passes on slots freed any other way.
 
 Every script is safe to run twice: redis-py retries a command whose connection dropped, even if Redis had
 already run it. Acks return 0 the second time, START recognises its entry, ENQUEUE its nonce.
@@ -77,26 +78,38 @@ local function place(prefix, deferred, job_id, now)
 end
 """
 
-# A job of a concurrency-limited function stopped running (it finished, or was retried or handed back): free
-# its slot and put the oldest parked job of that function back on its lane. Parked ids whose job was aborted
-# are dropped; one whose hash expired goes to the stream so START records the expiry.
-_FREE_SLOT = """
-local function free_slot(prefix, job_id, fn)
-  if not fn or redis.call('SREM', prefix .. 'running:' .. fn, job_id) == 0 then return end
+# Concurrency-limited functions. running:<fn> holds the ids of jobs that hold a slot: running ones, and parked
+# ones put back on their lane with a slot reserved for them (state q). A member whose job is gone or in any other
+# state holds nothing. release_one puts the oldest parked job back with its slot reserved; ids of parked jobs
+# aborted meanwhile are dropped, and one whose hash expired goes to the stream so START records the expiry.
+_SLOTS = """
+local function holds_slot(prefix, job_id)
+  local state = redis.call('HGET', prefix .. 'job:' .. job_id, 's')
+  return state == 'r' or state == 'q'
+end
+
+local function release_one(prefix, fn)
   local parked = prefix .. 'parked:' .. fn
   while true do
     local next_id = redis.call('LPOP', parked)
-    if not next_id then return end
+    if not next_id then return false end
     local job = prefix .. 'job:' .. next_id
     local state = redis.call('HGET', job, 's')
     if state == 'p' then
+      redis.call('SADD', prefix .. 'running:' .. fn, next_id)
       redis.call('HSET', job, 's', 'q')
       redis.call('XADD', lane_of(prefix, job), '*', 'id', next_id)
-      return
+      return true
     elseif not state and redis.call('EXISTS', prefix .. 'result:' .. next_id) == 0 then
       redis.call('XADD', prefix .. 'stream', '*', 'id', next_id)
     end
   end
+end
+
+-- A job of a limited function stopped running (it finished, or was retried or handed back): free its slot
+-- and pass it on to the oldest parked job of that function.
+local function free_slot(prefix, job_id, fn)
+  if fn and redis.call('SREM', prefix .. 'running:' .. fn, job_id) == 1 then release_one(prefix, fn) end
 end
 """
 
@@ -206,14 +219,14 @@ return out
 # Mark one delivered job running (or park it, or report it expired). Shared by START and FETCH.
 _START_ONE = (
     _LANES
+    + _SLOTS
     + """
 local function admit(prefix, fn, job_id, limit)
   local key = prefix .. 'running:' .. fn
-  if redis.call('SISMEMBER', key, job_id) == 1 then return true end
+  if redis.call('SISMEMBER', key, job_id) == 1 then return true end  -- its slot was reserved (or a reclaim)
   if redis.call('SCARD', key) >= limit then
-    -- members whose job no longer runs (handed back, deleted) hold no slot
     for _, other in ipairs(redis.call('SMEMBERS', key)) do
-      if redis.call('HGET', prefix .. 'job:' .. other, 's') ~= 'r' then redis.call('SREM', key, other) end
+      if not holds_slot(prefix, other) then redis.call('SREM', key, other) end
     end
     if redis.call('SCARD', key) >= limit then return false end
   end
@@ -235,6 +248,7 @@ local function start_one(prefix, group, consumer, stream, entry_id, job_id, limi
         if f[3] ~= 'p' then
           redis.call('HSET', job, 's', 'p')
           redis.call('RPUSH', prefix .. 'parked:' .. f[7], job_id)
+          redis.call('SADD', prefix .. 'parked-functions', f[7])
         end
         return 'parked'
       end
@@ -269,6 +283,7 @@ START = (
 -- Marks each job running, counts the attempt, remembers consumer + entry (a replayed call does not count the
 -- attempt again; a reclaim by another consumer does) and lifts the hash's TTL (_expires bounds the wait to
 -- start, not the run). A job of a function at its max_concurrency is parked instead (entry acked here).
+-- An entry no longer pending for this consumer is skipped (false): a replay after the entry was parked.
 -- Returns per triple {payload, attempts, score, failed_dependency or ''}; 'parked'; 'expired' when the hash
 -- is gone and no result exists (the worker records that, acking the entry); false when a result exists
 -- (aborted before it started): the entry is acked and deleted here.
@@ -277,7 +292,12 @@ local limits, first = read_limits(4)
 local out = {}
 for i = first, #ARGV, 3 do
   local stream = lane_key(prefix, ARGV[i + 2])
-  out[#out + 1] = start_one(prefix, group, consumer, stream, ARGV[i], ARGV[i + 1], limits)
+  -- an entry no longer pending for us was dealt with already (a replay of a call that parked or finished it)
+  if #redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1, consumer) == 0 then
+    out[#out + 1] = false
+  else
+    out[#out + 1] = start_one(prefix, group, consumer, stream, ARGV[i], ARGV[i + 1], limits)
+  end
 end
 return out
 """
@@ -314,9 +334,39 @@ return out
 """
 )
 
+SWEEP_PARKED = (
+    _LANES
+    + _SLOTS
+    + """
+-- KEYS: stream
+-- ARGV: prefix, then (function, max_concurrency) pairs
+-- For each limited function with parked jobs: forget members that hold no slot (their job was aborted,
+-- expired or deleted on its way back), then release parked jobs while there is room. Every worker runs it
+-- now and then, so a slot freed where no script passes it on (an abort, an expiry, a worker without the
+-- limit) still reaches the parked jobs. Idempotent. Returns the number released.
+local prefix = ARGV[1]
+local released = 0
+for i = 2, #ARGV, 2 do
+  local fn, limit = ARGV[i], tonumber(ARGV[i + 1])
+  if redis.call('LLEN', prefix .. 'parked:' .. fn) > 0 then
+    local running = prefix .. 'running:' .. fn
+    for _, other in ipairs(redis.call('SMEMBERS', running)) do
+      if not holds_slot(prefix, other) then redis.call('SREM', running, other) end
+    end
+    local room = limit - redis.call('SCARD', running)
+    while room > 0 and release_one(prefix, fn) do
+      room = room - 1
+      released = released + 1
+    end
+  end
+end
+return released
+"""
+)
+
 UNREAD = (
     _LANES
-    + _FREE_SLOT
+    + _SLOTS
     + """
 -- KEYS: stream
 -- ARGV: prefix, group, consumer, then triples of (entry_id, job_id, priority) read but not run
@@ -352,7 +402,7 @@ COMPLETE = (
     + _STORE_RESULT
     + _LANES
     + _PLACE
-    + _FREE_SLOT
+    + _SLOTS
     + _RELEASE_DEPENDENTS
     + """
 -- KEYS: stream, aborts, deferred, failed
@@ -396,7 +446,7 @@ return 1
 
 REQUEUE = (
     _LANES
-    + _FREE_SLOT
+    + _SLOTS
     + """
 -- KEYS: stream, deferred
 -- ARGV: prefix, group, entry_id, job_id, run_at_ms, now_ms, priority of the entry's lane
@@ -449,7 +499,7 @@ return {#due, nxt[2] or false}
 
 HAND_BACK_CONSUMER = (
     _LANES
-    + _FREE_SLOT
+    + _SLOTS
     + """
 -- KEYS: stream
 -- ARGV: prefix, group, consumer, then every priority
@@ -564,6 +614,7 @@ class Scripts:
         self.start: AsyncScript = redis.register_script(START)
         self.fetch: AsyncScript = redis.register_script(FETCH)
         self.unread: AsyncScript = redis.register_script(UNREAD)
+        self.sweep_parked: AsyncScript = redis.register_script(SWEEP_PARKED)
         self.complete: AsyncScript = redis.register_script(COMPLETE)
         self.requeue: AsyncScript = redis.register_script(REQUEUE)
         self.promote: AsyncScript = redis.register_script(PROMOTE)

@@ -42,8 +42,9 @@ __all__ = ["Retry", "Worker", "check_health", "create_worker", "func", "run_work
 logger = logging.getLogger("pool.worker")
 
 HIGH_FIRST = tuple(reversed(PRIORITIES))
-LOW_FIRST = PRIORITIES
-STARVATION_GUARD = 8  # one fetch in this many reads the lowest priority first
+STARVATION_GUARD = 8  # one fetch in this many serves a lower priority first, each lower one in turn
+# the guard fetches' orders: priority 0 first, then 1 first, then 2 first (the rest highest first)
+GUARD_ORDERS = [(low, *(p for p in HIGH_FIRST if p != low)) for low in PRIORITIES[:-1]]
 
 
 def _raise_if_fatal(exc: BaseException) -> None:
@@ -380,14 +381,16 @@ class Worker:
                 await asyncio.sleep(0.5)
 
     def _fetch_order(self) -> tuple[int, ...]:
-        """Highest priority first, except one fetch in STARVATION_GUARD, which serves the lowest first: a flood
-        of urgent jobs slows the others down but never stops them."""
+        """Highest priority first, except one fetch in STARVATION_GUARD, which serves a lower priority first
+        (0, then 1, then 2, in turn): a flood of urgent jobs slows the others down but never stops any."""
         self._fetches += 1
-        return LOW_FIRST if self._fetches % STARVATION_GUARD == 0 else HIGH_FIRST
+        if self._fetches % STARVATION_GUARD:
+            return HIGH_FIRST
+        return GUARD_ORDERS[(self._fetches // STARVATION_GUARD - 1) % len(GUARD_ORDERS)]
 
     async def _queue_drained(self) -> bool:
         counts = await self.queue.counts()
-        return counts["ready"] == 0 and counts["running"] == 0 and counts["deferred"] == 0
+        return not any(counts.values())
 
     async def _start(self, deliveries: list[Delivery]) -> None:
         if self._stopping:
@@ -554,6 +557,8 @@ class Worker:
                     next_wake_ms = min(next_wake_ms, next_due)
                 if self.allow_abort_jobs and self._running:
                     await self._cancel_aborted()
+                if self._limits:
+                    await self.queue.sweep_parked(self._limits)
                 if self._cron is not None and not self._stopping:
                     next_wake_ms = min(next_wake_ms, now_ms() + int(await self._cron.run_due() * 1000))
             except (RedisError, OSError) as exc:
@@ -611,7 +616,7 @@ class Worker:
         while not self._stopping:
             try:
                 counts = await self.queue.counts()
-                line = self.health_line(counts["ready"] + counts["deferred"])
+                line = self.health_line(counts["ready"] + counts["deferred"] + counts["parked"])
                 await self.queue.write_health(self.worker_id, line, ttl_ms, now_ms())
                 if self.health_check_key:
                     await self.pool.set(self.health_check_key, line, px=ttl_ms)

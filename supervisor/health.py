@@ -35,13 +35,16 @@ def queue_depth(client: redis.Redis, keys: QueueKeys) -> dict[str, int]:
     for lane in keys.lanes:
         pipe.xlen(lane)
     pipe.zcard(keys.deferred)
-    *lengths, deferred = pipe.execute()
+    pipe.smembers(keys.parked_functions)
+    *lengths, deferred, parked_functions = pipe.execute()
+    parked = sum(int(client.llen(keys.parked(f.decode()))) for f in parked_functions)
     running = 0
     for lane, length in zip(keys.lanes, lengths, strict=True):
         if length:
             with contextlib.suppress(redis.ResponseError):  # no group yet: nothing delivered
                 running += int(client.xpending(lane, CONSUMER_GROUP)["pending"])
-    return {"ready": max(sum(lengths) - running, 0), "running": running, "deferred": int(deferred)}
+    ready = max(sum(lengths) - running, 0)
+    return {"ready": ready, "running": running, "deferred": int(deferred), "parked": parked}
 
 
 def build_entry(status: dict[str, Any], queue: dict[str, int], cron_leader: bool) -> dict[str, Any]:

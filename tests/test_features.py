@@ -130,7 +130,7 @@ async def test_queue_info_statuses_empty_and_delete(redis: PoolRedis, redis_url:
     await redis.enqueue_job("fail", "c", _job_id="failed-1")
     await run_burst(redis_url, functions=FUNCTIONS, max_burst_jobs=2, max_jobs=1)
     info = await redis.queue_info()
-    assert info == {"ready": 0, "running": 0, "deferred": 1, "failed": 1}
+    assert info == {"ready": 0, "running": 0, "deferred": 1, "parked": 0, "failed": 1}
     statuses = dict(await redis.job_statuses())
     expected = {"later-1": JobStatus.deferred, "ready-1": JobStatus.complete, "failed-1": JobStatus.complete}
     assert statuses == expected
@@ -138,7 +138,7 @@ async def test_queue_info_statuses_empty_and_delete(redis: PoolRedis, redis_url:
     assert await redis.empty_queue() == 2
     assert (await redis.queue_info())["deferred"] == 0
     assert await redis.delete_queue() > 0
-    assert await redis.queue_info() == {"ready": 0, "running": 0, "deferred": 0, "failed": 0}
+    assert await redis.queue_info() == {"ready": 0, "running": 0, "deferred": 0, "parked": 0, "failed": 0}
 
 
 # --- the failed-job registry ---------------------------------------------------------------------------------------

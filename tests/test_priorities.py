@@ -11,7 +11,7 @@ import pytest
 
 from pool import JobStatus, PoolRedis, RedisSettings, Retry, create_pool, func
 from pool.keys import QueueKeys
-from pool.queue import RedisQueue
+from pool.queue import Completion, RedisQueue
 from pool.utils import now_ms
 from pool.worker import STARVATION_GUARD
 from tests.helpers import wait_for
@@ -130,7 +130,7 @@ async def test_hand_back_returns_jobs_to_their_lane(redis: PoolRedis) -> None:
     assert len(started) == 2
     assert (await queue.counts())["running"] == 2
     assert await queue.hand_back_consumer("leaving") == 2
-    assert await queue.counts() == {"ready": 2, "running": 0, "deferred": 0}
+    assert await queue.counts() == {"ready": 2, "running": 0, "deferred": 0, "parked": 0}
     assert await redis.xlen(KEYS.lane(1)) == 1 and await redis.xlen(KEYS.stream) == 1
 
 
@@ -259,6 +259,62 @@ async def test_unread_undoes_only_this_consumers_start(redis: PoolRedis) -> None
     await queue.unread("someone-else", [])  # nothing to do
     await queue.unread("me", deliveries)
     assert await redis.hmget(KEYS.job("a"), ["t", "s", "e"]) == [b"0", b"q", None]
-    assert await queue.counts() == {"ready": 1, "running": 0, "deferred": 0}
+    assert await queue.counts() == {"ready": 1, "running": 0, "deferred": 0, "parked": 0}
     await queue.unread("me", deliveries)  # a replay acks nothing and adds nothing
     assert await redis.xlen(KEYS.stream) == 1
+
+
+# --- found by review: slots that nobody passed on, a replayed START, the guard's rotation -------------------------
+
+
+async def test_parked_jobs_run_when_a_released_job_is_aborted_before_it_starts(
+    redis: PoolRedis, redis_url: str
+) -> None:
+    """Limit 1: 'first' finishes and releases 'second' (its slot reserved), but 'second' is aborted before any
+    worker starts it. Nothing passes that slot on; the workers' sweep does, so 'third' still runs, and a burst
+    worker does not call the queue drained while a job is parked."""
+    queue = RedisQueue(redis, "default")
+    await queue.ensure_group()
+    jobs = [await redis.enqueue_job("retry_once", name, _job_id=name) for name in ("first", "second", "third")]
+    started, _ = await queue.fetch("c", 10, (3, 2, 1, 0), {"retry_once": 1})
+    assert [d.job_id for d in started] == ["first"]
+    assert (await queue.counts())["parked"] == 2
+    await queue.complete([Completion(started[0].entry_id, "first", b"", 0)])  # releases 'second'
+    assert jobs[1] is not None and await jobs[1].abort(timeout=0) is True
+    assert (await queue.counts())["parked"] == 1
+    await run_burst(redis_url, functions=[func(retry_once, max_concurrency=1)])
+    assert jobs[2] is not None and await jobs[2].result(timeout=1) == "third"
+    assert await redis.scard(KEYS.running("retry_once")) == 0
+
+
+async def test_replayed_start_does_not_restart_a_parked_job(redis: PoolRedis) -> None:
+    """START parked P (acking its entry) but the reply was lost; meanwhile P was released on a new entry.
+    redis-py replays START: it must not start P from the old entry (P would then run twice at once)."""
+    queue = RedisQueue(redis, "default")
+    await queue.ensure_group()
+    await redis.enqueue_job("retry_once", "holder", _job_id="holder")
+    await redis.enqueue_job("retry_once", "p", _job_id="p")
+    limits = {"retry_once": 1}
+    holder = await queue.read("c1", 1, None)
+    assert [d.job_id for d in (await queue.start("c1", holder, limits))[0]] == ["holder"]
+    delivered = await queue.read("c2", 1, None)
+    assert (await queue.start("c2", delivered, limits))[0] == []  # parked
+    await queue.complete([Completion(holder[0].entry_id, "holder", b"", 0)])  # releases p on a new entry
+    assert (await queue.start("c2", delivered, limits))[0] == []  # the replay starts nothing
+    started, _ = await queue.fetch("c3", 10, (3, 2, 1, 0), limits)
+    assert [(d.job_id, d.attempts) for d in started] == [("p", 1)]
+
+
+async def test_starvation_guard_serves_each_lower_priority_in_turn(redis: PoolRedis, redis_url: str) -> None:
+    """A flood of top-priority jobs with a backlog at priority 0 must not stop priorities 1 and 2 (review)."""
+    specs = [redis.prepare("record", f"p3-{i}", _priority=3) for i in range(30)]
+    specs += [redis.prepare("record", f"p{p}-{i}", _priority=p) for p in (0, 1, 2) for i in range(5)]
+    await redis.enqueue_many(specs)
+    await run_burst(redis_url, functions=[record], max_jobs=1)
+    ran = await order(redis)
+    last_top = max(i for i, name in enumerate(ran) if name.startswith("p3-"))
+    for p in (0, 1, 2):
+        first = ran.index(f"p{p}-0")
+        assert first < last_top, f"priority {p} waited for the whole flood: {ran}"
+    guard_picks = [ran[n * STARVATION_GUARD - 1] for n in (1, 2, 3)]
+    assert guard_picks == ["p0-0", "p1-0", "p2-0"], ran

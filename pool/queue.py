@@ -45,7 +45,7 @@ class Completion:
     job_id: str
     result: bytes
     ttl_ms: int  # > 0 keep that long, 0 keep nothing, < 0 keep forever
-    failure_ttl_ms: int = 0  # > 0: failed for good, kept in the failed registry that long
+    failure_ttl_ms: int = 0  # > 0: failed for good, kept in the failed registry that long; < 0: failed, not kept
     callback_id: str = ""  # an on_success / on_failure job enqueued in the same step
     callback_payload: bytes = b""
     priority: int = 0  # the lane of the entry to ack

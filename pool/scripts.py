@@ -408,7 +408,8 @@ COMPLETE = (
 -- KEYS: stream, aborts, deferred, failed
 -- ARGV: prefix, group, now_ms, then 9-tuples of (entry_id, job_id, result_payload, result_ttl_ms,
 --       failure_ttl_ms, callback_id, callback_payload, priority of the entry's lane, callback_function)
--- result_ttl_ms: > 0 keep that long, 0 keep nothing, < 0 keep forever. failure_ttl_ms > 0 marks a failure for
+-- result_ttl_ms: > 0 keep that long, 0 keep nothing, < 0 keep forever. failure_ttl_ms: 0 for a success, < 0
+-- for a failure not kept in the registry (aborted, or failure_ttl=0), > 0 marks a failure for
 -- good: the result also goes to the failed registry for that long. A callback (on_success / on_failure) is
 -- enqueued in the same step, so it is never lost between the two.
 -- Records each result and only then acks and deletes the job: one round trip for a whole batch. An entry
@@ -430,7 +431,7 @@ for i = 4, #ARGV, 9 do
       redis.call('SET', prefix .. 'failed:' .. job_id, ARGV[i + 2], 'PX', failure_ttl)
       redis.call('ZADD', KEYS[4], now, job_id)
     end
-    release_dependents(prefix, KEYS[3], job_id, failure_ttl == 0, now)
+    release_dependents(prefix, KEYS[3], job_id, failure_ttl == 0, now)  -- dependents run only after a success
     local callback_id = ARGV[i + 5]
     if callback_id ~= '' and redis.call('EXISTS', prefix .. 'job:' .. callback_id) == 0 then
       local callback = prefix .. 'job:' .. callback_id
@@ -563,11 +564,16 @@ return 1
 ABORT = (
     _NOTIFY_WAITERS
     + _STORE_RESULT
+    + _LANES
+    + _PLACE
+    + _SLOTS
+    + _RELEASE_DEPENDENTS
     + """
 -- KEYS: deferred, aborts
 -- ARGV: prefix, job_id, now_ms, aborted_result_payload, result_ttl_ms
 -- A job not yet started is finished here with the aborted result (its stale stream entry, if any, is dropped
--- by START). A running job is flagged for its worker to cancel. Returns 0 not found, 1 flagged, 2 aborted.
+-- by START); jobs waiting on it are released as after a failure, and a concurrency slot reserved for it is
+-- passed on. A running job is flagged for its worker to cancel. Returns 0 not found, 1 flagged, 2 aborted.
 local prefix, job_id = ARGV[1], ARGV[2]
 local job = prefix .. 'job:' .. job_id
 local state = redis.call('HGET', job, 's')
@@ -577,8 +583,11 @@ if state == 'r' then
   return 1
 end
 redis.call('ZREM', KEYS[1], job_id)
+local fn = redis.call('HGET', job, 'f')
 redis.call('DEL', job)
 store_result(prefix, job_id, ARGV[4], ARGV[5])
+free_slot(prefix, job_id, fn)
+release_dependents(prefix, KEYS[1], job_id, false, tonumber(ARGV[3]))
 return 2
 """
 )

@@ -473,7 +473,13 @@ class Worker:
                 self._schedule_changed.set()
         else:
             assert self._batcher is not None
-            failure_ttl_ms = int(self.runner.s.failure_ttl_s * 1000) if outcome.kind == FAILED else 0
+            # > 0: a failure kept in the registry; -1: a failure not kept there (aborted, or failure_ttl=0);
+            # 0: a success (only then do the jobs that depend on it run)
+            failure_ttl_ms = 0
+            if outcome.kind == FAILED:
+                failure_ttl_ms = int(self.runner.s.failure_ttl_s * 1000) or -1
+            elif outcome.kind == ABORTED:
+                failure_ttl_ms = -1
             completion = Completion(
                 delivery.entry_id,
                 delivery.job_id,

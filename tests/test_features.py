@@ -11,6 +11,7 @@ import pytest
 
 from pool import JobStatus, PoolRedis, RedisSettings, create_pool, func
 from pool.serializers import JobExecutionFailed
+from tests.helpers import wait_for
 from tests.worker_utils import run_burst, running_worker
 
 
@@ -72,6 +73,46 @@ async def test_a_failed_dependency_fails_the_dependent_unless_allowed(redis: Poo
     await run_burst(redis_url, functions=FUNCTIONS)
     with pytest.raises(JobExecutionFailed, match="dependency"):
         await late.result(timeout=1)
+
+
+async def wait_for_gate(ctx: dict[str, Any], name: str) -> str:
+    await ctx["redis"].rpush("order", name)
+    while not await ctx["redis"].exists("gate"):
+        await asyncio.sleep(0.02)
+    return name
+
+
+async def test_an_aborted_dependency_fails_its_dependents(redis: PoolRedis, redis_url: str) -> None:
+    """Aborted before it started (found by review: its dependents used to wait forever) or while running (they
+    used to run as if it had succeeded): either way the dependents fail, unless they allow failure."""
+    queued = await redis.enqueue_job("record", "queued", _defer_by=60)
+    after_queued = await redis.enqueue_job("record", "after-queued", _depends_on=queued)
+    assert queued and after_queued
+    assert await queued.abort(timeout=0) is True
+    running = await redis.enqueue_job("wait_for_gate", "running")
+    after_running = await redis.enqueue_job("record", "after-running", _depends_on=running)
+    lenient = await redis.enqueue_job("record", "lenient", _depends_on=running, _allow_dependency_failure=True)
+    assert running and after_running and lenient
+    async with running_worker(redis_url, functions=[*FUNCTIONS, wait_for_gate], allow_abort_jobs=True):
+        with pytest.raises(JobExecutionFailed, match=f"dependency {queued.job_id} failed"):
+            await after_queued.result(timeout=5)
+        await wait_for(lambda: redis.lrange("order", 0, -1), timeout=5, message="the gated job started")
+        assert await running.abort(timeout=5) is True
+        with pytest.raises(JobExecutionFailed, match=f"dependency {running.job_id} failed"):
+            await after_running.result(timeout=5)
+        assert await lenient.result(timeout=5) == "lenient"
+    assert await order(redis) == ["running", "lenient"]
+
+
+async def test_failure_with_failure_ttl_zero_still_fails_dependents(redis: PoolRedis, redis_url: str) -> None:
+    """failure_ttl=0 keeps no dead letters; a failure must still not count as a success for dependents."""
+    bad = await redis.enqueue_job("fail", "bad")
+    dependent = await redis.enqueue_job("record", "dependent", _depends_on=bad)
+    assert bad and dependent
+    await run_burst(redis_url, functions=FUNCTIONS, failure_ttl=0)
+    with pytest.raises(JobExecutionFailed, match="dependency"):
+        await dependent.result(timeout=1)
+    assert await order(redis) == ["bad"]
 
 
 async def test_many_dependents_released_exactly_once_under_concurrent_completion(

@@ -267,12 +267,14 @@ async def test_unread_undoes_only_this_consumers_start(redis: PoolRedis) -> None
 # --- found by review: slots that nobody passed on, a replayed START, the guard's rotation -------------------------
 
 
-async def test_parked_jobs_run_when_a_released_job_is_aborted_before_it_starts(
-    redis: PoolRedis, redis_url: str
+@pytest.mark.parametrize("fate", ["aborted", "expired"])
+async def test_parked_jobs_run_when_a_released_job_dies_before_it_starts(
+    redis: PoolRedis, redis_url: str, fate: str
 ) -> None:
-    """Limit 1: 'first' finishes and releases 'second' (its slot reserved), but 'second' is aborted before any
-    worker starts it. Nothing passes that slot on; the workers' sweep does, so 'third' still runs, and a burst
-    worker does not call the queue drained while a job is parked."""
+    """Limit 1: 'first' finishes and releases 'second' (its slot reserved), but 'second' never starts: it is
+    aborted (ABORT passes the slot on at once) or its hash expires (nothing passes it on: the workers' sweep
+    does; found by review: 'third' used to wait forever). A burst worker does not call the queue drained
+    while a job is parked."""
     queue = RedisQueue(redis, "default")
     await queue.ensure_group()
     jobs = [await redis.enqueue_job("retry_once", name, _job_id=name) for name in ("first", "second", "third")]
@@ -280,8 +282,12 @@ async def test_parked_jobs_run_when_a_released_job_is_aborted_before_it_starts(
     assert [d.job_id for d in started] == ["first"]
     assert (await queue.counts())["parked"] == 2
     await queue.complete([Completion(started[0].entry_id, "first", b"", 0)])  # releases 'second'
-    assert jobs[1] is not None and await jobs[1].abort(timeout=0) is True
     assert (await queue.counts())["parked"] == 1
+    if fate == "aborted":
+        assert jobs[1] is not None and await jobs[1].abort(timeout=0) is True
+        assert (await queue.counts())["parked"] == 0  # 'third' was released by the abort
+    else:
+        await redis.delete(KEYS.job("second"))  # what its _expires TTL running out does
     await run_burst(redis_url, functions=[func(retry_once, max_concurrency=1)])
     assert jobs[2] is not None and await jobs[2].result(timeout=1) == "third"
     assert await redis.scard(KEYS.running("retry_once")) == 0

@@ -116,7 +116,7 @@ async def test_requeue_replayed_after_lost_reply_duplicates_the_job(redis: PoolR
         await redis.script_load(REQUEUE)  # so the EVALSHA that gets cut is the one that runs
         await redis.enqueue_job("count_run", _job_id="rq")
         await queue.ensure_group()
-        deliveries = await queue.read("w1", 1, None)
+        deliveries = await queue.read("c", 1, None)
         started, _ = await queue.start("c", deliveries)
         (d,) = started
         proxy.pattern = hashlib.sha1(REQUEUE.encode()).hexdigest().encode()

@@ -80,10 +80,19 @@ class AutoPipeline:
     def _flush(self) -> None:
         queued, self._queued = self._queued, []
         self._flush_scheduled = False
-        for start in range(0, len(queued), MAX_PIPELINE):
-            task = asyncio.ensure_future(self._send(queued[start : start + MAX_PIPELINE]))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        task = asyncio.ensure_future(self._send_in_order(queued))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_in_order(self, queued: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
+        """Larger turns go out as consecutive pipelines, one after the other, so commands keep their order."""
+        try:
+            for start in range(0, len(queued), MAX_PIPELINE):
+                await self._send(queued[start : start + MAX_PIPELINE])
+        finally:  # cancelled (the loop is closing): nobody may wait forever for a reply that will not come
+            for _, _, future in queued:
+                if not future.done():
+                    future.cancel()
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
         pipe = self._client.pipeline(transaction=False)

@@ -69,6 +69,13 @@ class RunnerSettings:
     after_job_end: Hook | None = None
 
 
+def _log_job_line(msg: str, *args: object) -> None:
+    """Log one of the two INFO lines of every job, skipping logging's caller lookup (a walk up the stack for
+    each record, the largest part of their cost): these lines name their job, not a source line. Callers
+    check the level first."""
+    logger.handle(logger.makeRecord(logger.name, logging.INFO, "pool.execution", 0, msg, args, None))
+
+
 class JobRunner:
     def __init__(self, settings: RunnerSettings) -> None:
         self.s = settings
@@ -115,7 +122,7 @@ class JobRunner:
             extra = f" try={attempts}" if attempts > 1 else ""
             if delivery.score > enqueue_ms:
                 extra += f" delayed={(delivery.score - enqueue_ms) / 1000:0.2f}s"
-            logger.info("%6.2fs → %s(%s)%s", _since(delivery.score), ref, _args_repr(args, kwargs), extra)
+            _log_job_line("%6.2fs → %s(%s)%s", _since(delivery.score), ref, _args_repr(args, kwargs), extra)
         timeout_s = function.timeout_s if function.timeout_s is not None else s.job_timeout_s
         success, result, deadline, aborted = False, None, None, False
         try:
@@ -163,7 +170,7 @@ class JobRunner:
             self.aborting.discard(job_id)
         if success and self._info:
             shown = f" ● {truncate(repr(result))}" if s.log_results else " ●"
-            logger.info("%6.2fs ← %s%s", _since(start_ms), ref, shown)
+            _log_job_line("%6.2fs ← %s%s", _since(start_ms), ref, shown)
         await self._end_hook(ctx)
         finish_ms = now_ms()
         payload = serialize_result(

@@ -16,6 +16,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlparse
 from uuid import uuid4
 
+import msgpack
 from redis.asyncio import Redis
 from redis.asyncio.connection import (
     BlockingConnectionPool,
@@ -296,20 +297,21 @@ class PoolRedis(Redis):
         replies: list[Any] = []
         for queue_name, batch in _batches_by_queue(specs, 1000):
             queue = self._queue(queue_name)
-            args: list[Any] = [queue.keys.prefix, now_ms()]
-            for spec in batch:
-                args += [
+            jobs = [
+                (
                     spec.job_id,
                     spec.payload,
-                    spec.score_ms,
-                    max(spec.expires_ms, 1),
-                    spec.attempts_before,
+                    str(spec.score_ms),
+                    str(max(spec.expires_ms, 1)),
+                    str(spec.attempts_before),
                     uuid4().hex,
                     spec.function,
-                    spec.priority,
-                    len(spec.depends_on),
-                    *spec.depends_on,
-                ]
+                    str(spec.priority),
+                    spec.depends_on,
+                )
+                for spec in batch
+            ]
+            args: list[Any] = [queue.keys.prefix, now_ms(), msgpack.packb(jobs, use_bin_type=False)]
             replies += await queue.scripts.enqueue_many(keys=[queue.keys.stream, queue.keys.deferred], args=args)
         return [
             Job(spec.job_id, self, _queue_name=spec.queue_name, _deserializer=self.job_deserializer) if ok else None

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from redis.exceptions import ConnectionError, TimeoutError
 
 from .queue import Completion, RedisQueue
 
 logger = logging.getLogger("pool.worker")
+
+T = TypeVar("T")
 
 
 class CompletionBatcher:
@@ -57,15 +61,21 @@ class CompletionBatcher:
             self._writer = None
 
     async def _write_with_retry(self, batch: list[Completion]) -> None:
-        delay = 0.05
-        while True:
-            try:
-                await self._queue.complete(batch)
-                return
-            except (ConnectionError, TimeoutError, OSError) as exc:
-                logger.warning("writing %d results failed (%s), retrying in %.2fs", len(batch), exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        await retrying(lambda: self._queue.complete(batch), f"writing {len(batch)} results")
+
+
+async def retrying(call: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run ``call`` until Redis answers: connection errors (a restart, or Redis still loading its data) are
+    retried with backoff, other errors raised. The job concerned stays pending meanwhile, so stopping the
+    worker instead loses nothing."""
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except (ConnectionError, TimeoutError, OSError) as exc:  # BusyLoadingError is a ConnectionError
+            logger.warning("%s failed (%s), retrying in %.2fs", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def _fail(items: list[tuple[Completion, asyncio.Future[None]]], exc: BaseException) -> None:

@@ -26,7 +26,7 @@ from uuid import uuid4
 
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
 
-from .batcher import CompletionBatcher
+from .batcher import CompletionBatcher, retrying
 from .connections import DEFAULT_MAX_PAYLOAD_BYTES, EXPIRES_EXTRA_MS, PoolRedis, RedisSettings, create_pool
 from .cron import CronJob
 from .execution import ABORTED, COMPLETE, FAILED, RETRIED, Hook, JobRunner, Outcome, RunnerSettings
@@ -460,13 +460,17 @@ class Worker:
         elif outcome.kind == RETRIED:
             self.jobs_retried += 1
         if outcome.is_requeue:
+            requeue = self.queue.requeue
             await asyncio.shield(
-                self.queue.requeue(
-                    delivery.entry_id,
-                    delivery.job_id,
-                    run_at_ms=outcome.requeue_at_ms,
-                    now_ms=now_ms(),
-                    priority=delivery.priority,
+                retrying(
+                    lambda: requeue(
+                        delivery.entry_id,
+                        delivery.job_id,
+                        run_at_ms=outcome.requeue_at_ms,
+                        now_ms=now_ms(),
+                        priority=delivery.priority,
+                    ),
+                    f"putting job {delivery.job_id} back",
                 )
             )
             if outcome.requeue_at_ms > now_ms():

@@ -27,7 +27,7 @@ from typing import Any
 import psutil
 import pytest
 
-from pool import Job, PoolRedis, RedisSettings, create_pool
+from pool import Job, PoolRedis, RedisSettings, Retry, create_pool
 from tests.chaos import app
 from tests.helpers import wait_for, wait_for_sync
 from tests.redis_server import RedisServer, _die_with_parent, free_port
@@ -234,6 +234,40 @@ async def test_worker_carries_on_across_a_redis_restart(
     ]
     assert written_late, "no job finished during the outage: the retried result write was not exercised"
     assert "Traceback" not in worker.log(), worker.log()[-3000:]
+
+
+RETRY_GATE: asyncio.Event | None = None
+
+
+async def retry_after_gate(ctx: dict[str, Any]) -> int:
+    """First try: wait for the test's gate, then ask for a retry (the test stops Redis before opening it)."""
+    if ctx["job_try"] == 1:
+        assert RETRY_GATE is not None
+        await RETRY_GATE.wait()
+        raise Retry(defer=0)
+    return int(ctx["job_try"])
+
+
+async def test_retry_requested_while_redis_is_down_is_written_once_it_is_back(
+    persistent: tuple[RedisServer, PoolRedis], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The chaos run found it: a job raising Retry while Redis restarted (or was still loading its AOF) logged
+    a traceback and waited ~3 heartbeats for a reclaim. Putting the job back is now retried like a result."""
+    global RETRY_GATE
+    RETRY_GATE = asyncio.Event()
+    server, client = persistent
+    job = await client.enqueue_job("retry_after_gate", _job_id="gated-retry")
+    assert job is not None
+    settings = RedisSettings.from_dsn(server.url)
+    async with running_worker(server.url, functions=[retry_after_gate], redis_settings=settings) as worker:
+        await wait_for(lambda: worker._running, timeout=5, message="the job started")
+        await asyncio.to_thread(server.stop)
+        RETRY_GATE.set()  # Retry raised while Redis is down
+        await wait_for(lambda: "putting job gated-retry back failed" in caplog.text, timeout=5)
+        await asyncio.to_thread(server.start)
+        assert await Job("gated-retry", client).result(timeout=15) == 2
+    assert "could not record its outcome" not in caplog.text
+    assert worker.jobs_retried == 1
 
 
 async def _at_least(value: Any, minimum: int) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
+import msgpack
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -81,22 +82,21 @@ def enqueue_args(
     """KEYS and ARGV of the ENQUEUE script (also run by the supervisor's synchronous client). The nonce lets
     the script recognise a replay of this very call."""
     fence_key, tick = (keys.cron_fence(fence[0]), fence[1]) if fence is not None else ("", 0)
-    args: list[Any] = [
-        keys.prefix,
+    job = (
         job_id,
         payload,
-        score_ms,
-        now_ms,
-        max(expires_ms, 1),
-        attempts_before,
+        str(score_ms),
+        str(now_ms),
+        str(max(expires_ms, 1)),
+        str(attempts_before),
         uuid4().hex,
         fence_key,
-        tick,
+        str(tick),
         function,
-        priority,
-        *depends_on,
-    ]
-    return [keys.stream, keys.deferred], args
+        str(priority),
+        list(depends_on),
+    )
+    return [keys.stream, keys.deferred], [keys.prefix, msgpack.packb(job, use_bin_type=False)]
 
 
 def _text(value: bytes | str) -> str:

@@ -189,18 +189,17 @@ ENQUEUE = (
     _ENQUEUE_ONE
     + """
 -- KEYS: stream, deferred
--- ARGV: prefix, job_id, payload, score_ms, now_ms, expires_ms, attempts_before, nonce, fence_key or '',
---       tick_ms, function name, priority, then the ids of jobs this one depends on
+-- ARGV: prefix, then ONE msgpack array (raw strings, see ENQUEUE_MANY) of [job_id, payload, score_ms, now_ms,
+--       expires_ms, attempts_before, nonce, fence_key or '', tick_ms, function name, priority, [dependency ids]]
+--       (one argument rather than twelve: packing arguments is most of redis-py's cost of a call)
 -- Creates the job unless one with this id is queued, deferred, waiting, running or has a kept result (arq's
 -- uniqueness), and, for cron ticks, unless the fence already holds this tick or a later one. A replay of the
 -- same call (a retried command whose reply was lost) is recognised by its nonce and answers 1 again.
 -- Dependencies: each one still queued/running makes the job wait (state w); one in the failed registry
 -- releases it at once marked with that failure. Waiting jobs have no TTL (they wait as long as their
 -- dependencies take). Returns 1 when enqueued, 0 when refused.
-local dependencies = {}
-for i = 13, #ARGV do dependencies[#dependencies + 1] = ARGV[i] end
-return enqueue_one(KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
-                   ARGV[9], ARGV[10], ARGV[11], ARGV[12], dependencies)
+local j = cmsgpack.unpack(ARGV[2])
+return enqueue_one(KEYS[2], ARGV[1], j[1], j[2], j[3], j[4], j[5], j[6], j[7], j[8], j[9], j[10], j[11], j[12])
 """
 )
 

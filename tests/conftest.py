@@ -4,15 +4,17 @@
 - ``redis_url``             that server's URL, FLUSHALLed before each test.
 - ``redis_server_factory``  start extra private servers (to kill, restart, or with a password);
                             each is stopped and its directory removed at teardown.
+- ``redis``                 a ``PoolRedis`` client (``create_pool``) of ``redis_url``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
+from pool import PoolRedis, RedisSettings, create_pool
 from tests.redis_server import RedisServer
 
 
@@ -47,3 +49,10 @@ def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
     yield factory
     for server in reversed(servers):
         server.close()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[PoolRedis]:
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    yield pool
+    await pool.aclose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import pickle
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,13 +19,6 @@ from pool.worker import Retry as RetryFromWorker
 from pool.worker import func as func_from_worker
 from tests.helpers import wait_for
 from tests.worker_utils import run_burst, running_worker
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[PoolRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield pool
-    await pool.aclose()
 
 
 async def add(ctx: dict[str, Any], a: int, b: int) -> int:

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -40,13 +40,6 @@ from tests.worker_utils import run_burst, running_worker
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = QueueKeys("default")
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[PoolRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield pool
-    await pool.aclose()
 
 
 async def add(ctx: dict[str, Any], a: int, b: int) -> int:

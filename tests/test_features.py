@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,13 +12,6 @@ from pool import JobStatus, PoolRedis, RedisSettings, create_pool, func
 from pool.serializers import JobExecutionFailed
 from tests.helpers import wait_for
 from tests.worker_utils import run_burst, running_worker
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[PoolRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield pool
-    await pool.aclose()
 
 
 async def record(ctx: dict[str, Any], name: str) -> str:

@@ -4,12 +4,11 @@ against a real Redis, through the whole life of a job: enqueue, deferral, retry,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from pool import JobStatus, PoolRedis, RedisSettings, Retry, create_pool, func
+from pool import JobStatus, PoolRedis, Retry, func
 from pool.keys import QueueKeys
 from pool.queue import Completion, RedisQueue
 from pool.utils import now_ms
@@ -18,13 +17,6 @@ from tests.helpers import wait_for
 from tests.worker_utils import make_worker, run_burst, running_worker
 
 KEYS = QueueKeys("default")
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[PoolRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield pool
-    await pool.aclose()
 
 
 async def record(ctx: dict[str, Any], name: str) -> str:

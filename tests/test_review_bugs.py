@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from pool import PoolRedis, RedisSettings, Retry, create_pool
 from pool.jobs import JobStatus
@@ -16,13 +14,6 @@ from tests.redis_server import RedisServer
 from tests.worker_utils import running_worker
 
 KEYS = QueueKeys("default")
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[PoolRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield pool
-    await pool.aclose()
 
 
 async def count_run(ctx: dict[str, Any]) -> int:

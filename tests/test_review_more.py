@@ -11,11 +11,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from pool import PoolRedis, RedisSettings, create_pool
 from pool.keys import QueueKeys
@@ -28,13 +25,6 @@ from tests.worker_utils import running_worker
 
 KEYS = QueueKeys("default")
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[PoolRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield pool
-    await pool.aclose()
 
 
 async def count_run(ctx: dict[str, Any]) -> int:

@@ -146,14 +146,13 @@ class PoolRedis(Redis):
         self.job_deserializer = job_deserializer
         self.default_queue_name = default_queue_name
         self.expires_extra_ms = expires_extra_ms
-        self._auto_pipeline: AutoPipeline | None = None
         super().__init__(*args, **kwargs)
 
     def auto_pipelined(self) -> PoolRedis:
         """A client on the same connection pool whose commands, issued by concurrent tasks in one event-loop
         turn, go out as one pipeline (see pool/autopipeline.py). The worker gives this to jobs as
         ``ctx['redis']``. Closing it leaves the shared pool open."""
-        client = PoolRedis(
+        return AutoPipelinedRedis(
             connection_pool=self.connection_pool,
             job_serializer=self.job_serializer,
             job_deserializer=self.job_deserializer,
@@ -161,13 +160,6 @@ class PoolRedis(Redis):
             expires_extra_ms=self.expires_extra_ms,
             max_payload_bytes=self.max_payload_bytes,
         )
-        client._auto_pipeline = AutoPipeline(client)
-        return client
-
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        if self._auto_pipeline is None or must_bypass(args):
-            return await super().execute_command(*args, **options)
-        return await self._auto_pipeline.submit(args, options)
 
     def _queue(self, queue_name: str | None) -> RedisQueue:
         return RedisQueue(self, queue_name or self.default_queue_name)
@@ -385,6 +377,19 @@ class PoolRedis(Redis):
 ArqRedis = PoolRedis
 
 DependsOn = Job | str | Sequence[Job | str] | None
+
+
+class AutoPipelinedRedis(PoolRedis):
+    """``PoolRedis.auto_pipelined()``: commands of one event-loop turn go out as one pipeline."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.auto_pipeline = AutoPipeline(self)
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if must_bypass(args):
+            return await super().execute_command(*args, **options)
+        return await self.auto_pipeline.submit(args, options)
 
 
 @dataclass(frozen=True)

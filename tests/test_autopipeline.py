@@ -13,6 +13,7 @@ from redis.exceptions import ResponseError
 
 from pool import PoolRedis, RedisSettings, create_pool
 from pool.autopipeline import must_bypass
+from pool.connections import AutoPipelinedRedis
 from tests.worker_utils import run_burst
 
 
@@ -90,7 +91,7 @@ def test_which_commands_bypass_the_pipeline(command: tuple[Any, ...], bypass: bo
 
 async def kind_of_client(ctx: dict[str, Any]) -> bool:
     await ctx["redis"].incr("ran")
-    return ctx["redis"]._auto_pipeline is not None
+    return isinstance(ctx["redis"], AutoPipelinedRedis)
 
 
 @pytest.mark.parametrize("auto_pipeline", [True, False])

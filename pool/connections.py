@@ -16,7 +16,6 @@ from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlparse
 from uuid import uuid4
 
-import msgpack
 from redis.asyncio import Redis
 from redis.asyncio.connection import (
     BlockingConnectionPool,
@@ -33,7 +32,7 @@ from . import inspection
 from .autopipeline import AutoPipeline, must_bypass
 from .jobs import Job, JobDef, JobResult, JobStatus, check_size, deserialize_job, deserialize_result, serialize_job
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
-from .queue import RedisQueue, enqueue_args
+from .queue import RedisQueue, enqueue_args, job_record
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
 from .utils import datetime_to_ms, ms_to_datetime, now_ms, to_ms
@@ -210,8 +209,9 @@ class PoolRedis(Redis):
             **kwargs,
         )
         queue = self._queue(spec.queue_name)
-        keys, script_args = spec.script_args(queue)
-        if not await queue.scripts.enqueue(keys=keys, args=script_args):
+        keys, script_args = enqueue_args(queue.keys, [spec.record(queue)])
+        (enqueued,) = await queue.scripts.enqueue(keys=keys, args=script_args)
+        if not enqueued:
             return None
         return Job(spec.job_id, self, _queue_name=queue.name, _deserializer=self.job_deserializer)
 
@@ -289,22 +289,8 @@ class PoolRedis(Redis):
         replies: list[Any] = []
         for queue_name, batch in _batches_by_queue(specs, 1000):
             queue = self._queue(queue_name)
-            jobs = [
-                (
-                    spec.job_id,
-                    spec.payload,
-                    str(spec.score_ms),
-                    str(max(spec.expires_ms, 1)),
-                    str(spec.attempts_before),
-                    uuid4().hex,
-                    spec.function,
-                    str(spec.priority),
-                    spec.depends_on,
-                )
-                for spec in batch
-            ]
-            args: list[Any] = [queue.keys.prefix, now_ms(), msgpack.packb(jobs, use_bin_type=False)]
-            replies += await queue.scripts.enqueue_many(keys=[queue.keys.stream, queue.keys.deferred], args=args)
+            keys, args = enqueue_args(queue.keys, [spec.record(queue) for spec in batch])
+            replies += await queue.scripts.enqueue(keys=keys, args=args)
         return [
             Job(spec.job_id, self, _queue_name=spec.queue_name, _deserializer=self.job_deserializer) if ok else None
             for spec, ok in zip(specs, replies, strict=True)
@@ -407,8 +393,8 @@ class JobSpec:
     function: str = ""
     priority: int = 0
 
-    def script_args(self, queue: RedisQueue) -> tuple[list[str], list[Any]]:
-        return enqueue_args(
+    def record(self, queue: RedisQueue) -> tuple[Any, ...]:
+        return job_record(
             queue.keys,
             self.job_id,
             self.payload,

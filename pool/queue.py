@@ -65,7 +65,7 @@ def scripts_for(redis: Redis) -> Scripts:
     return scripts
 
 
-def enqueue_args(
+def job_record(
     keys: QueueKeys,
     job_id: str,
     payload: bytes,
@@ -78,11 +78,10 @@ def enqueue_args(
     depends_on: Sequence[str] = (),
     function: str = "",
     priority: int = 0,
-) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of the ENQUEUE script (also run by the supervisor's synchronous client). The nonce lets
-    the script recognise a replay of this very call."""
+) -> tuple[Any, ...]:
+    """One job as the ENQUEUE script reads it. The nonce lets the script recognise a replay of this call."""
     fence_key, tick = (keys.cron_fence(fence[0]), fence[1]) if fence is not None else ("", 0)
-    job = (
+    return (
         job_id,
         payload,
         str(score_ms),
@@ -96,7 +95,11 @@ def enqueue_args(
         str(priority),
         list(depends_on),
     )
-    return [keys.stream, keys.deferred], [keys.prefix, msgpack.packb(job, use_bin_type=False)]
+
+
+def enqueue_args(keys: QueueKeys, records: Sequence[tuple[Any, ...]]) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of the ENQUEUE script for ``job_record``s (also run by the supervisor's sync client)."""
+    return [keys.stream, keys.deferred], [keys.prefix, msgpack.packb(list(records), use_bin_type=False)]
 
 
 def _text(value: bytes | str) -> str:
@@ -127,8 +130,9 @@ class RedisQueue:
 
     async def enqueue(self, job_id: str, payload: bytes, **kwargs: Any) -> bool:
         """Create the job atomically unless its id is taken; True when it was enqueued."""
-        keys, args = enqueue_args(self.keys, job_id, payload, **kwargs)
-        return bool(await self.scripts.enqueue(keys=keys, args=args))
+        keys, args = enqueue_args(self.keys, [job_record(self.keys, job_id, payload, **kwargs)])
+        (enqueued,) = await self.scripts.enqueue(keys=keys, args=args)
+        return bool(enqueued)
 
     async def abort(self, job_id: str, *, now_ms: int, aborted_result: bytes, result_ttl_ms: int) -> int:
         """0: no such job; 1: running, its worker was asked to cancel it; 2: not started, aborted here."""

@@ -131,7 +131,7 @@ local function release_dependents(prefix, deferred, job_id, ok, now)
 end
 """
 
-# One job's enqueue, shared by ENQUEUE and ENQUEUE_MANY.
+# One job's enqueue (ENQUEUE runs it for each job of a call).
 _ENQUEUE_ONE = (
     _LANES
     + """
@@ -189,32 +189,20 @@ ENQUEUE = (
     _ENQUEUE_ONE
     + """
 -- KEYS: stream, deferred
--- ARGV: prefix, then ONE msgpack array (raw strings, see ENQUEUE_MANY) of [job_id, payload, score_ms, now_ms,
---       expires_ms, attempts_before, nonce, fence_key or '', tick_ms, function name, priority, [dependency ids]]
---       (one argument rather than twelve: packing arguments is most of redis-py's cost of a call)
--- Creates the job unless one with this id is queued, deferred, waiting, running or has a kept result (arq's
+-- ARGV: prefix, then the jobs as ONE msgpack array of records [job_id, payload, score_ms, now_ms, expires_ms,
+--       attempts_before, nonce, fence_key or '', tick_ms, function name, priority, [dependency ids]]
+--       (strings only, no bin type: Redis's cmsgpack reads raw strings, binary-safe; one argument rather than
+--       twelve per job: packing arguments is most of redis-py's cost of a call)
+-- Creates each job unless one with its id is queued, deferred, waiting, running or has a kept result (arq's
 -- uniqueness), and, for cron ticks, unless the fence already holds this tick or a later one. A replay of the
 -- same call (a retried command whose reply was lost) is recognised by its nonce and answers 1 again.
 -- Dependencies: each one still queued/running makes the job wait (state w); one in the failed registry
 -- releases it at once marked with that failure. Waiting jobs have no TTL (they wait as long as their
--- dependencies take). Returns 1 when enqueued, 0 when refused.
-local j = cmsgpack.unpack(ARGV[2])
-return enqueue_one(KEYS[2], ARGV[1], j[1], j[2], j[3], j[4], j[5], j[6], j[7], j[8], j[9], j[10], j[11], j[12])
-"""
-)
-
-ENQUEUE_MANY = (
-    _ENQUEUE_ONE
-    + """
--- KEYS: stream, deferred
--- ARGV: prefix, now_ms, then the jobs as ONE msgpack array (strings only, no bin type: Redis's cmsgpack
---       reads raw strings, binary-safe) of [job_id, payload, score_ms, expires_ms, attempts_before, nonce,
---       function name, priority, [dependency ids]]
--- ENQUEUE for many jobs in one call (no cron fence). Returns 1 or 0 per job, in order. One argument rather
--- than nine per job: packing thousands of arguments was most of the client's cost of a bulk enqueue.
+-- dependencies take). Returns 1 (enqueued) or 0 (refused) per job, in order.
 local out = {}
-for _, j in ipairs(cmsgpack.unpack(ARGV[3])) do
-  out[#out + 1] = enqueue_one(KEYS[2], ARGV[1], j[1], j[2], j[3], ARGV[2], j[4], j[5], j[6], '', 0, j[7], j[8], j[9])
+for _, j in ipairs(cmsgpack.unpack(ARGV[2])) do
+  out[#out + 1] = enqueue_one(KEYS[2], ARGV[1], j[1], j[2], j[3], j[4], j[5], j[6], j[7], j[8], j[9], j[10], j[11],
+                              j[12])
 end
 return out
 """
@@ -623,7 +611,6 @@ class Scripts:
 
     def __init__(self, redis: Redis) -> None:
         self.enqueue: AsyncScript = redis.register_script(ENQUEUE)
-        self.enqueue_many: AsyncScript = redis.register_script(ENQUEUE_MANY)
         self.start: AsyncScript = redis.register_script(START)
         self.fetch: AsyncScript = redis.register_script(FETCH)
         self.unread: AsyncScript = redis.register_script(UNREAD)

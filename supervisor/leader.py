@@ -18,7 +18,7 @@ from pool.cron import CronJob, resume_after
 from pool.jobs import serialize_job
 from pool.keys import QueueKeys
 from pool.leader import LOCK_TTL_S, SAFETY_MARGIN
-from pool.queue import enqueue_args
+from pool.queue import enqueue_args, job_record
 from pool.scheduler import CATCH_UP_S, advance, cron_job_id, next_due
 from pool.scripts import ENQUEUE, LOCK_EXTEND, LOCK_RELEASE
 from pool.serializers import Serializer
@@ -98,7 +98,7 @@ class SupervisorCron:
 
     def enqueue(self, cron_job: CronJob, tick_ms: int) -> None:
         payload = serialize_job(cron_job.name, (), {}, now_ms(), self.serializer)
-        keys, args = enqueue_args(
+        record = job_record(
             self.keys,
             cron_job_id(cron_job, tick_ms),
             payload,
@@ -108,6 +108,7 @@ class SupervisorCron:
             fence=(cron_job.name, tick_ms),
             function=cron_job.name,
         )
+        keys, args = enqueue_args(self.keys, [record])
         self._enqueue(keys=keys, args=args)
 
     def release(self) -> None:

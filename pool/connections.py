@@ -575,7 +575,7 @@ async def _first_ping(pool: PoolRedis, settings: RedisSettings) -> None:
         return
     ping = asyncio.ensure_future(pool.ping())
     done, _ = await asyncio.wait({ping}, timeout=settings.conn_timeout)
-    if not done and (mismatch := await asyncio.to_thread(_tls_mismatch, settings)):
+    if not done and (mismatch := await asyncio.to_thread(tls_mismatch, settings, settings.conn_timeout)):
         ping.cancel()
         await asyncio.wait({ping}, timeout=1)
         raise TLSMismatch(f"cannot connect to Redis at {settings.describe()}: {mismatch}")
@@ -584,12 +584,6 @@ async def _first_ping(pool: PoolRedis, settings: RedisSettings) -> None:
 
 class TLSMismatch(ConnectionError):
     """The URL's scheme and the server disagree about TLS: retrying cannot help."""
-
-
-def _tls_mismatch(settings: RedisSettings) -> str | None:
-    if settings.sentinel or settings.unix_socket_path or not isinstance(settings.host, str):
-        return None
-    return tls_mismatch(settings.host, settings.port, settings.ssl, settings.conn_timeout)
 
 
 def _caused_by_auth(exc: BaseException) -> bool:

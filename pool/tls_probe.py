@@ -44,11 +44,15 @@ def speaks_tls(host: str, port: int, timeout: float) -> bool:
         return False
 
 
-def tls_mismatch(host: str, port: int, use_tls: bool, timeout: float) -> str | None:
-    """Describe the mismatch between the URL's scheme and the server, or None when there is none to see."""
-    if use_tls and speaks_plain_resp(host, port, timeout):
+def tls_mismatch(settings: RedisSettings, timeout: float) -> str | None:
+    """Describe the mismatch between the URL's scheme and the server, or None when there is none to see (or
+    nothing to probe: a unix socket, sentinels)."""
+    if settings.sentinel or settings.unix_socket_path or not isinstance(settings.host, str):
+        return None
+    host, port = settings.host, settings.port
+    if settings.ssl and speaks_plain_resp(host, port, timeout):
         return "the server does not speak TLS (the URL says rediss://): use redis://, or enable TLS on the server"
-    if not use_tls and speaks_tls(host, port, timeout):
+    if not settings.ssl and speaks_tls(host, port, timeout):
         return "the server expects TLS (the URL says redis://): use rediss://"
     return None
 
@@ -67,6 +71,4 @@ def permanent_problem(settings: RedisSettings, exc: BaseException, timeout: floa
     """A reason that retrying cannot fix (a TLS mismatch, a certificate that fails), or None."""
     if certificate_problem(exc):
         return str(exc)
-    if settings.sentinel or settings.unix_socket_path or not isinstance(settings.host, str):
-        return None
-    return tls_mismatch(settings.host, settings.port, settings.ssl, timeout)
+    return tls_mismatch(settings, timeout)

@@ -20,6 +20,7 @@ from typing import Any
 
 from .functions import Function, Retry
 from .jobs import JobAborted, deserialize_job, serialize_job, serialize_result
+from .logs import fast_writer
 from .queue import Delivery
 from .serializers import DeserializationError, Deserializer, JobExecutionFailed, SerializationError, Serializer
 from .utils import ms_to_datetime, now_ms, truncate
@@ -69,18 +70,28 @@ class RunnerSettings:
     after_job_end: Hook | None = None
 
 
-def _log_job_line(msg: str, *args: object) -> None:
-    """Log one of the two INFO lines of every job, skipping logging's caller lookup (a walk up the stack for
-    each record, the largest part of their cost): these lines name their job, not a source line. Callers
-    check the level first."""
-    logger.handle(logger.makeRecord(logger.name, logging.INFO, "pool.execution", 0, msg, args, None))
-
-
 class JobRunner:
     def __init__(self, settings: RunnerSettings) -> None:
         self.s = settings
         self.aborting: set[str] = set()  # job ids whose cancellation is an abort, not a shutdown
+        self._info = False
+        self._write_line: Callable[[str], None] | None = None
+        self.refresh_logging()
+
+    def refresh_logging(self) -> None:
+        """Decide how to log the two INFO lines of every job (see ``_job_line``): again once the worker starts,
+        when the CLI has set logging up."""
         self._info = logger.isEnabledFor(logging.INFO)
+        self._write_line = fast_writer(logger)
+
+    def _job_line(self, msg: str, *args: object) -> None:
+        """One of the two INFO lines of every job. Callers check ``self._info`` first. Written straight to the
+        CLI's handler when nothing else would see the record (``fast_writer``); otherwise a record without
+        logging's caller lookup (a walk up the stack per record): these lines name their job, not a line."""
+        if self._write_line is not None:
+            self._write_line(msg % args)
+        else:
+            logger.handle(logger.makeRecord(logger.name, logging.INFO, "pool.execution", 0, msg, args, None))
 
     async def run(self, delivery: Delivery) -> Outcome:
         s = self.s
@@ -122,7 +133,7 @@ class JobRunner:
             extra = f" try={attempts}" if attempts > 1 else ""
             if delivery.score > enqueue_ms:
                 extra += f" delayed={(delivery.score - enqueue_ms) / 1000:0.2f}s"
-            _log_job_line("%6.2fs → %s(%s)%s", _since(delivery.score), ref, _args_repr(args, kwargs), extra)
+            self._job_line("%6.2fs → %s(%s)%s", _since(delivery.score), ref, _args_repr(args, kwargs), extra)
         timeout_s = function.timeout_s if function.timeout_s is not None else s.job_timeout_s
         success, result, deadline, aborted = False, None, None, False
         try:
@@ -170,7 +181,7 @@ class JobRunner:
             self.aborting.discard(job_id)
         if success and self._info:
             shown = f" ● {truncate(repr(result))}" if s.log_results else " ●"
-            _log_job_line("%6.2fs ← %s%s", _since(start_ms), ref, shown)
+            self._job_line("%6.2fs ← %s%s", _since(start_ms), ref, shown)
         await self._end_hook(ctx)
         finish_ms = now_ms()
         payload = serialize_result(
@@ -335,5 +346,7 @@ def _since(ms: int) -> float:
 
 
 def _args_repr(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    if not args and not kwargs:
+        return ""
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
     return truncate(", ".join(parts))

@@ -32,6 +32,7 @@ from .cron import CronJob
 from .execution import ABORTED, COMPLETE, FAILED, RETRIED, Hook, JobRunner, Outcome, RunnerSettings
 from .functions import Function, Retry, func
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
+from .logs import flush_logs
 from .queue import Completion, Delivery, RedisQueue
 from .scheduler import CronScheduler
 from .serializers import Deserializer, Serializer
@@ -255,6 +256,7 @@ class Worker:
         # Jobs' commands of one loop turn go out as one pipeline (pool/autopipeline.py); the worker's own
         # commands are batched by hand and keep the plain client.
         self.ctx["redis"] = self._pool.auto_pipelined() if self.auto_pipeline else self._pool
+        self.runner.refresh_logging()
         if self.handle_signals:
             self._add_signal_handlers()
         logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(sorted(self.functions)))
@@ -704,5 +706,8 @@ def _run_on_best_loop(coro: Awaitable[Any]) -> Any:
         loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency, but keep working without it
         loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(cast(Any, coro))
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(cast(Any, coro))
+    finally:
+        flush_logs()  # lines of the loop's last turn

@@ -33,6 +33,7 @@ import redis
 
 from pool.connections import EXPIRES_EXTRA_MS, RedisSettings
 from pool.keys import CONSUMER_GROUP, DEFAULT_QUEUE_NAME, QueueKeys
+from pool.logs import flush_logs
 from pool.tls_probe import permanent_problem
 from pool.worker import get_kwargs
 
@@ -357,6 +358,7 @@ class Arbiter:
             dict(self.worker_overrides),
         )
         read_fd, write_fd = os.pipe()
+        flush_logs()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from redis.exceptions import RedisError
 
+from pool.logs import flush_logs
 from pool.utils import redact_url
 from pool.worker import Worker, create_worker
 
@@ -59,6 +60,7 @@ def run_child(spec: ChildSpec, settings: Any, write_fd: int, close_fds: list[int
         code = 1
     finally:
         with contextlib.suppress(Exception):
+            flush_logs()
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)

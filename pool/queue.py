@@ -290,10 +290,21 @@ class RedisQueue:
 
     async def complete(self, completions: list[Completion]) -> None:
         """Write the results of finished jobs, then ack and delete them: one round trip for the batch."""
-        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, now_ms()]
-        for c in completions:
-            args += [c.entry_id, c.job_id, c.result, c.ttl_ms, c.failure_ttl_ms, c.callback_id, c.callback_payload]
-            args += [c.priority, c.callback_function]
+        records = [
+            (
+                c.entry_id,
+                c.job_id,
+                c.result,
+                c.ttl_ms,
+                c.failure_ttl_ms,
+                c.callback_id,
+                c.callback_payload,
+                c.priority,
+                c.callback_function,
+            )
+            for c in completions
+        ]
+        args = [self.keys.prefix, CONSUMER_GROUP, now_ms(), msgpack.packb(records, use_bin_type=False)]
         keys = [self.keys.stream, self.keys.aborts, self.keys.deferred, self.keys.failed]
         await self.scripts.complete(keys=keys, args=args)
 

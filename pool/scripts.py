@@ -398,8 +398,9 @@ COMPLETE = (
     + _RELEASE_DEPENDENTS
     + """
 -- KEYS: stream, aborts, deferred, failed
--- ARGV: prefix, group, now_ms, then 9-tuples of (entry_id, job_id, result_payload, result_ttl_ms,
---       failure_ttl_ms, callback_id, callback_payload, priority of the entry's lane, callback_function)
+-- ARGV: prefix, group, now_ms, then ONE msgpack array of 9-tuples (entry_id, job_id, result_payload,
+--       result_ttl_ms, failure_ttl_ms, callback_id, callback_payload, priority of the entry's lane,
+--       callback_function): one argument rather than 9 per job, which redis-py would encode one by one.
 -- result_ttl_ms: > 0 keep that long, 0 keep nothing, < 0 keep forever. failure_ttl_ms: 0 for a success, < 0
 -- for a failure not kept in the registry (aborted, or failure_ttl=0), > 0 marks a failure for
 -- good: the result also goes to the failed registry for that long. A callback (on_success / on_failure) is
@@ -407,27 +408,26 @@ COMPLETE = (
 -- Records each result and only then acks and deletes the job: one round trip for a whole batch. An entry
 -- already acked (a replayed call, or a job another worker took over and finished) is skipped.
 local prefix, group, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-for i = 4, #ARGV, 9 do
-  local entry_id, job_id = ARGV[i], ARGV[i + 1]
-  local stream = lane_key(prefix, ARGV[i + 7])
+for _, c in ipairs(cmsgpack.unpack(ARGV[4])) do
+  local entry_id, job_id, payload, ttl, failure_ttl, callback_id, callback_payload, priority, callback_fn =
+    c[1], c[2], c[3], c[4], tonumber(c[5]), c[6], c[7], c[8], c[9]
+  local stream = lane_key(prefix, priority)
   if redis.call('XACK', stream, group, entry_id) == 1 then
     redis.call('XDEL', stream, entry_id)
-    store_result(prefix, job_id, ARGV[i + 2], ARGV[i + 3])
+    store_result(prefix, job_id, payload, ttl)
     local fn = redis.call('HGET', prefix .. 'job:' .. job_id, 'f')
     redis.call('DEL', prefix .. 'job:' .. job_id)
     free_slot(prefix, job_id, fn)
     redis.call('ZREM', KEYS[2], job_id)
     redis.call('ZREM', KEYS[3], job_id)
-    local failure_ttl = tonumber(ARGV[i + 4])
     if failure_ttl > 0 then
-      redis.call('SET', prefix .. 'failed:' .. job_id, ARGV[i + 2], 'PX', failure_ttl)
+      redis.call('SET', prefix .. 'failed:' .. job_id, payload, 'PX', failure_ttl)
       redis.call('ZADD', KEYS[4], now, job_id)
     end
     release_dependents(prefix, KEYS[3], job_id, failure_ttl == 0, now)  -- dependents run only after a success
-    local callback_id = ARGV[i + 5]
     if callback_id ~= '' and redis.call('EXISTS', prefix .. 'job:' .. callback_id) == 0 then
       local callback = prefix .. 'job:' .. callback_id
-      redis.call('HSET', callback, 'd', ARGV[i + 6], 't', 0, 's', 'q', 'sc', now, 'f', ARGV[i + 8])
+      redis.call('HSET', callback, 'd', callback_payload, 't', 0, 's', 'q', 'sc', now, 'f', callback_fn)
       redis.call('PEXPIRE', callback, 86400000)
       redis.call('XADD', KEYS[1], '*', 'id', callback_id)
     end

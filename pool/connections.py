@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlparse
-from uuid import uuid4
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import (
@@ -32,7 +31,7 @@ from . import inspection
 from .autopipeline import AutoPipeline, must_bypass
 from .jobs import Job, JobDef, JobResult, JobStatus, check_size, deserialize_job, deserialize_result, serialize_job
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
-from .queue import RedisQueue, enqueue_args, job_record
+from .queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
 from .utils import datetime_to_ms, ms_to_datetime, now_ms, to_ms
@@ -161,7 +160,7 @@ class PoolRedis(Redis):
         )
 
     def _queue(self, queue_name: str | None) -> RedisQueue:
-        return RedisQueue(self, queue_name or self.default_queue_name)
+        return queue_for(self, queue_name or self.default_queue_name)
 
     async def enqueue_job(
         self,
@@ -237,7 +236,7 @@ class PoolRedis(Redis):
         the serializer can't encode) are raised here, in the caller."""
         name = _function_name(function)
         queue_name = _queue_name or self.default_queue_name
-        job_id = _job_id or uuid4().hex
+        job_id = _job_id or new_job_id()
         if _defer_until is not None and _defer_by is not None:
             raise ValueError("use either _defer_until or _defer_by, not both")
         if _priority not in PRIORITIES or isinstance(_priority, bool):
@@ -378,7 +377,7 @@ class AutoPipelinedRedis(PoolRedis):
         return await self.auto_pipeline.submit(args, options)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class JobSpec:
     """A job encoded and ready to send (``PoolRedis.prepare``), for ``enqueue_many``."""
 

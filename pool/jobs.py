@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from .keys import DEFAULT_QUEUE_NAME
-from .queue import RedisQueue
+from .queue import queue_for
 from .serializers import (
     DeserializationError,
     Deserializer,
@@ -221,7 +221,7 @@ class Job:
         self._redis = redis
         self._queue_name = _queue_name
         self._deserializer = _deserializer
-        self._queue = RedisQueue(redis, _queue_name)
+        self._queue = queue_for(redis, _queue_name)
 
     async def result(
         self, timeout: float | None = None, *, poll_delay: float = 0.5, pole_delay: float | None = None

@@ -214,6 +214,46 @@ async def test_timeout_fails_the_job_with_timeout_error(redis: PoolRedis, redis_
         await job.result(timeout=1)
 
 
+async def test_a_timed_out_job_that_swallows_the_cancel_completes_and_its_task_is_usable(
+    redis: PoolRedis, redis_url: str
+) -> None:
+    """As with asyncio.timeout: a job that catches its timeout's cancellation and returns has succeeded, and the
+    awaits after it (hooks, the result write) are not cancelled."""
+
+    async def stubborn(ctx: dict[str, Any]) -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            pass
+        await asyncio.sleep(0.01)  # an await after the swallowed cancel must not be cancelled
+        return "finished anyway"
+
+    ended: list[tuple[str, int]] = []
+
+    async def on_job_end(ctx: dict[str, Any]) -> None:
+        await asyncio.sleep(0)
+        task = asyncio.current_task()
+        assert task is not None
+        ended.append((ctx["job_id"], task.cancelling()))  # 0: no cancellation left pending on the task
+
+    job = await redis.enqueue_job("stubborn")
+    assert job is not None
+    await run_burst(redis_url, functions=[func(stubborn, name="stubborn", timeout=0.1)], on_job_end=on_job_end)
+    assert await job.result(timeout=1) == "finished anyway"
+    assert ended == [(job.job_id, 0)]
+
+
+async def test_a_timeout_error_raised_by_the_job_itself_is_its_own_failure(redis: PoolRedis, redis_url: str) -> None:
+    async def gives_up(ctx: dict[str, Any]) -> None:
+        raise TimeoutError("the upstream API did not answer")
+
+    job = await redis.enqueue_job("gives_up")
+    assert job is not None
+    await run_burst(redis_url, functions=[func(gives_up, name="gives_up", timeout=5)])
+    with pytest.raises(TimeoutError, match="the upstream API did not answer"):
+        await job.result(timeout=1)
+
+
 async def test_sync_functions_run_in_a_thread(redis: PoolRedis, redis_url: str) -> None:
     def blocking(ctx: dict[str, Any], x: int) -> tuple[int, bool]:
         return x * 2, threading.current_thread() is threading.main_thread()

@@ -35,7 +35,8 @@ class CompletionBatcher:
         self._pending.append((completion, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
-        await asyncio.shield(future)
+        # Not shielded: a cancelled caller cancels only its own future, the writer task writes the result anyway
+        await future
 
     async def drain(self) -> None:
         if self._writer is not None:

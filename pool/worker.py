@@ -368,6 +368,7 @@ class Worker:
                 started, expired = await queue.fetch(self.worker_id, free, self._fetch_order(), self._limits)
                 if started or expired:
                     await self._launch(started, expired)
+                    await asyncio.sleep(0)  # let the new jobs start before the next fetch is sent
                     continue
                 deliveries = await queue.read(self.worker_id, free, block_ms)
                 if len(deliveries) > free:  # several lanes had entries: keep the highest priorities
@@ -375,6 +376,7 @@ class Worker:
                     deliveries = deliveries[:free]
                 if deliveries:
                     await self._start(deliveries)
+                    await asyncio.sleep(0)  # (pickup latency: ~0.1 ms here on a 2-core VM)
                 elif self.burst and not self._running and await self._queue_drained():
                     return
             except (RedisError, OSError) as exc:

@@ -244,8 +244,8 @@ local function start_one(prefix, group, consumer, stream, entry_id, job_id, limi
         end
         return 'parked'
       end
-      attempts = redis.call('HINCRBY', job, 't', 1)
-      redis.call('HSET', job, 's', 'r', 'e', marker)
+      attempts = (attempts or 0) + 1  -- one HSET rather than HINCRBY + HSET: this runs for every job
+      redis.call('HSET', job, 's', 'r', 'e', marker, 't', attempts)
       redis.call('PERSIST', job)
     end
     return {f[1], attempts, f[2], f[6] or ''}
@@ -406,14 +406,22 @@ COMPLETE = (
 -- good: the result also goes to the failed registry for that long. A callback (on_success / on_failure) is
 -- enqueued in the same step, so it is never lost between the two.
 -- Records each result and only then acks and deletes the job: one round trip for a whole batch. An entry
--- already acked (a replayed call, or a job another worker took over and finished) is skipped.
+-- already acked (a replayed call, or a job another worker took over and finished) is skipped. Entries are
+-- deleted with one XDEL per lane at the end: deleting a stream's first entries one call at a time rescans
+-- the tombstones before them each time (9 us per entry against 3.5 in batches of 100, measured).
 local prefix, group, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local to_delete = {}
 for _, c in ipairs(cmsgpack.unpack(ARGV[4])) do
   local entry_id, job_id, payload, ttl, failure_ttl, callback_id, callback_payload, priority, callback_fn =
     c[1], c[2], c[3], c[4], tonumber(c[5]), c[6], c[7], c[8], c[9]
   local stream = lane_key(prefix, priority)
   if redis.call('XACK', stream, group, entry_id) == 1 then
-    redis.call('XDEL', stream, entry_id)
+    local entries = to_delete[stream]
+    if not entries then
+      entries = {}
+      to_delete[stream] = entries
+    end
+    entries[#entries + 1] = entry_id
     store_result(prefix, job_id, payload, ttl)
     local fn = redis.call('HGET', prefix .. 'job:' .. job_id, 'f')
     redis.call('DEL', prefix .. 'job:' .. job_id)
@@ -431,6 +439,11 @@ for _, c in ipairs(cmsgpack.unpack(ARGV[4])) do
       redis.call('PEXPIRE', callback, 86400000)
       redis.call('XADD', KEYS[1], '*', 'id', callback_id)
     end
+  end
+end
+for stream, entries in pairs(to_delete) do
+  for i = 1, #entries, 1000 do  -- bounded by unpack's stack: batches are at most 500 today
+    redis.call('XDEL', stream, unpack(entries, i, math.min(i + 999, #entries)))
   end
 end
 return 1

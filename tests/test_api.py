@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle
 import threading
 from datetime import UTC, datetime, timedelta
@@ -221,10 +222,8 @@ async def test_a_timed_out_job_that_swallows_the_cancel_completes_and_its_task_i
     awaits after it (hooks, the result write) are not cancelled."""
 
     async def stubborn(ctx: dict[str, Any]) -> str:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            pass
         await asyncio.sleep(0.01)  # an await after the swallowed cancel must not be cancelled
         return "finished anyway"
 

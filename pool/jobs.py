@@ -116,7 +116,7 @@ def deserialize_job(payload: bytes, deserializer: Deserializer | None) -> dict[s
     args, kwargs = data.get("a", []), data.get("k", {})
     if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
         raise DeserializationError("unable to deserialize job: args must be a list and kwargs a map")
-    if not all(isinstance(key, str) for key in kwargs):
+    if kwargs and not all(isinstance(key, str) for key in kwargs):
         raise DeserializationError("unable to deserialize job: kwargs keys must be strings")
     enqueue_ms = data.get("et")
     if not isinstance(enqueue_ms, int) or not 0 <= enqueue_ms < _MAX_MS:

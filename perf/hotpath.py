@@ -8,6 +8,8 @@
   ``--no-auto-pipeline`` (ctx['redis'] as a plain client).
 - ``enqueue``: N sequential ``enqueue_job`` calls; CPU per call and calls/s.
 - ``bulk``: ``prepare`` + ``enqueue_many`` of N jobs; jobs/s in all and the client CPU of ``enqueue_many``.
+- ``rtt``: PING round trips back to back and 20 ms apart (as the pickup benchmark spaces its jobs): what one
+  round trip costs when the processes are busy and when they have gone idle (wake-up latency of this machine).
 
 For comparisons inside one session (before/after a change, alternating runs): the side-by-side figures with
 peers come from ``perf.run``. CPU times are this process's (client and worker), not Redis's.
@@ -16,7 +18,9 @@ peers come from ``perf.run``. CPU times are this process's (client and worker), 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -79,9 +83,25 @@ async def probe_bulk(settings: RedisSettings, jobs: int) -> str:
     return f"bulk: {jobs / wall:,.0f} jobs/s incl. prepare, enqueue_many {cpu / jobs * 1e6:.1f} µs CPU per job"
 
 
+async def probe_rtt(settings: RedisSettings, pings: int) -> str:
+    client = await create_pool(settings)
+    medians = []
+    for gap_s in (0.0, 0.02):
+        times = []
+        for _ in range(pings):
+            started = time.perf_counter()
+            await client.ping()
+            times.append((time.perf_counter() - started) * 1000)
+            if gap_s:
+                await asyncio.sleep(gap_s)
+        medians.append(statistics.median(times))
+    await client.aclose()
+    return f"rtt: PING p50 {medians[0]:.3f} ms back to back, {medians[1]:.3f} ms 20 ms apart"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m perf.hotpath", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--probe", choices=["worker", "enqueue", "bulk", "all"], default="all")
+    parser.add_argument("--probe", choices=["worker", "enqueue", "bulk", "rtt", "all"], default="all")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per worker/bulk run (enqueue: a sixth)")
     parser.add_argument("--log", choices=["info", "off"], default="info")
@@ -104,6 +124,8 @@ def main() -> None:
             for probe in probes:
                 if probe == "worker":
                     line = uvloop.run(probe_worker(settings, args.jobs, not args.no_auto_pipeline))
+                elif probe == "rtt":
+                    line = uvloop.run(probe_rtt(settings, 300))
                 elif probe == "enqueue":
                     line = uvloop.run(probe_enqueue(settings, max(args.jobs // 6, 1)))
                 else:

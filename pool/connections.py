@@ -23,15 +23,17 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
 )
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
 
 from . import inspection
 from .autopipeline import AutoPipeline, must_bypass
 from .jobs import Job, JobDef, JobResult, JobStatus, check_size, deserialize_job, deserialize_result, serialize_job
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
-from .queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for
+from .queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for, scripts_for
+from .script_lane import ScriptCall, ScriptLane
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
 from .utils import datetime_to_ms, ms_to_datetime, now_ms, to_ms
@@ -145,6 +147,24 @@ class PoolRedis(Redis):
         self.default_queue_name = default_queue_name
         self.expires_extra_ms = expires_extra_ms
         super().__init__(*args, **kwargs)
+        # enqueues skip redis-py's generic command path (pool/script_lane.py); a sentinel pool resolves its
+        # master per connection, so it keeps the standard path
+        self._script_lane = (
+            None if isinstance(self.connection_pool, SentinelConnectionPool) else ScriptLane(self.connection_pool)
+        )
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self._script_lane is not None:
+            await self._script_lane.close()
+        await super().aclose(close_connection_pool)
+
+    async def _run_script(self, script: AsyncScript, calls: list[ScriptCall]) -> list[Any]:
+        """The replies of (keys, args) calls of one script, in order: on the script lane when it can take
+        them, else one by one on the standard path."""
+        replies = await self._script_lane.run(script, calls) if self._script_lane is not None else None
+        if replies is None:
+            replies = [await script(keys=keys, args=args) for keys, args in calls]
+        return replies
 
     def auto_pipelined(self) -> PoolRedis:
         """A client on the same connection pool whose commands, issued by concurrent tasks in one event-loop
@@ -208,8 +228,7 @@ class PoolRedis(Redis):
             **kwargs,
         )
         queue = self._queue(spec.queue_name)
-        keys, script_args = enqueue_args(queue.keys, [spec.record(queue)])
-        (enqueued,) = await queue.scripts.enqueue(keys=keys, args=script_args)
+        ((enqueued,),) = await self._run_script(queue.scripts.enqueue, [enqueue_args(queue.keys, [spec.record(queue)])])
         if not enqueued:
             return None
         return Job(spec.job_id, self, _queue_name=queue.name, _deserializer=self.job_deserializer)
@@ -285,11 +304,14 @@ class PoolRedis(Redis):
         specs = list(specs)
         if not specs:
             return []
-        replies: list[Any] = []
+        calls: list[ScriptCall] = []
         for queue_name, batch in _batches_by_queue(specs, 1000):
             queue = self._queue(queue_name)
-            keys, args = enqueue_args(queue.keys, [spec.record(queue) for spec in batch])
-            replies += await queue.scripts.enqueue(keys=keys, args=args)
+            calls.append(enqueue_args(queue.keys, [spec.record(queue) for spec in batch]))
+        # every batch is written before the first reply is read: one round trip, not one per 1,000 jobs
+        replies = [
+            ok for batch_replies in await self._run_script(scripts_for(self).enqueue, calls) for ok in batch_replies
+        ]
         return [
             Job(spec.job_id, self, _queue_name=spec.queue_name, _deserializer=self.job_deserializer) if ok else None
             for spec, ok in zip(specs, replies, strict=True)
@@ -370,6 +392,7 @@ class AutoPipelinedRedis(PoolRedis):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.auto_pipeline = AutoPipeline(self)
+        self._script_lane = None  # concurrent jobs' enqueues are cheaper pipelined together
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if must_bypass(args):

@@ -1,0 +1,69 @@
+"""The enqueue script's short path (pool/script_lane.py) against a real Redis: it loads nothing itself but falls
+back when Redis lost the script, survives its connection being killed without enqueuing twice, keeps bulk
+batches in order, and steps aside when all its connections are busy."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pool import PoolRedis, RedisSettings, create_pool
+from pool.keys import QueueKeys
+from pool.script_lane import MAX_LANE_CONNECTIONS
+
+
+def _lane_idle(client: PoolRedis) -> int:
+    assert client._script_lane is not None
+    return len(client._script_lane._idle)
+
+
+async def test_enqueue_falls_back_when_redis_lost_the_script_and_uses_the_lane_after(redis: PoolRedis) -> None:
+    await redis.script_flush()
+    first = await redis.enqueue_job("task", 1)  # NOSCRIPT on the lane: the standard path loads the script
+    assert first is not None
+    second = await redis.enqueue_job("task", 2)
+    assert second is not None
+    assert _lane_idle(redis) == 1  # the lane connection served the second call and was kept
+    assert await redis.xlen(QueueKeys("default").stream) == 2
+
+
+async def test_a_killed_lane_connection_is_replaced_and_nothing_is_enqueued_twice(
+    redis: PoolRedis, redis_url: str
+) -> None:
+    assert await redis.enqueue_job("task", _job_id="before") is not None
+    assert _lane_idle(redis) == 1
+    admin = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        killed = await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        assert int(killed) >= 1  # the lane's connection among them
+        job = await redis.enqueue_job("task", _job_id="after")
+        assert job is not None
+        assert _lane_idle(redis) == 0  # the dead connection was dropped, the standard path did the enqueue
+        assert await redis.enqueue_job("task", _job_id="after") is None  # the id is taken: it exists once
+        assert await admin.xlen(QueueKeys("default").stream) == 2
+    finally:
+        await admin.aclose()
+
+
+async def test_bulk_batches_are_written_back_to_back_and_keep_their_order(redis: PoolRedis) -> None:
+    specs = [redis.prepare("task", i, _job_id=f"job-{i:05d}") for i in range(2_500)]  # three script calls
+    specs.append(redis.prepare("task", _job_id="job-00007"))  # a duplicate id in the last batch: refused
+    jobs = await redis.enqueue_many(specs)
+    assert [job is not None for job in jobs] == [True] * 2_500 + [False]
+    entries = await redis.xrange(QueueKeys("default").stream)
+    assert [fields[b"id"].decode() for _, fields in entries] == [f"job-{i:05d}" for i in range(2_500)]
+
+
+async def test_more_concurrent_enqueues_than_lane_connections_all_succeed(redis: PoolRedis) -> None:
+    jobs = await asyncio.gather(*(redis.enqueue_job("task", i) for i in range(50)))
+    assert all(job is not None for job in jobs)
+    assert 1 <= _lane_idle(redis) <= MAX_LANE_CONNECTIONS  # the rest took the standard path
+    assert await redis.xlen(QueueKeys("default").stream) == 50
+
+
+async def test_closing_the_client_closes_the_lane_connections(redis: PoolRedis, redis_url: str) -> None:
+    client = await create_pool(RedisSettings.from_dsn(redis_url))
+    await client.enqueue_job("task")
+    await client.client_setname("lane-test-pool")  # a pool connection, to tell ours apart from the fixture's
+    before = len(await redis.client_list())
+    await client.aclose()
+    assert len(await redis.client_list()) <= before - 2  # the pool's and the lane's connections are gone

@@ -233,19 +233,16 @@ class Job:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            info = await self.result_info()
-            if info is not None:
-                if info.success:
-                    return info.result
-                if isinstance(info.result, BaseException):
-                    raise info.result
-                raise SerializationError(info.result)
-            if await self.status() == JobStatus.not_found:
-                raise ResultNotFound("Not waiting for job result because the job is not in queue")
             remaining = 5.0 if deadline is None else min(deadline - time.monotonic(), 5.0)
-            if remaining <= 0:
-                raise TimeoutError()
-            await self._queue.wait_for_completion(self.job_id, remaining)
+            payload, state = await self._queue.result_or_register_waiter(self.job_id, max(remaining, 0.0))
+            if payload is None and state is None:
+                raise ResultNotFound("Not waiting for job result because the job is not in queue")
+            if payload is None:
+                if remaining <= 0:
+                    raise TimeoutError()
+                payload = await self._queue.wait_for_result(self.job_id, remaining)
+            if payload is not None:
+                return _result_or_raise(deserialize_result(payload, self._deserializer))
 
     async def info(self) -> JobDef | None:
         """The job's result if it has one, else its definition; None when the job is unknown."""
@@ -328,3 +325,12 @@ class Job:
 def _serializer_for(redis: Redis) -> Serializer | None:
     serializer: Serializer | None = getattr(redis, "job_serializer", None)
     return serializer
+
+
+def _result_or_raise(info: JobResult) -> Any:
+    """A job's return value, or its exception raised (an unencodable one arrives as its message)."""
+    if info.success:
+        return info.result
+    if isinstance(info.result, BaseException):
+        raise info.result
+    raise SerializationError(info.result)

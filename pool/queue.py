@@ -178,17 +178,23 @@ class RedisQueue:
     async def has_result(self, job_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.result(job_id)))
 
-    async def wait_for_completion(self, job_id: str, timeout_s: float) -> None:
-        """Block up to timeout_s for the job's completion signal. Register first, then check, then block: a
-        completion between the check and the block still leaves its item in the list."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(self.keys.waiters(job_id))
-            pipe.pexpire(self.keys.waiters(job_id), int(timeout_s * 1000) + 60_000)
-            pipe.exists(self.keys.result(job_id))
-            *_, done = await pipe.execute()
-        if done:
-            return
-        await self.redis.blpop([self.keys.notify(job_id)], timeout=max(timeout_s, 0.01))
+    async def result_or_register_waiter(self, job_id: str, timeout_s: float) -> tuple[bytes | None, str | None]:
+        """(result payload, None) when the job has a result; (None, None) when there is no such job; else
+        (None, state) with a waiter registered for ``wait_for_result`` (see the WAIT script)."""
+        ttl_ms = int(timeout_s * 1000) + 60_000
+        reply = await self.scripts.wait(keys=[], args=[self.keys.prefix, job_id, ttl_ms])
+        if int(reply[0]) == 1:
+            return reply[1], None
+        return None, (_text(reply[1]) if int(reply[0]) == 2 else None)
+
+    async def wait_for_result(self, job_id: str, timeout_s: float) -> bytes | None:
+        """Block up to timeout_s for the payload the worker pushes to registered waiters; None on a timeout
+        (or the bare signal of an older worker: read the result then)."""
+        item = await self.redis.blpop([self.keys.notify(job_id)], timeout=max(timeout_s, 0.01))
+        if item is None or item[1] == b"1":
+            return None
+        payload: bytes = item[1]
+        return payload
 
     async def counts(self) -> dict[str, int]:
         """Ready (undelivered), running (delivered, not acked), deferred and parked (waiting for a

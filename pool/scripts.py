@@ -26,13 +26,14 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-# Notify anyone blocked in Job.result(): each registered waiter gets one wake-up item.
+# Notify anyone blocked in Job.result(): each registered waiter gets one item, the result payload itself (a
+# waiter then needs no further read; '1' from workers before this change means "read the result").
 _NOTIFY_WAITERS = """
-local function notify(prefix, job_id)
+local function notify(prefix, job_id, payload)
   local waiters = tonumber(redis.call('GET', prefix .. 'wait:' .. job_id) or '0')
   if waiters > 0 then
     local key = prefix .. 'notify:' .. job_id
-    for _ = 1, waiters do redis.call('RPUSH', key, '1') end
+    for _ = 1, waiters do redis.call('RPUSH', key, payload) end
     redis.call('PEXPIRE', key, 60000)
     redis.call('DEL', prefix .. 'wait:' .. job_id)
   end
@@ -48,7 +49,7 @@ local function store_result(prefix, job_id, payload, ttl)
   elseif ttl < 0 then
     redis.call('SET', prefix .. 'result:' .. job_id, payload)
   end
-  notify(prefix, job_id)
+  notify(prefix, job_id, payload)
 end
 """
 
@@ -619,6 +620,25 @@ return 0
 """
 
 
+WAIT = """
+-- KEYS: none (every key is built from the prefix, as in the other scripts)
+-- ARGV: prefix, job_id, registration ttl_ms
+-- Job.result()'s one round trip before it blocks: the result if there is one ({1, payload}); nothing if there
+-- is neither a result nor a job ({0}); else registers a waiter, which the script that records the result
+-- will push the payload to, and returns the job's state ({2, state}). Atomic, so a result recorded
+-- between the check and the registration cannot be missed.
+local prefix, job_id = ARGV[1], ARGV[2]
+local result = redis.call('GET', prefix .. 'result:' .. job_id)
+if result then return {1, result} end
+local state = redis.call('HGET', prefix .. 'job:' .. job_id, 's')
+if not state then return {0} end
+local waiters = prefix .. 'wait:' .. job_id
+redis.call('INCR', waiters)
+redis.call('PEXPIRE', waiters, ARGV[3])
+return {2, state}
+"""
+
+
 class Scripts:
     """The scripts registered on one client; ``redis.register_script`` handles EVALSHA and NOSCRIPT."""
 
@@ -636,3 +656,4 @@ class Scripts:
         self.prune_consumer: AsyncScript = redis.register_script(PRUNE_CONSUMER)
         self.lock_extend: AsyncScript = redis.register_script(LOCK_EXTEND)
         self.lock_release: AsyncScript = redis.register_script(LOCK_RELEASE)
+        self.wait: AsyncScript = redis.register_script(WAIT)

@@ -61,6 +61,27 @@ async def test_ctx_holds_job_fields_and_redis(redis: PoolRedis, redis_url: str) 
     assert value["score"] > 0
 
 
+async def test_a_waiting_caller_gets_the_result_pushed_even_when_it_is_not_kept(
+    redis: PoolRedis, redis_url: str
+) -> None:
+    """The worker pushes the result payload to registered waiters, so result() reads nothing after its wake-up
+    and a result with keep_result=0 still reaches the caller that was waiting for it."""
+    release = asyncio.Event()
+
+    async def slow_echo(ctx: dict[str, Any], value: int) -> int:
+        await release.wait()
+        return value
+
+    job = await redis.enqueue_job("slow_echo", 7)
+    assert job is not None
+    async with running_worker(redis_url, functions=[func(slow_echo, name="slow_echo")], keep_result=0):
+        waiting = asyncio.create_task(job.result(timeout=10))
+        await wait_for(lambda: redis.exists(QueueKeys("default").waiters(job.job_id)), timeout=5)
+        release.set()
+        assert await waiting == 7
+    assert await redis.exists(QueueKeys("default").result(job.job_id)) == 0  # it was not kept
+
+
 async def test_result_waits_for_a_running_worker(redis: PoolRedis, redis_url: str) -> None:
     async with running_worker(redis_url, functions=[add], poll_delay=60):
         job = await redis.enqueue_job("add", 40, 2)

@@ -158,9 +158,10 @@ class PoolRedis(Redis):
             await self._script_lane.close()
         await super().aclose(close_connection_pool)
 
-    async def _run_script(self, script: AsyncScript, calls: list[ScriptCall]) -> list[Any]:
+    async def run_script(self, script: AsyncScript, calls: list[ScriptCall]) -> list[Any]:
         """The replies of (keys, args) calls of one script, in order: on the script lane when it can take
-        them, else one by one on the standard path."""
+        them, else one by one on the standard path. The queue's scripts are all safe to send twice, which a
+        fall-back after a connection error may do."""
         replies = await self._script_lane.run(script, calls) if self._script_lane is not None else None
         if replies is None:
             replies = [await script(keys=keys, args=args) for keys, args in calls]
@@ -228,7 +229,7 @@ class PoolRedis(Redis):
             **kwargs,
         )
         queue = self._queue(spec.queue_name)
-        ((enqueued,),) = await self._run_script(queue.scripts.enqueue, [enqueue_args(queue.keys, [spec.record(queue)])])
+        ((enqueued,),) = await self.run_script(queue.scripts.enqueue, [enqueue_args(queue.keys, [spec.record(queue)])])
         if not enqueued:
             return None
         return Job(spec.job_id, self, _queue_name=queue.name, _deserializer=self.job_deserializer)
@@ -310,7 +311,7 @@ class PoolRedis(Redis):
             calls.append(enqueue_args(queue.keys, [spec.record(queue) for spec in batch]))
         # every batch is written before the first reply is read: one round trip, not one per 1,000 jobs
         replies = [
-            ok for batch_replies in await self._run_script(scripts_for(self).enqueue, calls) for ok in batch_replies
+            ok for batch_replies in await self.run_script(scripts_for(self).enqueue, calls) for ok in batch_replies
         ]
         return [
             Job(spec.job_id, self, _queue_name=spec.queue_name, _deserializer=self.job_deserializer) if ok else None

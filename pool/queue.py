@@ -17,6 +17,7 @@ from typing import Any
 
 import msgpack
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
@@ -145,6 +146,15 @@ class RedisQueue:
     def name(self) -> str:
         return self.keys.queue_name
 
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """A hot-path script call (fetch, start, complete): on the client's short path when it has one
+        (``PoolRedis.run_script``, pool/script_lane.py), else through redis-py's command path."""
+        run_script = getattr(self.redis, "run_script", None)
+        if run_script is None:
+            return await script(keys=keys, args=args)
+        (reply,) = await run_script(script, [(keys, args)])
+        return reply
+
     # --- producer side -------------------------------------------------------------------------------------
 
     async def enqueue(self, job_id: str, payload: bytes, **kwargs: Any) -> bool:
@@ -253,7 +263,7 @@ class RedisQueue:
         """Read up to ``count`` new entries without blocking, lanes in ``order``, and start them in the same
         round trip. Returns (started, expired) as ``start`` does."""
         args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, count, *_limit_args(limits), *order]
-        reply = await self.scripts.fetch(keys=[self.keys.stream], args=args)
+        reply = await self._run(self.scripts.fetch, [self.keys.stream], args)
         if int(reply[0]):
             await self.ensure_group()  # a lane was deleted (queue emptied) or created by an enqueue alone
         started: list[Delivery] = []
@@ -306,7 +316,7 @@ class RedisQueue:
         args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, *_limit_args(limits or {})]
         for delivery in deliveries:
             args += [delivery.entry_id, delivery.job_id, delivery.priority]
-        reply = await self.scripts.start(keys=[self.keys.stream], args=args)
+        reply = await self._run(self.scripts.start, [self.keys.stream], args)
         started: list[Delivery] = []
         expired: list[Delivery] = []
         for delivery, item in zip(deliveries, reply, strict=True):
@@ -331,7 +341,7 @@ class RedisQueue:
         ]
         args = [self.keys.prefix, CONSUMER_GROUP, now_ms(), msgpack.packb(records, use_bin_type=False)]
         keys = [self.keys.stream, self.keys.aborts, self.keys.deferred, self.keys.failed]
-        await self.scripts.complete(keys=keys, args=args)
+        await self._run(self.scripts.complete, keys, args)
 
     async def requeue(self, entry_id: str, job_id: str, *, run_at_ms: int, now_ms: int, priority: int = 0) -> None:
         """Put a running job back, due at run_at_ms (now or earlier: straight onto the stream). If its hash was

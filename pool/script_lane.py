@@ -1,4 +1,5 @@
-"""A short path for the client's hottest call: the ENQUEUE script (one job, or the batches of a bulk enqueue).
+"""A short path for the queue's hot scripts: ENQUEUE (one job, or the batches of a bulk enqueue) and the
+worker's FETCH, START and COMPLETE.
 
 redis-py's generic command path costs more than the call itself: a checkout from the blocking connection pool
 (a lock, a condition, a health-check read), a retry wrapper, callback dispatch, the release. On this project's
@@ -9,9 +10,9 @@ sends the script straight on one of them; the calls of one batch are written bac
 read after, in order.
 
 Anything unusual goes back to the standard path (``None``), which loads scripts and retries as configured: a
-NOSCRIPT reply (the script did not run), a connection error (ENQUEUE recognises a replay of its own call by
-the call's nonce, so sending it again is safe), or every lane connection busy. A connection that saw an error
-or a cancellation is closed, never reused: it may still hold replies nobody read.
+NOSCRIPT reply (the script did not run), a connection error (every queue script is safe to run twice: ENQUEUE
+recognises a replay of its own call by its nonce, the others by their acks), or every lane connection busy.
+A connection that saw an error or a cancellation is closed, never reused: it may still hold unread replies.
 """
 
 from __future__ import annotations

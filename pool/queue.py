@@ -190,8 +190,9 @@ class RedisQueue:
 
     async def result_or_register_waiter(self, job_id: str, timeout_s: float) -> tuple[bytes | None, str | None]:
         """(result payload, None) when the job has a result; (None, None) when there is no such job; else
-        (None, state) with a waiter registered for ``wait_for_result`` (see the WAIT script)."""
-        ttl_ms = int(timeout_s * 1000) + 60_000
+        (None, state) with a waiter registered for ``wait_for_result`` (see the WAIT script) unless timeout_s
+        is 0 (no time left to wait: only check)."""
+        ttl_ms = int(timeout_s * 1000) + 60_000 if timeout_s > 0 else 0
         reply = await self.scripts.wait(keys=[], args=[self.keys.prefix, job_id, ttl_ms])
         if int(reply[0]) == 1:
             return reply[1], None

@@ -622,7 +622,7 @@ return 0
 
 WAIT = """
 -- KEYS: none (every key is built from the prefix, as in the other scripts)
--- ARGV: prefix, job_id, registration ttl_ms
+-- ARGV: prefix, job_id, registration ttl_ms (0: check only, the caller will not wait)
 -- Job.result()'s one round trip before it blocks: the result if there is one ({1, payload}); nothing if there
 -- is neither a result nor a job ({0}); else registers a waiter, which the script that records the result
 -- will push the payload to, and returns the job's state ({2, state}). Atomic, so a result recorded
@@ -632,9 +632,11 @@ local result = redis.call('GET', prefix .. 'result:' .. job_id)
 if result then return {1, result} end
 local state = redis.call('HGET', prefix .. 'job:' .. job_id, 's')
 if not state then return {0} end
-local waiters = prefix .. 'wait:' .. job_id
-redis.call('INCR', waiters)
-redis.call('PEXPIRE', waiters, ARGV[3])
+if tonumber(ARGV[3]) > 0 then
+  local waiters = prefix .. 'wait:' .. job_id
+  redis.call('INCR', waiters)
+  redis.call('PEXPIRE', waiters, ARGV[3])
+end
 return {2, state}
 """
 

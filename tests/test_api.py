@@ -82,6 +82,16 @@ async def test_a_waiting_caller_gets_the_result_pushed_even_when_it_is_not_kept(
     assert await redis.exists(QueueKeys("default").result(job.job_id)) == 0  # it was not kept
 
 
+async def test_a_result_call_whose_time_is_up_registers_no_waiter(redis: PoolRedis) -> None:
+    """result(timeout=0) on a job still queued only checks: a waiter left registered would have the worker push
+    the payload to a list nobody reads."""
+    job = await redis.enqueue_job("never_run")
+    assert job is not None
+    with pytest.raises(TimeoutError):
+        await job.result(timeout=0)
+    assert await redis.exists(QueueKeys("default").waiters(job.job_id)) == 0
+
+
 async def test_result_waits_for_a_running_worker(redis: PoolRedis, redis_url: str) -> None:
     async with running_worker(redis_url, functions=[add], poll_delay=60):
         job = await redis.enqueue_job("add", 40, 2)

@@ -7,6 +7,7 @@ the producer side of the queue on top.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import ssl as ssl_module
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,9 +31,9 @@ from redis.exceptions import AuthenticationError, ConnectionError, RedisError, R
 
 from . import inspection
 from .autopipeline import AutoPipeline, must_bypass
-from .jobs import Job, JobDef, JobResult, JobStatus, check_size, deserialize_job, deserialize_result, serialize_job
+from .jobs import Job, JobDef, JobResult, JobStatus, check_job_size, deserialize_job, deserialize_result, serialize_job
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
-from .queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for, scripts_for
+from .queue import RedisQueue, enqueue_args, job_record, new_job_id, new_nonce, queue_for, scripts_for
 from .script_lane import ScriptCall, ScriptLane
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
@@ -46,6 +47,9 @@ EXPIRES_EXTRA_MS = 86_400_000  # a job not started within a day (beyond its defe
 # redis-py's asyncio pool raises "Too many connections" once exhausted (100 by default in redis-py 8); a worker
 # whose 100 jobs all use ctx['redis'] must wait for a connection instead, so pools are blocking and bounded.
 DEFAULT_MAX_CONNECTIONS = 500
+# Jobs per ENQUEUE call of enqueue_many: small enough that Redis starts on the first batch while the client
+# packs the next, large enough that each call's fixed cost is spread thin.
+BULK_BATCH = 200
 
 
 @dataclass
@@ -158,14 +162,18 @@ class PoolRedis(Redis):
             await self._script_lane.close()
         await super().aclose(close_connection_pool)
 
-    async def run_script(self, script: AsyncScript, calls: list[ScriptCall]) -> list[Any]:
+    async def run_script(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any]:
         """The replies of (keys, args) calls of one script, in order: on the script lane when it can take
-        them, else one by one on the standard path. The queue's scripts are all safe to send twice, which a
-        fall-back after a connection error may do."""
-        replies = await self._script_lane.run(script, calls) if self._script_lane is not None else None
-        if replies is None:
-            replies = [await script(keys=keys, args=args) for keys, args in calls]
-        return replies
+        them, else one by one on the standard path. ``calls`` may be a generator: the lane sends each call as
+        it is made, so Redis runs the first while the next is built. The queue's scripts are all safe to send
+        twice, which a fall-back after a connection error does with the very calls already made."""
+        calls = iter(calls)
+        made: list[ScriptCall] = []
+        if self._script_lane is not None:
+            replies = await self._script_lane.run(script, _kept(calls, made))
+            if replies is not None:
+                return replies
+        return [await script(keys=keys, args=args) for keys, args in itertools.chain(made, calls)]
 
     def auto_pipelined(self) -> PoolRedis:
         """A client on the same connection pool whose commands, issued by concurrent tasks in one event-loop
@@ -284,7 +292,7 @@ class PoolRedis(Redis):
         if _allow_dependency_failure:
             options["da"] = True
         payload = serialize_job(name, args, kwargs, enqueue_ms, self.job_serializer, options)
-        check_size(payload, self.max_payload_bytes, f"job {name!r}")
+        check_job_size(payload, self.max_payload_bytes, name)
         return JobSpec(
             job_id=job_id,
             queue_name=queue_name,
@@ -299,24 +307,26 @@ class PoolRedis(Redis):
         )
 
     async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Job | None]:
-        """Enqueue prepared jobs, a script call per 1,000 (one round trip each); each id's uniqueness is
+        """Enqueue prepared jobs, a script call per ``BULK_BATCH`` (all in one round trip); each id's uniqueness is
         honoured on its own, atomically per job.
         Returns a Job for each enqueued spec, None where the id was taken."""
         specs = list(specs)
         if not specs:
             return []
-        calls: list[ScriptCall] = []
-        for queue_name, batch in _batches_by_queue(specs, 1000):
-            queue = self._queue(queue_name)
-            calls.append(enqueue_args(queue.keys, [spec.record(queue) for spec in batch]))
-        # every batch is written before the first reply is read: one round trip, not one per 1,000 jobs
-        replies = [
-            ok for batch_replies in await self.run_script(scripts_for(self).enqueue, calls) for ok in batch_replies
-        ]
+        # each batch is written as soon as it is packed, before the first reply is read: one round trip in
+        # all, and Redis runs a batch while the next one is packed
+        calls = self._enqueue_calls(specs)
+        replies = [ok for batch in await self.run_script(scripts_for(self).enqueue, calls) for ok in batch]
         return [
             Job(spec.job_id, self, _queue_name=spec.queue_name, _deserializer=self.job_deserializer) if ok else None
             for spec, ok in zip(specs, replies, strict=True)
         ]
+
+    def _enqueue_calls(self, specs: list[JobSpec]) -> Iterator[ScriptCall]:
+        """One ENQUEUE call per batch, made only when it is about to be sent; one nonce per call."""
+        for queue_name, batch in _batches_by_queue(specs, BULK_BATCH):
+            queue, nonce = self._queue(queue_name), new_nonce()
+            yield enqueue_args(queue.keys, [spec.record(queue, nonce) for spec in batch])
 
     async def all_job_results(self, queue_name: str | None = None) -> list[JobResult]:
         """Every kept result of the queue, oldest enqueue first."""
@@ -416,7 +426,7 @@ class JobSpec:
     function: str = ""
     priority: int = 0
 
-    def record(self, queue: RedisQueue) -> tuple[Any, ...]:
+    def record(self, queue: RedisQueue, nonce: str | None = None) -> tuple[Any, ...]:
         return job_record(
             queue.keys,
             self.job_id,
@@ -428,7 +438,15 @@ class JobSpec:
             depends_on=self.depends_on,
             function=self.function,
             priority=self.priority,
+            nonce=nonce,
         )
+
+
+def _kept(calls: Iterator[ScriptCall], made: list[ScriptCall]) -> Iterator[ScriptCall]:
+    """``calls``, each one also kept in ``made`` (so a fall-back can replay exactly what was sent)."""
+    for call in calls:
+        made.append(call)
+        yield call
 
 
 def _batches_by_queue(specs: list[JobSpec], size: int) -> Iterator[tuple[str, list[JobSpec]]]:

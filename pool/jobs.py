@@ -98,7 +98,9 @@ def serialize_job(
     serializer: Serializer | None,
     options: dict[str, Any] | None = None,
 ) -> bytes:
-    data = {"f": function, "a": list(args), "k": kwargs, "et": enqueue_ms, **(options or {})}
+    data = {"f": function, "a": list(args), "k": kwargs, "et": enqueue_ms}
+    if options:
+        data.update(options)
     try:
         return (serializer or msgpack_serializer)(data)
     except Exception as exc:
@@ -131,10 +133,10 @@ class PayloadTooLarge(SerializationError):
     """A job or result over ``max_payload_bytes``: refused before anything is sent."""
 
 
-def check_size(payload: bytes, limit: int | None, what: str) -> bytes:
+def check_job_size(payload: bytes, limit: int | None, function: str) -> bytes:
     if limit is not None and len(payload) > limit:
         raise PayloadTooLarge(
-            f"{what} is {len(payload)} bytes serialized, over the limit of {limit} bytes "
+            f"job {function!r} is {len(payload)} bytes serialized, over the limit of {limit} bytes "
             "(create_pool(max_payload_bytes=...) / Worker(max_payload_bytes=...))"
         )
     return payload

@@ -18,7 +18,7 @@ A connection that saw an error or a cancellation is closed, never reused: it may
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.commands.core import AsyncScript
@@ -35,7 +35,7 @@ class ScriptLane:
         self._idle: list[Any] = []
         self._busy = 0
 
-    async def run(self, script: AsyncScript, calls: Sequence[ScriptCall]) -> list[Any] | None:
+    async def run(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any] | None:
         """Each call's reply, in order; None when the caller must take the standard path instead."""
         if self._busy >= MAX_LANE_CONNECTIONS:
             return None
@@ -43,10 +43,12 @@ class ScriptLane:
         self._busy += 1
         reusable = False
         try:
+            sent = 0
             for keys, args in calls:
                 packed = connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
                 await connection.send_packed_command(packed, check_health=False)
-            replies = [await connection.read_response() for _ in calls]
+                sent += 1
+            replies = [await connection.read_response() for _ in range(sent)]
             reusable = True
             return replies
         except (NoScriptError, ConnectionError, TimeoutError, OSError):

@@ -157,7 +157,15 @@ local function enqueue_one(deferred, prefix, job_id, payload, score, now, expire
       waiting = waiting + 1
     end
   end
-  -- one HSET with every field (the common path is EXISTS, HSET, XADD, PEXPIRE)
+  if not failed_dependency and waiting == 0 and tonumber(score) <= tonumber(now) then
+    -- the common case, written out: building the field list below costs Redis more than these three calls
+    redis.call('HSET', job, 'd', payload, 't', attempts_before, 'sc', score, 'n', nonce, 'f', fn, 's', 'q')
+    if tonumber(priority) > 0 then redis.call('HSET', job, 'p', priority) end
+    redis.call('XADD', lane_key(prefix, priority), '*', 'id', job_id)
+    redis.call('PEXPIRE', job, expires)
+    return 1
+  end
+  -- one HSET with every field
   local fields = {'d', payload, 't', attempts_before, 'sc', score, 'n', nonce, 'f', fn}
   if tonumber(priority) > 0 then
     fields[#fields + 1] = 'p'
@@ -173,12 +181,9 @@ local function enqueue_one(deferred, prefix, job_id, payload, score, now, expire
   elseif waiting > 0 then
     hset('s', 'w', 'w', waiting)
     return 1
-  elseif tonumber(score) > tonumber(now) then
+  else
     hset('s', 'd')
     redis.call('ZADD', deferred, score, job_id)
-  else
-    hset('s', 'q')
-    redis.call('XADD', lane_key(prefix, priority), '*', 'id', job_id)
   end
   redis.call('PEXPIRE', job, expires)
   return 1

@@ -15,9 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import sys
+import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 
@@ -36,6 +37,8 @@ class DeserializationError(SerializationError):
 class JobExecutionFailed(RuntimeError):
     """Stands in for a job's exception whose class is not importable (or not rebuildable) in this process."""
 
+
+_packers = threading.local()  # msgpack_serializer's Packer, one per thread
 
 _EXT_EXCEPTION = 1
 _EXT_DATETIME = 2
@@ -113,8 +116,14 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 
 def msgpack_serializer(obj: dict[str, Any]) -> bytes:
-    """The default serializer."""
-    return msgpack.packb(obj, default=_default, use_bin_type=True, datetime=False)
+    """The default serializer. It reuses one Packer per thread: ``msgpack.packb`` builds a new one on every
+    call, which cost more than packing a small job (2.2 µs against 0.8 here). Per thread because sync jobs
+    run in threads; msgpack resets a Packer's buffer when a pack fails, so a bad value leaves it clean."""
+    try:
+        packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(default=_default, use_bin_type=True, datetime=False)
+    return cast(bytes, packer.pack(obj))
 
 
 def msgpack_deserializer(data: bytes) -> dict[str, Any]:

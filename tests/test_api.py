@@ -15,7 +15,7 @@ from pool import ArqRedis, Job, JobStatus, PoolRedis, RedisSettings, Retry, Work
 from pool.connections import ArqRedis as ArqRedisFromConnections
 from pool.jobs import JobAborted, JobDef, JobResult, ResultNotFound
 from pool.keys import QueueKeys
-from pool.serializers import JobExecutionFailed, SerializationError
+from pool.serializers import JobExecutionFailed, SerializationError, msgpack_deserializer, msgpack_serializer
 from pool.worker import Retry as RetryFromWorker
 from pool.worker import func as func_from_worker
 from tests.helpers import wait_for
@@ -392,6 +392,26 @@ async def test_unserializable_result_fails_the_job_with_the_reason(redis: PoolRe
     await run_burst(redis_url, functions=[func(returns_object, name="returns_object")])
     with pytest.raises(SerializationError, match="unable to serialize result"):
         await job.result(timeout=1)
+
+
+def test_the_default_serializer_is_clean_after_a_failure_and_exact_across_threads() -> None:
+    # msgpack_serializer reuses a Packer per thread: a failed pack must not leave bytes behind, and threads
+    # (sync jobs run in threads) must not share one
+    with pytest.raises(TypeError):
+        msgpack_serializer({"a": [1, 2, {"b": object()}]})
+    assert msgpack_deserializer(msgpack_serializer({"x": 1})) == {"x": 1}
+
+    def serialize_many(n: int, out: list[bool]) -> None:
+        value = {"n": n, "when": datetime(2026, 1, n + 1, tzinfo=UTC), "items": list(range(n * 50))}
+        out.append(all(msgpack_deserializer(msgpack_serializer(value)) == value for _ in range(2_000)))
+
+    results: list[bool] = []
+    threads = [threading.Thread(target=serialize_many, args=(n, results)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [True] * 4
 
 
 async def test_bad_payload_and_unknown_function_fail_that_job_and_worker_goes_on(

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+from redis.exceptions import ConnectionError
+
 from pool import PoolRedis, RedisSettings, create_pool
+from pool.connections import BULK_BATCH
 from pool.keys import QueueKeys
 from pool.script_lane import MAX_LANE_CONNECTIONS
 
@@ -67,3 +70,27 @@ async def test_closing_the_client_closes_the_lane_connections(redis: PoolRedis, 
     before = len(await redis.client_list())
     await client.aclose()
     assert len(await redis.client_list()) <= before - 2  # the pool's and the lane's connections are gone
+
+
+async def test_a_bulk_enqueue_cut_off_mid_way_is_replayed_and_enqueues_each_job_once(redis: PoolRedis) -> None:
+    await redis.enqueue_job("task", _job_id="warm-up")  # the lane now holds a connection
+    assert redis._script_lane is not None
+    connection = redis._script_lane._idle[0]
+    real_read = connection.read_response
+    reads = 0
+
+    async def read_then_lose_the_connection(*args: object, **kwargs: object) -> object:
+        nonlocal reads
+        reads += 1
+        if reads == 2:  # every batch was sent and ran, the first reply was read: the rest are lost
+            raise ConnectionError("connection lost")
+        return await real_read(*args, **kwargs)
+
+    connection.read_response = read_then_lose_the_connection
+    specs = [redis.prepare("task", i, _job_id=f"bulk-{i:04d}") for i in range(5 * BULK_BATCH)]
+    jobs = await redis.enqueue_many(specs)
+    assert reads == 2
+    # the standard path replayed the very calls the lane had sent: their nonces mark them as this call's own
+    assert [job.job_id if job else None for job in jobs] == [spec.job_id for spec in specs]
+    entries = await redis.xrange(QueueKeys("default").stream)
+    assert [fields[b"id"].decode() for _, fields in entries] == ["warm-up"] + [spec.job_id for spec in specs]

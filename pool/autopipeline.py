@@ -95,22 +95,30 @@ class AutoPipeline:
                     future.cancel()
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        for args, options, _ in batch:
-            pipe.execute_command(*args, **options)
-        try:
-            replies = await pipe.execute(raise_on_error=False)
-        except BaseException as exc:  # the connection failed: every command of the batch failed with it
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_, _, future), reply in zip(batch, replies, strict=True):
-            if future.done():  # its caller was cancelled meanwhile
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+        """On the client's lane when it has one (pool/lane.py); the commands the lane got no reply for (all of
+        them when it is busy) go through redis-py's pipeline, with its retries."""
+        lane = getattr(self._client, "lane", None)
+        replies = [] if lane is None else await lane.run_pipeline(self._client, [(a, o) for a, o, _ in batch])
+        if len(replies) < len(batch):
+            pipe = self._client.pipeline(transaction=False)
+            for args, options, _ in batch[len(replies) :]:
+                pipe.execute_command(*args, **options)
+            try:
+                replies += await pipe.execute(raise_on_error=False)
+            except BaseException as exc:  # the connection failed: every command sent with it failed too
+                replies += [exc] * (len(batch) - len(replies))
+                if not isinstance(exc, Exception):
+                    _settle(batch, replies)
+                    raise
+        _settle(batch, replies)
+
+
+def _settle(batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]], replies: list[Any]) -> None:
+    """Each caller gets its own reply, or its own error."""
+    for (_, _, future), reply in zip(batch, replies, strict=True):
+        if future.done():  # its caller was cancelled meanwhile
+            continue
+        if isinstance(reply, BaseException):
+            future.set_exception(reply)
+        else:
+            future.set_result(reply)

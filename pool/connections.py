@@ -33,8 +33,8 @@ from . import inspection
 from .autopipeline import AutoPipeline, must_bypass
 from .jobs import Job, JobDef, JobResult, JobStatus, check_job_size, deserialize_job, deserialize_result, serialize_job
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
+from .lane import Lane, ScriptCall
 from .queue import RedisQueue, enqueue_args, job_record, new_job_id, new_nonce, queue_for, scripts_for
-from .script_lane import ScriptCall, ScriptLane
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
 from .utils import datetime_to_ms, ms_to_datetime, now_ms, to_ms
@@ -151,15 +151,13 @@ class PoolRedis(Redis):
         self.default_queue_name = default_queue_name
         self.expires_extra_ms = expires_extra_ms
         super().__init__(*args, **kwargs)
-        # enqueues skip redis-py's generic command path (pool/script_lane.py); a sentinel pool resolves its
+        # the queue's scripts skip redis-py's generic command path (pool/lane.py); a sentinel pool resolves its
         # master per connection, so it keeps the standard path
-        self._script_lane = (
-            None if isinstance(self.connection_pool, SentinelConnectionPool) else ScriptLane(self.connection_pool)
-        )
+        self.lane = None if isinstance(self.connection_pool, SentinelConnectionPool) else Lane(self.connection_pool)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        if self._script_lane is not None:
-            await self._script_lane.close()
+        if self.lane is not None:
+            await self.lane.close()
         await super().aclose(close_connection_pool)
 
     async def run_script(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any]:
@@ -169,8 +167,8 @@ class PoolRedis(Redis):
         twice, which a fall-back after a connection error does with the very calls already made."""
         calls = iter(calls)
         made: list[ScriptCall] = []
-        if self._script_lane is not None:
-            replies = await self._script_lane.run(script, _kept(calls, made))
+        if self.lane is not None:
+            replies = await self.lane.run_scripts(script, _kept(calls, made))
             if replies is not None:
                 return replies
         return [await script(keys=keys, args=args) for keys, args in itertools.chain(made, calls)]
@@ -403,7 +401,10 @@ class AutoPipelinedRedis(PoolRedis):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.auto_pipeline = AutoPipeline(self)
-        self._script_lane = None  # concurrent jobs' enqueues are cheaper pipelined together
+
+    async def run_script(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any]:
+        """Through the auto-pipeline, like every other command: concurrent jobs' enqueues go out together."""
+        return [await script(keys=keys, args=args) for keys, args in calls]
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if must_bypass(args):

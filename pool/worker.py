@@ -27,7 +27,14 @@ from uuid import uuid4
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
 
 from .batcher import CompletionBatcher, retrying
-from .connections import DEFAULT_MAX_PAYLOAD_BYTES, EXPIRES_EXTRA_MS, PoolRedis, RedisSettings, create_pool
+from .connections import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    EXPIRES_EXTRA_MS,
+    AutoPipelinedRedis,
+    PoolRedis,
+    RedisSettings,
+    create_pool,
+)
 from .cron import CronJob
 from .execution import ABORTED, COMPLETE, FAILED, RETRIED, Hook, JobRunner, Outcome, RunnerSettings
 from .functions import Function, Retry, func
@@ -322,6 +329,9 @@ class Worker:
                     await self._cron.close()
         if self.on_shutdown is not None:
             await self.on_shutdown(self.ctx)
+        job_redis = self.ctx.get("redis")
+        if job_redis is not self._pool and isinstance(job_redis, AutoPipelinedRedis):  # ours: its lane closes
+            await job_redis.aclose()
         if self._pool is not None and self._given_pool is None:
             await self._pool.aclose()
             self._pool = None

@@ -67,6 +67,20 @@ async def test_scripts_reload_after_script_flush(plain: PoolRedis) -> None:
     assert await plain.exists("pool:{default}:job:second")
 
 
+async def test_pipelines_take_the_lane_and_fall_back_when_its_connection_is_killed(plain: PoolRedis) -> None:
+    client = plain.auto_pipelined()
+    assert isinstance(client, AutoPipelinedRedis) and client.lane is not None
+    assert sorted(await asyncio.gather(*(client.incr("n") for _ in range(100)))) == list(range(1, 101))
+    assert len(client.lane._idle) == 1  # the pipeline went out on the lane's connection, kept for the next
+    killed = await plain.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    assert int(killed) >= 1
+    # the lane writes into a dead connection: nothing reached Redis, redis-py's pipeline sends it all again
+    assert sorted(await asyncio.gather(*(client.incr("n") for _ in range(100)))) == list(range(101, 201))
+    assert len(client.lane._idle) == 0  # the dead connection was dropped, not kept
+    assert await plain.get("n") == b"200"  # every command ran once
+    await client.aclose()
+
+
 async def test_closing_the_pipelined_client_keeps_the_pool_open(plain: PoolRedis) -> None:
     client = plain.auto_pipelined()
     assert await client.ping()

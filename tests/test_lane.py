@@ -1,22 +1,25 @@
-"""The enqueue script's short path (pool/script_lane.py) against a real Redis: it loads nothing itself but falls
+"""The short path to Redis (pool/lane.py) against a real Redis: for scripts it loads nothing itself but falls
 back when Redis lost the script, survives its connection being killed without enqueuing twice, keeps bulk
-batches in order, and steps aside when all its connections are busy."""
+batches in order, steps aside when all its connections are busy, and packs commands (with hiredis) byte for byte
+as redis-py does. Pipelines on the lane: tests/test_autopipeline.py."""
 
 from __future__ import annotations
 
 import asyncio
 
-from redis.exceptions import ConnectionError
+import pytest
+from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError, DataError
 
 from pool import PoolRedis, RedisSettings, create_pool
 from pool.connections import BULK_BATCH
 from pool.keys import QueueKeys
-from pool.script_lane import MAX_LANE_CONNECTIONS
+from pool.lane import MAX_LANE_CONNECTIONS, _pack
 
 
 def _lane_idle(client: PoolRedis) -> int:
-    assert client._script_lane is not None
-    return len(client._script_lane._idle)
+    assert client.lane is not None
+    return len(client.lane._idle)
 
 
 async def test_enqueue_falls_back_when_redis_lost_the_script_and_uses_the_lane_after(redis: PoolRedis) -> None:
@@ -74,8 +77,8 @@ async def test_closing_the_client_closes_the_lane_connections(redis: PoolRedis, 
 
 async def test_a_bulk_enqueue_cut_off_mid_way_is_replayed_and_enqueues_each_job_once(redis: PoolRedis) -> None:
     await redis.enqueue_job("task", _job_id="warm-up")  # the lane now holds a connection
-    assert redis._script_lane is not None
-    connection = redis._script_lane._idle[0]
+    assert redis.lane is not None
+    connection = redis.lane._idle[0]
     real_read = connection.read_response
     reads = 0
 
@@ -94,3 +97,23 @@ async def test_a_bulk_enqueue_cut_off_mid_way_is_replayed_and_enqueues_each_job_
     assert [job.job_id if job else None for job in jobs] == [spec.job_id for spec in specs]
     entries = await redis.xrange(QueueKeys("default").stream)
     assert [fields[b"id"].decode() for _, fields in entries] == ["warm-up"] + [spec.job_id for spec in specs]
+
+
+@pytest.mark.parametrize(
+    "commands",
+    [
+        [("SET", "k", b"v\x00\r\n", 1, 1.5, -2, "ünïcode"), ("INCR", "n")],
+        [("CONFIG GET", "maxmemory"), ("INCR", "n")],  # a two-word name: redis-py splits it
+        [(b"XINFO STREAM", "s")],
+        [("SET", "k", memoryview(b"view"))],
+    ],
+)
+def test_commands_are_packed_byte_for_byte_as_redis_py_packs_them(commands: list[tuple[object, ...]]) -> None:
+    connection = Connection()
+    packed = _pack(connection, commands)
+    assert (packed if isinstance(packed, bytes) else b"".join(packed)) == b"".join(connection.pack_commands(commands))
+
+
+def test_values_redis_py_refuses_get_its_error() -> None:
+    with pytest.raises(DataError, match="bool"):
+        _pack(Connection(), [("SET", "k", True)])

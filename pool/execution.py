@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .deadlines import Deadlines
 from .functions import Function, Retry
 from .jobs import JobAborted, deserialize_job, serialize_job, serialize_result
 from .logs import fast_writer
@@ -75,12 +76,14 @@ class JobRunner:
         self.s = settings
         self.aborting: set[str] = set()  # job ids whose cancellation is an abort, not a shutdown
         self.timed_out: set[str] = set()  # job ids cancelled by their timeout
+        self._deadlines = Deadlines(self._time_out)
         self._info = False
         self._write_line: Callable[[str], None] | None = None
         self.refresh_logging()
 
-    def _time_out(self, job_id: str, task: asyncio.Task[Any] | None) -> None:
-        if task is not None and not task.done():
+    def _time_out(self, watched: tuple[str, asyncio.Task[Any]]) -> None:
+        job_id, task = watched
+        if not task.done():
             self.timed_out.add(job_id)
             task.cancel()
 
@@ -141,14 +144,15 @@ class JobRunner:
                 extra += f" delayed={(delivery.score - enqueue_ms) / 1000:0.2f}s"
             self._job_line("%6.2fs → %s(%s)%s", _since(delivery.score), ref, _args_repr(args, kwargs), extra)
         timeout_s = function.timeout_s if function.timeout_s is not None else s.job_timeout_s
-        success, result, aborted, timer = False, None, False, None
+        success, result, aborted, deadline_slot = False, None, False, None
         task = asyncio.current_task()
+        assert task is not None
         try:
             if s.on_job_start is not None:  # inside the try: an abort or shutdown while it runs is handled below
                 await s.on_job_start(ctx)
-            # The job's timeout: a bare timer rather than asyncio.timeout(), a tenth of its cost per job
-            loop = asyncio.get_running_loop()
-            timer = loop.call_at(loop.time() + timeout_s, self._time_out, job_id, task)
+            # The job's timeout: a shared timer (pool/deadlines.py) rather than asyncio.timeout(), which cost
+            # ten times as much per job
+            deadline_slot = self._deadlines.add((job_id, task), asyncio.get_running_loop().time() + timeout_s)
             if function.is_async:
                 result = await function.coroutine(ctx, *args, **kwargs)
             else:
@@ -184,12 +188,11 @@ class JobRunner:
         finally:
             delivery.finishing = True
             self.aborting.discard(job_id)
-            if timer is not None:
-                timer.cancel()
+            if deadline_slot is not None:
+                self._deadlines.remove((job_id, task), deadline_slot)
             if job_id in self.timed_out:  # the timeout's cancel is handled: later awaits of this task are normal
                 self.timed_out.discard(job_id)
-                if task is not None:
-                    task.uncancel()
+                task.uncancel()
         if success and self._info:
             shown = f" ● {truncate(repr(result))}" if s.log_results else " ●"
             self._job_line("%6.2fs ← %s%s", _since(start_ms), ref, shown)

@@ -20,9 +20,11 @@ never reused: it may still hold unread replies.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import inspect
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
@@ -45,60 +47,84 @@ class Lane:
         self._pool = connection_pool
         self._idle: list[Any] = []
         self._busy = 0
+        self._callbacks: dict[Any, Any] = {}  # command name -> the client's response callback (None: none)
 
     async def run_scripts(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any] | None:
         """Each call's reply, in order; None when the caller must take the standard path instead."""
+        connection = self._checkout()
+        if connection is None:
+            return None
+        clean = False
         try:
-            async with self._connection() as connection:
-                if connection is None:
-                    return None
-                sent = 0
-                for keys, args in calls:
-                    packed = _pack(connection, [("EVALSHA", script.sha, len(keys), *keys, *args)])
-                    await connection.send_packed_command(packed, check_health=False)
-                    sent += 1
-                return [await connection.read_response() for _ in range(sent)]
+            sent = 0
+            for keys, args in calls:
+                packed = _pack(connection, [("EVALSHA", script.sha, len(keys), *keys, *args)])
+                await connection.send_packed_command(packed, check_health=False)
+                sent += 1
+            replies = [await connection.read_response() for _ in range(sent)]
+            clean = True
+            return replies
         except (NoScriptError, *_LOST):
             return None
+        finally:
+            await self._checkin(connection, clean)
 
     async def run_pipeline(self, client: Any, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` as one pipeline; the replies read, in order, each one a value or that command's
         own error. Fewer than all when the lane was busy (none) or the connection was lost: the caller sends
         the rest the standard way. ``client`` parses each reply as its own command would be (its callbacks)."""
         replies: list[Any] = []
-        with contextlib.suppress(*_LOST):
-            async with self._connection() as connection:
-                if connection is None:
-                    return replies
-                packed = _pack(connection, [args for args, _ in commands])
-                await connection.send_packed_command(packed, check_health=False)
-                for args, options in commands:
-                    try:
-                        replies.append(await client.parse_response(connection, args[0], **options))
-                    except ResponseError as exc:  # that command's own error; the connection is fine
-                        replies.append(exc)
-        return replies
-
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
-        """An idle lane connection (or a new one), None when all are busy. Put back after a clean call, closed
-        after an error or a cancellation."""
-        if self._busy >= MAX_LANE_CONNECTIONS:
-            yield None
-            return
-        connection = self._idle.pop() if self._idle else self._pool.make_connection()
-        self._busy += 1
+        connection = self._checkout()
+        if connection is None:
+            return replies
         clean = False
         try:
-            yield connection
+            await connection.send_packed_command(_pack(connection, [a for a, _ in commands]), check_health=False)
+            for args, options in commands:
+                try:
+                    replies.append(await self._reply(client, connection, args[0], options))
+                except ResponseError as exc:  # that command's own error; the connection is fine
+                    replies.append(exc)
             clean = True
+        except _LOST:
+            pass
         finally:
-            self._busy -= 1
-            if clean:
-                self._idle.append(connection)
-            else:
-                with contextlib.suppress(Exception):
-                    await connection.disconnect(nowait=True)
+            await self._checkin(connection, clean)
+        return replies
+
+    async def _reply(self, client: Any, connection: Any, name: Any, options: dict[str, Any]) -> Any:
+        """What ``client.parse_response`` returns, without its per-reply lookups for the common case (no
+        decoding or empty-reply options): the command's callback is looked up once per name (a lane belongs to
+        one client, whose callbacks the worker never changes)."""
+        if NEVER_DECODE in options or EMPTY_RESPONSE in options:
+            return await client.parse_response(connection, name, **options)
+        response = await connection.read_response()
+        try:
+            callback = self._callbacks[name]
+        except KeyError:
+            callback = self._callbacks[name] = client.response_callbacks.get(name)
+        if callback is None:
+            return response
+        result = (
+            callback(response, **{k: v for k, v in options.items() if k != "keys"}) if options else callback(response)
+        )
+        return await result if inspect.isawaitable(result) else result
+
+    def _checkout(self) -> Any:
+        """An idle lane connection (or a new one); None when all are busy."""
+        if self._busy >= MAX_LANE_CONNECTIONS:
+            return None
+        self._busy += 1
+        return self._idle.pop() if self._idle else self._pool.make_connection()
+
+    async def _checkin(self, connection: Any, clean: bool) -> None:
+        """Put back after a clean call; closed after an error or a cancellation (it may hold unread replies)."""
+        self._busy -= 1
+        if clean:
+            self._idle.append(connection)
+        else:
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []

@@ -34,7 +34,7 @@ from .autopipeline import AutoPipeline, must_bypass
 from .jobs import Job, JobDef, JobResult, JobStatus, check_job_size, deserialize_job, deserialize_result, serialize_job
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
 from .lane import Lane, ScriptCall
-from .queue import RedisQueue, enqueue_args, job_record, new_job_id, new_nonce, queue_for, scripts_for
+from .queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for, scripts_for
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
 from .utils import datetime_to_ms, ms_to_datetime, now_ms, to_ms
@@ -321,10 +321,11 @@ class PoolRedis(Redis):
         ]
 
     def _enqueue_calls(self, specs: list[JobSpec]) -> Iterator[ScriptCall]:
-        """One ENQUEUE call per batch, made only when it is about to be sent; one nonce per call."""
+        """One ENQUEUE call per batch, made only when it is about to be sent. (Each record has its own nonce:
+        with one per call, a second spec with the same id in that call would pass for a replay of the first.)"""
         for queue_name, batch in _batches_by_queue(specs, BULK_BATCH):
-            queue, nonce = self._queue(queue_name), new_nonce()
-            yield enqueue_args(queue.keys, [spec.record(queue, nonce) for spec in batch])
+            queue = self._queue(queue_name)
+            yield enqueue_args(queue.keys, [spec.record(queue) for spec in batch])
 
     async def all_job_results(self, queue_name: str | None = None) -> list[JobResult]:
         """Every kept result of the queue, oldest enqueue first."""
@@ -403,8 +404,9 @@ class AutoPipelinedRedis(PoolRedis):
         self.auto_pipeline = AutoPipeline(self)
 
     async def run_script(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any]:
-        """Through the auto-pipeline, like every other command: concurrent jobs' enqueues go out together."""
-        return [await script(keys=keys, args=args) for keys, args in calls]
+        """Through the auto-pipeline, like every other command: the calls (and concurrent jobs' enqueues) are
+        issued in one loop turn and go out together."""
+        return list(await asyncio.gather(*(script(keys=keys, args=args) for keys, args in calls)))
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if must_bypass(args):
@@ -427,7 +429,7 @@ class JobSpec:
     function: str = ""
     priority: int = 0
 
-    def record(self, queue: RedisQueue, nonce: str | None = None) -> tuple[Any, ...]:
+    def record(self, queue: RedisQueue) -> tuple[Any, ...]:
         return job_record(
             queue.keys,
             self.job_id,
@@ -439,7 +441,6 @@ class JobSpec:
             depends_on=self.depends_on,
             function=self.function,
             priority=self.priority,
-            nonce=nonce,
         )
 
 

@@ -21,9 +21,11 @@ class Deadlines:
         self._on_expiry = on_expiry  # called with the key of each entry whose deadline passed
         self._slots: dict[int, tuple[asyncio.TimerHandle, set[Any]]] = {}
 
-    def add(self, key: Any, deadline: float) -> int:
+    def add(self, key: Any, deadline: float) -> int | None:
         """Watch ``key`` (hashable, unique among the entries) until ``deadline`` (the running loop's clock).
-        Returns the slot to ``remove`` it from."""
+        Returns the slot to ``remove`` it from; None for an infinite deadline (nothing to watch)."""
+        if not math.isfinite(deadline):
+            return None
         slot = math.ceil(deadline / SLOT_S)
         entry = self._slots.get(slot)
         if entry is None:

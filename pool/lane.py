@@ -13,8 +13,9 @@ Anything unusual goes back to the standard path (``None``), which loads scripts 
 every lane connection busy, a NOSCRIPT reply (the script did not run), a connection error. Scripts are all
 safe to run twice (ENQUEUE recognises a replay of its own call by its nonce, the others by their acks), so
 the caller replays every call; for a pipeline the caller resends only the commands whose replies it did not
-get, as redis-py's own retry of a pipeline would. A connection that saw an error or a cancellation is closed,
-never reused: it may still hold unread replies.
+get, through redis-py's pipeline, as redis-py's own retry of a pipeline would (once even when the client's
+retries are off: a command that ran but whose reply was lost may run twice). A connection that saw an error or
+a cancellation is closed, never reused: it may still hold unread replies.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Lane:
         self._pool = connection_pool
         self._idle: list[Any] = []
         self._busy = 0
+        self._closed = False
         self._callbacks: dict[Any, Any] = {}  # command name -> the client's response callback (None: none)
 
     async def run_scripts(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any] | None:
@@ -58,7 +60,7 @@ class Lane:
         try:
             sent = 0
             for keys, args in calls:
-                packed = _pack(connection, [("EVALSHA", script.sha, len(keys), *keys, *args)])
+                packed = _pack(connection, ("EVALSHA", script.sha, len(keys), *keys, *args))
                 await connection.send_packed_command(packed, check_health=False)
                 sent += 1
             replies = [await connection.read_response() for _ in range(sent)]
@@ -71,7 +73,8 @@ class Lane:
 
     async def run_pipeline(self, client: Any, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` as one pipeline; the replies read, in order, each one a value or that command's
-        own error. Fewer than all when the lane was busy (none) or the connection was lost: the caller sends
+        own error (an error reply, arguments redis-py refuses to send, a callback that failed: nothing else is
+        affected). Fewer than all when the lane was busy (none) or the connection was lost: the caller sends
         the rest the standard way. ``client`` parses each reply as its own command would be (its callbacks)."""
         replies: list[Any] = []
         connection = self._checkout()
@@ -79,8 +82,18 @@ class Lane:
             return replies
         clean = False
         try:
-            await connection.send_packed_command(_pack(connection, [a for a, _ in commands]), check_health=False)
-            for args, options in commands:
+            packed: list[bytes] = []
+            refused: dict[int, Exception] = {}  # commands not sent: their packing error is their reply
+            for index, (args, _) in enumerate(commands):
+                try:
+                    packed.append(_pack(connection, args))
+                except Exception as exc:
+                    refused[index] = exc
+            await connection.send_packed_command(b"".join(packed), check_health=False)
+            for index, (args, options) in enumerate(commands):
+                if index in refused:
+                    replies.append(refused[index])
+                    continue
                 try:
                     replies.append(await self._reply(client, connection, args[0], options))
                 except ResponseError as exc:  # that command's own error; the connection is fine
@@ -88,6 +101,8 @@ class Lane:
             clean = True
         except _LOST:
             pass
+        except Exception as exc:  # a reply that cannot be parsed: the connection is out of step, the rest fail
+            replies += [exc] * (len(commands) - len(replies))
         finally:
             await self._checkin(connection, clean)
         return replies
@@ -95,7 +110,8 @@ class Lane:
     async def _reply(self, client: Any, connection: Any, name: Any, options: dict[str, Any]) -> Any:
         """What ``client.parse_response`` returns, without its per-reply lookups for the common case (no
         decoding or empty-reply options): the command's callback is looked up once per name (a lane belongs to
-        one client, whose callbacks the worker never changes)."""
+        one client, whose callbacks the worker never changes). A callback's error is returned, not raised: the
+        reply was read in full, the connection is in step."""
         if NEVER_DECODE in options or EMPTY_RESPONSE in options:
             return await client.parse_response(connection, name, **options)
         response = await connection.read_response()
@@ -105,48 +121,59 @@ class Lane:
             callback = self._callbacks[name] = client.response_callbacks.get(name)
         if callback is None:
             return response
-        result = (
-            callback(response, **{k: v for k, v in options.items() if k != "keys"}) if options else callback(response)
-        )
-        return await result if inspect.isawaitable(result) else result
+        try:
+            if options:  # "keys" is for redis-py's client-side cache, not the callback
+                result = callback(response, **{key: value for key, value in options.items() if key != "keys"})
+            else:
+                result = callback(response)
+            return await result if inspect.isawaitable(result) else result
+        except Exception as exc:
+            return exc
 
     def _checkout(self) -> Any:
-        """An idle lane connection (or a new one); None when all are busy."""
-        if self._busy >= MAX_LANE_CONNECTIONS:
+        """An idle lane connection (or a new one); None when all are busy or the lane is closed."""
+        if self._busy >= MAX_LANE_CONNECTIONS or self._closed:
             return None
         self._busy += 1
         return self._idle.pop() if self._idle else self._pool.make_connection()
 
     async def _checkin(self, connection: Any, clean: bool) -> None:
-        """Put back after a clean call; closed after an error or a cancellation (it may hold unread replies)."""
+        """Put back after a clean call; closed after an error or a cancellation (it may hold unread replies),
+        or when the lane was closed meanwhile."""
         self._busy -= 1
-        if clean:
+        if clean and not self._closed:
             self._idle.append(connection)
         else:
             with contextlib.suppress(Exception):
                 await connection.disconnect(nowait=True)
 
     async def close(self) -> None:
+        """Close the idle connections; busy ones close when their call ends. Later calls take the standard path."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
             with contextlib.suppress(Exception):
                 await connection.disconnect()
 
 
-def _pack(connection: Any, commands: list[tuple[Any, ...]]) -> bytes | list[bytes]:
-    """The commands in Redis's protocol: by hiredis (a sixth of redis-py's cost for a short command) when its
-    output is the same as redis-py's: UTF-8 text, one-word command names, and arguments it knows (str, bytes,
+def _pack(connection: Any, args: tuple[Any, ...]) -> bytes:
+    """One command in Redis's protocol: by hiredis (a sixth of redis-py's cost for a short command) when its
+    output is the same as redis-py's: UTF-8 text, a one-word command name, and arguments it knows (str, bytes,
     int, float); anything else (a bool, None: redis-py's own error) goes to redis-py's packer."""
     encoder = connection.encoder
-    if hiredis_pack_command is not None and encoder.encoding == "utf-8" and encoder.encoding_errors == "strict":
+    if (
+        hiredis_pack_command is not None
+        and encoder.encoding == "utf-8"
+        and encoder.encoding_errors == "strict"
+        and _one_word(args[0])
+    ):
         try:
-            if all(_one_word(args[0]) for args in commands):
-                return b"".join([hiredis_pack_command(args) for args in commands])
+            return hiredis_pack_command(args)
         except TypeError:
             pass
-    return connection.pack_commands(commands)
+    return b"".join(connection.pack_command(*args))
 
 
 def _one_word(name: Any) -> bool:
-    """redis-py splits a command name like 'CONFIG GET' into two arguments; hiredis would send it as one."""
-    return (b" " not in name) if isinstance(name, bytes) else (" " not in str(name))
+    """redis-py splits a command name like 'CONFIG GET' at any whitespace; hiredis would send it as one."""
+    return len(name.split(None, 1)) == 1 if isinstance(name, (str, bytes)) else False

@@ -85,11 +85,6 @@ def new_job_id() -> str:
     return os.urandom(16).hex()
 
 
-def new_nonce() -> str:
-    """A random token naming one ENQUEUE call, so the script can tell a replay of that call from a rival."""
-    return os.urandom(8).hex()
-
-
 def job_record(
     keys: QueueKeys,
     job_id: str,
@@ -103,10 +98,8 @@ def job_record(
     depends_on: Sequence[str] = (),
     function: str = "",
     priority: int = 0,
-    nonce: str | None = None,
 ) -> tuple[Any, ...]:
-    """One job as the ENQUEUE script reads it. The nonce (one per call: a fresh one if None) lets the script
-    recognise a replay of this call."""
+    """One job as the ENQUEUE script reads it. The nonce lets the script recognise a replay of this call."""
     fence_key, tick = (keys.cron_fence(fence[0]), fence[1]) if fence is not None else ("", 0)
     return (
         job_id,
@@ -115,7 +108,7 @@ def job_record(
         str(now_ms),
         str(max(expires_ms, 1)),
         str(attempts_before),
-        nonce or new_nonce(),
+        os.urandom(8).hex(),
         fence_key,
         str(tick),
         function,

@@ -39,6 +39,7 @@ class JobExecutionFailed(RuntimeError):
 
 
 _packers = threading.local()  # msgpack_serializer's Packer, one per thread
+_PACKER_KEEP_BYTES = 1 << 20  # a Packer that packed more than this is dropped (its buffer keeps its size)
 
 _EXT_EXCEPTION = 1
 _EXT_DATETIME = 2
@@ -123,7 +124,10 @@ def msgpack_serializer(obj: dict[str, Any]) -> bytes:
         packer = _packers.packer
     except AttributeError:
         packer = _packers.packer = msgpack.Packer(default=_default, use_bin_type=True, datetime=False)
-    return cast(bytes, packer.pack(obj))
+    packed = cast(bytes, packer.pack(obj))
+    if len(packed) > _PACKER_KEEP_BYTES:  # its buffer grew to this size and would stay so: let it go
+        del _packers.packer
+    return packed
 
 
 def msgpack_deserializer(data: bytes) -> dict[str, Any]:

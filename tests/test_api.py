@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pool import ArqRedis, Job, JobStatus, PoolRedis, RedisSettings, Retry, Worker, create_pool, func
+from pool import ArqRedis, Job, JobStatus, PoolRedis, RedisSettings, Retry, Worker, create_pool, func, serializers
 from pool.connections import ArqRedis as ArqRedisFromConnections
 from pool.jobs import JobAborted, JobDef, JobResult, ResultNotFound
 from pool.keys import QueueKeys
@@ -412,6 +412,13 @@ def test_the_default_serializer_is_clean_after_a_failure_and_exact_across_thread
     for thread in threads:
         thread.join()
     assert results == [True] * 4
+
+
+def test_the_default_serializer_lets_go_of_a_packer_that_grew_large() -> None:
+    small = msgpack_serializer({"x": 1})
+    assert msgpack_deserializer(msgpack_serializer({"big": b"x" * (2 << 20)}))["big"] == b"x" * (2 << 20)
+    assert not hasattr(serializers._packers, "packer")  # dropped with its 2 MB buffer
+    assert msgpack_serializer({"x": 1}) == small
 
 
 async def test_bad_payload_and_unknown_function_fail_that_job_and_worker_goes_on(

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 
 from pool import PoolRedis, RedisSettings, create_pool
 from pool.autopipeline import must_bypass
@@ -79,6 +79,37 @@ async def test_pipelines_take_the_lane_and_fall_back_when_its_connection_is_kill
     assert len(client.lane._idle) == 0  # the dead connection was dropped, not kept
     assert await plain.get("n") == b"200"  # every command ran once
     await client.aclose()
+
+
+async def test_a_value_redis_py_cannot_send_or_a_failing_callback_fails_only_its_own_caller(plain: PoolRedis) -> None:
+    client = plain.auto_pipelined()
+    await plain.zadd("z", {"a": 1.5})
+
+    def bad_score(value: object) -> float:
+        raise ValueError(f"bad score {value!r}")
+
+    replies = await asyncio.gather(
+        client.incr("n"),
+        client.set("k", None),  # type: ignore[arg-type]  # redis-py refuses None: DataError
+        client.zrange("z", 0, -1, withscores=True, score_cast_func=bad_score),  # fails in the reply's callback
+        client.incr("n"),
+        return_exceptions=True,
+    )
+    assert replies[0] == 1 and replies[3] == 2
+    assert isinstance(replies[1], DataError)
+    assert isinstance(replies[2], ValueError)
+    await client.aclose()
+
+
+async def test_a_closed_pipelined_client_keeps_no_lane_connection(plain: PoolRedis) -> None:
+    client = plain.auto_pipelined()
+    assert isinstance(client, AutoPipelinedRedis) and client.lane is not None
+    assert await client.incr("n") == 1
+    assert len(client.lane._idle) == 1
+    await client.aclose()
+    assert client.lane._idle == []
+    assert await client.incr("n") == 2  # the shared pool is open: the standard path
+    assert client.lane._idle == []  # and the lane opened nothing new
 
 
 async def test_closing_the_pipelined_client_keeps_the_pool_open(plain: PoolRedis) -> None:

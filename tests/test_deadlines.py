@@ -4,6 +4,7 @@ and at most a slot later; keys removed in time never expire; a slot's timer goes
 from __future__ import annotations
 
 import asyncio
+import math
 
 from pool.deadlines import SLOT_S, Deadlines
 from tests.helpers import wait_for
@@ -43,3 +44,9 @@ async def test_a_removed_key_never_expires_and_an_emptied_slot_cancels_its_timer
     await wait_for(lambda: expired, timeout=5, message="the kept key expired")
     assert expired == ["kept"]
     assert deadlines._slots == {}  # the shared slot fired and is gone: "removed" can never expire now
+
+
+async def test_an_infinite_deadline_is_not_watched() -> None:
+    deadlines = Deadlines(lambda key: None)
+    assert deadlines.add("forever", math.inf) is None
+    assert deadlines._slots == {}

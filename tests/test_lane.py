@@ -105,15 +105,24 @@ async def test_a_bulk_enqueue_cut_off_mid_way_is_replayed_and_enqueues_each_job_
         [("SET", "k", b"v\x00\r\n", 1, 1.5, -2, "ünïcode"), ("INCR", "n")],
         [("CONFIG GET", "maxmemory"), ("INCR", "n")],  # a two-word name: redis-py splits it
         [(b"XINFO STREAM", "s")],
+        [("CONFIG\tGET", "maxmemory")],  # redis-py splits at any whitespace
         [("SET", "k", memoryview(b"view"))],
     ],
 )
 def test_commands_are_packed_byte_for_byte_as_redis_py_packs_them(commands: list[tuple[object, ...]]) -> None:
     connection = Connection()
-    packed = _pack(connection, commands)
-    assert (packed if isinstance(packed, bytes) else b"".join(packed)) == b"".join(connection.pack_commands(commands))
+    packed = b"".join(_pack(connection, command) for command in commands)
+    assert packed == b"".join(connection.pack_commands(commands))
 
 
 def test_values_redis_py_refuses_get_its_error() -> None:
     with pytest.raises(DataError, match="bool"):
-        _pack(Connection(), [("SET", "k", True)])
+        _pack(Connection(), ("SET", "k", True))
+
+
+async def test_a_duplicate_id_in_one_bulk_call_is_refused_not_taken_for_a_replay(redis: PoolRedis) -> None:
+    jobs = await redis.enqueue_many(
+        [redis.prepare("task", 1, _job_id="twice"), redis.prepare("task", 2, _job_id="twice")]
+    )
+    assert [job is not None for job in jobs] == [True, False]
+    assert await redis.xlen(QueueKeys("default").stream) == 1

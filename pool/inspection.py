@@ -27,7 +27,7 @@ async def job_statuses(redis: Any, queue_name: str | None = None) -> list[tuple[
     """Every job of the queue that is not finished, with its status, plus the ids with a kept result."""
     queue = _queue(redis, queue_name)
     found: list[tuple[str, JobStatus]] = []
-    async for key in redis.scan_iter(match=queue.keys.job("*"), count=1000):
+    async for key in redis.scan_iter(match=queue.keys.pattern("job:"), count=1000):
         job_id = key.decode()[len(queue.keys.job("")) :]
         _, _, state, _ = await queue.job_fields(job_id)
         found.append((job_id, status_of_state(state or "")))
@@ -63,7 +63,7 @@ async def empty_queue(redis: Any, queue_name: str | None = None) -> int:
 async def delete_queue(redis: Any, queue_name: str | None = None) -> int:
     """Delete every key of the queue (jobs, results, registry, health); returns how many keys."""
     queue = _queue(redis, queue_name)
-    keys = [key async for key in redis.scan_iter(match=queue.keys.prefix + "*", count=1000)]
+    keys = [key async for key in redis.scan_iter(match=queue.keys.pattern(), count=1000)]
     for start in range(0, len(keys), 500):
         await redis.delete(*keys[start : start + 500])
     return len(keys)

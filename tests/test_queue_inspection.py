@@ -1,0 +1,112 @@
+"""Queue inspection and maintenance (pool/inspection.py): what emptying a queue leaves behind, what queue_info
+counts, queue names that look like glob patterns, and the failed registry's index staying bounded.
+
+Jobs are driven through the storage layer (RedisQueue: ENQUEUE, XREADGROUP, START, COMPLETE) on a real Redis,
+so a test needs no worker process and stays quick.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pool import JobStatus, PoolRedis
+from pool.jobs import serialize_result
+from pool.queue import Completion, Delivery, RedisQueue, queue_for
+from pool.utils import now_ms
+
+CONSUMER = "test-consumer"
+
+
+def _payload(queue: RedisQueue, job_id: str, *, success: bool) -> bytes:
+    result: Any = "done" if success else ValueError(f"{job_id} broke")
+    now = now_ms()
+    return serialize_result(
+        function="record",
+        args=(job_id,),
+        kwargs={},
+        attempts=1,
+        enqueue_ms=now,
+        success=success,
+        result=result,
+        start_ms=now,
+        finish_ms=now,
+        queue_name=queue.name,
+        job_id=job_id,
+        serializer=None,
+    )
+
+
+async def _start(redis: PoolRedis, queue_name: str, job_ids: list[str]) -> tuple[RedisQueue, list[Delivery]]:
+    """Enqueue the jobs and start them as this test's consumer (what a worker does before running them)."""
+    for job_id in job_ids:
+        assert await redis.enqueue_job("record", job_id, _job_id=job_id, _queue_name=queue_name)
+    queue = queue_for(redis, queue_name)
+    await queue.ensure_group()
+    deliveries = await queue.read(CONSUMER, len(job_ids), None)
+    started, _ = await queue.start(CONSUMER, deliveries)
+    assert sorted(d.job_id for d in started) == sorted(job_ids)
+    return queue, started
+
+
+async def _finish(
+    redis: PoolRedis, queue_name: str, job_ids: list[str], *, failure_ttl_ms: int = 0, keep_ms: int = 60_000
+) -> None:
+    """Run the jobs to their end in one COMPLETE call: successes, or failures kept for failure_ttl_ms."""
+    queue, started = await _start(redis, queue_name, job_ids)
+    success = failure_ttl_ms == 0
+    await queue.complete(
+        [
+            Completion(d.entry_id, d.job_id, _payload(queue, d.job_id, success=success), keep_ms, failure_ttl_ms)
+            for d in started
+        ]
+    )
+
+
+async def _keys(redis: PoolRedis, queue_name: str) -> set[str]:
+    prefix = f"pool:{{{queue_name}}}:"
+    return {key.decode() for key in await redis.keys("*") if key.decode().startswith(prefix)}
+
+
+# --- queue names that are glob patterns --------------------------------------------------------------------------
+
+# each name, as an unescaped SCAN MATCH pattern, also matches one or more of the bystander queues
+GLOB_NAMES = ["q?", "q*", "q[ab]", "q\\", "q[", "q]"]
+BYSTANDERS = ["qa", "qb", "q1", "qxyz", "q"]
+
+
+async def _fill(redis: PoolRedis, queue_name: str) -> None:
+    await _finish(redis, queue_name, [f"{queue_name}-done"])
+    assert await redis.enqueue_job("record", "x", _job_id=f"{queue_name}-waiting", _queue_name=queue_name)
+
+
+@pytest.fixture
+async def glob_queues(redis: PoolRedis) -> PoolRedis:
+    for name in GLOB_NAMES + BYSTANDERS:
+        await _fill(redis, name)
+    return redis
+
+
+@pytest.mark.parametrize("name", GLOB_NAMES)
+async def test_deleting_a_queue_named_like_a_glob_leaves_other_queues_alone(glob_queues: PoolRedis, name: str) -> None:
+    redis = glob_queues
+    before = {other: await _keys(redis, other) for other in GLOB_NAMES + BYSTANDERS if other != name}
+
+    assert await redis.delete_queue(name) > 0
+
+    assert await _keys(redis, name) == set()
+    assert {other: await _keys(redis, other) for other in before} == before
+
+
+@pytest.mark.parametrize("name", GLOB_NAMES)
+async def test_listing_a_queue_named_like_a_glob_shows_only_its_own_jobs(glob_queues: PoolRedis, name: str) -> None:
+    redis = glob_queues
+
+    statuses = await redis.job_statuses(name)
+    results = await redis.all_job_results(name)
+    result_ids = await queue_for(redis, name).result_job_ids()
+
+    assert statuses == [(f"{name}-done", JobStatus.complete), (f"{name}-waiting", JobStatus.queued)]
+    assert [r.job_id for r in results] == [f"{name}-done"]
+    assert result_ids == [f"{name}-done"]

@@ -12,6 +12,7 @@ from typing import Any
 from .jobs import JobResult, JobStatus, deserialize_result, status_of_state
 from .keys import CONSUMER_GROUP
 from .queue import RedisQueue
+from .utils import now_ms
 
 
 async def queue_info(redis: Any, queue_name: str | None = None) -> dict[str, int]:
@@ -19,7 +20,8 @@ async def queue_info(redis: Any, queue_name: str | None = None) -> dict[str, int
     max_concurrency slot) and failed for good."""
     queue = _queue(redis, queue_name)
     counts = await queue.counts()
-    counts["failed"] = len(await failed_ids(redis, queue_name))
+    # the registry is scored by each record's expiry: the live ones are counted in one command
+    counts["failed"] = int(await redis.zcount(queue.keys.failed, f"({now_ms()}", "+inf"))
     return counts
 
 
@@ -70,14 +72,44 @@ async def delete_queue(redis: Any, queue_name: str | None = None) -> int:
 
 
 async def failed_ids(redis: Any, queue_name: str | None = None) -> list[str]:
-    """Ids in the failed registry, newest failure first; entries whose record expired are dropped."""
+    """Ids in the failed registry, latest expiry (so newest failure, for one failure_ttl) first; members whose
+    record expired are dropped. Three round trips at most, however many failures there are."""
     queue = _queue(redis, queue_name)
-    ids = [i.decode() for i in await redis.zrevrange(queue.keys.failed, 0, -1)]
-    exists = [await redis.exists(queue.keys.failed_job(i)) for i in ids]
-    gone = [i for i, present in zip(ids, exists, strict=True) if not present]
-    if gone:
-        await redis.zrem(queue.keys.failed, *gone)
-    return [i for i, present in zip(ids, exists, strict=True) if present]
+    members = await redis.zrevrange(queue.keys.failed, 0, -1, withscores=True)
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id, _ in members:
+            pipe.pttl(queue.keys.failed_job(job_id.decode()))
+        ttls = await pipe.execute()
+    registry = {job_id.decode(): (int(score), int(ttl)) for (job_id, score), ttl in zip(members, ttls, strict=True)}
+    await _tidy_registry(redis, queue.keys.failed, registry)
+    return [job_id for job_id, (_, ttl) in registry.items() if ttl != -2]
+
+
+async def _tidy_registry(redis: Any, key: str, registry: dict[str, tuple[int, int]]) -> None:
+    """Drop members (id -> (score, record's PTTL)) whose record is gone, and re-score by its expiry each one
+    still scored by its failure time (the registry's form before it was scored by expiry), so that
+    ``queue_info``'s count by score sees it."""
+    now = now_ms()
+    gone = [job_id for job_id, (_, ttl) in registry.items() if ttl == -2]
+    rescore = {job_id: now + ttl for job_id, (score, ttl) in registry.items() if ttl > 0 and score <= now}
+    if not gone and not rescore:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        if gone:
+            pipe.zrem(key, *gone)
+        if rescore:
+            pipe.zadd(key, rescore, xx=True)
+        await pipe.execute()
+
+
+async def failed_jobs(redis: Any, queue_name: str | None = None) -> list[JobResult]:
+    """The failed registry's records (see ``failed_ids``), read with one MGET per 1,000."""
+    queue = _queue(redis, queue_name)
+    ids = await failed_ids(redis, queue_name)
+    payloads: list[bytes | None] = []
+    for start in range(0, len(ids), 1000):
+        payloads += await redis.mget([queue.keys.failed_job(i) for i in ids[start : start + 1000]])
+    return [deserialize_result(p, redis.job_deserializer) for p in payloads if p is not None]
 
 
 async def failed_job(redis: Any, job_id: str, queue_name: str | None = None) -> JobResult | None:

@@ -395,6 +395,23 @@ return count
 """
 )
 
+# The failed registry (sorted set job_id -> expiry ms of its failed:<id> record) loses members whose record
+# expired, at most ``limit`` per call, oldest expiry first, so it stays as large as the live records (plus what
+# expired since the last failure) without a reader having to trim it. A member scored by its failure time (the
+# registry's form before it was scored by expiry) whose record still lives is re-scored by that record's expiry.
+_TRIM_FAILED = """
+local function trim_failed(registry, prefix, now, limit)
+  for _, job_id in ipairs(redis.call('ZRANGEBYSCORE', registry, '-inf', now, 'LIMIT', 0, limit)) do
+    local left = redis.call('PTTL', prefix .. 'failed:' .. job_id)
+    if left > 0 then
+      redis.call('ZADD', registry, now + left, job_id)
+    else
+      redis.call('ZREM', registry, job_id)
+    end
+  end
+end
+"""
+
 COMPLETE = (
     _NOTIFY_WAITERS
     + _STORE_RESULT
@@ -402,6 +419,7 @@ COMPLETE = (
     + _PLACE
     + _SLOTS
     + _RELEASE_DEPENDENTS
+    + _TRIM_FAILED
     + """
 -- KEYS: stream, aborts, deferred, failed
 -- ARGV: prefix, group, now_ms, then ONE msgpack array of 9-tuples (entry_id, job_id, result_payload,
@@ -409,7 +427,9 @@ COMPLETE = (
 --       callback_function): one argument rather than 9 per job, which redis-py would encode one by one.
 -- result_ttl_ms: > 0 keep that long, 0 keep nothing, < 0 keep forever. failure_ttl_ms: 0 for a success, < 0
 -- for a failure not kept in the registry (aborted, or failure_ttl=0), > 0 marks a failure for
--- good: the result also goes to the failed registry for that long. A callback (on_success / on_failure) is
+-- good: the result also goes to the failed registry for that long (record failed:<id> with that TTL, indexed
+-- in KEYS[4] by its expiry time; each call with failures also drops up to max(100, 2 per failure) members whose
+-- record expired, so the index stays bounded). A callback (on_success / on_failure) is
 -- enqueued in the same step, so it is never lost between the two.
 -- Records each result and only then acks and deletes the job: one round trip for a whole batch. An entry
 -- already acked (a replayed call, or a job another worker took over and finished) is skipped. Entries are
@@ -417,6 +437,7 @@ COMPLETE = (
 -- the tombstones before them each time (9 us per entry against 3.5 in batches of 100, measured).
 local prefix, group, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local to_delete = {}
+local failures = 0
 for _, c in ipairs(cmsgpack.unpack(ARGV[4])) do
   local entry_id, job_id, payload, ttl, failure_ttl, callback_id, callback_payload, priority, callback_fn =
     c[1], c[2], c[3], c[4], tonumber(c[5]), c[6], c[7], c[8], c[9]
@@ -436,7 +457,8 @@ for _, c in ipairs(cmsgpack.unpack(ARGV[4])) do
     redis.call('ZREM', KEYS[3], job_id)
     if failure_ttl > 0 then
       redis.call('SET', prefix .. 'failed:' .. job_id, payload, 'PX', failure_ttl)
-      redis.call('ZADD', KEYS[4], now, job_id)
+      redis.call('ZADD', KEYS[4], now + failure_ttl, job_id)
+      failures = failures + 1
     end
     release_dependents(prefix, KEYS[3], job_id, failure_ttl == 0, now)  -- dependents run only after a success
     if callback_id ~= '' and redis.call('EXISTS', prefix .. 'job:' .. callback_id) == 0 then
@@ -452,6 +474,7 @@ for stream, entries in pairs(to_delete) do
     redis.call('XDEL', stream, unpack(entries, i, math.min(i + 999, #entries)))
   end
 end
+if failures > 0 then trim_failed(KEYS[4], prefix, now, math.max(100, 2 * failures)) end
 return 1
 """
 )

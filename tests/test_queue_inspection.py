@@ -15,6 +15,7 @@ from pool import JobStatus, PoolRedis
 from pool.jobs import serialize_result
 from pool.queue import Completion, Delivery, RedisQueue, queue_for
 from pool.utils import now_ms
+from tests.helpers import wait_for
 
 CONSUMER = "test-consumer"
 
@@ -110,3 +111,73 @@ async def test_listing_a_queue_named_like_a_glob_shows_only_its_own_jobs(glob_qu
     assert statuses == [(f"{name}-done", JobStatus.complete), (f"{name}-waiting", JobStatus.queued)]
     assert [r.job_id for r in results] == [f"{name}-done"]
     assert result_ids == [f"{name}-done"]
+
+
+# --- the failed registry's index ---------------------------------------------------------------------------------
+
+
+async def _wait_until_expired(redis: PoolRedis, queue_name: str, job_ids: list[str]) -> None:
+    keys = [queue_for(redis, queue_name).keys.failed_job(job_id) for job_id in job_ids]
+    await wait_for(lambda: _none_exist(redis, keys), message="failure records expired")
+
+
+async def _none_exist(redis: PoolRedis, keys: list[str]) -> bool:
+    return int(await redis.exists(*keys)) == 0
+
+
+async def test_expired_failures_leave_the_registry_index_as_more_failures_arrive(redis: PoolRedis) -> None:
+    early = [f"early-{i}" for i in range(400)]
+    await _finish(redis, "default", early, failure_ttl_ms=1)
+    await _wait_until_expired(redis, "default", early)
+    registry = queue_for(redis, "default").keys.failed
+
+    for i in range(4):  # later failures, one at a time, each kept for a minute
+        await _finish(redis, "default", [f"late-{i}"], failure_ttl_ms=60_000)
+
+    assert await redis.zcard(registry) < 50
+    assert (await redis.queue_info())["failed"] == 4
+    assert sorted(r.job_id or "" for r in await redis.failed_jobs()) == [f"late-{i}" for i in range(4)]
+
+
+async def _commands_run(redis: PoolRedis) -> int:
+    """Commands Redis ran so far, except INFO itself (read from INFO commandstats)."""
+    stats = await redis.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+async def _commands_of_queue_info(redis: PoolRedis) -> tuple[int, int]:
+    before = await _commands_run(redis)
+    failed = (await redis.queue_info())["failed"]
+    return failed, await _commands_run(redis) - before
+
+
+async def test_queue_info_counts_live_failures_in_a_constant_number_of_commands(redis: PoolRedis) -> None:
+    await _finish(redis, "default", ["live-0"], failure_ttl_ms=60_000)
+    few = await _commands_of_queue_info(redis)
+
+    await _finish(redis, "default", [f"gone-{i}" for i in range(300)], failure_ttl_ms=1)
+    await _finish(redis, "default", [f"live-{i}" for i in range(1, 300)], failure_ttl_ms=60_000)
+    await _wait_until_expired(redis, "default", [f"gone-{i}" for i in range(300)])
+    many = await _commands_of_queue_info(redis)
+
+    assert few[0] == 1 and many[0] == 300
+    assert many[1] == few[1], f"queue_info ran {few[1]} commands with 1 failure, {many[1]} with 600"
+
+
+async def _legacy_failure(redis: PoolRedis, job_id: str) -> None:
+    """A failure as recorded before the registry was scored by expiry: the member scored by its failure time."""
+    queue = queue_for(redis, "default")
+    await redis.set(queue.keys.failed_job(job_id), _payload(queue, job_id, success=False), px=60_000)
+    await redis.zadd(queue.keys.failed, {job_id: now_ms() - 1000})
+
+
+async def test_failures_indexed_by_failure_time_are_counted_once_a_failure_or_a_listing_reindexes_them(
+    redis: PoolRedis,
+) -> None:
+    await _legacy_failure(redis, "old-1")
+    await _finish(redis, "default", ["new-1"], failure_ttl_ms=60_000)
+    assert (await redis.queue_info())["failed"] == 2
+
+    await _legacy_failure(redis, "old-2")
+    assert sorted(r.job_id or "" for r in await redis.failed_jobs()) == ["new-1", "old-1", "old-2"]
+    assert (await redis.queue_info())["failed"] == 3

@@ -2,7 +2,7 @@
 
 Every function takes the ``PoolRedis`` client (typed Any: redis-py's reply types are unions over
 decode_responses). Not on the hot path: these read with SCAN/XRANGE and act in several steps, so they are not
-atomic with respect to running workers. Emptying a queue removes waiting jobs only; running jobs finish.
+atomic with respect to running workers. Emptying a queue removes every job not started; running jobs finish.
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ async def queue_info(redis: Any, queue_name: str | None = None) -> dict[str, int
     max_concurrency slot) and failed for good."""
     queue = _queue(redis, queue_name)
     counts = await queue.counts()
-    # the registry is scored by each record's expiry: the live ones are counted in one command
-    counts["failed"] = int(await redis.zcount(queue.keys.failed, f"({now_ms()}", "+inf"))
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.scard(queue.keys.waiting)
+        # the registry is scored by each record's expiry: the live ones are counted in one command
+        pipe.zcount(queue.keys.failed, f"({now_ms()}", "+inf")
+        waiting, failed = await pipe.execute()
+    counts["deferred"] += int(waiting)
+    counts["failed"] = int(failed)
     return counts
 
 
@@ -38,28 +43,93 @@ async def job_statuses(redis: Any, queue_name: str | None = None) -> list[tuple[
 
 
 async def empty_queue(redis: Any, queue_name: str | None = None) -> int:
-    """Remove the jobs waiting to run (ready, parked and deferred); returns how many. Running jobs are left
-    alone."""
+    """Remove every job that has not started (ready, parked, deferred, and waiting for dependencies); returns
+    how many. Running jobs finish, but jobs waiting on them are removed too: emptying leaves no backlog, and
+    no job waits for one that is gone (it would report ``deferred`` forever). The ``dependents`` set of each
+    removed job goes with it, so no key is left behind without a TTL."""
     queue = _queue(redis, queue_name)
-    removed = 0
+    removed, running = await _empty_lanes(redis, queue)
+    removed += await _empty_parked(redis, queue)
+    removed += await _empty_deferred(redis, queue)
+    removed += await _empty_waiting(redis, queue, removed, running)
+    return len(removed)
+
+
+async def _empty_lanes(redis: Any, queue: RedisQueue) -> tuple[list[str], list[str]]:
+    """Remove the ready jobs; returns (their ids, the ids of the running jobs left alone)."""
+    removed: list[str] = []
+    running: list[str] = []
     for lane in queue.keys.lanes:
-        running = await _running_entry_ids(redis, lane)
+        running_entries = await _running_entry_ids(redis, lane)
         for entry_id, fields in await redis.xrange(lane):
-            if entry_id.decode() in running:
+            job_id = fields[b"id"].decode()
+            if entry_id.decode() in running_entries:
+                running.append(job_id)
                 continue
-            await redis.delete(queue.keys.job(fields[b"id"].decode()))
+            await redis.delete(queue.keys.job(job_id))
             await redis.xdel(lane, entry_id)
-            removed += 1
+            removed.append(job_id)
+    return removed, running
+
+
+async def _empty_parked(redis: Any, queue: RedisQueue) -> list[str]:
+    """Remove the jobs parked for a max_concurrency slot; returns the ids of those that still existed."""
+    removed: list[str] = []
     for function in await redis.smembers(queue.keys.parked_functions):
         key = queue.keys.parked(function.decode())
         for job_id in await redis.lrange(key, 0, -1):
-            removed += await redis.delete(queue.keys.job(job_id.decode()))
+            if await redis.delete(queue.keys.job(job_id.decode())):
+                removed.append(job_id.decode())
         await redis.delete(key)
+    return removed
+
+
+async def _empty_deferred(redis: Any, queue: RedisQueue) -> list[str]:
+    removed: list[str] = []
     for job_id, _ in await queue.deferred_ids():
         await redis.delete(queue.keys.job(job_id))
         await redis.zrem(queue.keys.deferred, job_id)
-        removed += 1
+        removed.append(job_id)
     return removed
+
+
+async def _empty_waiting(redis: Any, queue: RedisQueue, removed_before: list[str], running: list[str]) -> list[str]:
+    """Remove the jobs waiting for dependencies: those in the ``waiting`` set and any found through the
+    ``dependents`` sets of the jobs removed before and of the running ones (so jobs enqueued before that set
+    existed go too). Deletes the ``dependents`` sets of all removed jobs (a running job's own is deleted when
+    it completes). Returns the ids removed here."""
+    candidates = {i.decode() for i in await redis.smembers(queue.keys.waiting)}
+    candidates |= await _dependents_of(redis, queue, removed_before + running)
+    ordered = sorted(candidates)
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in ordered:
+            pipe.hget(queue.keys.job(job_id), "s")
+        states = await pipe.execute()
+    removed = [job_id for job_id, state in zip(ordered, states, strict=True) if state == b"w"]
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in removed:
+            pipe.delete(queue.keys.job(job_id))
+        for job_id in removed_before + removed:
+            pipe.delete(queue.keys.dependents(job_id))
+        if ordered:
+            pipe.srem(queue.keys.waiting, *ordered)
+        await pipe.execute()
+    return removed
+
+
+async def _dependents_of(redis: Any, queue: RedisQueue, job_ids: list[str]) -> set[str]:
+    """Every job waiting, directly or through other waiting jobs, on one of ``job_ids``: one round trip per
+    level of the dependency graph."""
+    found: set[str] = set()
+    frontier = job_ids
+    while frontier:
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id in frontier:
+                pipe.smembers(queue.keys.dependents(job_id))
+            members = await pipe.execute()
+        frontier = sorted({m.decode() for group in members for m in group} - found)
+        found.update(frontier)
+    return found
 
 
 async def delete_queue(redis: Any, queue_name: str | None = None) -> int:

@@ -99,6 +99,12 @@ class QueueKeys:
         return f"{self.prefix}dependents:{job_id}"
 
     @property
+    def waiting(self) -> str:
+        """Set of ids of jobs waiting for dependencies (state w): how ``queue_info`` counts them and
+        ``empty_queue`` finds them, as nothing else lists them."""
+        return self.prefix + "waiting"
+
+    @property
     def workers(self) -> str:
         """Sorted set worker_id -> expiry (ms) indexing the per-worker health keys."""
         return self.prefix + "workers"

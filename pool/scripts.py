@@ -115,7 +115,7 @@ end
 """
 
 # Jobs waiting on a finished job: one dependency fewer to wait for; a failed dependency releases them at once
-# with 'df' set (the worker fails them, unless they asked to run anyway).
+# with 'df' set (the worker fails them, unless they asked to run anyway). A released job leaves the 'waiting' set.
 _RELEASE_DEPENDENTS = """
 local function release_dependents(prefix, deferred, job_id, ok, now)
   local key = prefix .. 'dependents:' .. job_id
@@ -125,6 +125,7 @@ local function release_dependents(prefix, deferred, job_id, ok, now)
       if not ok then redis.call('HSET', job, 'df', job_id) end
       if redis.call('HINCRBY', job, 'w', -1) <= 0 or not ok then
         place(prefix, deferred, dependent, now)
+        redis.call('SREM', prefix .. 'waiting', dependent)
       end
     end
   end
@@ -180,6 +181,7 @@ local function enqueue_one(deferred, prefix, job_id, payload, score, now, expire
     redis.call('XADD', lane_key(prefix, priority), '*', 'id', job_id)
   elseif waiting > 0 then
     hset('s', 'w', 'w', waiting)
+    redis.call('SADD', prefix .. 'waiting', job_id)
     return 1
   else
     hset('s', 'd')
@@ -204,7 +206,7 @@ ENQUEUE = (
 -- same call (a retried command whose reply was lost) is recognised by its nonce and answers 1 again.
 -- Dependencies: each one still queued/running makes the job wait (state w); one in the failed registry
 -- releases it at once marked with that failure. Waiting jobs have no TTL (they wait as long as their
--- dependencies take). Returns 1 (enqueued) or 0 (refused) per job, in order.
+-- dependencies take) and are listed in the set 'waiting'. Returns 1 (enqueued) or 0 (refused) per job, in order.
 local out = {}
 for _, j in ipairs(cmsgpack.unpack(ARGV[2])) do
   out[#out + 1] = enqueue_one(KEYS[2], ARGV[1], j[1], j[2], j[3], j[4], j[5], j[6], j[7], j[8], j[9], j[10], j[11],
@@ -606,8 +608,9 @@ ABORT = (
 -- KEYS: deferred, aborts
 -- ARGV: prefix, job_id, now_ms, aborted_result_payload, result_ttl_ms
 -- A job not yet started is finished here with the aborted result (its stale stream entry, if any, is dropped
--- by START); jobs waiting on it are released as after a failure, and a concurrency slot reserved for it is
--- passed on. A running job is flagged for its worker to cancel. Returns 0 not found, 1 flagged, 2 aborted.
+-- by START; one waiting for dependencies leaves the 'waiting' set); jobs waiting on it are released as after
+-- a failure, and a concurrency slot reserved for it is passed on. A running job is flagged for its worker to
+-- cancel. Returns 0 not found, 1 flagged, 2 aborted.
 local prefix, job_id = ARGV[1], ARGV[2]
 local job = prefix .. 'job:' .. job_id
 local state = redis.call('HGET', job, 's')
@@ -617,6 +620,7 @@ if state == 'r' then
   return 1
 end
 redis.call('ZREM', KEYS[1], job_id)
+redis.call('SREM', prefix .. 'waiting', job_id)
 local fn = redis.call('HGET', job, 'f')
 redis.call('DEL', job)
 store_result(prefix, job_id, ARGV[4], ARGV[5])

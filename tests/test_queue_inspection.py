@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pool import JobStatus, PoolRedis
-from pool.jobs import serialize_result
+from pool.jobs import Job, serialize_result
 from pool.queue import Completion, Delivery, RedisQueue, queue_for
 from pool.utils import now_ms
 from tests.helpers import wait_for
@@ -68,6 +68,80 @@ async def _finish(
 async def _keys(redis: PoolRedis, queue_name: str) -> set[str]:
     prefix = f"pool:{{{queue_name}}}:"
     return {key.decode() for key in await redis.keys("*") if key.decode().startswith(prefix)}
+
+
+# --- emptying a queue ------------------------------------------------------------------------------------------
+
+
+async def test_emptying_a_queue_removes_the_jobs_waiting_on_the_emptied_ones(redis: PoolRedis) -> None:
+    later = await redis.enqueue_job("record", "later", _job_id="later", _defer_by=60)
+    child = await redis.enqueue_job("record", "child", _job_id="child", _depends_on="later")
+    grandchild = await redis.enqueue_job("record", "grandchild", _job_id="grandchild", _depends_on=["child"])
+    assert later and child and grandchild
+    assert await child.status() == JobStatus.deferred
+
+    assert await redis.empty_queue() == 3
+
+    for job in (later, child, grandchild):
+        assert await job.status() == JobStatus.not_found
+    left = await _keys(redis, "default")
+    assert not {key for key in left if ":job:" in key or ":dependents:" in key}, left
+    assert (await redis.queue_info())["deferred"] == 0
+
+
+async def test_emptying_a_queue_removes_jobs_waiting_on_a_running_one_and_the_running_one_finishes(
+    redis: PoolRedis,
+) -> None:
+    queue, (running,) = await _start(redis, "default", ["runs"])
+    waiting = await redis.enqueue_job("record", "waits", _job_id="waits", _depends_on="runs")
+    assert waiting is not None
+
+    assert await redis.empty_queue() == 1
+
+    assert await waiting.status() == JobStatus.not_found
+    assert await Job("runs", redis).status() == JobStatus.in_progress
+    payload = _payload(queue, "runs", success=True)
+    await queue.complete([Completion(running.entry_id, "runs", payload, 60_000)])
+    assert await Job("runs", redis).result(timeout=1) == "done"
+    no_ttl = [key for key in await _keys(redis, "default") if ":job:" in key or ":dependents:" in key]
+    assert no_ttl == []
+
+
+async def test_emptying_a_queue_finds_waiting_jobs_through_dependents_sets_alone(redis: PoolRedis) -> None:
+    """Jobs enqueued while nothing listed waiting jobs (as before the ``waiting`` set) are removed too."""
+    assert await redis.enqueue_job("record", "later", _job_id="later", _defer_by=60)
+    child = await redis.enqueue_job("record", "child", _job_id="child", _depends_on="later")
+    grandchild = await redis.enqueue_job("record", "grandchild", _job_id="grandchild", _depends_on="child")
+    assert child and grandchild
+    await redis.delete(queue_for(redis, "default").keys.waiting)
+
+    assert await redis.empty_queue() == 3
+
+    assert await child.status() == JobStatus.not_found and await grandchild.status() == JobStatus.not_found
+    assert [key for key in await _keys(redis, "default") if ":job:" in key or ":dependents:" in key] == []
+
+
+async def test_queue_info_counts_jobs_waiting_for_dependencies_as_deferred(redis: PoolRedis) -> None:
+    assert await redis.enqueue_job("record", "later", _job_id="later", _defer_by=60)
+    assert await redis.enqueue_job("record", "child", _job_id="child", _depends_on="later")
+    assert await redis.enqueue_job("record", "other", _job_id="other", _depends_on=["later", "child"])
+
+    info = await redis.queue_info()
+
+    assert info == {"ready": 0, "running": 0, "deferred": 3, "parked": 0, "failed": 0}
+    assert await Job("other", redis).abort(timeout=1)  # a waiting job aborted is no longer counted
+    assert (await redis.queue_info())["deferred"] == 2
+
+
+async def test_a_dependent_released_by_its_dependency_is_counted_ready_not_deferred(redis: PoolRedis) -> None:
+    queue, (running,) = await _start(redis, "default", ["dep"])
+    assert await redis.enqueue_job("record", "child", _job_id="child", _depends_on="dep")
+    assert (await redis.queue_info())["deferred"] == 1
+
+    await queue.complete([Completion(running.entry_id, "dep", _payload(queue, "dep", success=True), 60_000)])
+
+    info = await redis.queue_info()
+    assert (info["ready"], info["deferred"]) == (1, 0)
 
 
 # --- queue names that are glob patterns --------------------------------------------------------------------------

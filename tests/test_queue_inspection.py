@@ -213,6 +213,19 @@ async def test_expired_failures_leave_the_registry_index_as_more_failures_arrive
     assert sorted(r.job_id or "" for r in await redis.failed_jobs()) == [f"late-{i}" for i in range(4)]
 
 
+async def test_a_replayed_completion_of_failures_records_them_once(redis: PoolRedis) -> None:
+    queue, started = await _start(redis, "default", ["a", "b"])
+    completions = [
+        Completion(d.entry_id, d.job_id, _payload(queue, d.job_id, success=False), 0, 60_000) for d in started
+    ]
+
+    await queue.complete(completions)
+    await queue.complete(completions)  # what redis-py does when the first reply was lost
+
+    assert await redis.zcard(queue.keys.failed) == 2
+    assert (await redis.queue_info())["failed"] == 2
+
+
 async def _commands_run(redis: PoolRedis) -> int:
     """Commands Redis ran so far, except INFO itself (read from INFO commandstats)."""
     stats = await redis.info("commandstats")

@@ -376,10 +376,7 @@ class PoolRedis(Redis):
         return await inspection.delete_queue(self, queue_name)
 
     async def failed_jobs(self, queue_name: str | None = None) -> list[JobResult]:
-        records = [
-            await inspection.failed_job(self, i, queue_name) for i in await inspection.failed_ids(self, queue_name)
-        ]
-        return [r for r in records if r is not None]
+        return await inspection.failed_jobs(self, queue_name)
 
     async def requeue_failed(self, job_id: str, queue_name: str | None = None) -> bool:
         return await inspection.requeue_failed(self, job_id, queue_name)

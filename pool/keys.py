@@ -21,6 +21,15 @@ def validate_queue_name(queue_name: str) -> str:
     return queue_name
 
 
+_GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a SCAN MATCH / KEYS pattern matching only itself: a queue name or job id may hold glob
+    characters (``q?`` would otherwise match queue ``qa``)."""
+    return text.translate(_GLOB_SPECIAL)
+
+
 @dataclass(frozen=True, slots=True)
 class QueueKeys:
     """The key names of one queue. ``prefix`` is handed to Lua scripts, which append job ids themselves."""
@@ -33,6 +42,11 @@ class QueueKeys:
     @property
     def prefix(self) -> str:
         return f"pool:{{{self.queue_name}}}:"
+
+    def pattern(self, key_start: str = "") -> str:
+        """A SCAN MATCH pattern for this queue's keys that start with ``prefix + key_start`` (e.g. ``"job:"``);
+        everything but the final ``*`` is escaped, so other queues whose names it would glob-match are safe."""
+        return glob_escape(self.prefix + key_start) + "*"
 
     @property
     def stream(self) -> str:
@@ -83,6 +97,12 @@ class QueueKeys:
     def dependents(self, job_id: str) -> str:
         """Set of job ids waiting for this job to finish."""
         return f"{self.prefix}dependents:{job_id}"
+
+    @property
+    def waiting(self) -> str:
+        """Set of ids of jobs waiting for dependencies (state w): how ``queue_info`` counts them and
+        ``empty_queue`` finds them, as nothing else lists them."""
+        return self.prefix + "waiting"
 
     @property
     def workers(self) -> str:

@@ -244,7 +244,8 @@ class RedisQueue:
 
     async def result_job_ids(self) -> list[str]:
         prefix = self.keys.result("")
-        return [_text(key)[len(prefix) :] async for key in self.redis.scan_iter(match=prefix + "*", count=1000)]
+        keys = self.redis.scan_iter(match=self.keys.pattern("result:"), count=1000)
+        return [_text(key)[len(prefix) :] async for key in keys]
 
     # --- consumer side ---------------------------------------------------------------------------------------
 

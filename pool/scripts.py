@@ -115,7 +115,7 @@ end
 """
 
 # Jobs waiting on a finished job: one dependency fewer to wait for; a failed dependency releases them at once
-# with 'df' set (the worker fails them, unless they asked to run anyway).
+# with 'df' set (the worker fails them, unless they asked to run anyway). A released job leaves the 'waiting' set.
 _RELEASE_DEPENDENTS = """
 local function release_dependents(prefix, deferred, job_id, ok, now)
   local key = prefix .. 'dependents:' .. job_id
@@ -125,6 +125,7 @@ local function release_dependents(prefix, deferred, job_id, ok, now)
       if not ok then redis.call('HSET', job, 'df', job_id) end
       if redis.call('HINCRBY', job, 'w', -1) <= 0 or not ok then
         place(prefix, deferred, dependent, now)
+        redis.call('SREM', prefix .. 'waiting', dependent)
       end
     end
   end
@@ -180,6 +181,7 @@ local function enqueue_one(deferred, prefix, job_id, payload, score, now, expire
     redis.call('XADD', lane_key(prefix, priority), '*', 'id', job_id)
   elseif waiting > 0 then
     hset('s', 'w', 'w', waiting)
+    redis.call('SADD', prefix .. 'waiting', job_id)
     return 1
   else
     hset('s', 'd')
@@ -204,7 +206,7 @@ ENQUEUE = (
 -- same call (a retried command whose reply was lost) is recognised by its nonce and answers 1 again.
 -- Dependencies: each one still queued/running makes the job wait (state w); one in the failed registry
 -- releases it at once marked with that failure. Waiting jobs have no TTL (they wait as long as their
--- dependencies take). Returns 1 (enqueued) or 0 (refused) per job, in order.
+-- dependencies take) and are listed in the set 'waiting'. Returns 1 (enqueued) or 0 (refused) per job, in order.
 local out = {}
 for _, j in ipairs(cmsgpack.unpack(ARGV[2])) do
   out[#out + 1] = enqueue_one(KEYS[2], ARGV[1], j[1], j[2], j[3], j[4], j[5], j[6], j[7], j[8], j[9], j[10], j[11],
@@ -395,6 +397,23 @@ return count
 """
 )
 
+# The failed registry (sorted set job_id -> expiry ms of its failed:<id> record) loses members whose record
+# expired, at most ``limit`` per call, oldest expiry first, so it stays as large as the live records (plus what
+# expired since the last failure) without a reader having to trim it. A member scored by its failure time (the
+# registry's form before it was scored by expiry) whose record still lives is re-scored by that record's expiry.
+_TRIM_FAILED = """
+local function trim_failed(registry, prefix, now, limit)
+  for _, job_id in ipairs(redis.call('ZRANGEBYSCORE', registry, '-inf', now, 'LIMIT', 0, limit)) do
+    local left = redis.call('PTTL', prefix .. 'failed:' .. job_id)
+    if left > 0 then
+      redis.call('ZADD', registry, now + left, job_id)
+    else
+      redis.call('ZREM', registry, job_id)
+    end
+  end
+end
+"""
+
 COMPLETE = (
     _NOTIFY_WAITERS
     + _STORE_RESULT
@@ -402,6 +421,7 @@ COMPLETE = (
     + _PLACE
     + _SLOTS
     + _RELEASE_DEPENDENTS
+    + _TRIM_FAILED
     + """
 -- KEYS: stream, aborts, deferred, failed
 -- ARGV: prefix, group, now_ms, then ONE msgpack array of 9-tuples (entry_id, job_id, result_payload,
@@ -409,7 +429,9 @@ COMPLETE = (
 --       callback_function): one argument rather than 9 per job, which redis-py would encode one by one.
 -- result_ttl_ms: > 0 keep that long, 0 keep nothing, < 0 keep forever. failure_ttl_ms: 0 for a success, < 0
 -- for a failure not kept in the registry (aborted, or failure_ttl=0), > 0 marks a failure for
--- good: the result also goes to the failed registry for that long. A callback (on_success / on_failure) is
+-- good: the result also goes to the failed registry for that long (record failed:<id> with that TTL, indexed
+-- in KEYS[4] by its expiry time; each call with failures also drops up to max(100, 2 per failure) members whose
+-- record expired, so the index stays bounded). A callback (on_success / on_failure) is
 -- enqueued in the same step, so it is never lost between the two.
 -- Records each result and only then acks and deletes the job: one round trip for a whole batch. An entry
 -- already acked (a replayed call, or a job another worker took over and finished) is skipped. Entries are
@@ -417,6 +439,7 @@ COMPLETE = (
 -- the tombstones before them each time (9 us per entry against 3.5 in batches of 100, measured).
 local prefix, group, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local to_delete = {}
+local failures = 0
 for _, c in ipairs(cmsgpack.unpack(ARGV[4])) do
   local entry_id, job_id, payload, ttl, failure_ttl, callback_id, callback_payload, priority, callback_fn =
     c[1], c[2], c[3], c[4], tonumber(c[5]), c[6], c[7], c[8], c[9]
@@ -436,7 +459,8 @@ for _, c in ipairs(cmsgpack.unpack(ARGV[4])) do
     redis.call('ZREM', KEYS[3], job_id)
     if failure_ttl > 0 then
       redis.call('SET', prefix .. 'failed:' .. job_id, payload, 'PX', failure_ttl)
-      redis.call('ZADD', KEYS[4], now, job_id)
+      redis.call('ZADD', KEYS[4], now + failure_ttl, job_id)
+      failures = failures + 1
     end
     release_dependents(prefix, KEYS[3], job_id, failure_ttl == 0, now)  -- dependents run only after a success
     if callback_id ~= '' and redis.call('EXISTS', prefix .. 'job:' .. callback_id) == 0 then
@@ -452,6 +476,7 @@ for stream, entries in pairs(to_delete) do
     redis.call('XDEL', stream, unpack(entries, i, math.min(i + 999, #entries)))
   end
 end
+if failures > 0 then trim_failed(KEYS[4], prefix, now, math.max(100, 2 * failures)) end
 return 1
 """
 )
@@ -583,8 +608,9 @@ ABORT = (
 -- KEYS: deferred, aborts
 -- ARGV: prefix, job_id, now_ms, aborted_result_payload, result_ttl_ms
 -- A job not yet started is finished here with the aborted result (its stale stream entry, if any, is dropped
--- by START); jobs waiting on it are released as after a failure, and a concurrency slot reserved for it is
--- passed on. A running job is flagged for its worker to cancel. Returns 0 not found, 1 flagged, 2 aborted.
+-- by START; one waiting for dependencies leaves the 'waiting' set); jobs waiting on it are released as after
+-- a failure, and a concurrency slot reserved for it is passed on. A running job is flagged for its worker to
+-- cancel. Returns 0 not found, 1 flagged, 2 aborted.
 local prefix, job_id = ARGV[1], ARGV[2]
 local job = prefix .. 'job:' .. job_id
 local state = redis.call('HGET', job, 's')
@@ -594,6 +620,7 @@ if state == 'r' then
   return 1
 end
 redis.call('ZREM', KEYS[1], job_id)
+redis.call('SREM', prefix .. 'waiting', job_id)
 local fn = redis.call('HGET', job, 'f')
 redis.call('DEL', job)
 store_result(prefix, job_id, ARGV[4], ARGV[5])

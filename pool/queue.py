@@ -19,7 +19,9 @@ import msgpack
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from . import blocking
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
 from .scripts import Scripts
 from .utils import now_ms
@@ -53,6 +55,8 @@ class Completion:
     priority: int = 0  # the lane of the entry to ack
     callback_function: str = ""
 
+
+RESULT_WAIT_S = 5.0  # Job.result() blocks this long at most per read, then checks again and re-registers
 
 _SCRIPTS_ATTR = "_pool_scripts"
 _QUEUES_ATTR = "_pool_queues"
@@ -198,10 +202,19 @@ class RedisQueue:
             return reply[1], None
         return None, (_text(reply[1]) if int(reply[0]) == 2 else None)
 
+    def result_wait_s(self, remaining_s: float | None) -> float:
+        """How long ``Job.result()``'s next blocking read may last: its time left, at most RESULT_WAIT_S, and
+        within the connections' socket timeout (pool/blocking.py)."""
+        longest = min(RESULT_WAIT_S, blocking.block_limit_s(self.redis))
+        return longest if remaining_s is None else max(min(remaining_s, longest), 0.0)
+
     async def wait_for_result(self, job_id: str, timeout_s: float) -> bytes | None:
         """Block up to timeout_s for the payload the worker pushes to registered waiters; None on a timeout
         (or the bare signal of an older worker: read the result then)."""
-        item = await self.redis.blpop([self.keys.notify(job_id)], timeout=max(timeout_s, 0.01))
+        try:
+            item = await self.redis.blpop([self.keys.notify(job_id)], timeout=max(timeout_s, 0.01))
+        except RedisTimeoutError:  # the socket timed out after all (a stalled machine): the caller checks again
+            return None
         if item is None or item[1] == b"1":
             return None
         payload: bytes = item[1]
@@ -278,6 +291,8 @@ class RedisQueue:
         """New entries for this consumer from any lane, blocking up to block_ms (None: don't block). With
         entries in several lanes this may return up to ``count`` from each: see ``unread``."""
         streams = dict.fromkeys(self.keys.lanes, ">")
+        if block_ms is not None:  # never longer than the connection's socket timeout allows (pool/blocking.py)
+            block_ms = blocking.capped_block_ms(self.redis, block_ms)
         try:
             reply: Any = await self.redis.xreadgroup(CONSUMER_GROUP, consumer, streams, count=count, block=block_ms)
         except ResponseError as exc:

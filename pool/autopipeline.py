@@ -50,13 +50,29 @@ _BLOCKING = frozenset(
 
 
 def must_bypass(args: tuple[Any, ...]) -> bool:
-    """True for commands that block or change the connection's state: they never join a pipeline."""
-    name = args[0].upper() if isinstance(args[0], str) else bytes(args[0]).decode().upper()
+    """True for commands that block or change the connection's state: they never join a pipeline.
+
+    Arguments are matched as str or bytes alike (redis-py's xread() sends ``b"BLOCK"``), and a name redis-py
+    sends as one argument with its subcommand ("CLIENT SETNAME") by its first word. Bypassing a command that
+    did not need it only costs it a connection of its own; pipelining one that blocks stalls every command
+    queued with it."""
+    name = _upper(args[0]) or ""
     if name in _BLOCKING:
         return True
     if name in ("XREAD", "XREADGROUP"):
-        return any(isinstance(arg, str) and arg.upper() == "BLOCK" for arg in args)
+        return any(_upper(arg) == "BLOCK" for arg in args[1:])
+    if " " in name:
+        return name.split(None, 1)[0] in _BLOCKING
     return False
+
+
+def _upper(arg: Any) -> str | None:
+    """A command word in upper case; None for an argument that is not text (a number)."""
+    if isinstance(arg, str):
+        return arg.upper()
+    if isinstance(arg, (bytes, bytearray, memoryview)):
+        return bytes(arg).decode("utf-8", "replace").upper()
+    return None
 
 
 class AutoPipeline:

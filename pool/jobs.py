@@ -230,19 +230,21 @@ class Job:
     ) -> Any:
         """Wait for the job's result and return it, or raise the job's exception.
 
-        Waits on a completion signal pushed by the worker (no polling); ``poll_delay`` is accepted for arq
-        compatibility and unused. Raises ``asyncio.TimeoutError`` after ``timeout`` seconds.
+        Waits on a completion notification written by the worker (no polling); ``poll_delay`` is accepted for
+        arq compatibility and unused. Raises ``asyncio.TimeoutError`` after ``timeout`` seconds. Blocks in
+        reads of a few seconds at most, each shorter than the connection's socket timeout, which would
+        otherwise cut them short (see pool/blocking.py).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            remaining = 5.0 if deadline is None else min(deadline - time.monotonic(), 5.0)
-            payload, state = await self._queue.result_or_register_waiter(self.job_id, max(remaining, 0.0))
+            wait_s = self._queue.result_wait_s(None if deadline is None else deadline - time.monotonic())
+            payload, state, since = await self._queue.result_or_register_waiter(self.job_id, wait_s)
             if payload is None and state is None:
                 raise ResultNotFound("Not waiting for job result because the job is not in queue")
             if payload is None:
-                if remaining <= 0:
+                if wait_s <= 0:
                     raise TimeoutError()
-                payload = await self._queue.wait_for_result(self.job_id, remaining)
+                payload = await self._queue.wait_for_result(self.job_id, since, wait_s)
             if payload is not None:
                 return _result_or_raise(deserialize_result(payload, self._deserializer))
 

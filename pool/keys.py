@@ -116,11 +116,12 @@ class QueueKeys:
         return f"{self.prefix}result:{job_id}"
 
     def notify(self, job_id: str) -> str:
-        """List a waiter BLPOPs on; pushed to by completion only when a waiter registered."""
-        return f"{self.prefix}notify:{job_id}"
+        """Stream of a job's completion notifications (its last one only, carrying the result payload), read
+        without consuming by callers blocked in Job.result(); written only when a caller is waiting."""
+        return f"{self.prefix}done:{job_id}"
 
     def waiters(self, job_id: str) -> str:
-        """Count of callers blocked in Job.result(); completion pushes that many items onto notify:<id>."""
+        """Set (with an expiry) while a caller waits in Job.result(): the completion then notifies."""
         return f"{self.prefix}wait:{job_id}"
 
     def health(self, worker_id: str) -> str:

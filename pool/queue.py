@@ -19,7 +19,9 @@ import msgpack
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from . import blocking
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
 from .scripts import Scripts
 from .utils import now_ms
@@ -53,6 +55,9 @@ class Completion:
     priority: int = 0  # the lane of the entry to ack
     callback_function: str = ""
 
+
+RESULT_WAIT_S = 5.0  # Job.result() blocks this long at most per read, then checks again and re-registers
+WAITER_MARGIN_MS = 5_000  # a waiter's registration outlives its read by this much (round trip, a busy loop)
 
 _SCRIPTS_ATTR = "_pool_scripts"
 _QUEUES_ATTR = "_pool_queues"
@@ -188,24 +193,39 @@ class RedisQueue:
     async def has_result(self, job_id: str) -> bool:
         return bool(await self.redis.exists(self.keys.result(job_id)))
 
-    async def result_or_register_waiter(self, job_id: str, timeout_s: float) -> tuple[bytes | None, str | None]:
-        """(result payload, None) when the job has a result; (None, None) when there is no such job; else
-        (None, state) with a waiter registered for ``wait_for_result`` (see the WAIT script) unless timeout_s
-        is 0 (no time left to wait: only check)."""
-        ttl_ms = int(timeout_s * 1000) + 60_000 if timeout_s > 0 else 0
+    async def result_or_register_waiter(self, job_id: str, timeout_s: float) -> tuple[bytes | None, str | None, str]:
+        """(result payload, None, '') when the job has a result; (None, None, '') when there is no such job;
+        else (None, state, since): a waiter is registered for timeout_s (see the WAIT script) unless timeout_s
+        is 0 (no time left to wait: only check), and ``wait_for_result`` reads the notifications after
+        ``since``."""
+        ttl_ms = blocking.block_ms(timeout_s) + WAITER_MARGIN_MS if timeout_s > 0 else 0
         reply = await self.scripts.wait(keys=[], args=[self.keys.prefix, job_id, ttl_ms])
         if int(reply[0]) == 1:
-            return reply[1], None
-        return None, (_text(reply[1]) if int(reply[0]) == 2 else None)
+            return reply[1], None, ""
+        if int(reply[0]) == 2:
+            return None, _text(reply[1]), _text(reply[2])
+        return None, None, ""
 
-    async def wait_for_result(self, job_id: str, timeout_s: float) -> bytes | None:
-        """Block up to timeout_s for the payload the worker pushes to registered waiters; None on a timeout
-        (or the bare signal of an older worker: read the result then)."""
-        item = await self.redis.blpop([self.keys.notify(job_id)], timeout=max(timeout_s, 0.01))
-        if item is None or item[1] == b"1":
+    def result_wait_s(self, remaining_s: float | None) -> float:
+        """How long ``Job.result()``'s next blocking read may last: its time left, at most RESULT_WAIT_S, and
+        within the connections' socket timeout (pool/blocking.py)."""
+        longest = min(RESULT_WAIT_S, blocking.block_limit_s(self.redis))
+        return longest if remaining_s is None else max(min(remaining_s, longest), 0.0)
+
+    async def wait_for_result(self, job_id: str, since: str, timeout_s: float) -> bytes | None:
+        """Block up to timeout_s for the notification of a completion after ``since`` and return the result
+        payload it carries; None on a timeout. The read consumes nothing: every waiter of the run reads the
+        same entry, and a read retried after a lost reply reads it again."""
+        key = self.keys.notify(job_id)
+        try:
+            reply: Any = await self.redis.xread({key: since}, count=1, block=blocking.block_ms(timeout_s))
+        except RedisTimeoutError:  # the socket timed out after all (a stalled machine): the caller checks again
             return None
-        payload: bytes = item[1]
-        return payload
+        for _, entries in reply or []:
+            for _, fields in entries:
+                payload: bytes = fields[b"r"]
+                return payload
+        return None
 
     async def counts(self) -> dict[str, int]:
         """Ready (undelivered), running (delivered, not acked), deferred and parked (waiting for a
@@ -279,6 +299,8 @@ class RedisQueue:
         """New entries for this consumer from any lane, blocking up to block_ms (None: don't block). With
         entries in several lanes this may return up to ``count`` from each: see ``unread``."""
         streams = dict.fromkeys(self.keys.lanes, ">")
+        if block_ms is not None:  # never longer than the connection's socket timeout allows (pool/blocking.py)
+            block_ms = blocking.capped_block_ms(self.redis, block_ms)
         try:
             reply: Any = await self.redis.xreadgroup(CONSUMER_GROUP, consumer, streams, count=count, block=block_ms)
         except ResponseError as exc:

@@ -26,16 +26,19 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-# Notify anyone blocked in Job.result(): each registered waiter gets one item, the result payload itself (a
-# waiter then needs no further read; '1' from workers before this change means "read the result").
+# Wake the callers blocked in Job.result(), if any (WAIT sets wait:<id> while one waits): one entry carrying the
+# result payload, added to the stream done:<id>, which every waiter reads without consuming it (XREAD after the
+# id WAIT gave it). One copy whatever the number of waiters or of calls (MAXLEN 1), kept 60 s for a waiter
+# whose read arrives just after; an entry of an earlier run of the same id (keep_result=0) is older than what
+# the waiters of a later run read. Costs one EXISTS when nobody waits. Run twice, it leaves the same one entry.
 _NOTIFY_WAITERS = """
 local function notify(prefix, job_id, payload)
-  local waiters = tonumber(redis.call('GET', prefix .. 'wait:' .. job_id) or '0')
-  if waiters > 0 then
-    local key = prefix .. 'notify:' .. job_id
-    for _ = 1, waiters do redis.call('RPUSH', key, payload) end
+  local flag = prefix .. 'wait:' .. job_id
+  if redis.call('EXISTS', flag) == 1 then
+    local key = prefix .. 'done:' .. job_id
+    redis.call('XADD', key, 'MAXLEN', '1', '*', 'r', payload)
     redis.call('PEXPIRE', key, 60000)
-    redis.call('DEL', prefix .. 'wait:' .. job_id)
+    redis.call('DEL', flag)
   end
 end
 """
@@ -656,20 +659,26 @@ WAIT = """
 -- KEYS: none (every key is built from the prefix, as in the other scripts)
 -- ARGV: prefix, job_id, registration ttl_ms (0: check only, the caller will not wait)
 -- Job.result()'s one round trip before it blocks: the result if there is one ({1, payload}); nothing if there
--- is neither a result nor a job ({0}); else registers a waiter, which the script that records the result
--- will push the payload to, and returns the job's state ({2, state}). Atomic, so a result recorded
--- between the check and the registration cannot be missed.
+-- is neither a result nor a job ({0}); else {2, state, since}, where since is the id of the last notification
+-- already in done:<id> ('0-0': none). The caller then reads done:<id> after since (XREAD BLOCK), so it sees
+-- the first completion after this call, never an earlier run's, and reads the payload with no further call.
+-- With ttl_ms > 0, marks that someone waits (wait:<id>, lasting at least ttl_ms: a shorter wait never cuts a
+-- longer one's), so the script that records the result notifies (see notify). The mark is one key however
+-- many callers wait or poll, and ends with its last caller's wait, not with the job. Atomic, so a result
+-- recorded between the check and the registration cannot be missed. Safe to run twice: the mark is set, not
+-- counted, and since is read again.
 local prefix, job_id = ARGV[1], ARGV[2]
 local result = redis.call('GET', prefix .. 'result:' .. job_id)
 if result then return {1, result} end
 local state = redis.call('HGET', prefix .. 'job:' .. job_id, 's')
 if not state then return {0} end
-if tonumber(ARGV[3]) > 0 then
-  local waiters = prefix .. 'wait:' .. job_id
-  redis.call('INCR', waiters)
-  redis.call('PEXPIRE', waiters, ARGV[3])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  local flag = prefix .. 'wait:' .. job_id
+  if redis.call('PTTL', flag) < ttl then redis.call('SET', flag, '1', 'PX', ttl) end
 end
-return {2, state}
+local last = redis.call('XREVRANGE', prefix .. 'done:' .. job_id, '+', '-', 'COUNT', 1)[1]
+return {2, state, last and last[1] or '0-0'}
 """
 
 

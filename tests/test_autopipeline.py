@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from redis.exceptions import DataError, ResponseError
 
-from pool import PoolRedis, RedisSettings, create_pool
+from pool import JobStatus, PoolRedis, RedisSettings, create_pool
 from pool.autopipeline import must_bypass
 from pool.connections import AutoPipelinedRedis
-from tests.worker_utils import run_burst
+from tests.worker_utils import run_burst, running_worker
 
 
 @pytest.fixture
@@ -127,7 +127,12 @@ async def test_closing_the_pipelined_client_keeps_the_pool_open(plain: PoolRedis
         ((b"brpop", "x", 0), True),
         (("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"), False),
         (("XREADGROUP", "GROUP", "g", "c", "BLOCK", 10, "STREAMS", "s", ">"), True),
+        (("XREAD", b"BLOCK", 10, b"STREAMS", "s", "$"), True),  # as redis-py's xread() sends it
+        ((b"XREADGROUP", b"GROUP", "g", "c", b"block", 10, b"STREAMS", "s", ">"), True),
+        (("XREAD", b"COUNT", 1, b"STREAMS", "s", "0"), False),
         (("WATCH", "x"), True),
+        (("CLIENT SETNAME", "job"), True),  # redis-py names subcommands in one argument
+        (("CONFIG GET", "maxmemory"), False),
     ],
 )
 def test_which_commands_bypass_the_pipeline(command: tuple[Any, ...], bypass: bool) -> None:
@@ -146,3 +151,22 @@ async def test_worker_gives_jobs_the_pipelined_client(plain: PoolRedis, redis_ur
     await run_burst(redis_url, functions=[kind_of_client], auto_pipeline=auto_pipeline)
     assert await job.result(timeout=1) is auto_pipeline
     assert await plain.get("ran") == b"1"
+
+
+async def block_in_xread(ctx: dict[str, Any]) -> None:
+    await ctx["redis"].xread({"nothing-comes": "$"}, block=3000)
+
+
+async def count_to_five(ctx: dict[str, Any]) -> int:
+    return [await ctx["redis"].incr("counted") for _ in range(5)][-1]
+
+
+async def test_a_job_blocked_in_xread_does_not_hold_up_other_jobs_commands(plain: PoolRedis, redis_url: str) -> None:
+    """Both jobs start in one loop turn, so their first commands would share a pipeline: the blocking XREAD
+    (redis-py sends b"BLOCK") must go on its own connection, not in front of the other job's INCRs."""
+    blocker = await plain.enqueue_job("block_in_xread")
+    counter = await plain.enqueue_job("count_to_five")
+    assert blocker is not None and counter is not None
+    async with running_worker(redis_url, functions=[block_in_xread, count_to_five]):
+        assert await counter.result(timeout=2) == 5  # well before the XREAD's 3 s are up
+        assert await blocker.status() == JobStatus.in_progress

@@ -19,7 +19,7 @@ from . import cli_queue
 from .connections import RedisSettings
 from .keys import DEFAULT_QUEUE_NAME, validate_queue_name
 from .logs import setup_logging
-from .utils import import_string, redact_text, redact_url, url_secrets
+from .utils import import_string, redact_text, redact_url, set_process_title, url_secrets
 
 REDIS_URL_ENV = "POOL_REDIS_URL"
 
@@ -112,6 +112,8 @@ def redis_settings_override(url_arg: str | None) -> RedisSettings | None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    # before the settings import or any connection: until then `ps` shows the command line, --redis URL included
+    set_process_title(f"worker{' --watch' if args.watch else ''} [{args.settings}]")
     if args.watch:
         return _watch(args)
     from .worker import create_worker
@@ -144,8 +146,8 @@ def _watch(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.watch):
         raise UsageError(f"--watch: {args.watch!r} is not a directory")
     command = [sys.executable, "-m", "pool", "worker", args.settings]
-    if args.redis:
-        command += ["--redis", args.redis]
+    if args.redis:  # through the environment (readable by this user only), not a command line anyone can read
+        os.environ[REDIS_URL_ENV] = args.redis
     if args.burst:
         command.append("--burst")
     if args.verbose:

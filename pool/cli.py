@@ -206,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     setup_logging(getattr(args, "verbose", False))
+    if getattr(args, "redis", None):  # every command: `ps` must not show --redis URL while it runs
+        set_process_title(f"{args.command} [{getattr(args, 'settings', '')}]")
     supervisor_cli = _supervisor_cli()
     commands = {**COMMANDS, **(supervisor_cli.COMMANDS if supervisor_cli is not None else {})}
     try:

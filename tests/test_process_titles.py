@@ -95,7 +95,11 @@ def start_pool(tmp_path: Path) -> Iterator[Callable[..., psutil.Process]]:
 
 @pytest.mark.parametrize(
     ("command", "title"),
-    [("worker", "pool: worker [blocking.WorkerSettings]"), ("start", "pool: supervisor [blocking.WorkerSettings]")],
+    [
+        ("worker", "pool: worker [blocking.WorkerSettings]"),
+        ("start", "pool: supervisor [blocking.WorkerSettings]"),
+        ("check", "pool: check [blocking.WorkerSettings]"),
+    ],
 )
 def test_the_title_hides_the_password_before_the_settings_are_imported(
     tmp_path: Path, start_pool: Callable[..., psutil.Process], command: str, title: str

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from redis.exceptions import RedisError
 
@@ -19,7 +19,7 @@ from . import cli_queue
 from .connections import RedisSettings
 from .keys import DEFAULT_QUEUE_NAME, validate_queue_name
 from .logs import setup_logging
-from .utils import import_string, redact_url
+from .utils import import_string, redact_text, redact_url, set_process_title, url_secrets
 
 REDIS_URL_ENV = "POOL_REDIS_URL"
 
@@ -34,8 +34,16 @@ class Failure(Exception):
     """Something the user must fix or retry: exit code 1."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse repeats arguments it cannot place ("unrecognized arguments: ..."): URLs among them are redacted.
+    Its sub-command parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(redact_text(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pool", description="A fast, reliable Redis job queue for asyncio.")
+    parser = _Parser(prog="pool", description="A fast, reliable Redis job queue for asyncio.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def settings_command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -88,17 +96,24 @@ def load_settings(path: str) -> Any:
         raise Failure(f"importing settings {path!r} failed: {type(exc).__name__}: {exc}") from None
 
 
+def redis_url(url_arg: str | None) -> str | None:
+    """The Redis URL given: --redis, else $POOL_REDIS_URL."""
+    return url_arg or os.environ.get(REDIS_URL_ENV) or None
+
+
 def redis_settings_override(url_arg: str | None) -> RedisSettings | None:
-    url = url_arg or os.environ.get(REDIS_URL_ENV)
+    url = redis_url(url_arg)
     if not url:
         return None
     try:
         return RedisSettings.from_dsn(url)
-    except ValueError as exc:
+    except ValueError as exc:  # from_dsn's messages never quote the URL; the URL is shown redacted
         raise UsageError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    # before the settings import or any connection: until then `ps` shows the command line, --redis URL included
+    set_process_title(f"worker{' --watch' if args.watch else ''} [{args.settings}]")
     if args.watch:
         return _watch(args)
     from .worker import create_worker
@@ -131,8 +146,8 @@ def _watch(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.watch):
         raise UsageError(f"--watch: {args.watch!r} is not a directory")
     command = [sys.executable, "-m", "pool", "worker", args.settings]
-    if args.redis:
-        command += ["--redis", args.redis]
+    if args.redis:  # through the environment (readable by this user only), not a command line anyone can read
+        os.environ[REDIS_URL_ENV] = args.redis
     if args.burst:
         command.append("--burst")
     if args.verbose:
@@ -191,21 +206,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     setup_logging(getattr(args, "verbose", False))
+    if getattr(args, "redis", None):  # every command: `ps` must not show --redis URL while it runs
+        set_process_title(f"{args.command} [{getattr(args, 'settings', '')}]")
     supervisor_cli = _supervisor_cli()
     commands = {**COMMANDS, **(supervisor_cli.COMMANDS if supervisor_cli is not None else {})}
     try:
         return int(commands[args.command](args))
     except UsageError as exc:
-        print(f"pool {args.command}: error: {exc}", file=sys.stderr)
+        _error(args, f"error: {exc}")
         return 2
     except Failure as exc:
-        print(f"pool {args.command}: {exc}", file=sys.stderr)
+        _error(args, str(exc))
         return 1
     except (RedisError, OSError) as exc:
-        print(f"pool {args.command}: {redact_url(str(exc))}", file=sys.stderr)
+        _error(args, str(exc))
         return 1
     except KeyboardInterrupt:
         return 1
+
+
+def _error(args: argparse.Namespace, message: str) -> None:
+    """One line on stderr. Every message is built without the password; this is the net under that rule:
+    URLs are redacted and the password of the URL in use masked, wherever a message came to include it."""
+    secrets = url_secrets(redis_url(getattr(args, "redis", None)))
+    print(f"pool {args.command}: {redact_text(message, secrets)}", file=sys.stderr)
 
 
 def run() -> None:

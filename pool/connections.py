@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, unquote
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import (
@@ -37,7 +37,7 @@ from .lane import Lane, ScriptCall
 from .queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for, scripts_for
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
-from .utils import datetime_to_ms, ms_to_datetime, now_ms, to_ms
+from .utils import datetime_to_ms, ms_to_datetime, now_ms, split_url, to_ms
 
 logger = logging.getLogger("pool.connections")
 
@@ -85,22 +85,25 @@ class RedisSettings:
 
         TLS options may ride in the query, as redis-py reads them: ``ssl_cert_reqs`` (required, optional, none),
         ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_check_hostname`` (true/false)."""
-        conf = urlparse(dsn)
-        if conf.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError(f"invalid Redis URL scheme {conf.scheme!r}: use redis://, rediss:// or unix://")
-        query = parse_qs(conf.query)
-        if conf.scheme == "unix":
-            database = int(query.get("db", ["0"])[0])
-        else:
-            database = int((conf.path or "/0").lstrip("/") or 0)
+        try:
+            parts = split_url(dsn)
+        except ValueError:
+            raise ValueError("not a Redis URL: use redis://, rediss:// or unix://") from None
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError(f"invalid Redis URL scheme {parts.scheme!r}: use redis://, rediss:// or unix://")
+        host, port = parts.host_and_port()
+        query = parse_qs(parts.query)
+        db_text = query.get("db", ["0"])[0] if parts.scheme == "unix" else parts.path.strip("/") or "0"
+        if not db_text.isdigit():
+            raise ValueError("the database must be a number, as in redis://host:6379/0")
         return cls(
-            host=conf.hostname or "localhost",
-            port=conf.port or 6379,
-            ssl=conf.scheme == "rediss",
-            username=unquote(conf.username) if conf.username else None,
-            password=unquote(conf.password) if conf.password else None,
-            database=database,
-            unix_socket_path=conf.path if conf.scheme == "unix" else None,
+            host=host.lower() or "localhost",
+            port=port or 6379,
+            ssl=parts.scheme == "rediss",
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            database=int(db_text),
+            unix_socket_path=parts.path if parts.scheme == "unix" else None,
             **_tls_query_options(query),
         )
 

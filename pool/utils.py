@@ -5,8 +5,11 @@ from __future__ import annotations
 import importlib
 import re
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 
 def now_ms() -> int:
@@ -47,12 +50,150 @@ def import_string(dotted_path: str) -> Any:
         raise ImportError(f"module {module_path!r} has no attribute {attr!r}") from None
 
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<password>[^@/]*)@", re.I)
+@dataclass(frozen=True)
+class UrlParts:
+    """A URL cut into its parts, as written (nothing decoded): see :func:`split_url`."""
+
+    scheme: str
+    userinfo: str | None  # ``user:password`` (or a lone ``user``), None without an ``@``
+    hostport: str
+    path: str
+    query: str
+
+    @property
+    def username(self) -> str | None:
+        return None if self.userinfo is None else self.userinfo.partition(":")[0]
+
+    @property
+    def password(self) -> str | None:
+        if self.userinfo is None or ":" not in self.userinfo:
+            return None
+        return self.userinfo.partition(":")[2]
+
+    def host_and_port(self) -> tuple[str, int | None]:
+        """``(host, port)``; ValueError (never quoting the URL) when the port is not a number in 1-65535."""
+        host, port = _host_and_port_text(self.hostport)
+        if not port:
+            return host, None
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("the port must be a number from 1 to 65535")
+        return host, int(port)
+
+
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*", re.I)
+_NOT_A_URL = "not a URL like redis://[[user]:password@]host[:port][/db]"
+
+
+def split_url(url: str) -> UrlParts:
+    """Cut ``scheme://[userinfo@]host[:port][/path][?query]`` into parts, tolerating unencoded passwords.
+
+    Passwords often hold ``/ @ : # ?`` written as they are, which a standard parser splits in the wrong place
+    (and then shows a piece of the password as the host, port or path). The standard reading (the userinfo
+    ends at the last ``@`` before the first ``/ ? #``) is kept when it gives a sound host, port and path;
+    otherwise the userinfo runs to the URL's last ``@``. ValueError messages never contain the URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not _SCHEME.fullmatch(scheme):
+        raise ValueError(_NOT_A_URL)
+    scheme = scheme.lower()
+    standard = _split_rest(scheme, rest, _authority_end(rest))
+    if _sound(standard):
+        return standard
+    return _split_rest(scheme, rest, len(rest))
+
+
+def _authority_end(rest: str) -> int:
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    return min(ends, default=len(rest))
+
+
+def _split_rest(scheme: str, rest: str, userinfo_ends_before: int) -> UrlParts:
+    at = rest.rfind("@", 0, userinfo_ends_before)
+    userinfo, after = (rest[:at], rest[at + 1 :]) if at >= 0 else (None, rest)
+    path_at = min((i for i in (after.find("/"), after.find("?")) if i >= 0), default=len(after))
+    hostport, tail = after[:path_at], after[path_at:]
+    path, _, query = tail.partition("?")
+    return UrlParts(scheme, userinfo, hostport, path, query)
+
+
+def _host_and_port_text(hostport: str) -> tuple[str, str]:
+    if hostport.startswith("["):  # an IPv6 address: [::1]:6379
+        host, _, after = hostport[1:].partition("]")
+        return host, after[1:] if after.startswith(":") else after
+    host, _, port = hostport.partition(":")
+    return host, port
+
+
+def _sound(parts: UrlParts) -> bool:
+    """Whether a reading looks like a real URL: a numeric port, no stray ``@``/``#``, a numeric db path."""
+    if "#" in parts.hostport + parts.path or "@" in parts.hostport + parts.path:
+        return False
+    try:
+        parts.host_and_port()
+    except ValueError:
+        return False
+    if parts.scheme in ("redis", "rediss"):
+        return parts.path.strip("/").isdigit() or not parts.path.strip("/")
+    return True
 
 
 def redact_url(url: str) -> str:
-    """``redis://user:secret@host`` -> ``redis://user:***@host``: secrets never reach logs or titles."""
-    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+    """The URL as it may be shown: ``redis://user:***@host:6379/0``. Parsed, so a password holding ``/``, ``@``
+    or ``:`` is hidden whole; a URL that cannot be parsed shows as its scheme only. A lone ``user@`` is hidden
+    too (people put passwords there), as are ``password=`` values in the query."""
+    try:
+        parts = split_url(url)
+    except ValueError:
+        return "<not a URL>"
+    try:
+        parts.host_and_port()
+    except ValueError:
+        return f"{parts.scheme}://***"
+    auth = ""
+    if parts.userinfo is not None:
+        auth = f"{parts.username}:***@" if parts.password is not None else "***@"
+    query = "&".join(_redact_query_item(item) for item in parts.query.split("&")) if parts.query else ""
+    return f"{parts.scheme}://{auth}{parts.hostport}{parts.path}{'?' + query if query else ''}"
+
+
+def _redact_query_item(item: str) -> str:
+    name, sep, _ = item.partition("=")
+    return f"{name}=***" if sep and "password" in name.lower() else item
+
+
+_URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"]*", re.I)
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` (an error message, a title) with each URL in it redacted, and each of ``secrets`` masked.
+
+    A URL in free text ends at a space or a quote; pass the passwords in use as ``secrets`` to mask them
+    wherever they appear, however the text was built."""
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The password (and a lone user, which may be one) of ``url``, as written and decoded: for redact_text."""
+    if not url:
+        return []
+    try:
+        parts = split_url(url)
+    except ValueError:
+        return [url]  # unparseable: mask it whole wherever it shows
+    found = [parts.password if parts.password is not None else parts.userinfo]
+    return [s for secret in found if secret for s in (secret, unquote(secret))]
+
+
+def set_process_title(title: str) -> None:
+    """Show ``pool: <title>`` in ``ps`` instead of the command line, which may hold a Redis URL; any URL in
+    the title itself is redacted."""
+    try:
+        import setproctitle
+    except ImportError:  # pragma: no cover - setproctitle is a dependency
+        return
+    setproctitle.setproctitle(f"pool: {redact_text(title)}")
 
 
 def truncate(text: str, length: int = 80) -> str:

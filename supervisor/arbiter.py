@@ -144,6 +144,7 @@ class Arbiter:
             except AppLoadError as exc:
                 logger.error("%s", exc)
                 return 1
+        set_title(f"supervisor [{self.config.settings_path}]")  # before the pidfile: stop/reload check it
         if self.config.pidfile:
             try:
                 pidfile.create(self.config.pidfile)
@@ -151,7 +152,6 @@ class Arbiter:
                 logger.error("%s", exc)
                 return 1
         self.install_signals()
-        set_title(f"supervisor [{self.config.settings_path}]")
         logger.info(
             "supervisor %d starting %d workers for %s (redis %s, queue %r)",
             os.getpid(),

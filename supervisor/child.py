@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from redis.exceptions import RedisError
 
 from pool.logs import flush_logs
-from pool.utils import redact_url
+from pool.utils import redact_text
 from pool.worker import Worker, create_worker
 
 from . import messages
@@ -53,7 +53,7 @@ def run_child(spec: ChildSpec, settings: Any, write_fd: int, close_fds: list[int
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except (RedisError, OSError) as exc:  # Redis unreachable or refusing: one line, not a traceback
-        print(f"pool: worker {spec.index}: {redact_url(str(exc))}", file=sys.stderr)
+        print(f"pool: worker {spec.index}: {redact_text(str(exc))}", file=sys.stderr)
         code = 1
     except BaseException:
         traceback.print_exc()

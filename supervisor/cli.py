@@ -14,6 +14,7 @@ from pool.cli import Failure, UsageError, redis_settings_override
 from . import pidfile as pidfiles
 from .app import AppLoadError
 from .arbiter import Arbiter, SupervisorConfig
+from .proctitle import set_title
 
 
 def add_commands(commands: Any, settings_command: Any) -> None:
@@ -93,6 +94,8 @@ def _positive_float(text: str) -> float:
 def cmd_start(args: argparse.Namespace) -> int:
     if "." not in args.settings.replace(":", "."):
         raise UsageError(f"settings must be a dotted path like 'app.WorkerSettings', got {args.settings!r}")
+    # before importing the settings: until then `ps` shows the command line, --redis URL included
+    set_title(f"supervisor [{args.settings}]")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     config = SupervisorConfig(

@@ -1,13 +1,9 @@
-"""Process titles (``pool: supervisor [app.WorkerSettings]``); they never contain a Redis URL."""
+"""Process titles (``pool: supervisor [app.WorkerSettings]``); they never contain a Redis password."""
 
 from __future__ import annotations
 
-from pool.utils import redact_url
+from pool.utils import set_process_title
 
 
 def set_title(title: str) -> None:
-    try:
-        import setproctitle
-    except ImportError:  # pragma: no cover - setproctitle is a dependency
-        return
-    setproctitle.setproctitle(f"pool: {redact_url(title)}")
+    set_process_title(title)

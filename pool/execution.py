@@ -106,6 +106,9 @@ class JobRunner:
         s = self.s
         start_ms = now_ms()
         job_id, attempts = delivery.job_id, delivery.attempts
+        exceeded = self._tries_exceeded(delivery, start_ms)
+        if exceeded is not None:
+            return exceeded
         try:
             data = deserialize_job(delivery.payload, s.deserializer)
         except DeserializationError as exc:
@@ -121,10 +124,10 @@ class JobRunner:
 
         max_tries = function.max_tries or s.max_tries
         ttl_s = _keep_seconds(function, s)
-        if attempts > max_tries:
+        if attempts > max_tries:  # the payload names another function than the hash does (a hand edit)
             logger.warning("%6.2fs ! %s max retries %d exceeded", _since(delivery.score), ref, max_tries)
-            exceeded = JobExecutionFailed(f"max {max_tries} retries exceeded")
-            return self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, exceeded, ttl_s=ttl_s)
+            too_many = JobExecutionFailed(f"max {max_tries} retries exceeded")
+            return self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, too_many, ttl_s=ttl_s)
 
         if delivery.failed_dependency and not data.get("da"):
             logger.warning("job %s: dependency %s failed, not running it", job_id, delivery.failed_dependency)
@@ -249,6 +252,22 @@ class JobRunner:
             return
         outcome.callback_id = f"{job_id}:{'on_success' if success else 'on_failure'}"
         outcome.callback_function = name
+
+    def _tries_exceeded(self, delivery: Delivery, start_ms: int) -> Outcome | None:
+        """The final failure of a job started more than max_tries times, or None. Checked on the attempt count
+        and function name START returned, before the payload is decoded: a job whose decoding (or anything else)
+        kills its worker must still reach its final failure rather than kill every worker that takes it."""
+        function = self.s.functions.get(delivery.function)
+        max_tries = (function.max_tries if function is not None else None) or self.s.max_tries
+        if delivery.attempts <= max_tries:
+            return None
+        name = delivery.function or "<unknown>"
+        ref = f"{delivery.job_id}:{name}"
+        logger.warning("%6.2fs ! %s max retries %d exceeded", _since(delivery.score), ref, max_tries)
+        exceeded = JobExecutionFailed(f"max {max_tries} retries exceeded")
+        ttl_s = None if function is None else _keep_seconds(function, self.s)
+        enqueue_ms = delivery.score or start_ms  # the payload (with the enqueue time) is not decoded
+        return self._failure(delivery, name, (), {}, enqueue_ms, start_ms, exceeded, ttl_s=ttl_s)
 
     def crashed(self, delivery: Delivery, error: Exception) -> Outcome:
         """Something around the job (a hook, logging, encoding) raised: record it as the job's failure rather than

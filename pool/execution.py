@@ -168,7 +168,7 @@ class JobRunner:
                 return Outcome(RETRIED, requeue_at_ms=now_ms() + int(retry.defer_s * 1000))
             logger.warning("%6.2fs ! %s max retries %d exceeded", _since(start_ms), ref, max_tries)
             result = JobExecutionFailed(f"max {max_tries} retries exceeded")
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if job_id in self.timed_out:
                 logger.warning(
                     "%6.2fs ! %s failed, TimeoutError: timed out after %gs", _since(start_ms), ref, timeout_s
@@ -177,6 +177,8 @@ class JobRunner:
             elif job_id in self.aborting:
                 logger.info("%6.2fs ⊘ %s aborted", _since(start_ms), ref)
                 result, aborted = JobAborted("job aborted while running"), True
+            elif not task.cancelling():  # raised by the job itself: the worker did not cancel it
+                result = _raised_base_exception(exc, ref, start_ms)
             elif s.retry_jobs:  # pessimistic execution: run it again; the next pickup enforces max_tries
                 logger.info("%6.2fs ↻ %s cancelled, will be run again", _since(start_ms), ref)
                 return Outcome(HANDED_BACK, requeue_at_ms=0)
@@ -188,6 +190,8 @@ class JobRunner:
         except Exception as exc:
             logger.exception("%6.2fs ! %s failed, %s: %s", _since(start_ms), ref, type(exc).__name__, _safe_str(exc))
             result = exc
+        except BaseException as exc:  # GeneratorExit, KeyboardInterrupt, a job's own BaseException subclass
+            result = _raised_base_exception(exc, ref, start_ms)
         finally:
             delivery.finishing = True
             self.aborting.discard(job_id)
@@ -269,7 +273,7 @@ class JobRunner:
         enqueue_ms = delivery.score or start_ms  # the payload (with the enqueue time) is not decoded
         return self._failure(delivery, name, (), {}, enqueue_ms, start_ms, exceeded, ttl_s=ttl_s)
 
-    def crashed(self, delivery: Delivery, error: Exception) -> Outcome:
+    def crashed(self, delivery: Delivery, error: BaseException) -> Outcome:
         """Something around the job (a hook, logging, encoding) raised: record it as the job's failure rather than
         hand the job back, which could redeliver it forever."""
         now = now_ms()
@@ -344,6 +348,18 @@ def run_in_daemon_thread(call: Callable[[], Any]) -> asyncio.Future[Any]:
 
     threading.Thread(target=target, name="pool-job", daemon=True).start()
     return future
+
+
+def _raised_base_exception(exc: BaseException, ref: str, start_ms: int) -> JobExecutionFailed:
+    """A BaseException the job raised that is not an Exception (nor the worker's own cancellation): that job's
+    failure, like any exception, so the job reaches a final state and frees its slot. It is recorded as a
+    JobExecutionFailed naming it (its traceback kept): rebuilt as itself, ``Job.result()`` would raise a
+    KeyboardInterrupt or GeneratorExit into the client's process; escaping the task, a KeyboardInterrupt would
+    stop the worker's event loop."""
+    logger.error("%6.2fs ! %s failed, %s: %s", _since(start_ms), ref, type(exc).__name__, _safe_str(exc), exc_info=exc)
+    failure = JobExecutionFailed(f"{type(exc).__name__}: {_safe_str(exc)}")
+    failure.__cause__ = exc
+    return failure.with_traceback(exc.__traceback__)
 
 
 def _traceback(error: Any) -> str | None:

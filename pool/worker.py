@@ -450,7 +450,7 @@ class Worker:
             # cancelled inside a hook (shutdown): leave it pending; close() hands it back
             self._release(delivery)
             raise
-        except Exception as exc:
+        except BaseException as exc:  # any other BaseException too: the job must reach a final state
             logger.exception("job %s: unexpected error around the job; recorded as its failure", delivery.job_id)
             outcome = self.runner.crashed(delivery, exc)
         try:

@@ -206,3 +206,28 @@ async def test_a_job_raising_a_too_deep_exception_records_a_failure_that_reads_b
     assert listed.returncode == 0, (listed.returncode, listed.stderr[-2000:])
     assert "deep-raiser\tdeep_raiser\tSerializationError" in listed.stdout, listed.stdout
 
+
+async def test_a_job_raising_a_base_exception_fails_and_the_worker_serves_the_next_job(
+    pool: PoolRedis, spawn_worker: Callable[[str], WorkerProcess]
+) -> None:
+    """A BaseException that is not an Exception, raised by the job itself, is that job's failure: the job used
+    to stay in_progress holding its slot (max_jobs=1 here, so nothing else ran), or, for KeyboardInterrupt,
+    kill the worker on every try. A CancelledError the job raises itself (the worker did not cancel it) is a
+    failure too, not a hand-back."""
+    kinds = [("raiser", kind) for kind in ("Boom", "GeneratorExit", "KeyboardInterrupt", "CancelledError")] + [
+        ("sync_raiser", kind) for kind in ("Boom", "GeneratorExit", "KeyboardInterrupt")
+    ]
+    for function, kind in kinds:
+        assert await pool.enqueue_job(function, kind, _job_id=f"{function}-{kind}") is not None
+    after = await pool.enqueue_job("noop", 1, _job_id="after")
+    assert after is not None
+
+    worker = spawn_worker("WorkerSettings")
+    assert await worker.wait_exit(15) == 0, worker.output()[-3000:]
+    for function, kind in kinds:
+        info = await Job(f"{function}-{kind}", pool).result_info()
+        assert info is not None, f"{function}({kind}) has no result"
+        assert not info.success and info.job_try == 1, (function, kind, info)
+        assert f"{kind}: raised by {function}-{kind}" in str(info.result), repr(info.result)
+    assert await pool.get("runs:raiser-Boom") == b"1"
+    assert await after.result(timeout=1) == 1

@@ -76,6 +76,7 @@ class JobRunner:
         self.s = settings
         self.aborting: set[str] = set()  # job ids whose cancellation is an abort, not a shutdown
         self.timed_out: set[str] = set()  # job ids cancelled by their timeout
+        self.threads = JobThreads()  # sync jobs' threads, and those still running after their job ended
         self._deadlines = Deadlines(self._time_out)
         self._info = False
         self._write_line: Callable[[str], None] | None = None
@@ -159,7 +160,7 @@ class JobRunner:
             if function.is_async:
                 result = await function.coroutine(ctx, *args, **kwargs)
             else:
-                result = await run_in_daemon_thread(functools.partial(function.coroutine, ctx, *args, **kwargs))
+                result = await self.threads.run(functools.partial(function.coroutine, ctx, *args, **kwargs), ref)
             success = True
         except Retry as retry:
             if s.retry_jobs and attempts < max_tries:
@@ -321,33 +322,70 @@ class JobRunner:
         return Outcome(FAILED, payload, _ttl_ms(ttl_s))
 
 
-def run_in_daemon_thread(call: Callable[[], Any]) -> asyncio.Future[Any]:
-    """Run a sync job function in a daemon thread of its own (at most max_jobs exist at once).
+class JobThreads:
+    """Runs sync job functions, each in a daemon thread of its own, and counts the threads that outlive their job.
 
-    Not an executor: its threads are joined at interpreter exit, so a sync job (which cannot be cancelled)
-    would hold a stopping worker for as long as it runs. A daemon thread is simply abandoned at exit; the job
-    was handed back and runs again elsewhere (at least once)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
+    Python cannot kill a thread. A sync job cancelled by its timeout (or an abort, or a shutdown) is recorded at
+    once, but its function runs on in its thread. Such a thread keeps holding a slot until it returns: the
+    worker counts ``lingering`` threads against ``max_jobs`` when it fetches, so it never has more than
+    ``max_jobs`` job threads, and a job that never returns makes its worker take fewer jobs rather than pile up
+    threads. (A bounded pool of threads with a queue in front would bound them too, but it would start jobs whose
+    timeout then runs out while they wait for a thread.) A warning names each job whose thread outlived it.
 
-    def settle(value: Any, error: BaseException | None) -> None:
-        if not future.done():
-            if error is None:
-                future.set_result(value)
-            else:
-                future.set_exception(error)
+    Not an executor: its threads are joined at interpreter exit, so a sync job (which cannot be cancelled) would
+    hold a stopping worker for as long as it runs. A daemon thread is simply abandoned at exit; the job was
+    handed back and runs again elsewhere (at least once)."""
 
-    def target() -> None:
-        value, error = None, None
-        try:
-            value = call()
-        except BaseException as exc:
-            error = exc
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the worker stopped, the job was handed back
-            loop.call_soon_threadsafe(settle, value, error)
+    def __init__(self) -> None:
+        self.lingering = 0  # threads still running after their job ended
+        self.on_release: Callable[[], None] = _nothing  # told when a lingering thread returns: a slot is free
 
-    threading.Thread(target=target, name="pool-job", daemon=True).start()
-    return future
+    def run(self, call: Callable[[], Any], ref: str) -> asyncio.Future[Any]:
+        """Start ``call`` in a new thread; the future settles with its outcome (``ref`` names the job in logs)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        returned = outlived = False
+
+        def job_stopped(_: asyncio.Future[Any]) -> None:
+            nonlocal outlived
+            if future.cancelled() and not returned:
+                outlived = True
+                self.lingering += 1
+                logger.warning(
+                    "job %s ended but its thread is still running (Python cannot kill a thread): it holds a slot "
+                    "of this worker until it returns",
+                    ref,
+                )
+
+        def settle(value: Any, error: BaseException | None) -> None:
+            nonlocal returned
+            returned = True
+            if outlived:
+                self.lingering -= 1
+                logger.info("job %s: its thread returned at last, its slot is free", ref)
+                self.on_release()
+            elif not future.done():
+                if error is None:
+                    future.set_result(value)
+                else:
+                    future.set_exception(error)
+
+        def target() -> None:
+            value, error = None, None
+            try:
+                value = call()
+            except BaseException as exc:
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the worker stopped, the job was handed back
+                loop.call_soon_threadsafe(settle, value, error)
+
+        future.add_done_callback(job_stopped)
+        threading.Thread(target=target, name="pool-job", daemon=True).start()
+        return future
+
+
+def _nothing() -> None:
+    pass
 
 
 def _raised_base_exception(exc: BaseException, ref: str, start_ms: int) -> JobExecutionFailed:

@@ -26,7 +26,7 @@ import pytest
 from pool import Job, PoolRedis, RedisSettings, create_pool
 from pool.jobs import JobStatus
 from pool.keys import QueueKeys
-from pool.serializers import SerializationError, msgpack_serializer
+from pool.serializers import DeserializationError, SerializationError, msgpack_serializer
 from pool.utils import now_ms
 from tests.apps.poison import DECODER_KILLER
 from tests.helpers import wait_for
@@ -231,3 +231,27 @@ async def test_a_job_raising_a_base_exception_fails_and_the_worker_serves_the_ne
         assert f"{kind}: raised by {function}-{kind}" in str(info.result), repr(info.result)
     assert await pool.get("runs:raiser-Boom") == b"1"
     assert await after.result(timeout=1) == 1
+
+
+async def test_the_failed_registry_lists_a_record_too_deep_to_decode_with_the_reason(
+    pool: PoolRedis, redis_url: str
+) -> None:
+    """A record pool did not write (a hand edit, another producer) nesting an exception 250 deep: ``pool failed
+    list`` shows it with the reason it cannot be read, and the other records, rather than crash."""
+    record = {"f": "noop", "a": [], "k": {}, "t": 1, "et": 0, "s": False, "st": 0, "ft": 0, "q": "default"}
+    deep = msgpack.packb({**record, "r": deep_exception_ext(DEEP), "id": "deep"})
+    await pool.set(KEYS.failed_job("deep"), deep)
+    await pool.zadd(KEYS.failed, {"deep": 2})
+    plain = msgpack.packb({**record, "r": "an error", "id": "plain"})
+    await pool.set(KEYS.failed_job("plain"), plain)
+    await pool.zadd(KEYS.failed, {"plain": 1})
+
+    listed = run_python("-m", "pool", "failed", "list", "tests.apps.poison.WorkerSettings", "--redis", redis_url)
+    assert listed.returncode == 0, (listed.returncode, listed.stderr[-2000:])
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith("deep\t?\tDeserializationError: unable to deserialize job result"), lines
+    assert TOO_DEEP.search(lines[0]), lines
+    assert lines[1] == "plain\tnoop\tstr: an error", lines
+    with pytest.raises(DeserializationError, match=TOO_DEEP.pattern):  # cannot be requeued: the record stays
+        await pool.requeue_failed("deep")
+    assert await pool.exists(KEYS.failed_job("deep"))

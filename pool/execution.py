@@ -371,9 +371,13 @@ class JobThreads:
                     future.set_exception(error)
 
         def target() -> None:
-            value, error = None, None
+            value: Any = None
+            error: BaseException | None = None
             try:
                 value = call()
+            except StopIteration as exc:  # a future refuses it (set_exception raises): it would be lost
+                error = RuntimeError(f"job raised StopIteration: {_safe_str(exc)}")
+                error.__cause__ = exc
             except BaseException as exc:
                 error = exc
             with contextlib.suppress(RuntimeError):  # the loop is closed: the worker stopped, the job was handed back

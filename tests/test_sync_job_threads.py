@@ -67,3 +67,17 @@ async def test_sync_jobs_that_outlive_their_timeout_hold_their_slots_so_threads_
     lingering = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
     assert any("stuck-" in line and "Python cannot kill a thread" in line for line in lingering), lingering
     await wait_for(lambda: not job_threads(), timeout=5, message="the job threads ended")
+
+
+def stops(ctx: dict[str, Any]) -> None:
+    raise StopIteration("no more")
+
+
+async def test_a_sync_job_raising_stop_iteration_fails_at_once(redis: PoolRedis, redis_url: str) -> None:
+    """An asyncio future refuses StopIteration: the job's outcome was dropped and it waited for its timeout."""
+    async with running_worker(redis_url, functions=[func(stops, timeout=30)]):
+        job = await redis.enqueue_job("stops", _job_id="stops")
+        assert job is not None
+        info = await wait_for(lambda: job.result_info(), timeout=3, message="the job's result")
+    assert not info.success and isinstance(info.result, RuntimeError), repr(info.result)
+    assert "StopIteration" in str(info.result) and "no more" in str(info.result)

@@ -26,7 +26,13 @@ import pytest
 from pool import Job, PoolRedis, RedisSettings, create_pool
 from pool.jobs import JobStatus
 from pool.keys import QueueKeys
-from pool.serializers import DeserializationError, SerializationError, msgpack_serializer
+from pool.serializers import (
+    MAX_NESTING,
+    DeserializationError,
+    SerializationError,
+    msgpack_deserializer,
+    msgpack_serializer,
+)
 from pool.utils import now_ms
 from tests.apps.poison import DECODER_KILLER
 from tests.helpers import wait_for
@@ -255,3 +261,16 @@ async def test_the_failed_registry_lists_a_record_too_deep_to_decode_with_the_re
     with pytest.raises(DeserializationError, match=TOO_DEEP.pattern):  # cannot be requeued: the record stays
         await pool.requeue_failed("deep")
     assert await pool.exists(KEYS.failed_job("deep"))
+
+
+def test_values_nested_up_to_the_limit_round_trip_and_one_level_more_is_refused() -> None:
+    deepest = deep_exception(MAX_NESTING - 1)  # MAX_NESTING exceptions in all
+    decoded = msgpack_deserializer(msgpack_serializer({"r": deepest}))["r"]
+    for _ in range(MAX_NESTING - 1):
+        decoded = decoded.args[0]
+    assert decoded.args == ("leaf",)
+    with pytest.raises(SerializationError, match=TOO_DEEP.pattern):
+        msgpack_serializer({"r": deep_exception(MAX_NESTING)})
+    by_hand = msgpack.packb({"r": deep_exception_ext(MAX_NESTING)})  # one level more, bypassing the encoder
+    with pytest.raises(SerializationError, match=TOO_DEEP.pattern):
+        msgpack_deserializer(by_hand)

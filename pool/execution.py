@@ -76,6 +76,7 @@ class JobRunner:
         self.s = settings
         self.aborting: set[str] = set()  # job ids whose cancellation is an abort, not a shutdown
         self.timed_out: set[str] = set()  # job ids cancelled by their timeout
+        self.threads = JobThreads()  # sync jobs' threads, and those still running after their job ended
         self._deadlines = Deadlines(self._time_out)
         self._info = False
         self._write_line: Callable[[str], None] | None = None
@@ -106,6 +107,9 @@ class JobRunner:
         s = self.s
         start_ms = now_ms()
         job_id, attempts = delivery.job_id, delivery.attempts
+        exceeded = self._tries_exceeded(delivery, start_ms)
+        if exceeded is not None:
+            return exceeded
         try:
             data = deserialize_job(delivery.payload, s.deserializer)
         except DeserializationError as exc:
@@ -121,10 +125,10 @@ class JobRunner:
 
         max_tries = function.max_tries or s.max_tries
         ttl_s = _keep_seconds(function, s)
-        if attempts > max_tries:
+        if attempts > max_tries:  # the payload names another function than the hash does (a hand edit)
             logger.warning("%6.2fs ! %s max retries %d exceeded", _since(delivery.score), ref, max_tries)
-            exceeded = JobExecutionFailed(f"max {max_tries} retries exceeded")
-            return self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, exceeded, ttl_s=ttl_s)
+            too_many = JobExecutionFailed(f"max {max_tries} retries exceeded")
+            return self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, too_many, ttl_s=ttl_s)
 
         if delivery.failed_dependency and not data.get("da"):
             logger.warning("job %s: dependency %s failed, not running it", job_id, delivery.failed_dependency)
@@ -156,7 +160,7 @@ class JobRunner:
             if function.is_async:
                 result = await function.coroutine(ctx, *args, **kwargs)
             else:
-                result = await run_in_daemon_thread(functools.partial(function.coroutine, ctx, *args, **kwargs))
+                result = await self.threads.run(functools.partial(function.coroutine, ctx, *args, **kwargs), ref)
             success = True
         except Retry as retry:
             if s.retry_jobs and attempts < max_tries:
@@ -165,7 +169,7 @@ class JobRunner:
                 return Outcome(RETRIED, requeue_at_ms=now_ms() + int(retry.defer_s * 1000))
             logger.warning("%6.2fs ! %s max retries %d exceeded", _since(start_ms), ref, max_tries)
             result = JobExecutionFailed(f"max {max_tries} retries exceeded")
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if job_id in self.timed_out:
                 logger.warning(
                     "%6.2fs ! %s failed, TimeoutError: timed out after %gs", _since(start_ms), ref, timeout_s
@@ -174,6 +178,8 @@ class JobRunner:
             elif job_id in self.aborting:
                 logger.info("%6.2fs ⊘ %s aborted", _since(start_ms), ref)
                 result, aborted = JobAborted("job aborted while running"), True
+            elif not task.cancelling():  # raised by the job itself: the worker did not cancel it
+                result = _raised_base_exception(exc, ref, start_ms)
             elif s.retry_jobs:  # pessimistic execution: run it again; the next pickup enforces max_tries
                 logger.info("%6.2fs ↻ %s cancelled, will be run again", _since(start_ms), ref)
                 return Outcome(HANDED_BACK, requeue_at_ms=0)
@@ -185,6 +191,8 @@ class JobRunner:
         except Exception as exc:
             logger.exception("%6.2fs ! %s failed, %s: %s", _since(start_ms), ref, type(exc).__name__, _safe_str(exc))
             result = exc
+        except BaseException as exc:  # GeneratorExit, KeyboardInterrupt, a job's own BaseException subclass
+            result = _raised_base_exception(exc, ref, start_ms)
         finally:
             delivery.finishing = True
             self.aborting.discard(job_id)
@@ -250,7 +258,23 @@ class JobRunner:
         outcome.callback_id = f"{job_id}:{'on_success' if success else 'on_failure'}"
         outcome.callback_function = name
 
-    def crashed(self, delivery: Delivery, error: Exception) -> Outcome:
+    def _tries_exceeded(self, delivery: Delivery, start_ms: int) -> Outcome | None:
+        """The final failure of a job started more than max_tries times, or None. Checked on the attempt count
+        and function name START returned, before the payload is decoded: a job whose decoding (or anything else)
+        kills its worker must still reach its final failure rather than kill every worker that takes it."""
+        function = self.s.functions.get(delivery.function)
+        max_tries = (function.max_tries if function is not None else None) or self.s.max_tries
+        if delivery.attempts <= max_tries:
+            return None
+        name = delivery.function or "<unknown>"
+        ref = f"{delivery.job_id}:{name}"
+        logger.warning("%6.2fs ! %s max retries %d exceeded", _since(delivery.score), ref, max_tries)
+        exceeded = JobExecutionFailed(f"max {max_tries} retries exceeded")
+        ttl_s = None if function is None else _keep_seconds(function, self.s)
+        enqueue_ms = delivery.score or start_ms  # the payload (with the enqueue time) is not decoded
+        return self._failure(delivery, name, (), {}, enqueue_ms, start_ms, exceeded, ttl_s=ttl_s)
+
+    def crashed(self, delivery: Delivery, error: BaseException) -> Outcome:
         """Something around the job (a hook, logging, encoding) raised: record it as the job's failure rather than
         hand the job back, which could redeliver it forever."""
         now = now_ms()
@@ -298,33 +322,86 @@ class JobRunner:
         return Outcome(FAILED, payload, _ttl_ms(ttl_s))
 
 
-def run_in_daemon_thread(call: Callable[[], Any]) -> asyncio.Future[Any]:
-    """Run a sync job function in a daemon thread of its own (at most max_jobs exist at once).
+class JobThreads:
+    """Runs sync job functions, each in a daemon thread of its own, and counts the threads that outlive their job.
 
-    Not an executor: its threads are joined at interpreter exit, so a sync job (which cannot be cancelled)
-    would hold a stopping worker for as long as it runs. A daemon thread is simply abandoned at exit; the job
-    was handed back and runs again elsewhere (at least once)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
+    Python cannot kill a thread. A sync job cancelled by its timeout (or an abort, or a shutdown) is recorded at
+    once, but its function runs on in its thread. Such a thread keeps holding a slot until it returns: the
+    worker counts ``lingering`` threads against ``max_jobs`` when it fetches, so it never has more than
+    ``max_jobs`` job threads, and a job that never returns makes its worker take fewer jobs rather than pile up
+    threads. (A bounded pool of threads with a queue in front would bound them too, but it would start jobs whose
+    timeout then runs out while they wait for a thread.) A warning names each job whose thread outlived it.
 
-    def settle(value: Any, error: BaseException | None) -> None:
-        if not future.done():
-            if error is None:
-                future.set_result(value)
-            else:
-                future.set_exception(error)
+    Not an executor: its threads are joined at interpreter exit, so a sync job (which cannot be cancelled) would
+    hold a stopping worker for as long as it runs. A daemon thread is simply abandoned at exit; the job was
+    handed back and runs again elsewhere (at least once)."""
 
-    def target() -> None:
-        value, error = None, None
-        try:
-            value = call()
-        except BaseException as exc:
-            error = exc
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the worker stopped, the job was handed back
-            loop.call_soon_threadsafe(settle, value, error)
+    def __init__(self) -> None:
+        self.lingering = 0  # threads still running after their job ended
+        self.on_release: Callable[[], None] = _nothing  # told when a lingering thread returns: a slot is free
 
-    threading.Thread(target=target, name="pool-job", daemon=True).start()
-    return future
+    def run(self, call: Callable[[], Any], ref: str) -> asyncio.Future[Any]:
+        """Start ``call`` in a new thread; the future settles with its outcome (``ref`` names the job in logs)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        returned = outlived = False
+
+        def job_stopped(_: asyncio.Future[Any]) -> None:
+            nonlocal outlived
+            if future.cancelled() and not returned:
+                outlived = True
+                self.lingering += 1
+                logger.warning(
+                    "job %s ended but its thread is still running (Python cannot kill a thread): it holds a slot "
+                    "of this worker until it returns",
+                    ref,
+                )
+
+        def settle(value: Any, error: BaseException | None) -> None:
+            nonlocal returned
+            returned = True
+            if outlived:
+                self.lingering -= 1
+                logger.info("job %s: its thread returned at last, its slot is free", ref)
+                self.on_release()
+            elif not future.done():
+                if error is None:
+                    future.set_result(value)
+                else:
+                    future.set_exception(error)
+
+        def target() -> None:
+            value: Any = None
+            error: BaseException | None = None
+            try:
+                value = call()
+            except StopIteration as exc:  # a future refuses it (set_exception raises): it would be lost
+                error = RuntimeError(f"job raised StopIteration: {_safe_str(exc)}")
+                error.__cause__ = exc
+            except BaseException as exc:
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the worker stopped, the job was handed back
+                loop.call_soon_threadsafe(settle, value, error)
+
+        future.add_done_callback(job_stopped)
+        threading.Thread(target=target, name="pool-job", daemon=True).start()
+        return future
+
+
+def _nothing() -> None:
+    pass
+
+
+def _raised_base_exception(exc: BaseException, ref: str, start_ms: int) -> JobExecutionFailed:
+    """A BaseException the job raised that is not an Exception (nor the worker's own cancellation): that job's
+    failure, like any exception, so the job reaches a final state and frees its slot. It is recorded as a
+    JobExecutionFailed naming it (its traceback kept): rebuilt as itself, ``Job.result()`` would raise a
+    KeyboardInterrupt or GeneratorExit into the client's process; escaping the task, a KeyboardInterrupt would
+    stop the worker's event loop."""
+    logger.error("%6.2fs ! %s failed, %s: %s", _since(start_ms), ref, type(exc).__name__, _safe_str(exc), exc_info=exc)
+    failure = JobExecutionFailed(f"{type(exc).__name__}: {_safe_str(exc)}")
+    failure.__cause__ = exc
+    return failure.with_traceback(exc.__traceback__)
 
 
 def _traceback(error: Any) -> str | None:

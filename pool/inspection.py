@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .jobs import JobResult, JobStatus, deserialize_result, status_of_state
+from .jobs import (
+    UNREADABLE,
+    DeserializationError,
+    JobResult,
+    JobStatus,
+    deserialize_result,
+    status_of_state,
+    unreadable_result,
+)
 from .keys import CONSUMER_GROUP
 from .queue import RedisQueue
 from .utils import now_ms
@@ -185,7 +193,12 @@ async def failed_jobs(redis: Any, queue_name: str | None = None) -> list[JobResu
 async def failed_job(redis: Any, job_id: str, queue_name: str | None = None) -> JobResult | None:
     """A failed job's record: function, arguments, the exception and its traceback."""
     payload = await redis.get(_queue(redis, queue_name).keys.failed_job(job_id))
-    return None if payload is None else deserialize_result(payload, redis.job_deserializer)
+    if payload is None:
+        return None
+    try:
+        return deserialize_result(payload, redis.job_deserializer)
+    except DeserializationError as exc:  # a record pool did not write: listed with the reason, not a crash
+        return unreadable_result(job_id, exc)
 
 
 async def requeue_failed(redis: Any, job_id: str, queue_name: str | None = None) -> bool:
@@ -194,6 +207,8 @@ async def requeue_failed(redis: Any, job_id: str, queue_name: str | None = None)
     record = await failed_job(redis, job_id, queue_name)
     if record is None:
         return False
+    if record.function == UNREADABLE and isinstance(record.result, DeserializationError):
+        raise record.result  # its function and arguments cannot be read: keep the record, say why
     await redis.delete(queue.keys.result(job_id), queue.keys.failed_job(job_id))
     await redis.zrem(queue.keys.failed, job_id)
     job = await redis.enqueue_job(

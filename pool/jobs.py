@@ -209,6 +209,25 @@ def deserialize_result(payload: bytes, deserializer: Deserializer | None) -> Job
     )
 
 
+UNREADABLE = "?"  # the function name of a result that could not be decoded (``unreadable_result``)
+
+
+def unreadable_result(job_id: str, error: DeserializationError) -> JobResult:
+    """Stands in for a stored result that cannot be decoded (written by something else than pool, or nested too
+    deep), so that listing many records shows this one with the reason rather than fail on it."""
+    return JobResult(
+        function=UNREADABLE,
+        args=(),
+        kwargs={},
+        job_try=0,
+        enqueue_time=ms_to_datetime(0),
+        score=None,
+        success=False,
+        result=error,
+        job_id=job_id,
+    )
+
+
 class Job:
     """A handle on a job id: ask its status, definition and result, or abort it."""
 

@@ -38,6 +38,7 @@ class Delivery:
     attempts: int = 0
     score: int = 0
     failed_dependency: str = ""  # set when a job it depends on failed for good
+    function: str = ""  # the job's function name, from its hash: max_tries is checked before decoding the payload
     finishing: bool = False  # the job function has returned: never cancel it now, its result must be written
 
 
@@ -504,4 +505,5 @@ def _sort_started(delivery: Delivery, item: Any, started: list[Delivery], expire
     elif item and item != b"parked":
         delivery.payload, delivery.attempts, delivery.score = item[0], int(item[1]), int(item[2] or 0)
         delivery.failed_dependency = _text(item[3])
+        delivery.function = _text(item[4])
         started.append(delivery)

@@ -259,7 +259,7 @@ local function start_one(prefix, group, consumer, stream, entry_id, job_id, limi
       redis.call('HSET', job, 's', 'r', 'e', marker, 't', attempts)
       redis.call('PERSIST', job)
     end
-    return {f[1], attempts, f[2], f[6] or ''}
+    return {f[1], attempts, f[2], f[6] or '', f[7] or ''}
   elseif redis.call('EXISTS', prefix .. 'result:' .. job_id) == 0 then
     return 'expired'
   end
@@ -287,9 +287,10 @@ START = (
 -- attempt again; a reclaim by another consumer does) and lifts the hash's TTL (_expires bounds the wait to
 -- start, not the run). A job of a function at its max_concurrency is parked instead (entry acked here).
 -- An entry no longer pending for this consumer is skipped (false): a replay after the entry was parked.
--- Returns per triple {payload, attempts, score, failed_dependency or ''}; 'parked'; 'expired' when the hash
--- is gone and no result exists (the worker records that, acking the entry); false when a result exists
--- (aborted before it started): the entry is acked and deleted here.
+-- Returns per triple {payload, attempts, score, failed_dependency or '', function name} (the name lets the
+-- worker check max_tries before decoding the payload); 'parked'; 'expired' when the hash is gone and no result
+-- exists (the worker records that, acking the entry); false when a result exists (aborted before it started):
+-- the entry is acked and deleted here.
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local limits, first = read_limits(4)
 local out = {}

@@ -8,16 +8,25 @@ The msgpack encoding keeps the common Python types a job passes around (datetime
 Decimals, sets, bytes) and exceptions. An exception is rebuilt on read only as an instance of a class that is
 already imported in the reading process; otherwise it comes back as ``JobExecutionFailed`` with the original type
 name and message. No module is ever imported because the data names it.
+
+Nesting through the extension types is bounded (``MAX_NESTING``) both ways. An exception (or set) is packed as
+its own msgpack document inside its parent's, so decoding one nested in another runs msgpack's C unpacker inside
+itself, with a large C frame each time: a few hundred levels (an exception wrapping an exception ... 6 KB of
+data) overflow the C stack and kill the process before Python's recursion limit can stop it: ~200 levels on an
+8 MiB main thread, ~40 on a 512 KiB thread (macOS's default for threads); 16 leaves a wide margin. Encoding a deeper
+value raises ``NestingTooDeep`` (the enqueue is refused, or the result is recorded as unserializable); decoding
+one raises it before going a level too far (that job fails with the reason).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import msgpack
@@ -34,11 +43,17 @@ class DeserializationError(SerializationError):
     """Stored bytes could not be decoded: the job fails with this error and the worker goes on."""
 
 
+class NestingTooDeep(SerializationError):
+    """A value nests exceptions or sets deeper than ``MAX_NESTING``: refused when encoding and when decoding."""
+
+
 class JobExecutionFailed(RuntimeError):
     """Stands in for a job's exception whose class is not importable (or not rebuildable) in this process."""
 
 
 _packers = threading.local()  # msgpack_serializer's Packer, one per thread
+_nesting = threading.local()  # how many extension values deep the current encode / decode is, per thread
+MAX_NESTING = 16  # exceptions / sets inside one another: see the module docstring
 _PACKER_KEEP_BYTES = 1 << 20  # a Packer that packed more than this is dropped (its buffer keeps its size)
 
 _EXT_EXCEPTION = 1
@@ -49,6 +64,19 @@ _EXT_UUID = 5
 _EXT_DECIMAL = 6
 _EXT_SET = 7
 _EXT_TIME = 8
+
+
+@contextlib.contextmanager
+def _nested() -> Iterator[None]:
+    """One level deeper into extension values (a nested pack or unpack call); raise past MAX_NESTING."""
+    depth = getattr(_nesting, "depth", 0)
+    if depth >= MAX_NESTING:
+        raise NestingTooDeep(f"value nested more than {MAX_NESTING} levels deep (exceptions or sets)")
+    _nesting.depth = depth + 1
+    try:
+        yield
+    finally:
+        _nesting.depth = depth
 
 
 def _encode_exception(exc: BaseException) -> bytes:
@@ -77,7 +105,8 @@ def _decode_exception(data: bytes) -> BaseException:
 
 def _default(obj: Any) -> msgpack.ExtType:
     if isinstance(obj, BaseException):
-        return msgpack.ExtType(_EXT_EXCEPTION, _encode_exception(obj))
+        with _nested():
+            return msgpack.ExtType(_EXT_EXCEPTION, _encode_exception(obj))
     if isinstance(obj, dt.datetime):
         return msgpack.ExtType(_EXT_DATETIME, obj.isoformat().encode())
     if isinstance(obj, dt.date):
@@ -91,13 +120,15 @@ def _default(obj: Any) -> msgpack.ExtType:
     if isinstance(obj, decimal.Decimal):
         return msgpack.ExtType(_EXT_DECIMAL, str(obj).encode())
     if isinstance(obj, (set, frozenset)):
-        return msgpack.ExtType(_EXT_SET, msgpack.packb(list(obj), default=_default, use_bin_type=True))
+        with _nested():
+            return msgpack.ExtType(_EXT_SET, msgpack.packb(list(obj), default=_default, use_bin_type=True))
     raise TypeError(f"cannot serialize object of type {type(obj).__qualname__}")
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == _EXT_EXCEPTION:
-        return _decode_exception(data)
+        with _nested():
+            return _decode_exception(data)
     if code == _EXT_DATETIME:
         return dt.datetime.fromisoformat(data.decode())
     if code == _EXT_DATE:
@@ -112,7 +143,8 @@ def _ext_hook(code: int, data: bytes) -> Any:
     if code == _EXT_DECIMAL:
         return decimal.Decimal(data.decode())
     if code == _EXT_SET:
-        return set(msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False))
+        with _nested():
+            return set(msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False))
     return msgpack.ExtType(code, data)
 
 

@@ -192,6 +192,7 @@ class Worker:
         self._running: dict[str, tuple[Delivery, asyncio.Task[None]]] = {}
         self._slot_free = asyncio.Event()
         self._schedule_changed = asyncio.Event()  # set when this worker defers a job: re-plan the next wake
+        self.runner.threads.on_release = self._slot_free.set  # a thread that outlived its job returned
         self._stopping = False
         self._stop_requested: asyncio.Event | None = None
         self._force_stop = False
@@ -369,7 +370,7 @@ class Worker:
         # docs/performance.md). An idle worker fetches at once, so pickup latency is unchanged.
         quarter = max(1, self.max_jobs // 4)
         while not self._stopping:
-            free = self.max_jobs - len(self._running)
+            free = self._free_slots()
             if free <= 0 or (free < quarter and self._running):
                 self._slot_free.clear()
                 await self._slot_free.wait()
@@ -397,6 +398,11 @@ class Worker:
                 _raise_if_fatal(exc)
                 logger.warning("fetching jobs failed (%s), retrying", exc)
                 await asyncio.sleep(0.5)
+
+    def _free_slots(self) -> int:
+        """Slots for new jobs: max_jobs less the running jobs and the sync jobs' threads that outlived their job
+        (they still run: see JobThreads), so a worker never has more than max_jobs job threads."""
+        return self.max_jobs - len(self._running) - self.runner.threads.lingering
 
     def _fetch_order(self) -> tuple[int, ...]:
         """Highest priority first, except one fetch in STARVATION_GUARD, which serves a lower priority first
@@ -450,7 +456,7 @@ class Worker:
             # cancelled inside a hook (shutdown): leave it pending; close() hands it back
             self._release(delivery)
             raise
-        except Exception as exc:
+        except BaseException as exc:  # any other BaseException too: the job must reach a final state
             logger.exception("job %s: unexpected error around the job; recorded as its failure", delivery.job_id)
             outcome = self.runner.crashed(delivery, exc)
         try:
@@ -546,7 +552,7 @@ class Worker:
                 last_ok = now
                 if beats % 60 == 0:
                     await self.queue.prune_consumers(max(min_idle_ms * 20, 60_000))
-                free = self.max_jobs - len(self._running)
+                free = self._free_slots()
                 if free > 0 and not self._stopping and now >= reclaim_after:
                     claimed = await self.queue.reclaim(self.worker_id, min_idle_ms, free)
                     if claimed:

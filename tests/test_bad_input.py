@@ -488,8 +488,8 @@ async def test_sys_exit_in_a_job_fails_that_job_and_the_lone_worker_goes_on(
 
     Suggested fix (pool/execution.py JobRunner.run): ``except (Exception, SystemExit) as exc:`` (or a separate
     ``except SystemExit`` recording ``JobExecutionFailed(f"job called sys.exit({exc.code!r})")``), so a job's
-    SystemExit never reaches the event loop. KeyboardInterrupt can stay uncaught: pool's signal handling never
-    raises it inside a job."""
+    SystemExit never reaches the event loop. (A KeyboardInterrupt or other BaseException a job raises is its
+    failure too: test_poison_jobs.py.)"""
     (tmp_path / "exitapp.py").write_text(EXIT_APP)
     worker = background("worker", "exitapp.WorkerSettings", "--redis", redis_url)
     exiter = await redis.enqueue_job("exiter", "sys.exit", _job_id="exiter")

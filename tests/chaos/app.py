@@ -10,7 +10,11 @@
    execution (``RPUSH chaos:execs "<job_id> <try> <nonce>"``): an execution is recorded if and only if its
    side effect happened;
 4. by ``kind``: ``ok`` returns ``index``; ``retry`` raises ``Retry`` on its first execution (the one whose
-   HINCRBY returned 1) and returns ``index`` after; ``fail`` raises ``DesignedFailure`` (not retried).
+   HINCRBY returned 1) and returns ``index`` after; ``fail`` raises ``DesignedFailure`` (not retried);
+   ``interrupt`` (a poison job) raises ``KeyboardInterrupt``, which must fail that job, not stop its worker.
+
+Poison jobs of kind ``deep`` never run ``work``: the run replaces their payload with ``deep_payload(index)``,
+a value nested so deep that msgpack's decoder used to crash the worker; they must fail with the reason.
 
 A Redis error inside a job (Redis is restarting) becomes ``Retry(defer=0.5)``: the app's own retry policy, as a
 real app would have. The cron job ``tick`` runs every second and records itself in the same way under its job id
@@ -23,6 +27,7 @@ import asyncio
 from typing import Any
 from uuid import uuid4
 
+import msgpack
 from redis.exceptions import RedisError
 
 from pool import Retry, cron
@@ -61,7 +66,20 @@ async def work(ctx: dict[str, Any], index: int, kind: str, ms: int) -> int:
         raise Retry(defer=0.1)
     if kind == "fail":
         raise DesignedFailure(f"designed failure {index}")
+    if kind == "interrupt":
+        raise KeyboardInterrupt(f"poison {index}")
     return index
+
+
+def deep_payload(index: int, enqueue_ms: int, depth: int = 250) -> bytes:
+    """The payload of ``work(<an exception wrapping an exception ... depth deep>)``, built by hand as pool's
+    exception extension (type 1) so that no encoder's depth check stops it: what a producer without pool's
+    checks could write. Decoding it used to segfault the worker at ~200 levels."""
+    data = msgpack.packb(["builtins", "ValueError", msgpack.packb([f"poison {index}"]), "leaf"])
+    for _ in range(depth):
+        data = msgpack.packb(["builtins", "ValueError", msgpack.packb([msgpack.ExtType(1, data)]), "wrapper"])
+    job = {"f": "work", "a": [index, "deep", 0, msgpack.ExtType(1, data)], "k": {}, "et": enqueue_ms}
+    return bytes(msgpack.packb(job, use_bin_type=True))
 
 
 async def pure(ctx: dict[str, Any], index: int, ms: int) -> int:

@@ -12,7 +12,10 @@ What it does:
 2. enqueues the jobs: 40 % at once, 30 % deferred over the chaos window, 30 % trickled in during it (the
    trickle keeps enqueueing through the Redis restart, retrying on connection errors, so its ids are explicit).
    Job ``i`` is ``work(i, kind, ms)``: ``kind`` is ``retry`` (raises Retry once) when i % 20 == 7, ``fail``
-   (fails for good) when i % 25 == 11, else ``ok``; ``ms`` is 0-200. A third of the bulk jobs have an explicit
+   (fails for good) when i % 25 == 11, else ``ok``; ``ms`` is 0-200. Poison jobs: ``interrupt`` (raises
+   KeyboardInterrupt) when i % 250 == 53, and ``deep`` when i % 250 == 153: a deferred bulk job whose payload is
+   then replaced with one nested too deep to decode (tests/chaos/app.py ``deep_payload``). Each must end failed
+   with its reason (``deep`` never runs), and the workers must live on. A third of the bulk jobs have an explicit
    unique ``_job_id`` that is enqueued a second time (which must be refused); the other bulk jobs get ids
    from ``enqueue_job``. The run keeps every job id, so the checker knows what each job must end as;
 3. for ``--seconds S``: kill -9 a random child of the supervisor every second; at 15 % of S ``pool reload``
@@ -24,7 +27,8 @@ What it does:
    leader resumes from the last tick enqueued, which would catch a dropped tick up and hide it.)
 4. waits (up to ``--deadline``) until every job has a result, stops the supervisor (``pool stop``) and checks:
    - every job has its final result as designed (``ok``/``retry`` complete with their index, ``fail`` failed
-     with DesignedFailure), ``lost=0`` (no result and no trace in Redis) and nothing left unfinished;
+     with DesignedFailure, poison jobs failed with their reason: ``poison`` counts those that did),
+     ``lost=0`` (no result and no trace in Redis) and nothing left unfinished;
    - unique ids: every second enqueue of an explicit ``_job_id`` was refused;
    - no attempt ran beyond ``max_tries`` (``max_try`` is the highest ``job_try`` any job started with);
    - no job ran twice with the same ``job_try`` (two deliveries of one attempt: the job is duplicated);
@@ -76,6 +80,8 @@ from redis.exceptions import RedisError
 from pool import PoolRedis, RedisSettings, create_pool
 from pool.jobs import deserialize_result
 from pool.keys import QueueKeys
+from pool.serializers import JobExecutionFailed, SerializationError
+from pool.utils import now_ms
 from tests.chaos import app
 from tests.helpers import wait_for
 from tests.redis_server import RedisServer
@@ -84,6 +90,7 @@ REPO = Path(__file__).resolve().parents[2]
 SETTINGS = "tests.chaos.app.WorkerSettings"
 KEYS = QueueKeys("default")
 CHUNK = 500
+POISON = {53: "interrupt", 153: "deep"}  # i % 250 -> the kind of poison job i is
 
 
 # --- the plan: which jobs, and what each must end as -------------------------------------------------------------
@@ -92,7 +99,7 @@ CHUNK = 500
 @dataclass
 class JobPlan:
     index: int
-    kind: str  # ok | retry | fail
+    kind: str  # ok | retry | fail, or a poison job: interrupt | deep
     ms: int
     phase: str  # bulk | trickle
     defer_s: float = 0.0  # bulk jobs: deferred by this much
@@ -102,17 +109,19 @@ class JobPlan:
 
     @property
     def expected_executions(self) -> int:
-        return 2 if self.kind == "retry" else 1
+        return {"retry": 2, "deep": 0}.get(self.kind, 1)
 
 
 def make_plan(jobs: int, seconds: float, seed: int) -> list[JobPlan]:
     rng = random.Random(seed)
     plan = []
     for i in range(jobs):
-        kind = "retry" if i % 20 == 7 else "fail" if i % 25 == 11 else "ok"
+        kind = "retry" if i % 20 == 7 else "fail" if i % 25 == 11 else POISON.get(i % 250, "ok")
         job = JobPlan(i, kind, rng.randint(0, 200), "bulk")
         roll = rng.random()
-        if roll < 0.4:
+        if kind == "deep":  # deferred, so that its payload is replaced before any worker can take it
+            job.defer_s = round(rng.uniform(1.0, max(1.0, 0.9 * seconds)), 3)
+        elif roll < 0.4:
             pass
         elif roll < 0.7:
             job.defer_s = round(rng.uniform(0.5, 0.9 * seconds), 3)
@@ -240,6 +249,8 @@ class Run:
                 self.problems.append(f"bulk job {job.index} ({job.explicit_id}) was refused")
                 return
             job.job_id = handle.job_id
+            if job.kind == "deep":  # still deferred (by 1 s or more): no worker has read its payload yet
+                await client.hset(KEYS.job(job.job_id), "d", app.deep_payload(job.index, now_ms()))
             if job.explicit_id is not None:
                 again = await client.enqueue_job("work", job.index, job.kind, job.ms, _job_id=job.explicit_id)
                 if again is None:
@@ -469,6 +480,13 @@ async def count_done(client: PoolRedis, job_ids: list[str]) -> int:
 # --- the checks -------------------------------------------------------------------------------------------------------
 
 
+def poisoned_as_designed(job: JobPlan, error: Any) -> bool:
+    """A poison job's failure says why: the KeyboardInterrupt it raised, or the nesting its payload exceeded."""
+    if job.kind == "interrupt":
+        return isinstance(error, JobExecutionFailed) and f"KeyboardInterrupt: poison {job.index}" in str(error)
+    return isinstance(error, SerializationError) and "nested more than" in str(error)
+
+
 def parse_records(raw: list[bytes]) -> dict[str, list[tuple[int, str]]]:
     """``"<job_id> <try> <nonce>"`` records -> job_id -> [(try, nonce)], a nonce seen twice kept once."""
     seen: set[bytes] = set()
@@ -500,7 +518,7 @@ async def check(run: Run, client: PoolRedis, elapsed_until_done: float) -> tuple
     raw_effects: dict[Any, Any] = await client.hgetall(app.EFFECTS)
     effects = {k.decode(): int(v) for k, v in raw_effects.items()}
 
-    complete = failed = lost = unfinished = wrong = 0
+    complete = failed = lost = unfinished = wrong = poison = 0
     duplicate_runs = 0
     examples: dict[str, list[str]] = defaultdict(list)
     for job in plan:
@@ -521,6 +539,9 @@ async def check(run: Run, client: PoolRedis, elapsed_until_done: float) -> tuple
             failed += 1
         if job.kind in ("ok", "retry"):
             as_designed = result.success and result.result == job.index
+        elif job.kind in POISON.values():
+            as_designed = not result.success and poisoned_as_designed(job, result.result)
+            poison += as_designed
         else:
             as_designed = (
                 not result.success
@@ -531,7 +552,7 @@ async def check(run: Run, client: PoolRedis, elapsed_until_done: float) -> tuple
             wrong += 1
             examples["not as designed"].append(f"{job.job_id} ({job.kind}): {result.success} {result.result!r}")
         runs = len(execs.get(job.job_id, []))
-        if runs == 0:
+        if runs == 0 and job.expected_executions:
             wrong += 1
             examples["finished without its side effect"].append(job.job_id)
         duplicate_runs += max(runs - job.expected_executions, 0)
@@ -591,6 +612,7 @@ async def check(run: Run, client: PoolRedis, elapsed_until_done: float) -> tuple
         "failed": failed,
         "lost": lost,
         "duplicate_runs": duplicate_runs,
+        "poison": f"{poison}/{sum(job.kind in POISON.values() for job in plan)}",
         "max_try": max_try,
         "elapsed": f"{time.monotonic() - run.started:.1f}s",
         "unfinished": unfinished,
@@ -654,8 +676,10 @@ async def main_async(args: argparse.Namespace) -> int:
         await run.stop_supervisor()
         stats, problems = await check(run, client, done_after)
         logs = "".join(sup.log() for sup in run.sups)
-        # every `fail` job logs its DesignedFailure with a traceback: count the others
-        stats["other_tracebacks"] = logs.count("Traceback") - logs.count("\ntests.chaos.app.DesignedFailure: ")
+        # every `fail` job logs its DesignedFailure with a traceback, every `interrupt` job its KeyboardInterrupt:
+        # count the others
+        designed = logs.count("\ntests.chaos.app.DesignedFailure: ") + logs.count("\nKeyboardInterrupt: poison ")
+        stats["other_tracebacks"] = logs.count("Traceback") - designed
         stats["no_child_to_kill"] = run.events["no_child_to_kill"]
         if run.events["no_child_to_kill"]:
             print(

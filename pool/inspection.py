@@ -187,14 +187,16 @@ async def failed_jobs(redis: Any, queue_name: str | None = None) -> list[JobResu
     payloads: list[bytes | None] = []
     for start in range(0, len(ids), 1000):
         payloads += await redis.mget([queue.keys.failed_job(i) for i in ids[start : start + 1000]])
-    return [deserialize_result(p, redis.job_deserializer) for p in payloads if p is not None]
+    return [_read_record(redis, i, p) for i, p in zip(ids, payloads, strict=True) if p is not None]
 
 
 async def failed_job(redis: Any, job_id: str, queue_name: str | None = None) -> JobResult | None:
     """A failed job's record: function, arguments, the exception and its traceback."""
     payload = await redis.get(_queue(redis, queue_name).keys.failed_job(job_id))
-    if payload is None:
-        return None
+    return None if payload is None else _read_record(redis, job_id, payload)
+
+
+def _read_record(redis: Any, job_id: str, payload: bytes) -> JobResult:
     try:
         return deserialize_result(payload, redis.job_deserializer)
     except DeserializationError as exc:  # a record pool did not write: listed with the reason, not a crash

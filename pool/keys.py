@@ -95,6 +95,10 @@ class QueueKeys:
     def result(self, job_id: str) -> str:
         return f"{self.prefix}result:{job_id}"
 
+    def nonce(self, job_id: str) -> str:
+        """The nonce of the ENQUEUE call that created the job, kept a minute so a replay of it is recognised."""
+        return f"{self.prefix}nonce:{job_id}"
+
     def notify(self, job_id: str) -> str:
         """List a waiter BLPOPs on; pushed to by completion only when a waiter registered."""
         return f"{self.prefix}notify:{job_id}"

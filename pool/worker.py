@@ -413,7 +413,12 @@ class Worker:
     async def _start(self, deliveries: list[Delivery]) -> None:
         if self._stopping:
             return  # shutting down: leave them pending, close() hands them back
-        started, expired = await self.queue.start(self.worker_id, deliveries, self._limits)
+        # retried while Redis is busy or restarting: the entries are ours now, and given up they would wait for a
+        # reclaim (3 heartbeats) to run
+        start = self.queue.start
+        started, expired = await retrying(
+            lambda: start(self.worker_id, deliveries, self._limits), f"starting {len(deliveries)} jobs"
+        )
         await self._launch(started, expired)
 
     async def _launch(self, started: list[Delivery], expired: list[Delivery]) -> None:

@@ -1,0 +1,96 @@
+"""Redis answers BUSY to every other client while a slow Lua script runs (past ``busy-reply-threshold``), LOADING
+while it loads its data, TRYAGAIN / MASTERDOWN / CLUSTERDOWN while a cluster or replica settles. None of these ran
+the command: the worker retries them with backoff like a lost connection, so a job whose result meets one is not
+given up (to run again later) but recorded once the server answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    ResponseError,
+    TryAgainError,
+)
+
+from pool import RedisSettings, create_pool
+from pool.batcher import transient
+from pool.keys import QueueKeys
+from tests.helpers import wait_for
+from tests.redis_server import RedisServer
+from tests.worker_utils import running_worker
+
+KEYS = QueueKeys("default")
+JOBS = 300
+BUSY_MS = 2500
+
+# Another client's script that keeps Redis busy for ARGV[1] ms (TIME is allowed: scripts replicate effects).
+BUSY_SCRIPT = """
+local t = redis.call('TIME')
+local until_us = t[1] * 1000000 + t[2] + tonumber(ARGV[1]) * 1000
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= until_us
+return 1
+"""
+
+runs: Counter[str] = Counter()
+
+
+async def work(ctx: dict[str, Any], ms: int) -> int:
+    runs[ctx["job_id"]] += 1  # counted in this process: the job's own Redis commands would meet BUSY too
+    await asyncio.sleep(ms / 1000)
+    return ms
+
+
+async def test_a_busy_script_on_the_server_does_not_make_any_job_run_twice(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    server = redis_server_factory(config={"busy-reply-threshold": "50"})
+    runs.clear()
+    client = await create_pool(RedisSettings.from_dsn(server.url))
+    busy_client = redis.asyncio.Redis.from_url(server.url)
+    try:
+        await client.enqueue_many(client.prepare("work", 20 + i % 60, _job_id=f"j{i}") for i in range(JOBS))
+        async with running_worker(server.url, functions=[work], max_jobs=10, heartbeat_interval=0.2, poll_delay=0.1):
+            await wait_for(lambda: len(runs) >= 30, timeout=10, message="30 jobs started")
+            # jobs finish (and write their results) all through the busy period
+            assert await busy_client.eval(BUSY_SCRIPT, 0, BUSY_MS) == 1
+            results = await wait_for(lambda: _results(client), timeout=20, message=f"{JOBS} results")
+        assert results == JOBS
+        twice = {job_id: n for job_id, n in runs.items() if n > 1}
+        assert not twice, f"{len(twice)} jobs ran more than once: {sorted(twice)[:10]}"
+        assert len(runs) == JOBS
+    finally:
+        await busy_client.aclose()
+        await client.aclose()
+
+
+async def _results(client: Any) -> int:
+    count = sum([await client.exists(KEYS.result(f"j{i}")) for i in range(JOBS)])
+    return count if count == JOBS else 0
+
+
+def test_only_replies_that_mean_the_command_did_not_run_yet_count_as_transient() -> None:
+    for error in (
+        ResponseError("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."),
+        BusyLoadingError("Redis is loading the dataset in memory"),
+        TryAgainError("Multiple keys request during rehashing of slot"),
+        MasterDownError("Link with MASTER is down and replica-serve-stale-data is set to 'no'."),
+        ClusterDownError("The cluster is down"),
+        ResponseError("Command # 1 (XCLAIM s g c 0 1-1) of pipeline caused error: ('BUSY Redis is busy running',)"),
+        ConnectionError("lost"),
+    ):
+        assert transient(error), error
+    for error in (
+        ResponseError("BUSYGROUP Consumer Group name already exists"),
+        ResponseError("ERR Error running script"),
+        ResponseError("NOGROUP No such key"),
+        ResponseError("Command # 1 (XCLAIM s g c 0 1-1) of pipeline caused error: ('NOGROUP No such key',)"),
+        ValueError("x"),
+    ):
+        assert not transient(error), error

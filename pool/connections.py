@@ -35,6 +35,7 @@ from .jobs import Job, JobDef, JobResult, JobStatus, check_job_size, deserialize
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
 from .lane import Lane, ScriptCall
 from .queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for, scripts_for
+from .retries import transient
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
 from .utils import datetime_to_ms, ms_to_datetime, now_ms, to_ms
@@ -633,6 +634,18 @@ async def create_pool(
 
 
 async def _first_ping(pool: PoolRedis, settings: RedisSettings) -> None:
+    """``_ping``; a reply saying Redis cannot answer for now (BUSY while another client's script runs, and the
+    like: ``transient``) is raised as a ConnectionError, so ``create_pool`` retries it like a refused connection
+    rather than give up at once (a worker starting just then would fail to boot)."""
+    try:
+        await _ping(pool, settings)
+    except ResponseError as exc:
+        if transient(exc):
+            raise ConnectionError(str(exc)) from exc
+        raise
+
+
+async def _ping(pool: PoolRedis, settings: RedisSettings) -> None:
     """PING; a TLS handshake still pending after ``conn_timeout`` is checked for a plain-text server at once,
     rather than after redis-py's retries have each timed out."""
     if not settings.ssl:

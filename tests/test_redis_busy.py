@@ -20,23 +20,15 @@ from redis.exceptions import (
 )
 
 from pool import RedisSettings, create_pool
-from pool.batcher import transient
 from pool.keys import QueueKeys
-from tests.helpers import wait_for
+from pool.retries import transient
+from tests.helpers import BUSY_SCRIPT, wait_for
 from tests.redis_server import RedisServer
 from tests.worker_utils import running_worker
 
 KEYS = QueueKeys("default")
 JOBS = 300
 BUSY_MS = 2500
-
-# Another client's script that keeps Redis busy for ARGV[1] ms (TIME is allowed: scripts replicate effects).
-BUSY_SCRIPT = """
-local t = redis.call('TIME')
-local until_us = t[1] * 1000000 + t[2] + tonumber(ARGV[1]) * 1000
-repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= until_us
-return 1
-"""
 
 runs: Counter[str] = Counter()
 
@@ -50,7 +42,7 @@ async def work(ctx: dict[str, Any], ms: int) -> int:
 async def test_a_busy_script_on_the_server_does_not_make_any_job_run_twice(
     redis_server_factory: Callable[..., RedisServer],
 ) -> None:
-    server = redis_server_factory(config={"busy-reply-threshold": "50"})
+    server = redis_server_factory(config={"lua-time-limit": "50"})
     runs.clear()
     client = await create_pool(RedisSettings.from_dsn(server.url))
     busy_client = redis.asyncio.Redis.from_url(server.url)
@@ -94,3 +86,36 @@ def test_only_replies_that_mean_the_command_did_not_run_yet_count_as_transient()
         ValueError("x"),
     ):
         assert not transient(error), error
+
+
+async def test_a_worker_starting_while_redis_is_busy_waits_for_it_and_then_serves(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """Under the supervisor, a worker that fails to boot five times in a row stops the whole supervisor: a busy
+    period while workers are (re)started must not count as a failure."""
+    server = redis_server_factory(config={"lua-time-limit": "50"})
+    runs.clear()
+    client = await create_pool(RedisSettings.from_dsn(server.url))
+    busy_client = redis.asyncio.Redis.from_url(server.url)
+    probe = redis.asyncio.Redis.from_url(server.url)
+    try:
+        await client.enqueue_job("work", 1, _job_id="after-busy")
+        busy = asyncio.create_task(busy_client.eval(BUSY_SCRIPT, 0, 1500))
+        await wait_for(lambda: _answers_busy(probe), message="Redis answering BUSY")
+        async with running_worker(server.url, functions=[work], poll_delay=0.1) as worker:
+            await wait_for(lambda: worker._queue is not None, timeout=10, message="the worker started")
+            assert await busy == 1
+            await wait_for(lambda: client.exists(KEYS.result("after-busy")), message="the job ran")
+        assert runs == {"after-busy": 1}
+    finally:
+        await probe.aclose()
+        await busy_client.aclose()
+        await client.aclose()
+
+
+async def _answers_busy(client: Any) -> bool:
+    try:
+        await client.ping()
+    except ResponseError as exc:
+        return str(exc).startswith("BUSY ")
+    return False

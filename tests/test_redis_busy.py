@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio
@@ -24,6 +25,7 @@ from pool.keys import QueueKeys
 from pool.retries import transient
 from tests.helpers import BUSY_SCRIPT, wait_for
 from tests.redis_server import RedisServer
+from tests.supervisor_utils import Supervisor
 from tests.worker_utils import running_worker
 
 KEYS = QueueKeys("default")
@@ -119,3 +121,25 @@ async def _answers_busy(client: Any) -> bool:
     except ResponseError as exc:
         return str(exc).startswith("BUSY ")
     return False
+
+
+async def test_pool_start_while_redis_is_busy_waits_for_it_rather_than_exit(
+    redis_server_factory: Callable[..., RedisServer], tmp_path: Path
+) -> None:
+    """``pool start`` checks Redis before forking; BUSY there is no refusal (a missing ACL permission is)."""
+    server = redis_server_factory(config={"lua-time-limit": "50"})
+    busy_client = redis.asyncio.Redis.from_url(server.url)
+    probe = redis.asyncio.Redis.from_url(server.url)
+    supervisor: Supervisor | None = None
+    try:
+        busy = asyncio.create_task(busy_client.eval(BUSY_SCRIPT, 0, 2000))
+        await wait_for(lambda: _answers_busy(probe), message="Redis answering BUSY")
+        supervisor = Supervisor(tmp_path, "sup", server.url, "tests.chaos.app.FaultSettings", "--procs", "1")
+        assert await busy == 1
+        await asyncio.to_thread(supervisor.wait_ready, 1)
+        assert "BUSY" in supervisor.log  # it did meet the busy period, and waited
+    finally:
+        if supervisor is not None:
+            supervisor.kill_all()
+        await probe.aclose()
+        await busy_client.aclose()

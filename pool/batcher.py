@@ -9,17 +9,9 @@ the jobs stay in the pending list meanwhile, so a crash here loses nothing (they
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-from redis.exceptions import ConnectionError, TimeoutError
 
 from .queue import Completion, RedisQueue
-
-logger = logging.getLogger("pool.worker")
-
-T = TypeVar("T")
+from .retries import retrying
 
 
 class CompletionBatcher:
@@ -63,20 +55,6 @@ class CompletionBatcher:
 
     async def _write_with_retry(self, batch: list[Completion]) -> None:
         await retrying(lambda: self._queue.complete(batch), f"writing {len(batch)} results")
-
-
-async def retrying(call: Callable[[], Awaitable[T]], what: str) -> T:
-    """Run ``call`` until Redis answers: connection errors (a restart, or Redis still loading its data) are
-    retried with backoff, other errors raised. The job concerned stays pending meanwhile, so stopping the
-    worker instead loses nothing."""
-    delay = 0.05
-    while True:
-        try:
-            return await call()
-        except (ConnectionError, TimeoutError, OSError) as exc:  # BusyLoadingError is a ConnectionError
-            logger.warning("%s failed (%s), retrying in %.2fs", what, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
 
 
 def _fail(items: list[tuple[Completion, asyncio.Future[None]]], exc: BaseException) -> None:

@@ -35,6 +35,7 @@ from .jobs import Job, JobDef, JobResult, JobStatus, check_job_size, deserialize
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
 from .lane import Lane, ScriptCall
 from .queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for, scripts_for
+from .retries import transient
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
 from .utils import datetime_to_ms, ms_to_datetime, now_ms, split_url, to_ms
@@ -50,6 +51,11 @@ DEFAULT_MAX_CONNECTIONS = 500
 # Jobs per ENQUEUE call of enqueue_many: small enough that Redis starts on the first batch while the client
 # packs the next, large enough that each call's fixed cost is spread thin.
 BULK_BATCH = 200
+# ... and at most this many bytes per call: a call carries its jobs in ONE argument, which Redis refuses past
+# proto-max-bulk-len (512 MB by default, 1 MB at the least). Half the least limit leaves room for the records'
+# other fields; a call this large costs far more to send than its fixed cost, so nothing is lost by cutting here.
+# A job larger than this goes alone (a job is at most max_payload_bytes).
+BULK_BATCH_BYTES = 512 * 1024
 
 
 @dataclass
@@ -326,7 +332,7 @@ class PoolRedis(Redis):
     def _enqueue_calls(self, specs: list[JobSpec]) -> Iterator[ScriptCall]:
         """One ENQUEUE call per batch, made only when it is about to be sent. (Each record has its own nonce:
         with one per call, a second spec with the same id in that call would pass for a replay of the first.)"""
-        for queue_name, batch in _batches_by_queue(specs, BULK_BATCH):
+        for queue_name, batch in _batches_by_queue(specs, BULK_BATCH, BULK_BATCH_BYTES):
             queue = self._queue(queue_name)
             yield enqueue_args(queue.keys, [spec.record(queue) for spec in batch])
 
@@ -414,6 +420,11 @@ class AutoPipelinedRedis(PoolRedis):
         return await self.auto_pipeline.submit(args, options)
 
 
+# A record's fixed-size fields packed (5 numbers as text, the nonce, the cron fence key's prefix, ~60 bytes) and
+# msgpack's headers (at most 5 bytes a field), rounded up.
+RECORD_OVERHEAD = 256
+
+
 @dataclass(slots=True)
 class JobSpec:
     """A job encoded and ready to send (``PoolRedis.prepare``), for ``enqueue_many``."""
@@ -428,6 +439,12 @@ class JobSpec:
     depends_on: tuple[str, ...] = ()
     function: str = ""
     priority: int = 0
+
+    def packed_size(self) -> int:
+        """An upper bound of this job's record in ENQUEUE's argument: its variable parts, plus the fixed-size
+        fields (numbers as text, the nonce) and msgpack's headers, bounded by RECORD_OVERHEAD."""
+        texts = (self.job_id, self.function, *self.depends_on)
+        return len(self.payload) + sum(len(text.encode()) + 5 for text in texts) + RECORD_OVERHEAD
 
     def record(self, queue: RedisQueue) -> tuple[Any, ...]:
         return job_record(
@@ -451,14 +468,20 @@ def _kept(calls: Iterator[ScriptCall], made: list[ScriptCall]) -> Iterator[Scrip
         yield call
 
 
-def _batches_by_queue(specs: list[JobSpec], size: int) -> Iterator[tuple[str, list[JobSpec]]]:
-    """Consecutive runs of one queue, at most ``size`` long: one script call each, keeping order."""
+def _batches_by_queue(specs: list[JobSpec], size: int, max_bytes: int) -> Iterator[tuple[str, list[JobSpec]]]:
+    """Consecutive runs of one queue, at most ``size`` jobs and (but for a single larger job) ``max_bytes`` of
+    records long: one script call each, keeping order."""
     batch: list[JobSpec] = []
+    batch_bytes = 0
     for spec in specs:
-        if batch and (spec.queue_name != batch[0].queue_name or len(batch) == size):
+        spec_bytes = spec.packed_size()
+        if batch and (
+            spec.queue_name != batch[0].queue_name or len(batch) == size or batch_bytes + spec_bytes > max_bytes
+        ):
             yield batch[0].queue_name, batch
-            batch = []
+            batch, batch_bytes = [], 0
         batch.append(spec)
+        batch_bytes += spec_bytes
     if batch:
         yield batch[0].queue_name, batch
 
@@ -611,6 +634,18 @@ async def create_pool(
 
 
 async def _first_ping(pool: PoolRedis, settings: RedisSettings) -> None:
+    """``_ping``; a reply saying Redis cannot answer for now (BUSY while another client's script runs, and the
+    like: ``transient``) is raised as a ConnectionError, so ``create_pool`` retries it like a refused connection
+    rather than give up at once (a worker starting just then would fail to boot)."""
+    try:
+        await _ping(pool, settings)
+    except ResponseError as exc:
+        if transient(exc):
+            raise ConnectionError(str(exc)) from exc
+        raise
+
+
+async def _ping(pool: PoolRedis, settings: RedisSettings) -> None:
     """PING; a TLS handshake still pending after ``conn_timeout`` is checked for a plain-text server at once,
     rather than after redis-py's retries have each timed out."""
     if not settings.ssl:

@@ -115,6 +115,10 @@ class QueueKeys:
     def result(self, job_id: str) -> str:
         return f"{self.prefix}result:{job_id}"
 
+    def nonce(self, job_id: str) -> str:
+        """The nonce of the ENQUEUE call that created the job, kept a minute so a replay of it is recognised."""
+        return f"{self.prefix}nonce:{job_id}"
+
     def notify(self, job_id: str) -> str:
         """Stream of a job's completion notifications (its last one only, carrying the result payload), read
         without consuming by callers blocked in Job.result(); written only when a caller is waiting."""

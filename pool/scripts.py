@@ -136,20 +136,36 @@ local function release_dependents(prefix, deferred, job_id, ok, now)
 end
 """
 
-# One job's enqueue (ENQUEUE runs it for each job of a call).
+# One job's enqueue (ENQUEUE runs it for each job of a call). A call that enqueues a job also leaves a marker
+# nonce:<id> holding its nonce for NONCE_TTL_MS, apart from the job hash: redis-py replays a call whose reply was
+# lost within its retry window (seconds), when the job may already have finished and its hash be gone; the marker
+# still says "this call enqueued it" then. (The hash's 'n' field answers a replay later than that while the job
+# is alive.) A minute is far beyond any retry window and keeps the markers few: ~100 bytes per job enqueued in
+# the last minute. SET ... GET needs Redis 6.2, pool's minimum.
+NONCE_TTL_MS = 60_000
 _ENQUEUE_ONE = (
     _LANES
+    + f"local NONCE_TTL_MS = {NONCE_TTL_MS}\n"
     + """
+-- A refused call leaves the marker as it found it: it belongs to the call that enqueued the job.
+local function refused(marker, previous)
+  if previous then redis.call('SET', marker, previous, 'PX', NONCE_TTL_MS) else redis.call('DEL', marker) end
+  return 0
+end
+
 local function enqueue_one(deferred, prefix, job_id, payload, score, now, expires, attempts_before, nonce,
                            fence_key, tick, fn, priority, dependencies)
-  local job = prefix .. 'job:' .. job_id
+  local job, marker = prefix .. 'job:' .. job_id, prefix .. 'nonce:' .. job_id
+  -- one command reads and writes the marker, so a new job (the common case) pays one call for it
+  local previous = redis.call('SET', marker, nonce, 'PX', NONCE_TTL_MS, 'GET')
+  if previous == nonce then return 1 end  -- a replay of this very call, whatever the job became since
   if redis.call('EXISTS', job, prefix .. 'result:' .. job_id) > 0 then
-    if redis.call('HGET', job, 'n') == nonce then return 1 end  -- a replay of this very call
-    return 0
+    if redis.call('HGET', job, 'n') == nonce then return 1 end  -- a replay later than the marker lives
+    return refused(marker, previous)
   end
   if fence_key ~= '' then
     local last = redis.call('GET', fence_key)
-    if last and tonumber(last) >= tonumber(tick) then return 0 end
+    if last and tonumber(last) >= tonumber(tick) then return refused(marker, previous) end
     redis.call('SET', fence_key, tick, 'PX', 7 * 86400000)
   end
   local waiting, failed_dependency = 0, false
@@ -206,7 +222,9 @@ ENQUEUE = (
 --       twelve per job: packing arguments is most of redis-py's cost of a call)
 -- Creates each job unless one with its id is queued, deferred, waiting, running or has a kept result (arq's
 -- uniqueness), and, for cron ticks, unless the fence already holds this tick or a later one. A replay of the
--- same call (a retried command whose reply was lost) is recognised by its nonce and answers 1 again.
+-- same call (a retried command whose reply was lost) is recognised by its nonce and answers 1 again, creating
+-- nothing: each job enqueued leaves nonce:<job_id> = its nonce for a minute (apart from the job hash, which may
+-- be gone by the time the replay comes), and its hash keeps the nonce in field n while it lives.
 -- Dependencies: each one still queued/running makes the job wait (state w); one in the failed registry
 -- releases it at once marked with that failure. Waiting jobs have no TTL (they wait as long as their
 -- dependencies take) and are listed in the set 'waiting'. Returns 1 (enqueued) or 0 (refused) per job, in order.

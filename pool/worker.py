@@ -26,7 +26,7 @@ from uuid import uuid4
 
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
 
-from .batcher import CompletionBatcher, retrying
+from .batcher import CompletionBatcher
 from .connections import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     EXPIRES_EXTRA_MS,
@@ -41,6 +41,7 @@ from .functions import Function, Retry, func
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
 from .logs import flush_logs
 from .queue import Completion, Delivery, RedisQueue
+from .retries import retrying
 from .scheduler import CronScheduler
 from .serializers import Deserializer, Serializer
 from .utils import import_string, now_ms, to_seconds
@@ -260,7 +261,7 @@ class Worker:
             )
         self._queue = RedisQueue(self._pool, self.queue_name)
         self._batcher = CompletionBatcher(self._queue)
-        await self._queue.ensure_group()
+        await retrying(self._queue.ensure_group, "creating the consumer groups")  # Redis may be busy or loading
         # Jobs' commands of one loop turn go out as one pipeline (pool/autopipeline.py); the worker's own
         # commands are batched by hand and keep the plain client.
         self.ctx["redis"] = self._pool.auto_pipelined() if self.auto_pipeline else self._pool
@@ -419,7 +420,12 @@ class Worker:
     async def _start(self, deliveries: list[Delivery]) -> None:
         if self._stopping:
             return  # shutting down: leave them pending, close() hands them back
-        started, expired = await self.queue.start(self.worker_id, deliveries, self._limits)
+        # retried while Redis is busy or restarting: the entries are ours now, and given up they would wait for a
+        # reclaim (3 heartbeats) to run
+        start = self.queue.start
+        started, expired = await retrying(
+            lambda: start(self.worker_id, deliveries, self._limits), f"starting {len(deliveries)} jobs"
+        )
         await self._launch(started, expired)
 
     async def _launch(self, started: list[Delivery], expired: list[Delivery]) -> None:

@@ -34,6 +34,7 @@ import redis
 from pool.connections import EXPIRES_EXTRA_MS, RedisSettings
 from pool.keys import CONSUMER_GROUP, DEFAULT_QUEUE_NAME, QueueKeys
 from pool.logs import flush_logs
+from pool.retries import transient
 from pool.tls_probe import permanent_problem
 from pool.worker import get_kwargs
 
@@ -240,9 +241,13 @@ class Arbiter:
             except redis.AuthenticationError as exc:
                 logger.error("Redis at %s refused authentication: %s", self.redis_settings.describe(), exc)
                 return 1
-            except redis.ResponseError as exc:  # NoPermissionError (an ACL) among others
-                logger.error("Redis at %s refused (permission): %s", self.redis_settings.describe(), exc)
-                return 1
+            except redis.ResponseError as exc:  # NoPermissionError (an ACL) among others; BUSY, LOADING... pass
+                if not transient(exc):
+                    logger.error("Redis at %s refused (permission): %s", self.redis_settings.describe(), exc)
+                    return 1
+                logger.warning(
+                    "waiting for Redis at %s (%s); retrying in %.1fs", self.redis_settings.describe(), exc, delay
+                )
             except (redis.RedisError, OSError) as exc:
                 if delay == FIRST_WAIT_S and (problem := permanent_problem(self.redis_settings, exc, 1.0)):
                     logger.error("cannot connect to Redis at %s: %s", self.redis_settings.describe(), problem)

@@ -93,3 +93,13 @@ def wait_for_sync(
         if time.monotonic() >= deadline:
             raise AssertionError(f"{_describe(predicate, message)} not met within {timeout}s (last value: {result!r})")
         time.sleep(interval)
+
+
+# Another client's Lua script that keeps Redis busy for ARGV[1] ms (TIME is allowed: Redis 7 replicates a script's
+# effects, not the script). Past busy-reply-threshold (lua-time-limit), Redis answers BUSY to every other command.
+BUSY_SCRIPT = """
+local t = redis.call('TIME')
+local until_us = t[1] * 1000000 + t[2] + tonumber(ARGV[1]) * 1000
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= until_us
+return 1
+"""

@@ -24,7 +24,9 @@ What it does:
    worker first, so the restart happens under load), at 75 % (and at least 5 s after Redis is back) kill -9
    the supervisor and run a new ``pool start``; the cron job ``tick`` runs every second throughout. (The Redis
    restart comes first and the supervisor that leads cron through it keeps leading for a few ticks: a new
-   leader resumes from the last tick enqueued, which would catch a dropped tick up and hide it.)
+   leader resumes from the last tick enqueued, which would catch a dropped tick up and hide it.) At 62 % another
+   client runs a Lua script that keeps Redis busy for ``--busy-ms`` (2.5 s): with ``lua-time-limit`` at 100 ms
+   for the run, every other command meets BUSY meanwhile (workers' result writes, requeues, heartbeats, enqueues).
 4. waits (up to ``--deadline``) until every job has a result, stops the supervisor (``pool stop``) and checks:
    - every job has its final result as designed (``ok``/``retry`` complete with their index, ``fail`` failed
      with DesignedFailure, poison jobs failed with their reason: ``poison`` counts those that did),
@@ -34,7 +36,9 @@ What it does:
    - no job ran twice with the same ``job_try`` (two deliveries of one attempt: the job is duplicated);
    - every side effect has its execution record, and a completed job has at least one;
    - the cron job ran for every second of the run, each tick enqueued once;
-   - the queue is empty at the end (no stray ready, running or deferred job).
+   - the queue is empty at the end (no stray ready, running or deferred job);
+   - no worker gave up recording a job's outcome ("could not record its outcome; it will run again": a job run
+     twice without any process killed, what a BUSY reply not retried did).
    ``duplicate_runs`` counts executions beyond the designed ones (1 per job, 2 for ``retry``): the price of
    at-least-once when a process is killed between a job's side effect and the write of its result. They are
    reported, not failed: that is the contract. ``replayed`` counts side effects applied twice by one attempt
@@ -83,7 +87,7 @@ from pool.keys import QueueKeys
 from pool.serializers import JobExecutionFailed, SerializationError
 from pool.utils import now_ms
 from tests.chaos import app
-from tests.helpers import wait_for
+from tests.helpers import BUSY_SCRIPT, wait_for
 from tests.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,6 +95,7 @@ SETTINGS = "tests.chaos.app.WorkerSettings"
 KEYS = QueueKeys("default")
 CHUNK = 500
 POISON = {53: "interrupt", 153: "deep"}  # i % 250 -> the kind of poison job i is
+BUSY_REPLY_THRESHOLD_MS = 100
 
 
 # --- the plan: which jobs, and what each must end as -------------------------------------------------------------
@@ -301,6 +306,7 @@ class Run:
             (0.25, self.ttin),
             (0.35, self.ttou),
             (0.50, self.restart_redis),
+            (0.62, self.busy_redis),
             (0.75, self.replace_supervisor),
         ]
         for share, action in schedule:
@@ -346,6 +352,19 @@ class Run:
         self.redis_back_at = asyncio.get_running_loop().time()
         self.say(f"redis-server back on port {self.server.port} (AOF replayed)")
         self.events["redis_restart"] += 1
+
+    async def busy_redis(self) -> None:
+        """Another client's slow script: Redis answers BUSY to everyone else until it ends."""
+        client = await create_pool(RedisSettings.from_dsn(self.server.url))
+        try:
+            self.say(f"a Lua script keeps Redis busy for {self.args.busy_ms} ms")
+            await client.eval(BUSY_SCRIPT, 0, self.args.busy_ms)
+            self.say("the busy script ended")
+            self.events["busy_script"] += 1
+        except (RedisError, OSError) as exc:
+            self.problems.append(f"the busy script failed: {exc}")
+        finally:
+            await client.aclose()
 
     async def replace_supervisor(self) -> None:
         # the supervisor that led cron through the Redis restart keeps leading for a few ticks after it: a new
@@ -634,7 +653,13 @@ async def check(run: Run, client: PoolRedis, elapsed_until_done: float) -> tuple
 
 async def main_async(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="pool-chaos-"))
-    server = RedisServer(persistence=True, appendfsync=args.appendfsync, directory=workdir / "redis")
+    # lua-time-limit (busy-reply-threshold in Redis 7): how long a script runs before others get BUSY
+    server = RedisServer(
+        persistence=True,
+        appendfsync=args.appendfsync,
+        directory=workdir / "redis",
+        config={"lua-time-limit": str(BUSY_REPLY_THRESHOLD_MS)},
+    )
     run = Run(args, server, workdir, make_plan(args.jobs, args.seconds, args.seed))
     loop = asyncio.get_running_loop()
     hard_deadline = loop.time() + args.deadline
@@ -680,6 +705,9 @@ async def main_async(args: argparse.Namespace) -> int:
         # count the others
         designed = logs.count("\ntests.chaos.app.DesignedFailure: ") + logs.count("\nKeyboardInterrupt: poison ")
         stats["other_tracebacks"] = logs.count("Traceback") - designed
+        stats["busy_replies_retried"] = logs.count("failed (BUSY ")
+        if given_up := logs.count("could not record its outcome"):
+            problems.append(f"{given_up} job outcomes were given up by their worker (the job runs again)")
         stats["no_child_to_kill"] = run.events["no_child_to_kill"]
         if run.events["no_child_to_kill"]:
             print(
@@ -718,6 +746,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kill-every", type=float, default=1.0, help="kill -9 a child every S seconds (1)")
     parser.add_argument("--redis-down", type=float, default=1.0, help="seconds redis-server stays down (1)")
     parser.add_argument("--deadline", type=float, help="give up after this many seconds in all (840; --quick: 150)")
+    parser.add_argument("--busy-ms", type=int, default=2500, help="how long the busy script runs, in ms (2500)")
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--keep", action="store_true", help="keep the logs and the AOF even when the run passes")
     args = parser.parse_args(argv)

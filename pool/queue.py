@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from redis.exceptions import ResponseError
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
 from .scripts import Scripts
 from .utils import now_ms
+
+logger = logging.getLogger("pool.worker")
 
 
 @dataclass(slots=True)
@@ -248,15 +251,32 @@ class RedisQueue:
 
     # --- consumer side ---------------------------------------------------------------------------------------
 
-    async def ensure_group(self) -> None:
+    async def ensure_group(self) -> int:
         """Create every lane's stream and consumer group; id 0 so jobs enqueued before any worker ran (or
-        before the group was recreated) are delivered."""
+        before the group was recreated) are delivered. Returns how many groups it had to create."""
+        created = 0
         for lane in self.keys.lanes:
             try:
                 await self.redis.xgroup_create(lane, CONSUMER_GROUP, id="0", mkstream=True)
+                created += 1
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        return created
+
+    async def recover_group(self) -> None:
+        """A read or a heartbeat met NOGROUP: a lane's stream or its group is gone while workers ran (DEL,
+        XTRIM MAXLEN 0, XGROUP DESTROY, FLUSHALL, Redis restarted empty). Recreate them, and say so once per
+        loss (a worker that finds them already recreated by another says nothing): running jobs keep their
+        results (see COMPLETE), but jobs whose entries were lost while still queued are not run."""
+        if await self.ensure_group():
+            logger.warning(
+                "queue %r: a stream or its consumer group %r was gone (deleted, trimmed or Redis restarted "
+                "empty); recreated it. Running jobs finish normally; jobs queued in the lost entries will not "
+                "run (they expire with their job hash)",
+                self.name,
+                CONSUMER_GROUP,
+            )
 
     async def fetch(
         self, consumer: str, count: int, order: Sequence[int], limits: Limits
@@ -266,7 +286,7 @@ class RedisQueue:
         args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, count, *_limit_args(limits), *order]
         reply = await self._run(self.scripts.fetch, [self.keys.stream], args)
         if int(reply[0]):
-            await self.ensure_group()  # a lane was deleted (queue emptied) or created by an enqueue alone
+            await self.recover_group()  # a lane or its group is gone: recreate it
         started: list[Delivery] = []
         expired: list[Delivery] = []
         for entry_id, job_id, priority, item in reply[1:]:
@@ -280,10 +300,10 @@ class RedisQueue:
         streams = dict.fromkeys(self.keys.lanes, ">")
         try:
             reply: Any = await self.redis.xreadgroup(CONSUMER_GROUP, consumer, streams, count=count, block=block_ms)
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+        except ResponseError as exc:  # NOGROUP, or UNBLOCKED: the stream or group went away during the read
+            if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                 raise
-            await self.ensure_group()  # a stream was deleted (queue emptied): recreate and carry on
+            await self.recover_group()  # a lane or its group is gone: recreate it and carry on
             return []
         deliveries = []
         for stream, entries in reply or []:
@@ -324,8 +344,10 @@ class RedisQueue:
             _sort_started(delivery, item, started, expired)
         return started, expired
 
-    async def complete(self, completions: list[Completion]) -> None:
-        """Write the results of finished jobs, then ack and delete them: one round trip for the batch."""
+    async def complete(self, completions: list[Completion], consumer: str = "") -> None:
+        """Write the results of finished jobs, then ack and delete them: one round trip for the batch.
+        ``consumer`` (the worker that ran them) lets a result be recorded even when its stream entry vanished
+        (see COMPLETE)."""
         records = [
             (
                 c.entry_id,
@@ -340,7 +362,7 @@ class RedisQueue:
             )
             for c in completions
         ]
-        args = [self.keys.prefix, CONSUMER_GROUP, now_ms(), msgpack.packb(records, use_bin_type=False)]
+        args = [self.keys.prefix, CONSUMER_GROUP, now_ms(), msgpack.packb(records, use_bin_type=False), consumer]
         keys = [self.keys.stream, self.keys.aborts, self.keys.deferred, self.keys.failed]
         await self._run(self.scripts.complete, keys, args)
 

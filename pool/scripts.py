@@ -232,10 +232,25 @@ local function admit(prefix, fn, job_id, limit)
   return true
 end
 
-local function start_one(prefix, group, consumer, stream, entry_id, job_id, limits)
+-- A first delivery of an entry whose job already runs from that very entry under another consumer: a consumer
+-- group recreated from id 0 (after XGROUP DESTROY or the loss of the group) delivered it again. The entry goes
+-- to the consumer running the job, whose heartbeat keeps it and whose COMPLETE acks it; if that consumer is
+-- dead, the entry goes idle and is reclaimed as usual. Returns true when it was handed over.
+local function hand_to_runner(group, stream, entry_id, marker)
+  local owner, owned = string.match(marker, '^(.*) ([^ ]+)$')
+  if owned ~= entry_id then return false end
+  redis.call('XCLAIM', stream, group, owner, 0, entry_id, 'JUSTID')
+  return true
+end
+
+-- fresh: this consumer got the entry by a plain read (delivered once), not by a reclaim
+local function start_one(prefix, group, consumer, stream, entry_id, job_id, limits, fresh)
   local job = prefix .. 'job:' .. job_id
   local f = redis.call('HMGET', job, 'd', 'sc', 's', 'e', 't', 'df', 'f')
   local marker = consumer .. ' ' .. entry_id
+  if f[1] and fresh and f[3] == 'r' and f[4] and f[4] ~= marker and hand_to_runner(group, stream, entry_id, f[4]) then
+    return false
+  end
   if f[1] then
     local attempts = tonumber(f[5])
     if not (f[3] == 'r' and f[4] == marker) then
@@ -284,17 +299,21 @@ START = (
 -- An entry no longer pending for this consumer is skipped (false): a replay after the entry was parked.
 -- Returns per triple {payload, attempts, score, failed_dependency or ''}; 'parked'; 'expired' when the hash
 -- is gone and no result exists (the worker records that, acking the entry); false when a result exists
--- (aborted before it started): the entry is acked and deleted here.
+-- (aborted before it started): the entry is acked and deleted here. Also false for an entry delivered once
+-- whose job runs from it under another consumer (a recreated group delivered it again): it is handed to
+-- that consumer rather than run twice.
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local limits, first = read_limits(4)
 local out = {}
 for i = first, #ARGV, 3 do
   local stream = lane_key(prefix, ARGV[i + 2])
   -- an entry no longer pending for us was dealt with already (a replay of a call that parked or finished it)
-  if #redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1, consumer) == 0 then
+  local pending = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1, consumer)
+  if #pending == 0 then
     out[#out + 1] = false
   else
-    out[#out + 1] = start_one(prefix, group, consumer, stream, ARGV[i], ARGV[i + 1], limits)
+    local fresh = tonumber(pending[1][4]) == 1
+    out[#out + 1] = start_one(prefix, group, consumer, stream, ARGV[i], ARGV[i + 1], limits, fresh)
   end
 end
 return out
@@ -308,7 +327,8 @@ FETCH = (
 -- ARGV: prefix, group, consumer, count, limit count, (function, max_concurrency) pairs, then the priorities
 --       to read, in order
 -- Reads up to count new entries without blocking, from each priority's lane in the order given until count
--- is reached, and STARTs each one (see START) in the same step: one round trip for a busy worker.
+-- is reached, and STARTs each one (see START; every entry read here is a first delivery) in the same step:
+-- one round trip for a busy worker.
 -- Returns {lanes without the group, then per entry {entry_id, job_id, priority, START's item}}.
 local prefix, group, consumer, remaining = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local limits, first = read_limits(5)
@@ -322,7 +342,7 @@ for i = first, #ARGV do
   elseif reply then
     for _, entry in ipairs(reply[1][2]) do
       local job_id = entry[2][2]
-      local item = start_one(prefix, group, consumer, stream, entry[1], job_id, limits)
+      local item = start_one(prefix, group, consumer, stream, entry[1], job_id, limits, true)
       out[#out + 1] = {entry[1], job_id, ARGV[i], item}
       remaining = remaining - 1
     end
@@ -411,17 +431,24 @@ COMPLETE = (
 -- for a failure not kept in the registry (aborted, or failure_ttl=0), > 0 marks a failure for
 -- good: the result also goes to the failed registry for that long. A callback (on_success / on_failure) is
 -- enqueued in the same step, so it is never lost between the two.
+-- ARGV[5]: the consumer (worker) that ran these jobs.
 -- Records each result and only then acks and deletes the job: one round trip for a whole batch. An entry
--- already acked (a replayed call, or a job another worker took over and finished) is skipped. Entries are
+-- already acked (a replayed call, or a job another worker took over and finished) is skipped. An entry that
+-- vanished (its stream deleted or trimmed, or the group destroyed) while the job ran is not: its result is
+-- recorded when the job hash still names this consumer and entry as its run (marked by START); a replay finds
+-- the hash deleted, a takeover finds another consumer's mark, so each is still skipped. Entries are
 -- deleted with one XDEL per lane at the end: deleting a stream's first entries one call at a time rescans
 -- the tombstones before them each time (9 us per entry against 3.5 in batches of 100, measured).
-local prefix, group, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local prefix, group, now, consumer = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[5] or ''
+local function runs_here(job_id, entry_id)
+  return consumer ~= '' and redis.call('HGET', prefix .. 'job:' .. job_id, 'e') == consumer .. ' ' .. entry_id
+end
 local to_delete = {}
 for _, c in ipairs(cmsgpack.unpack(ARGV[4])) do
   local entry_id, job_id, payload, ttl, failure_ttl, callback_id, callback_payload, priority, callback_fn =
     c[1], c[2], c[3], c[4], tonumber(c[5]), c[6], c[7], c[8], c[9]
   local stream = lane_key(prefix, priority)
-  if redis.call('XACK', stream, group, entry_id) == 1 then
+  if redis.call('XACK', stream, group, entry_id) == 1 or runs_here(job_id, entry_id) then
     local entries = to_delete[stream]
     if not entries then
       entries = {}

@@ -258,7 +258,7 @@ class Worker:
                 max_payload_bytes=self.runner.s.max_payload_bytes,
             )
         self._queue = RedisQueue(self._pool, self.queue_name)
-        self._batcher = CompletionBatcher(self._queue)
+        self._batcher = CompletionBatcher(self._queue, self.worker_id)
         await self._queue.ensure_group()
         # Jobs' commands of one loop turn go out as one pipeline (pool/autopipeline.py); the worker's own
         # commands are batched by hand and keep the plain client.
@@ -424,12 +424,21 @@ class Worker:
                 await self.queue.unread(self.worker_id, started + expired)
             return
         for delivery in started:
+            if self._runs_already(delivery):
+                continue
             self.jobs_started += 1
             task = asyncio.create_task(self._run_job(delivery))
             self._running[delivery.entry_id] = (delivery, task)
         for delivery in expired:
             task = asyncio.create_task(self._record(delivery, self.runner.expired(delivery)))
             self._running[delivery.entry_id] = (delivery, task)
+
+    def _runs_already(self, delivery: Delivery) -> bool:
+        """This worker already runs the job from this entry: a consumer group recreated from id 0 (after it
+        was destroyed) delivered the entry to us again. START answers as to a replay; running it again would
+        run the job twice at once. The entry is ours again, so our heartbeat and COMPLETE cover it."""
+        running = self._running.get(delivery.entry_id)
+        return running is not None and running[0].job_id == delivery.job_id
 
     async def _record(self, delivery: Delivery, outcome: Outcome) -> None:
         try:
@@ -564,7 +573,7 @@ class Worker:
 
     async def _recreate_group(self) -> None:
         with contextlib.suppress(RedisError, OSError):
-            await self.queue.ensure_group()
+            await self.queue.recover_group()
 
     # --- deferred jobs, cron, aborts ---------------------------------------------------------------------------
 

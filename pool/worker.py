@@ -36,6 +36,7 @@ from .connections import (
     create_pool,
 )
 from .cron import CronJob
+from .eviction import EvictionPolicyError, judge_policy, policy_from_reply
 from .execution import ABORTED, COMPLETE, FAILED, RETRIED, Hook, JobRunner, Outcome, RunnerSettings
 from .functions import Function, Retry, func
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
@@ -125,6 +126,7 @@ class Worker:
         failure_ttl: float | timedelta = timedelta(days=7),
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         auto_pipeline: bool = True,
+        allow_eviction: bool = False,
     ) -> None:
         self.functions: dict[str, Function] = {f.name: f for f in (func(fn) for fn in functions)}
         self.cron_jobs: list[CronJob] = list(cron_jobs or [])
@@ -159,6 +161,7 @@ class Worker:
         self.timezone = timezone
         self.heartbeat_interval_s = heartbeat_interval
         self.auto_pipeline = auto_pipeline
+        self.allow_eviction = allow_eviction  # run on a Redis whose maxmemory-policy may evict (pool/eviction.py)
         # False under the supervisor: its parent leads cron; this worker only runs the cron jobs' functions
         self.schedule_cron = schedule_cron and bool(self.cron_jobs)
         self._cron: CronScheduler | None = None
@@ -257,6 +260,7 @@ class Worker:
                 expires_extra_ms=self.expires_extra_ms,
                 max_payload_bytes=self.runner.s.max_payload_bytes,
             )
+        await self._check_eviction_policy()
         self._queue = RedisQueue(self._pool, self.queue_name)
         self._batcher = CompletionBatcher(self._queue, self.worker_id)
         await self._queue.ensure_group()
@@ -275,6 +279,20 @@ class Worker:
         )
         if self.on_startup is not None:
             await self.on_startup(self.ctx)
+
+    async def _check_eviction_policy(self) -> None:
+        """Refuse a Redis that may evict the queue's keys (see pool/eviction.py): one line, exit 1."""
+        try:
+            policy = policy_from_reply(await self.pool.config_get("maxmemory-policy"))
+        except ResponseError:  # CONFIG refused (managed Redis, an ACL without +config): judge_policy warns
+            policy = None
+        try:
+            judge_policy(policy, self.redis_settings.describe(), self.allow_eviction)
+        except EvictionPolicyError:
+            if self._given_pool is None:
+                await self.pool.aclose()
+                self._pool = None
+            raise
 
     async def serve(self) -> None:
         """Run the loops until a stop is requested (or, in burst mode, the queue is drained)."""

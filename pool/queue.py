@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -372,12 +372,14 @@ class RedisQueue:
         args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, entry_id, job_id, run_at_ms, now_ms, priority]
         await self.scripts.requeue(keys=[self.keys.stream, self.keys.deferred], args=args)
 
-    async def promote_due(self, now_ms: int, limit: int = 1000) -> tuple[int, int | None]:
-        """Move due deferred jobs to the stream; returns (moved, next due time in ms or None)."""
-        moved, next_due = await self.scripts.promote(
-            keys=[self.keys.stream, self.keys.deferred], args=[self.keys.prefix, now_ms, limit]
+    async def promote_due(self, now_ms: int | None = None, limit: int = 1000) -> tuple[int, int | None]:
+        """Move jobs due by Redis's clock (or by ``now_ms`` when given) to the stream; returns (moved, ms until
+        the next deferred job is due, or None when there is none)."""
+        moved, next_due_in = await self.scripts.promote(
+            keys=[self.keys.stream, self.keys.deferred],
+            args=[self.keys.prefix, "" if now_ms is None else now_ms, limit],
         )
-        return int(moved), int(float(next_due)) if next_due else None
+        return int(moved), None if next_due_in is None else int(next_due_in)
 
     async def heartbeat(self, consumer: str, deliveries: list[Delivery]) -> None:
         """Reset the idle time of the entries this worker runs (one XCLAIM per lane), so nobody reclaims them."""
@@ -459,12 +461,10 @@ class RedisQueue:
 
     # --- health ------------------------------------------------------------------------------------------------
 
-    async def write_health(self, worker_id: str, line: str, ttl_ms: int, now_ms: int) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.keys.health(worker_id), line, px=ttl_ms)
-            pipe.zadd(self.keys.workers, {worker_id: now_ms + ttl_ms})
-            pipe.zremrangebyscore(self.keys.workers, "-inf", now_ms)
-            await pipe.execute()
+    async def write_health(self, worker_id: str, line: str, ttl_ms: int) -> None:
+        """The worker's health line for ttl_ms, on Redis's clock (see WRITE_HEALTH)."""
+        keys = [self.keys.health(worker_id), self.keys.workers]
+        await self.scripts.write_health(keys=keys, args=[worker_id, line, ttl_ms])
 
     async def clear_health(self, worker_id: str) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -472,21 +472,24 @@ class RedisQueue:
             pipe.zrem(self.keys.workers, worker_id)
             await pipe.execute()
 
-    async def read_supervisor_health(self, now_ms: int) -> list[dict[str, Any]]:
+    async def read_supervisor_health(self) -> list[dict[str, Any]]:
         """Every live supervisor's health entry (see supervisor/health.py)."""
-        ids = await self.redis.zrangebyscore(self.keys.supervisors, now_ms, "+inf")
-        if not ids:
-            return []
-        values = await self.redis.mget([self.keys.supervisor_health(_text(i)) for i in ids])
-        return [json.loads(v) for v in values if v is not None]
+        values = await self._live_entries(self.keys.supervisors, self.keys.supervisor_health)
+        return [json.loads(v) for v in values]
 
-    async def read_health(self, now_ms: int) -> list[str]:
+    async def read_health(self) -> list[str]:
         """The health lines of every worker whose key has not expired."""
-        worker_ids = await self.redis.zrangebyscore(self.keys.workers, now_ms, "+inf")
-        if not worker_ids:
+        return [_text(v) for v in await self._live_entries(self.keys.workers, self.keys.health)]
+
+    async def _live_entries(self, index: str, key_of: Callable[[str], str]) -> list[bytes]:
+        """The values of an index's entries whose keys still exist: a key's TTL runs on Redis's clock, so
+        whether an entry is live never depends on the reader's or the writer's clock. (Writers drop expired
+        members from the index, so it stays small.)"""
+        members = await self.redis.zrange(index, 0, -1)
+        if not members:
             return []
-        values = await self.redis.mget([self.keys.health(_text(w)) for w in worker_ids])
-        return [_text(v) for v in values if v is not None]
+        values = await self.redis.mget([key_of(_text(m)) for m in members])
+        return [v for v in values if v is not None]
 
 
 def _limit_args(limits: Limits) -> list[Any]:

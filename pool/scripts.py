@@ -64,6 +64,15 @@ local function lane_of(prefix, job)
 end
 """
 
+# Redis's clock in ms. Scripts may call TIME and then write: Redis 7 replicates scripts' effects (the default
+# since 5), not the script. Due times and health expiry use it, because hosts' clocks disagree.
+_REDIS_TIME = """
+local function redis_now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
 # Put a job on its lane now, or in the deferred set when due later (used when a job is released).
 _PLACE = """
 local function place(prefix, deferred, job_id, now)
@@ -486,11 +495,13 @@ return 1
 REQUEUE = (
     _LANES
     + _SLOTS
+    + _REDIS_TIME
     + """
 -- KEYS: stream, deferred
 -- ARGV: prefix, group, entry_id, job_id, run_at_ms, now_ms, priority of the entry's lane
 -- Puts a running job back: deferred until run_at (Retry with a delay) or straight onto its lane (a
--- cancelled job handed back at shutdown), written in the same step that acks the old entry.
+-- cancelled job handed back at shutdown), written in the same step that acks the old entry. The delay
+-- (run_at - now, both on the worker's clock) is counted from Redis's clock, which PROMOTE judges by.
 -- Returns 1; 0 touching nothing when the job hash is gone (deleted by hand: the entry stays pending, is
 -- reclaimed, and START records the job as expired) or the entry was already acked (a replayed call).
 local prefix, group, entry_id, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -499,9 +510,11 @@ local stream = lane_key(prefix, ARGV[7])
 if redis.call('EXISTS', job) == 0 then return 0 end
 if redis.call('XACK', stream, group, entry_id) == 0 then return 0 end
 redis.call('XDEL', stream, entry_id)
-if tonumber(ARGV[5]) > tonumber(ARGV[6]) then
-  redis.call('HSET', job, 's', 'd', 'sc', ARGV[5])
-  redis.call('ZADD', KEYS[2], ARGV[5], job_id)
+local delay = tonumber(ARGV[5]) - tonumber(ARGV[6])
+if delay > 0 then
+  local run_at = redis_now_ms() + delay
+  redis.call('HSET', job, 's', 'd', 'sc', run_at)
+  redis.call('ZADD', KEYS[2], run_at, job_id)
 else
   redis.call('HSET', job, 's', 'q')
   redis.call('XADD', lane_of(prefix, job), '*', 'id', job_id)
@@ -513,13 +526,17 @@ return 1
 
 PROMOTE = (
     _LANES
+    + _REDIS_TIME
     + """
 -- KEYS: stream, deferred
--- ARGV: prefix, now_ms, limit
+-- ARGV: prefix, now_ms ('' for Redis's own clock, TIME: the one all hosts share), limit
 -- Moves due deferred jobs onto the stream. Idempotent, so every worker may run it at any time.
--- Returns {moved, next_due_ms or false}.
+-- Returns {moved, ms until the next deferred job is due (<= 0: due already) or false}: a delay, not a time,
+-- so the caller's clock never meets Redis's.
 local prefix = ARGV[1]
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local now = tonumber(ARGV[2])
+if not now then now = redis_now_ms() end
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 for _, job_id in ipairs(due) do
   redis.call('ZREM', KEYS[2], job_id)
   local state = redis.call('HGET', prefix .. 'job:' .. job_id, 's')
@@ -532,7 +549,8 @@ for _, job_id in ipairs(due) do
   end
 end
 local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {#due, nxt[2] or false}
+if not nxt[2] then return {#due, false} end
+return {#due, tonumber(nxt[2]) - now}
 """
 )
 
@@ -652,6 +670,23 @@ return 0
 """
 
 
+WRITE_HEALTH = (
+    _REDIS_TIME
+    + """
+-- KEYS: health key, index (sorted set member -> expiry ms)
+-- ARGV: member, value, ttl_ms
+-- Writes a worker's or supervisor's health entry with its TTL and indexes it by its expiry on Redis's clock,
+-- dropping members expired by that clock: a writer whose clock is off is neither hidden nor kept alive.
+-- Idempotent. Returns 1.
+local now, ttl = redis_now_ms(), tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+return 1
+"""
+)
+
+
 WAIT = """
 -- KEYS: none (every key is built from the prefix, as in the other scripts)
 -- ARGV: prefix, job_id, registration ttl_ms (0: check only, the caller will not wait)
@@ -691,3 +726,4 @@ class Scripts:
         self.lock_extend: AsyncScript = redis.register_script(LOCK_EXTEND)
         self.lock_release: AsyncScript = redis.register_script(LOCK_RELEASE)
         self.wait: AsyncScript = redis.register_script(WAIT)
+        self.write_health: AsyncScript = redis.register_script(WRITE_HEALTH)

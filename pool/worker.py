@@ -607,9 +607,9 @@ class Worker:
         while not self._stopping:
             next_wake_ms = now_ms() + int(self.poll_delay_s * 1000)
             try:
-                _, next_due = await self.queue.promote_due(now_ms())
-                if next_due is not None:
-                    next_wake_ms = min(next_wake_ms, next_due)
+                _, next_due_in = await self.queue.promote_due()  # due by Redis's clock, not this host's
+                if next_due_in is not None:
+                    next_wake_ms = min(next_wake_ms, now_ms() + next_due_in)
                 if self.allow_abort_jobs and self._running:
                     await self._cancel_aborted()
                 if self._limits:
@@ -672,7 +672,7 @@ class Worker:
             try:
                 counts = await self.queue.counts()
                 line = self.health_line(counts["ready"] + counts["deferred"] + counts["parked"])
-                await self.queue.write_health(self.worker_id, line, ttl_ms, now_ms())
+                await self.queue.write_health(self.worker_id, line, ttl_ms)
                 if self.health_check_key:
                     await self.pool.set(self.health_check_key, line, px=ttl_ms)
             except (RedisError, OSError) as exc:
@@ -723,7 +723,7 @@ async def async_check_health(
         if health_check_key:
             value: Any = await pool.get(health_check_key)
             return [value.decode()] if value else []
-        return await RedisQueue(pool, queue_name or DEFAULT_QUEUE_NAME).read_health(now_ms())
+        return await RedisQueue(pool, queue_name or DEFAULT_QUEUE_NAME).read_health()
     finally:
         await pool.aclose()
 

@@ -223,10 +223,24 @@ return out
 """
 )
 
+# An entry delivered again by a consumer group recreated from id 0 (after XGROUP DESTROY or the loss of the
+# group) whose job already runs from that very entry under another consumer (its 'e' mark): the entry goes to
+# that consumer, whose heartbeat keeps it and whose COMPLETE acks it; if that consumer is dead, the entry goes
+# idle and is reclaimed as usual. Returns true when it was handed over. Shared by START, FETCH and UNREAD.
+_HAND_TO_RUNNER = """
+local function hand_to_runner(group, stream, entry_id, marker)
+  local owner, owned = string.match(marker, '^(.*) ([^ ]+)$')
+  if owned ~= entry_id then return false end
+  redis.call('XCLAIM', stream, group, owner, 0, entry_id, 'JUSTID')
+  return true
+end
+"""
+
 # Mark one delivered job running (or park it, or report it expired). Shared by START and FETCH.
 _START_ONE = (
     _LANES
     + _SLOTS
+    + _HAND_TO_RUNNER
     + """
 local function admit(prefix, fn, job_id, limit)
   local key = prefix .. 'running:' .. fn
@@ -238,17 +252,6 @@ local function admit(prefix, fn, job_id, limit)
     if redis.call('SCARD', key) >= limit then return false end
   end
   redis.call('SADD', key, job_id)
-  return true
-end
-
--- A first delivery of an entry whose job already runs from that very entry under another consumer: a consumer
--- group recreated from id 0 (after XGROUP DESTROY or the loss of the group) delivered it again. The entry goes
--- to the consumer running the job, whose heartbeat keeps it and whose COMPLETE acks it; if that consumer is
--- dead, the entry goes idle and is reclaimed as usual. Returns true when it was handed over.
-local function hand_to_runner(group, stream, entry_id, marker)
-  local owner, owned = string.match(marker, '^(.*) ([^ ]+)$')
-  if owned ~= entry_id then return false end
-  redis.call('XCLAIM', stream, group, owner, 0, entry_id, 'JUSTID')
   return true
 end
 
@@ -394,23 +397,28 @@ return released
 UNREAD = (
     _LANES
     + _SLOTS
+    + _HAND_TO_RUNNER
     + """
 -- KEYS: stream
 -- ARGV: prefix, group, consumer, then triples of (entry_id, job_id, priority) read but not run
 -- Puts entries this consumer read but will not run back at the end of their lane, in the same step that acks
 -- them: the extras of a blocking read over several lanes (more entries than free slots), and jobs START marked
 -- running just as a stop came. A start made by this consumer for this entry is undone (the attempt is not
--- counted, the slot of a limited function is freed). Returns how many went back.
+-- counted, the slot of a limited function is freed). An entry whose job runs from it under another consumer
+-- (a recreated group delivered it again) goes to that consumer instead. Returns how many went back.
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local count = 0
 for i = 4, #ARGV, 3 do
   local entry_id, job_id = ARGV[i], ARGV[i + 1]
   local stream = lane_key(prefix, ARGV[i + 2])
-  if redis.call('XACK', stream, group, entry_id) == 1 then
+  local job = prefix .. 'job:' .. job_id
+  local f = redis.call('HMGET', job, 's', 'e', 'f')
+  local marker = consumer .. ' ' .. entry_id
+  if f[1] == 'r' and f[2] and f[2] ~= marker and hand_to_runner(group, stream, entry_id, f[2]) then
+    -- handed to the consumer running it (again on a replay: XCLAIM is idempotent)
+  elseif redis.call('XACK', stream, group, entry_id) == 1 then
     redis.call('XDEL', stream, entry_id)
-    local job = prefix .. 'job:' .. job_id
-    local f = redis.call('HMGET', job, 's', 'e', 'f')
-    if f[1] == 'r' and f[2] == consumer .. ' ' .. entry_id then
+    if f[1] == 'r' and f[2] == marker then
       redis.call('HINCRBY', job, 't', -1)
       redis.call('HSET', job, 's', 'q')
       redis.call('HDEL', job, 'e')

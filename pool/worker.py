@@ -402,7 +402,8 @@ class Worker:
                     await self._launch(started, expired)
                     await asyncio.sleep(0)  # let the new jobs start before the next fetch is sent
                     continue
-                deliveries = await queue.read(self.worker_id, batch, block_ms)
+                # (an entry this worker already runs comes back only from a recreated group: it is ours again)
+                deliveries = [d for d in await queue.read(self.worker_id, batch, block_ms) if not self._runs_already(d)]
                 if len(deliveries) > batch:  # several lanes had entries: keep the highest priorities
                     await queue.unread(self.worker_id, deliveries[batch:])
                     deliveries = deliveries[:batch]

@@ -123,3 +123,24 @@ async def test_complete_of_a_vanished_entry_records_only_the_run_that_start_mark
     await queue.complete([Completion(delivery.entry_id, "j", b"replayed", -1)], "runner")
     assert await redis.get(KEYS.result("j")) == b"mine"
     assert not await redis.exists(KEYS.job("j"))
+
+
+async def test_an_entry_read_again_after_the_group_was_recreated_goes_back_to_the_worker_running_it(
+    redis: PoolRedis,
+) -> None:
+    """A recreated group delivers a running job's entry again; a worker that reads it as an extra and puts it
+    back (UNREAD) hands it to the worker running the job rather than queueing the job a second time."""
+    queue = RedisQueue(redis, "default")
+    await queue.ensure_group()
+    await redis.enqueue_job("held", 1, _job_id="j")
+    (running,), _ = await queue.fetch("runner", 1, (3, 2, 1, 0), {})
+    await redis.xgroup_destroy(KEYS.stream, CONSUMER_GROUP)
+    await queue.ensure_group()
+    (again,) = await queue.read("other", 10, None)
+    assert again.entry_id == running.entry_id
+    await queue.unread("other", [again])
+    pending = await redis.xpending_range(KEYS.stream, CONSUMER_GROUP, "-", "+", 10)
+    assert [(p["message_id"].decode(), p["consumer"].decode()) for p in pending] == [(running.entry_id, "runner")]
+    assert await redis.xlen(KEYS.stream) == 1  # not queued a second time
+    await queue.complete([Completion(running.entry_id, "j", b"done", -1)], "runner")
+    assert await redis.get(KEYS.result("j")) == b"done"

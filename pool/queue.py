@@ -271,12 +271,51 @@ class RedisQueue:
         results (see COMPLETE), but jobs whose entries were lost while still queued are not run."""
         if await self.ensure_group():
             logger.warning(
-                "queue %r: a stream or its consumer group %r was gone (deleted, trimmed or Redis restarted "
-                "empty); recreated it. Running jobs finish normally; jobs queued in the lost entries will not "
-                "run (they expire with their job hash)",
+                "queue %r: a stream or its consumer group %r was gone (deleted, or Redis restarted empty); "
+                "recreated it. Running jobs finish normally; looking for queued jobs whose entries were lost",
                 self.name,
                 CONSUMER_GROUP,
             )
+            restored = await self.restore_queued()
+            if restored:
+                logger.warning("queue %r: put %d queued jobs back whose stream entries were lost", self.name, restored)
+
+    async def restore_queued(self) -> int:
+        """Put back on their lanes the jobs still queued whose stream entries were lost (see RESTORE_QUEUED).
+        Lists the queued job hashes first and the lanes after (the script's proof needs that order). Costs a
+        SCAN of the database and a read of every lane: only run after a loss was detected."""
+        queued: dict[int, list[str]] = {}
+        job_prefix = self.keys.job("")
+        keys = [_text(key) async for key in self.redis.scan_iter(match=job_prefix + "*", count=1000, _type="HASH")]
+        for i in range(0, len(keys), 1000):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys[i : i + 1000]:
+                    pipe.hmget(key, ["s", "p"])
+                replies = await pipe.execute()
+            for key, (state, priority) in zip(keys[i : i + 1000], replies, strict=True):
+                if state == b"q":
+                    queued.setdefault(int(priority or 0), []).append(key[len(job_prefix) :])
+        restored = 0
+        for priority, job_ids in queued.items():
+            lane = self.keys.lane(priority)
+            in_lane, last_id = await self._lane_job_ids(lane)
+            missing = [job_id for job_id in job_ids if job_id not in in_lane]
+            for i in range(0, len(missing), 500):
+                args: list[Any] = [self.keys.prefix, priority, last_id, *missing[i : i + 500]]
+                restored += int(await self.scripts.restore_queued(keys=[self.keys.stream], args=args))
+        return restored
+
+    async def _lane_job_ids(self, lane: str) -> tuple[set[str], str]:
+        """The job ids of a lane's entries, and its last entry's id ('0-0' when empty), read in chunks."""
+        ids: set[str] = set()
+        last_id, start = "0-0", "-"
+        while True:
+            entries = await self.redis.xrange(lane, min=start, count=1000)
+            if not entries:
+                return ids, last_id
+            ids.update(_text(fields[b"id"]) for _, fields in entries)
+            last_id = _text(entries[-1][0])
+            start = "(" + last_id
 
     async def fetch(
         self, consumer: str, count: int, order: Sequence[int], limits: Limits

@@ -144,3 +144,38 @@ async def test_an_entry_read_again_after_the_group_was_recreated_goes_back_to_th
     assert await redis.xlen(KEYS.stream) == 1  # not queued a second time
     await queue.complete([Completion(running.entry_id, "j", b"done", -1)], "runner")
     assert await redis.get(KEYS.result("j")) == b"done"
+
+
+async def test_jobs_queued_in_a_deleted_stream_are_put_back_and_run(
+    redis: PoolRedis, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker that recreates the lost group puts back the jobs still queued whose entries went with the
+    stream; each runs once (jobs enqueued after the loss, with entries of their own, are not doubled)."""
+    caplog.set_level(logging.INFO, logger="pool")
+    held = HeldJobs()
+    async with running_worker(redis_url, functions=held.functions, heartbeat_interval=0.2, max_jobs=1):
+        first = await _enqueue(redis, 1)
+        await wait_for(lambda: sum(held.runs.values()) == 1, message="the first job running")
+        queued = await _enqueue(redis, 3)  # waiting for the worker's only slot
+        await redis.delete(KEYS.stream)
+        await wait_for(lambda: _lost_group_warnings(caplog), message="the loss noticed")
+        after = await _enqueue(redis, 2)
+        held.release.set()
+        jobs = first + queued + after
+        await wait_for(lambda: _all_complete(jobs), timeout=5, message="all jobs complete")
+    assert dict(held.runs) == {job.job_id: 1 for job in jobs}
+    assert any("put 3 queued jobs back" in r.getMessage() for r in caplog.records)
+
+
+async def test_restore_puts_back_only_queued_jobs_without_an_entry_and_is_safe_to_replay(redis: PoolRedis) -> None:
+    queue = RedisQueue(redis, "default")
+    await queue.ensure_group()
+    await redis.enqueue_job("held", 1, _job_id="lost")
+    ((entry_id, _),) = await redis.xrange(KEYS.stream)
+    await redis.xdel(KEYS.stream, entry_id)  # its entry went with the stream
+    _, last_id = await queue._lane_job_ids(KEYS.stream)  # the caller's listing: empty
+    await redis.enqueue_job("held", 2, _job_id="fresh")  # queued after the listing, with an entry of its own
+    args = [KEYS.prefix, 0, last_id, "lost", "fresh", "gone"]
+    assert await queue.scripts.restore_queued(keys=[KEYS.stream], args=args) == 1
+    assert await queue.scripts.restore_queued(keys=[KEYS.stream], args=args) == 0  # a replay
+    assert sorted(await queue.job_ids_in_stream()) == ["fresh", "lost"]

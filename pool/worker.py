@@ -67,13 +67,18 @@ async def _cancel_until_done(tasks: list[asyncio.Task[Any]], rounds: int = 5) ->
     for _ in range(rounds):
         pending = [task for task in tasks if not task.done()]
         if not pending:
-            return
+            break
         for task in pending:
             task.cancel()
         await asyncio.wait(pending, timeout=2.0)
     stuck = [task for task in tasks if not task.done()]
     if stuck:
         logger.warning("%d tasks did not stop when cancelled; shutting down without them", len(stuck))
+    for task in tasks:
+        # A loop that ended on the same error as the one serve() raised (a refused permission meets every loop):
+        # retrieved here, or asyncio prints its traceback as "never retrieved" when the task is collected.
+        if task.done() and not task.cancelled():
+            task.exception()
 
 
 FETCH_BLOCK_MS = 1000  # how long a fetch blocks in XREADGROUP: bounds how long a stop waits for it

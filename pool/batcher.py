@@ -15,8 +15,9 @@ from .retries import retrying
 
 
 class CompletionBatcher:
-    def __init__(self, queue: RedisQueue, max_batch: int = 500) -> None:
+    def __init__(self, queue: RedisQueue, consumer: str = "", max_batch: int = 500) -> None:
         self._queue = queue
+        self._consumer = consumer  # the worker whose jobs these are: see RedisQueue.complete
         self._max_batch = max_batch
         self._pending: list[tuple[Completion, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -54,7 +55,7 @@ class CompletionBatcher:
             self._writer = None
 
     async def _write_with_retry(self, batch: list[Completion]) -> None:
-        await retrying(lambda: self._queue.complete(batch), f"writing {len(batch)} results")
+        await retrying(lambda: self._queue.complete(batch, self._consumer), f"writing {len(batch)} results")
 
 
 def _fail(items: list[tuple[Completion, asyncio.Future[None]]], exc: BaseException) -> None:

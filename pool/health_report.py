@@ -7,13 +7,12 @@ from typing import Any
 
 from .connections import RedisSettings, create_pool
 from .queue import RedisQueue
-from .utils import now_ms
 
 
 async def read_entries(settings: RedisSettings, queue_name: str) -> list[dict[str, Any]]:
     pool = await create_pool(settings)
     try:
-        return await RedisQueue(pool, queue_name).read_supervisor_health(now_ms())
+        return await RedisQueue(pool, queue_name).read_supervisor_health()
     finally:
         await pool.aclose()
 

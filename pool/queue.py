@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from . import blocking
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
 from .scripts import Scripts
 from .utils import now_ms
+
+logger = logging.getLogger("pool.worker")
 
 
 @dataclass(slots=True)
@@ -270,15 +273,71 @@ class RedisQueue:
 
     # --- consumer side ---------------------------------------------------------------------------------------
 
-    async def ensure_group(self) -> None:
+    async def ensure_group(self) -> int:
         """Create every lane's stream and consumer group; id 0 so jobs enqueued before any worker ran (or
-        before the group was recreated) are delivered."""
+        before the group was recreated) are delivered. Returns how many groups it had to create."""
+        created = 0
         for lane in self.keys.lanes:
             try:
                 await self.redis.xgroup_create(lane, CONSUMER_GROUP, id="0", mkstream=True)
+                created += 1
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        return created
+
+    async def recover_group(self) -> None:
+        """A read or a heartbeat met NOGROUP: a lane's stream or its group is gone while workers ran (DEL,
+        XTRIM MAXLEN 0, XGROUP DESTROY, FLUSHALL, Redis restarted empty). Recreate them, and say so once per
+        loss (a worker that finds them already recreated by another says nothing): running jobs keep their
+        results (see COMPLETE), but jobs whose entries were lost while still queued are not run."""
+        if await self.ensure_group():
+            logger.warning(
+                "queue %r: a stream or its consumer group %r was gone (deleted, or Redis restarted empty); "
+                "recreated it. Running jobs finish normally; looking for queued jobs whose entries were lost",
+                self.name,
+                CONSUMER_GROUP,
+            )
+            restored = await self.restore_queued()
+            if restored:
+                logger.warning("queue %r: put %d queued jobs back whose stream entries were lost", self.name, restored)
+
+    async def restore_queued(self) -> int:
+        """Put back on their lanes the jobs still queued whose stream entries were lost (see RESTORE_QUEUED).
+        Lists the queued job hashes first and the lanes after (the script's proof needs that order). Costs a
+        SCAN of the database and a read of every lane: only run after a loss was detected."""
+        queued: dict[int, list[str]] = {}
+        job_prefix = self.keys.job("")
+        keys = [_text(key) async for key in self.redis.scan_iter(match=job_prefix + "*", count=1000, _type="HASH")]
+        for i in range(0, len(keys), 1000):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys[i : i + 1000]:
+                    pipe.hmget(key, ["s", "p"])
+                replies = await pipe.execute()
+            for key, (state, priority) in zip(keys[i : i + 1000], replies, strict=True):
+                if state == b"q":
+                    queued.setdefault(int(priority or 0), []).append(key[len(job_prefix) :])
+        restored = 0
+        for priority, job_ids in queued.items():
+            lane = self.keys.lane(priority)
+            in_lane, last_id = await self._lane_job_ids(lane)
+            missing = [job_id for job_id in job_ids if job_id not in in_lane]
+            for i in range(0, len(missing), 500):
+                args: list[Any] = [self.keys.prefix, priority, last_id, *missing[i : i + 500]]
+                restored += int(await self.scripts.restore_queued(keys=[self.keys.stream], args=args))
+        return restored
+
+    async def _lane_job_ids(self, lane: str) -> tuple[set[str], str]:
+        """The job ids of a lane's entries, and its last entry's id ('0-0' when empty), read in chunks."""
+        ids: set[str] = set()
+        last_id, start = "0-0", "-"
+        while True:
+            entries = await self.redis.xrange(lane, min=start, count=1000)
+            if not entries:
+                return ids, last_id
+            ids.update(_text(fields[b"id"]) for _, fields in entries)
+            last_id = _text(entries[-1][0])
+            start = "(" + last_id
 
     async def fetch(
         self, consumer: str, count: int, order: Sequence[int], limits: Limits
@@ -288,7 +347,7 @@ class RedisQueue:
         args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, count, *_limit_args(limits), *order]
         reply = await self._run(self.scripts.fetch, [self.keys.stream], args)
         if int(reply[0]):
-            await self.ensure_group()  # a lane was deleted (queue emptied) or created by an enqueue alone
+            await self.recover_group()  # a lane or its group is gone: recreate it
         started: list[Delivery] = []
         expired: list[Delivery] = []
         for entry_id, job_id, priority, item in reply[1:]:
@@ -304,10 +363,10 @@ class RedisQueue:
             block_ms = blocking.capped_block_ms(self.redis, block_ms)
         try:
             reply: Any = await self.redis.xreadgroup(CONSUMER_GROUP, consumer, streams, count=count, block=block_ms)
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
+        except ResponseError as exc:  # NOGROUP, or UNBLOCKED: the stream or group went away during the read
+            if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                 raise
-            await self.ensure_group()  # a stream was deleted (queue emptied): recreate and carry on
+            await self.recover_group()  # a lane or its group is gone: recreate it and carry on
             return []
         deliveries = []
         for stream, entries in reply or []:
@@ -348,8 +407,10 @@ class RedisQueue:
             _sort_started(delivery, item, started, expired)
         return started, expired
 
-    async def complete(self, completions: list[Completion]) -> None:
-        """Write the results of finished jobs, then ack and delete them: one round trip for the batch."""
+    async def complete(self, completions: list[Completion], consumer: str = "") -> None:
+        """Write the results of finished jobs, then ack and delete them: one round trip for the batch.
+        ``consumer`` (the worker that ran them) lets a result be recorded even when its stream entry vanished
+        (see COMPLETE)."""
         records = [
             (
                 c.entry_id,
@@ -364,7 +425,7 @@ class RedisQueue:
             )
             for c in completions
         ]
-        args = [self.keys.prefix, CONSUMER_GROUP, now_ms(), msgpack.packb(records, use_bin_type=False)]
+        args = [self.keys.prefix, CONSUMER_GROUP, now_ms(), msgpack.packb(records, use_bin_type=False), consumer]
         keys = [self.keys.stream, self.keys.aborts, self.keys.deferred, self.keys.failed]
         await self._run(self.scripts.complete, keys, args)
 
@@ -374,12 +435,14 @@ class RedisQueue:
         args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, entry_id, job_id, run_at_ms, now_ms, priority]
         await self.scripts.requeue(keys=[self.keys.stream, self.keys.deferred], args=args)
 
-    async def promote_due(self, now_ms: int, limit: int = 1000) -> tuple[int, int | None]:
-        """Move due deferred jobs to the stream; returns (moved, next due time in ms or None)."""
-        moved, next_due = await self.scripts.promote(
-            keys=[self.keys.stream, self.keys.deferred], args=[self.keys.prefix, now_ms, limit]
+    async def promote_due(self, now_ms: int | None = None, limit: int = 1000) -> tuple[int, int | None]:
+        """Move jobs due by Redis's clock (or by ``now_ms`` when given) to the stream; returns (moved, ms until
+        the next deferred job is due, or None when there is none)."""
+        moved, next_due_in = await self.scripts.promote(
+            keys=[self.keys.stream, self.keys.deferred],
+            args=[self.keys.prefix, "" if now_ms is None else now_ms, limit],
         )
-        return int(moved), int(float(next_due)) if next_due else None
+        return int(moved), None if next_due_in is None else int(next_due_in)
 
     async def heartbeat(self, consumer: str, deliveries: list[Delivery]) -> None:
         """Reset the idle time of the entries this worker runs (one XCLAIM per lane), so nobody reclaims them."""
@@ -461,12 +524,10 @@ class RedisQueue:
 
     # --- health ------------------------------------------------------------------------------------------------
 
-    async def write_health(self, worker_id: str, line: str, ttl_ms: int, now_ms: int) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.keys.health(worker_id), line, px=ttl_ms)
-            pipe.zadd(self.keys.workers, {worker_id: now_ms + ttl_ms})
-            pipe.zremrangebyscore(self.keys.workers, "-inf", now_ms)
-            await pipe.execute()
+    async def write_health(self, worker_id: str, line: str, ttl_ms: int) -> None:
+        """The worker's health line for ttl_ms, on Redis's clock (see WRITE_HEALTH)."""
+        keys = [self.keys.health(worker_id), self.keys.workers]
+        await self.scripts.write_health(keys=keys, args=[worker_id, line, ttl_ms])
 
     async def clear_health(self, worker_id: str) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -474,21 +535,24 @@ class RedisQueue:
             pipe.zrem(self.keys.workers, worker_id)
             await pipe.execute()
 
-    async def read_supervisor_health(self, now_ms: int) -> list[dict[str, Any]]:
+    async def read_supervisor_health(self) -> list[dict[str, Any]]:
         """Every live supervisor's health entry (see supervisor/health.py)."""
-        ids = await self.redis.zrangebyscore(self.keys.supervisors, now_ms, "+inf")
-        if not ids:
-            return []
-        values = await self.redis.mget([self.keys.supervisor_health(_text(i)) for i in ids])
-        return [json.loads(v) for v in values if v is not None]
+        values = await self._live_entries(self.keys.supervisors, self.keys.supervisor_health)
+        return [json.loads(v) for v in values]
 
-    async def read_health(self, now_ms: int) -> list[str]:
+    async def read_health(self) -> list[str]:
         """The health lines of every worker whose key has not expired."""
-        worker_ids = await self.redis.zrangebyscore(self.keys.workers, now_ms, "+inf")
-        if not worker_ids:
+        return [_text(v) for v in await self._live_entries(self.keys.workers, self.keys.health)]
+
+    async def _live_entries(self, index: str, key_of: Callable[[str], str]) -> list[bytes]:
+        """The values of an index's entries whose keys still exist: a key's TTL runs on Redis's clock, so
+        whether an entry is live never depends on the reader's or the writer's clock. (Writers drop expired
+        members from the index, so it stays small.)"""
+        members = await self.redis.zrange(index, 0, -1)
+        if not members:
             return []
-        values = await self.redis.mget([self.keys.health(_text(w)) for w in worker_ids])
-        return [_text(v) for v in values if v is not None]
+        values = await self.redis.mget([key_of(_text(m)) for m in members])
+        return [v for v in values if v is not None]
 
 
 def _limit_args(limits: Limits) -> list[Any]:

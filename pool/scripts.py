@@ -67,6 +67,15 @@ local function lane_of(prefix, job)
 end
 """
 
+# Redis's clock in ms. Scripts may call TIME and then write: Redis 7 replicates scripts' effects (the default
+# since 5), not the script. Due times and health expiry use it, because hosts' clocks disagree.
+_REDIS_TIME = """
+local function redis_now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
 # Put a job on its lane now, or in the deferred set when due later (used when a job is released).
 _PLACE = """
 local function place(prefix, deferred, job_id, now)
@@ -237,10 +246,24 @@ return out
 """
 )
 
+# An entry delivered again by a consumer group recreated from id 0 (after XGROUP DESTROY or the loss of the
+# group) whose job already runs from that very entry under another consumer (its 'e' mark): the entry goes to
+# that consumer, whose heartbeat keeps it and whose COMPLETE acks it; if that consumer is dead, the entry goes
+# idle and is reclaimed as usual. Returns true when it was handed over. Shared by START, FETCH and UNREAD.
+_HAND_TO_RUNNER = """
+local function hand_to_runner(group, stream, entry_id, marker)
+  local owner, owned = string.match(marker, '^(.*) ([^ ]+)$')
+  if owned ~= entry_id then return false end
+  redis.call('XCLAIM', stream, group, owner, 0, entry_id, 'JUSTID')
+  return true
+end
+"""
+
 # Mark one delivered job running (or park it, or report it expired). Shared by START and FETCH.
 _START_ONE = (
     _LANES
     + _SLOTS
+    + _HAND_TO_RUNNER
     + """
 local function admit(prefix, fn, job_id, limit)
   local key = prefix .. 'running:' .. fn
@@ -255,10 +278,14 @@ local function admit(prefix, fn, job_id, limit)
   return true
 end
 
-local function start_one(prefix, group, consumer, stream, entry_id, job_id, limits)
+-- fresh: this consumer got the entry by a plain read (delivered once), not by a reclaim
+local function start_one(prefix, group, consumer, stream, entry_id, job_id, limits, fresh)
   local job = prefix .. 'job:' .. job_id
   local f = redis.call('HMGET', job, 'd', 'sc', 's', 'e', 't', 'df', 'f')
   local marker = consumer .. ' ' .. entry_id
+  if f[1] and fresh and f[3] == 'r' and f[4] and f[4] ~= marker and hand_to_runner(group, stream, entry_id, f[4]) then
+    return false
+  end
   if f[1] then
     local attempts = tonumber(f[5])
     if not (f[3] == 'r' and f[4] == marker) then
@@ -308,17 +335,20 @@ START = (
 -- Returns per triple {payload, attempts, score, failed_dependency or '', function name} (the name lets the
 -- worker check max_tries before decoding the payload); 'parked'; 'expired' when the hash is gone and no result
 -- exists (the worker records that, acking the entry); false when a result exists (aborted before it started):
--- the entry is acked and deleted here.
+-- the entry is acked and deleted here. Also false for an entry delivered once whose job runs from it under
+-- another consumer (a recreated group delivered it again): it is handed to that consumer rather than run twice.
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local limits, first = read_limits(4)
 local out = {}
 for i = first, #ARGV, 3 do
   local stream = lane_key(prefix, ARGV[i + 2])
   -- an entry no longer pending for us was dealt with already (a replay of a call that parked or finished it)
-  if #redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1, consumer) == 0 then
+  local pending = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1, consumer)
+  if #pending == 0 then
     out[#out + 1] = false
   else
-    out[#out + 1] = start_one(prefix, group, consumer, stream, ARGV[i], ARGV[i + 1], limits)
+    local fresh = tonumber(pending[1][4]) == 1
+    out[#out + 1] = start_one(prefix, group, consumer, stream, ARGV[i], ARGV[i + 1], limits, fresh)
   end
 end
 return out
@@ -332,7 +362,8 @@ FETCH = (
 -- ARGV: prefix, group, consumer, count, limit count, (function, max_concurrency) pairs, then the priorities
 --       to read, in order
 -- Reads up to count new entries without blocking, from each priority's lane in the order given until count
--- is reached, and STARTs each one (see START) in the same step: one round trip for a busy worker.
+-- is reached, and STARTs each one (see START; every entry read here is a first delivery) in the same step:
+-- one round trip for a busy worker.
 -- Returns {lanes without the group, then per entry {entry_id, job_id, priority, START's item}}.
 local prefix, group, consumer, remaining = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local limits, first = read_limits(5)
@@ -346,7 +377,7 @@ for i = first, #ARGV do
   elseif reply then
     for _, entry in ipairs(reply[1][2]) do
       local job_id = entry[2][2]
-      local item = start_one(prefix, group, consumer, stream, entry[1], job_id, limits)
+      local item = start_one(prefix, group, consumer, stream, entry[1], job_id, limits, true)
       out[#out + 1] = {entry[1], job_id, ARGV[i], item}
       remaining = remaining - 1
     end
@@ -389,23 +420,28 @@ return released
 UNREAD = (
     _LANES
     + _SLOTS
+    + _HAND_TO_RUNNER
     + """
 -- KEYS: stream
 -- ARGV: prefix, group, consumer, then triples of (entry_id, job_id, priority) read but not run
 -- Puts entries this consumer read but will not run back at the end of their lane, in the same step that acks
 -- them: the extras of a blocking read over several lanes (more entries than free slots), and jobs START marked
 -- running just as a stop came. A start made by this consumer for this entry is undone (the attempt is not
--- counted, the slot of a limited function is freed). Returns how many went back.
+-- counted, the slot of a limited function is freed). An entry whose job runs from it under another consumer
+-- (a recreated group delivered it again) goes to that consumer instead. Returns how many went back.
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local count = 0
 for i = 4, #ARGV, 3 do
   local entry_id, job_id = ARGV[i], ARGV[i + 1]
   local stream = lane_key(prefix, ARGV[i + 2])
-  if redis.call('XACK', stream, group, entry_id) == 1 then
+  local job = prefix .. 'job:' .. job_id
+  local f = redis.call('HMGET', job, 's', 'e', 'f')
+  local marker = consumer .. ' ' .. entry_id
+  if f[1] == 'r' and f[2] and f[2] ~= marker and hand_to_runner(group, stream, entry_id, f[2]) then
+    -- handed to the consumer running it (again on a replay: XCLAIM is idempotent)
+  elseif redis.call('XACK', stream, group, entry_id) == 1 then
     redis.call('XDEL', stream, entry_id)
-    local job = prefix .. 'job:' .. job_id
-    local f = redis.call('HMGET', job, 's', 'e', 'f')
-    if f[1] == 'r' and f[2] == consumer .. ' ' .. entry_id then
+    if f[1] == 'r' and f[2] == marker then
       redis.call('HINCRBY', job, 't', -1)
       redis.call('HSET', job, 's', 'q')
       redis.call('HDEL', job, 'e')
@@ -455,18 +491,25 @@ COMPLETE = (
 -- in KEYS[4] by its expiry time; each call with failures also drops up to max(100, 2 per failure) members whose
 -- record expired, so the index stays bounded). A callback (on_success / on_failure) is
 -- enqueued in the same step, so it is never lost between the two.
+-- ARGV[5]: the consumer (worker) that ran these jobs.
 -- Records each result and only then acks and deletes the job: one round trip for a whole batch. An entry
--- already acked (a replayed call, or a job another worker took over and finished) is skipped. Entries are
+-- already acked (a replayed call, or a job another worker took over and finished) is skipped. An entry that
+-- vanished (its stream deleted or trimmed, or the group destroyed) while the job ran is not: its result is
+-- recorded when the job hash still names this consumer and entry as its run (marked by START); a replay finds
+-- the hash deleted, a takeover finds another consumer's mark, so each is still skipped. Entries are
 -- deleted with one XDEL per lane at the end: deleting a stream's first entries one call at a time rescans
 -- the tombstones before them each time (9 us per entry against 3.5 in batches of 100, measured).
-local prefix, group, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local prefix, group, now, consumer = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[5] or ''
+local function runs_here(job_id, entry_id)
+  return consumer ~= '' and redis.call('HGET', prefix .. 'job:' .. job_id, 'e') == consumer .. ' ' .. entry_id
+end
 local to_delete = {}
 local failures = 0
 for _, c in ipairs(cmsgpack.unpack(ARGV[4])) do
   local entry_id, job_id, payload, ttl, failure_ttl, callback_id, callback_payload, priority, callback_fn =
     c[1], c[2], c[3], c[4], tonumber(c[5]), c[6], c[7], c[8], c[9]
   local stream = lane_key(prefix, priority)
-  if redis.call('XACK', stream, group, entry_id) == 1 then
+  if redis.call('XACK', stream, group, entry_id) == 1 or runs_here(job_id, entry_id) then
     local entries = to_delete[stream]
     if not entries then
       entries = {}
@@ -506,11 +549,13 @@ return 1
 REQUEUE = (
     _LANES
     + _SLOTS
+    + _REDIS_TIME
     + """
 -- KEYS: stream, deferred
 -- ARGV: prefix, group, entry_id, job_id, run_at_ms, now_ms, priority of the entry's lane
 -- Puts a running job back: deferred until run_at (Retry with a delay) or straight onto its lane (a
--- cancelled job handed back at shutdown), written in the same step that acks the old entry.
+-- cancelled job handed back at shutdown), written in the same step that acks the old entry. The delay
+-- (run_at - now, both on the worker's clock) is counted from Redis's clock, which PROMOTE judges by.
 -- Returns 1; 0 touching nothing when the job hash is gone (deleted by hand: the entry stays pending, is
 -- reclaimed, and START records the job as expired) or the entry was already acked (a replayed call).
 local prefix, group, entry_id, job_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -519,9 +564,11 @@ local stream = lane_key(prefix, ARGV[7])
 if redis.call('EXISTS', job) == 0 then return 0 end
 if redis.call('XACK', stream, group, entry_id) == 0 then return 0 end
 redis.call('XDEL', stream, entry_id)
-if tonumber(ARGV[5]) > tonumber(ARGV[6]) then
-  redis.call('HSET', job, 's', 'd', 'sc', ARGV[5])
-  redis.call('ZADD', KEYS[2], ARGV[5], job_id)
+local delay = tonumber(ARGV[5]) - tonumber(ARGV[6])
+if delay > 0 then
+  local run_at = redis_now_ms() + delay
+  redis.call('HSET', job, 's', 'd', 'sc', run_at)
+  redis.call('ZADD', KEYS[2], run_at, job_id)
 else
   redis.call('HSET', job, 's', 'q')
   redis.call('XADD', lane_of(prefix, job), '*', 'id', job_id)
@@ -533,13 +580,17 @@ return 1
 
 PROMOTE = (
     _LANES
+    + _REDIS_TIME
     + """
 -- KEYS: stream, deferred
--- ARGV: prefix, now_ms, limit
+-- ARGV: prefix, now_ms ('' for Redis's own clock, TIME: the one all hosts share), limit
 -- Moves due deferred jobs onto the stream. Idempotent, so every worker may run it at any time.
--- Returns {moved, next_due_ms or false}.
+-- Returns {moved, ms until the next deferred job is due (<= 0: due already) or false}: a delay, not a time,
+-- so the caller's clock never meets Redis's.
 local prefix = ARGV[1]
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local now = tonumber(ARGV[2])
+if not now then now = redis_now_ms() end
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 for _, job_id in ipairs(due) do
   redis.call('ZREM', KEYS[2], job_id)
   local state = redis.call('HGET', prefix .. 'job:' .. job_id, 's')
@@ -552,7 +603,36 @@ for _, job_id in ipairs(due) do
   end
 end
 local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-return {#due, nxt[2] or false}
+if not nxt[2] then return {#due, false} end
+return {#due, tonumber(nxt[2]) - now}
+"""
+)
+
+RESTORE_QUEUED = (
+    _LANES
+    + """
+-- KEYS: stream
+-- ARGV: prefix, priority of the lane, last_id (the lane's last entry when the caller listed it, '0-0' if it
+--       was empty), then ids of jobs that were queued before that listing and had no entry in it
+-- Puts each such job back on the lane if it is still queued (state q) and no entry for it was appended since
+-- the listing: its entry was lost with the stream (DEL, a flush) while it waited. Every step that queues a job
+-- appends its entry in the same script, and entries are only appended, so an entry the listing missed has an
+-- id above last_id. Idempotent (a replay finds the entries it added). Returns the number put back.
+local prefix = ARGV[1]
+local stream = lane_key(prefix, ARGV[2])
+local listed = {}
+for _, entry in ipairs(redis.call('XRANGE', stream, '(' .. ARGV[3], '+')) do listed[entry[2][2]] = true end
+local count = 0
+for i = 4, #ARGV do
+  local job_id = ARGV[i]
+  local job = prefix .. 'job:' .. job_id
+  if not listed[job_id] and redis.call('HGET', job, 's') == 'q' and lane_of(prefix, job) == stream then
+    redis.call('XADD', stream, '*', 'id', job_id)
+    listed[job_id] = true
+    count = count + 1
+  end
+end
+return count
 """
 )
 
@@ -674,6 +754,23 @@ return 0
 """
 
 
+WRITE_HEALTH = (
+    _REDIS_TIME
+    + """
+-- KEYS: health key, index (sorted set member -> expiry ms)
+-- ARGV: member, value, ttl_ms
+-- Writes a worker's or supervisor's health entry with its TTL and indexes it by its expiry on Redis's clock,
+-- dropping members expired by that clock: a writer whose clock is off is neither hidden nor kept alive.
+-- Idempotent. Returns 1.
+local now, ttl = redis_now_ms(), tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+return 1
+"""
+)
+
+
 WAIT = """
 -- KEYS: none (every key is built from the prefix, as in the other scripts)
 -- ARGV: prefix, job_id, registration ttl_ms (0: check only, the caller will not wait)
@@ -716,6 +813,8 @@ class Scripts:
         self.hand_back_consumer: AsyncScript = redis.register_script(HAND_BACK_CONSUMER)
         self.abort: AsyncScript = redis.register_script(ABORT)
         self.prune_consumer: AsyncScript = redis.register_script(PRUNE_CONSUMER)
+        self.restore_queued: AsyncScript = redis.register_script(RESTORE_QUEUED)
         self.lock_extend: AsyncScript = redis.register_script(LOCK_EXTEND)
         self.lock_release: AsyncScript = redis.register_script(LOCK_RELEASE)
         self.wait: AsyncScript = redis.register_script(WAIT)
+        self.write_health: AsyncScript = redis.register_script(WRITE_HEALTH)

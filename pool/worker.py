@@ -36,6 +36,7 @@ from .connections import (
     create_pool,
 )
 from .cron import CronJob
+from .eviction import EvictionPolicyError, judge_policy, policy_from_reply
 from .execution import ABORTED, COMPLETE, FAILED, RETRIED, Hook, JobRunner, Outcome, RunnerSettings
 from .functions import Function, Retry, func
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
@@ -67,13 +68,18 @@ async def _cancel_until_done(tasks: list[asyncio.Task[Any]], rounds: int = 5) ->
     for _ in range(rounds):
         pending = [task for task in tasks if not task.done()]
         if not pending:
-            return
+            break
         for task in pending:
             task.cancel()
         await asyncio.wait(pending, timeout=2.0)
     stuck = [task for task in tasks if not task.done()]
     if stuck:
         logger.warning("%d tasks did not stop when cancelled; shutting down without them", len(stuck))
+    for task in tasks:
+        # A loop that ended on the same error as the one serve() raised (a refused permission meets every loop):
+        # retrieved here, or asyncio prints its traceback as "never retrieved" when the task is collected.
+        if task.done() and not task.cancelled():
+            task.exception()
 
 
 FETCH_BLOCK_MS = 1000  # how long a fetch blocks in XREADGROUP: bounds how long a stop waits for it
@@ -126,6 +132,7 @@ class Worker:
         failure_ttl: float | timedelta = timedelta(days=7),
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         auto_pipeline: bool = True,
+        allow_eviction: bool = False,
     ) -> None:
         self.functions: dict[str, Function] = {f.name: f for f in (func(fn) for fn in functions)}
         self.cron_jobs: list[CronJob] = list(cron_jobs or [])
@@ -160,6 +167,7 @@ class Worker:
         self.timezone = timezone
         self.heartbeat_interval_s = heartbeat_interval
         self.auto_pipeline = auto_pipeline
+        self.allow_eviction = allow_eviction  # run on a Redis whose maxmemory-policy may evict (pool/eviction.py)
         # False under the supervisor: its parent leads cron; this worker only runs the cron jobs' functions
         self.schedule_cron = schedule_cron and bool(self.cron_jobs)
         self._cron: CronScheduler | None = None
@@ -259,8 +267,9 @@ class Worker:
                 expires_extra_ms=self.expires_extra_ms,
                 max_payload_bytes=self.runner.s.max_payload_bytes,
             )
+        await self._check_eviction_policy()
         self._queue = RedisQueue(self._pool, self.queue_name)
-        self._batcher = CompletionBatcher(self._queue)
+        self._batcher = CompletionBatcher(self._queue, self.worker_id)
         await retrying(self._queue.ensure_group, "creating the consumer groups")  # Redis may be busy or loading
         # Jobs' commands of one loop turn go out as one pipeline (pool/autopipeline.py); the worker's own
         # commands are batched by hand and keep the plain client.
@@ -277,6 +286,20 @@ class Worker:
         )
         if self.on_startup is not None:
             await self.on_startup(self.ctx)
+
+    async def _check_eviction_policy(self) -> None:
+        """Refuse a Redis that may evict the queue's keys (see pool/eviction.py): one line, exit 1."""
+        try:
+            policy = policy_from_reply(await self.pool.config_get("maxmemory-policy"))
+        except ResponseError:  # CONFIG refused (managed Redis, an ACL without +config): judge_policy warns
+            policy = None
+        try:
+            judge_policy(policy, self.redis_settings.describe(), self.allow_eviction)
+        except EvictionPolicyError:
+            if self._given_pool is None:
+                await self.pool.aclose()
+                self._pool = None
+            raise
 
     async def serve(self) -> None:
         """Run the loops until a stop is requested (or, in burst mode, the queue is drained)."""
@@ -386,7 +409,8 @@ class Worker:
                     await self._launch(started, expired)
                     await asyncio.sleep(0)  # let the new jobs start before the next fetch is sent
                     continue
-                deliveries = await queue.read(self.worker_id, batch, block_ms)
+                # (an entry this worker already runs comes back only from a recreated group: it is ours again)
+                deliveries = [d for d in await queue.read(self.worker_id, batch, block_ms) if not self._runs_already(d)]
                 if len(deliveries) > batch:  # several lanes had entries: keep the highest priorities
                     await queue.unread(self.worker_id, deliveries[batch:])
                     deliveries = deliveries[:batch]
@@ -436,12 +460,21 @@ class Worker:
                 await self.queue.unread(self.worker_id, started + expired)
             return
         for delivery in started:
+            if self._runs_already(delivery):
+                continue
             self.jobs_started += 1
             task = asyncio.create_task(self._run_job(delivery))
             self._running[delivery.entry_id] = (delivery, task)
         for delivery in expired:
             task = asyncio.create_task(self._record(delivery, self.runner.expired(delivery)))
             self._running[delivery.entry_id] = (delivery, task)
+
+    def _runs_already(self, delivery: Delivery) -> bool:
+        """This worker already runs the job from this entry: a consumer group recreated from id 0 (after it
+        was destroyed) delivered the entry to us again. START answers as to a replay; running it again would
+        run the job twice at once. The entry is ours again, so our heartbeat and COMPLETE cover it."""
+        running = self._running.get(delivery.entry_id)
+        return running is not None and running[0].job_id == delivery.job_id
 
     async def _record(self, delivery: Delivery, outcome: Outcome) -> None:
         try:
@@ -576,7 +609,7 @@ class Worker:
 
     async def _recreate_group(self) -> None:
         with contextlib.suppress(RedisError, OSError):
-            await self.queue.ensure_group()
+            await self.queue.recover_group()
 
     # --- deferred jobs, cron, aborts ---------------------------------------------------------------------------
 
@@ -592,9 +625,9 @@ class Worker:
         while not self._stopping:
             next_wake_ms = now_ms() + int(self.poll_delay_s * 1000)
             try:
-                _, next_due = await self.queue.promote_due(now_ms())
-                if next_due is not None:
-                    next_wake_ms = min(next_wake_ms, next_due)
+                _, next_due_in = await self.queue.promote_due()  # due by Redis's clock, not this host's
+                if next_due_in is not None:
+                    next_wake_ms = min(next_wake_ms, now_ms() + next_due_in)
                 if self.allow_abort_jobs and self._running:
                     await self._cancel_aborted()
                 if self._limits:
@@ -657,7 +690,7 @@ class Worker:
             try:
                 counts = await self.queue.counts()
                 line = self.health_line(counts["ready"] + counts["deferred"] + counts["parked"])
-                await self.queue.write_health(self.worker_id, line, ttl_ms, now_ms())
+                await self.queue.write_health(self.worker_id, line, ttl_ms)
                 if self.health_check_key:
                     await self.pool.set(self.health_check_key, line, px=ttl_ms)
             except (RedisError, OSError) as exc:
@@ -708,7 +741,7 @@ async def async_check_health(
         if health_check_key:
             value: Any = await pool.get(health_check_key)
             return [value.decode()] if value else []
-        return await RedisQueue(pool, queue_name or DEFAULT_QUEUE_NAME).read_health(now_ms())
+        return await RedisQueue(pool, queue_name or DEFAULT_QUEUE_NAME).read_health()
     finally:
         await pool.aclose()
 

@@ -32,6 +32,7 @@ import psutil
 import redis
 
 from pool.connections import EXPIRES_EXTRA_MS, RedisSettings
+from pool.eviction import EvictionPolicyError, judge_policy, policy_from_reply
 from pool.keys import CONSUMER_GROUP, DEFAULT_QUEUE_NAME, QueueKeys
 from pool.logs import flush_logs
 from pool.retries import transient
@@ -125,6 +126,7 @@ class Arbiter:
         self.last_memory_sample = 0.0
         self.queue_name = DEFAULT_QUEUE_NAME
         self.redis_settings = RedisSettings()
+        self.allow_eviction = False
         self.worker_overrides: dict[str, Any] = {}
         self.keys = QueueKeys(DEFAULT_QUEUE_NAME)
         self.client: redis.Redis | None = None
@@ -192,6 +194,7 @@ class Arbiter:
         self.procs = self.config.procs or int(getattr(settings, "procs", 0) or 0) or (os.cpu_count() or 1)
         self.queue_name = kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
         self.redis_settings = self.config.redis_settings or kwargs.get("redis_settings") or RedisSettings()
+        self.allow_eviction = bool(kwargs.get("allow_eviction"))
         # the parent leads cron (lead_cron); children only run the cron jobs' functions
         self.worker_overrides = {"schedule_cron": False}
         if self.config.redis_settings is not None:
@@ -224,6 +227,21 @@ class Arbiter:
             health.remove(self.client, self.keys)
         self.client.close()
 
+    def check_eviction_policy(self) -> int | None:
+        """Refuse a Redis that may evict the queue's keys (see pool/eviction.py) before forking: one line and
+        exit 1 (None: go on)."""
+        assert self.client is not None
+        try:
+            policy = policy_from_reply(self.client.config_get("maxmemory-policy"))
+        except redis.ResponseError:  # CONFIG refused (managed Redis, an ACL without +config): judge_policy warns
+            policy = None
+        try:
+            judge_policy(policy, self.redis_settings.describe(), self.allow_eviction)
+        except EvictionPolicyError as exc:
+            logger.error("%s", exc)
+            return 1
+        return None
+
     def wait_for_redis(self) -> int | None:
         """Before forking: wait (with backoff) while Redis is unreachable; a refusal (password, ACL) is one line
         and exit 1. Returns None to go on, or the exit code (0 when stopped while waiting)."""
@@ -237,7 +255,7 @@ class Arbiter:
                 except redis.ResponseError as exc:
                     if "BUSYGROUP" not in str(exc):
                         raise
-                return None
+                return self.check_eviction_policy()
             except redis.AuthenticationError as exc:
                 logger.error("Redis at %s refused authentication: %s", self.redis_settings.describe(), exc)
                 return 1

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from pool.keys import CONSUMER_GROUP, QueueKeys
-from pool.utils import now_ms
+from pool.scripts import WRITE_HEALTH
 
 logger = logging.getLogger("pool.supervisor")
 
@@ -66,12 +66,11 @@ def build_entry(status: dict[str, Any], queue: dict[str, int], cron_leader: bool
 
 
 def write(client: redis.Redis, keys: QueueKeys, entry: dict[str, Any], interval_s: float) -> None:
+    """The entry for twice the interval plus a second, on Redis's clock (see WRITE_HEALTH): a supervisor
+    whose host clock is off is still seen while it writes, and goes stale when it stops."""
     ttl_ms = int((interval_s * 2 + 1) * 1000)
-    pipe = client.pipeline(transaction=False)
-    pipe.set(keys.supervisor_health(entry["id"]), json.dumps(entry), px=ttl_ms)
-    pipe.zadd(keys.supervisors, {entry["id"]: now_ms() + ttl_ms})
-    pipe.zremrangebyscore(keys.supervisors, "-inf", now_ms())
-    pipe.execute()
+    script = client.register_script(WRITE_HEALTH)
+    script(keys=[keys.supervisor_health(entry["id"]), keys.supervisors], args=[entry["id"], json.dumps(entry), ttl_ms])
 
 
 def remove(client: redis.Redis, keys: QueueKeys) -> None:

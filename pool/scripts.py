@@ -172,7 +172,8 @@ def dump(directory: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pool.scripts --dump DIR``: write the assembled scripts to DIR."""
+    """``--dump DIR``: write the assembled scripts to DIR (``make luacheck`` calls this, with ``python -c`` as
+    ``python -m pool.scripts`` also works but has runpy warn that ``pool`` imported this module first)."""
     parser = argparse.ArgumentParser(prog="python -m pool.scripts", description="The queue's Lua scripts, assembled.")
     parser.add_argument("--dump", metavar="DIR", type=Path, required=True, help="write each script to DIR/<name>.lua")
     args = parser.parse_args(argv)

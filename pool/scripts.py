@@ -70,6 +70,8 @@ def _expand(name: str, root: Traversable, done: set[str], active: list[str], inc
             raise LuaIncludeError(f"{_shown(root, name)}: --@include {fragment} makes a cycle: {cycle}")
         if fragment not in done:
             out.extend(_expand(fragment, root, done, active, included_by=name))
+    if out and not out[-1].endswith("\n"):
+        out[-1] += "\n"  # a file's last line must not run into the line after its include
     active.pop()
     return out
 

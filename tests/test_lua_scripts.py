@@ -63,7 +63,7 @@ def test_includes_resolve_recursively_in_order_each_fragment_once(tmp_path: Path
         tmp_path,
         {
             "main.lua": "-- header\n--@include lib/b.lua\n--@include lib/a.lua\n--@include lib/c.lua\nmain()\n",
-            "lib/a.lua": "a()\n",
+            "lib/a.lua": "a()",  # no newline at its end
             "lib/b.lua": "--@include lib/a.lua\nb()\n",
             "lib/c.lua": "--@include lib/b.lua\n--@include lib/a.lua\nc()\n",
         },

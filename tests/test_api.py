@@ -19,6 +19,7 @@ from pool.serializers import JobExecutionFailed, SerializationError, msgpack_des
 from pool.worker import Retry as RetryFromWorker
 from pool.worker import func as func_from_worker
 from tests.helpers import wait_for
+from tests.job_functions import count_run
 from tests.worker_utils import run_burst, running_worker
 
 
@@ -466,6 +467,29 @@ async def test_abort_running_job(redis: PoolRedis, redis_url: str) -> None:
         assert await job.abort(timeout=3) is True
         with pytest.raises(JobAborted):
             await job.result(timeout=1)
+
+
+async def slow_start_hook(ctx: dict[str, Any]) -> None:
+    await ctx["redis"].incr("start_hook:" + ctx["job_id"])
+    await asyncio.sleep(1.0)
+
+
+async def test_abort_during_on_job_start_is_honoured(redis: PoolRedis, redis_url: str) -> None:
+    """An abort that arrives while on_job_start runs cancels the job before its function runs."""
+    async with running_worker(
+        redis_url,
+        functions=[count_run],
+        on_job_start=slow_start_hook,
+        allow_abort_jobs=True,
+        poll_delay=0.05,
+        heartbeat_interval=0.2,
+    ):
+        job = await redis.enqueue_job("count_run", _job_id="ab")
+        assert job is not None
+        await wait_for(lambda: redis.exists("start_hook:ab"))
+        aborted = await job.abort(timeout=4)
+        runs = await redis.get("runs:ab")
+        assert (aborted, runs) == (True, None), f"abort returned {aborted}, the job function ran {runs!r} times"
 
 
 async def test_shutdown_cancels_running_job_and_it_runs_again(redis: PoolRedis, redis_url: str) -> None:

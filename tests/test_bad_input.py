@@ -1,4 +1,4 @@
-"""The bad-input matrix (issue 6, invariant 7): each bad input gets a clear error, the worker keeps going and no
+"""The bad-input matrix (invariant 7): each bad input gets a clear error, the worker keeps going and no
 other job is lost.
 
 Already covered elsewhere, not repeated here: bytes that are not msgpack and an unknown function
@@ -9,7 +9,7 @@ and both ``_defer_*`` at once (test_api.py::test_bad_defer_arguments), a job blo
 that do not import / have no class / no functions and unknown CLI flags (test_cli.py, test_supervisor.py), and a
 job killing its worker under a lone ``pool worker`` (test_crash_recovery.py).
 
-Bugs found here are xfail(strict=True) with the scenario in the reason; each docstring says how to fix it.
+Each test's docstring says what the worker must do with its input.
 """
 
 from __future__ import annotations
@@ -133,14 +133,7 @@ async def test_poison_payload_fails_once_with_its_reason(
     redis: PoolRedis, redis_url: str, caplog: pytest.LogCaptureFixture, shape: str
 ) -> None:
     """Expected: the job ends on its first try: failed with an error saying what is wrong with the payload (or,
-    for a field the worker can do without, run), never redelivered until "max retries exceeded".
-
-    Suggested fix: pool/jobs.py deserialize_job also checks ``et`` (an int within datetime's range) and that every
-    kwargs key is a str, raising DeserializationError otherwise; pool/execution.py JobRunner.run checks
-    ``attempts > max_tries`` first, right after decoding the function name (so nothing can redeliver a job
-    forever), and _args_repr must not sort kwargs (``kwargs.items()`` in their order). As a backstop,
-    worker._run_job's "unexpected error around the job" should record a failure (with the error) once the
-    attempt count reaches max_tries instead of handing the job back."""
+    for a field the worker can do without, run), never redelivered until "max retries exceeded"."""
     caplog.set_level(logging.INFO, logger="pool")  # as `pool worker` logs: each job's start line at INFO
     assert await redis.enqueue_job("add", 1, 1, _job_id="poison") is not None
     await corrupt(redis, "poison", msgpack.packb(POISON[shape]))
@@ -323,8 +316,7 @@ async def test_defer_by_negative_timedelta_is_refused_and_a_past_defer_until_run
 
 
 async def test_negative_expires_is_refused(redis: PoolRedis) -> None:
-    """Suggested fix (pool/connections.py enqueue_job): ``if expires_ms is not None and expires_ms < 0: raise
-    ValueError(f"_expires must not be negative, got {_expires!r}")``, next to the _defer_by check."""
+    """A negative ``_expires`` is the caller's mistake: refused with a ValueError naming it, nothing written."""
     with pytest.raises(ValueError, match="_expires"):
         await redis.enqueue_job("add", 1, 1, _expires=-5)
     assert await redis.keys("pool:*") == []
@@ -366,10 +358,8 @@ async def test_an_exception_that_cannot_be_serialized_is_recorded_as_the_failure
 ) -> None:
     """The job fails (not retried), its result says the exception could not be kept, and the worker goes on.
 
-    The self-referencing one is a bug. Suggested fix (pool/execution.py): never format the job's exception
-    in the worker's own code paths without a guard: log ``_safe_str(exc)`` (``str(exc)`` inside ``try: ...
-    except BaseException: return f"<{type(exc).__name__}: str() failed>"``), and as a backstop make
-    worker._run_job record a failure carrying the unexpected error once the attempt reached max_tries.
+    The self-referencing one (an exception among its own args) must not break the worker's own logging of it
+    either: the job's failure is recorded all the same.
 
     pool.worker's records go only to the handlers of a real process here: pytest's capture handler raises when a
     record cannot be formatted (str() of Unprintable raises), where logging's own handlers print the error and go
@@ -484,12 +474,8 @@ async def test_sys_exit_in_a_job_fails_that_job_and_the_lone_worker_goes_on(
 ) -> None:
     """Expected: sys.exit() inside a job is that job's failure, recorded like any exception (SystemExit(3)); the
     worker keeps serving. (os._exit cannot be caught: the process is gone, its jobs are reclaimed by other
-    workers after 3 heartbeats, see test_crash_recovery.py.)
-
-    Suggested fix (pool/execution.py JobRunner.run): ``except (Exception, SystemExit) as exc:`` (or a separate
-    ``except SystemExit`` recording ``JobExecutionFailed(f"job called sys.exit({exc.code!r})")``), so a job's
-    SystemExit never reaches the event loop. (A KeyboardInterrupt or other BaseException a job raises is its
-    failure too: test_poison_jobs.py.)"""
+    workers after 3 heartbeats, see test_crash_recovery.py.) A job's SystemExit never reaches the event loop.
+    (A KeyboardInterrupt or other BaseException a job raises is its failure too: test_poison_jobs.py.)"""
     (tmp_path / "exitapp.py").write_text(EXIT_APP)
     worker = background("worker", "exitapp.WorkerSettings", "--redis", redis_url)
     exiter = await redis.enqueue_job("exiter", "sys.exit", _job_id="exiter")

@@ -4,8 +4,9 @@
 the supervisor, a Redis restart and 2.5 s of Redis answering BUSY (another client's slow script); under a minute
 here, bounded by 4 minutes. Marked ``chaos``: deselect it with ``-m "not chaos"``.
 
-The run's own checks decide. A run whose only failed checks are bugs already pinned by an xfail(strict=True)
-test elsewhere is reported as xfail (naming them); any other failed check, or a crash of the run, fails.
+The run's own checks decide. A run whose only failed checks are known failures already pinned by an
+xfail(strict=True) test elsewhere is reported as xfail (naming them); any other failed check, or a crash of the
+run, fails.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.chaos
 
-# failed-check text -> the xfail(strict=True) test that pins the bug
-KNOWN_BUGS: dict[str, str] = {}
+# failed-check text -> the xfail(strict=True) test that pins that known failure
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def test_quick_chaos_run_loses_nothing() -> None:
@@ -41,9 +42,9 @@ def test_quick_chaos_run_loses_nothing() -> None:
         line.removeprefix("CHECK FAILED: ") for line in proc.stdout.splitlines() if line.startswith("CHECK FAILED")
     ]
     if proc.returncode != 0 and failed:
-        unknown = [f for f in failed if not any(known in f for known in KNOWN_BUGS)]
+        unknown = [f for f in failed if not any(known in f for known in KNOWN_FAILURES)]
         if not unknown:
-            pinned = sorted({test for known, test in KNOWN_BUGS.items() if any(known in f for f in failed)})
-            pytest.xfail(f"only known bugs failed ({'; '.join(failed)}), pinned by {', '.join(pinned)}: {summary}")
+            pinned = sorted({test for known, test in KNOWN_FAILURES.items() if any(known in f for f in failed)})
+            pytest.xfail(f"only known failures ({'; '.join(failed)}), pinned by {', '.join(pinned)}: {summary}")
     assert proc.returncode == 0, output[-5000:]
     assert " lost=0 " in summary, summary

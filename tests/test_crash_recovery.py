@@ -20,9 +20,12 @@ import pytest
 
 from pool import PoolRedis, RedisSettings, create_pool
 from pool.jobs import JobStatus
+from pool.keys import CONSUMER_GROUP, QueueKeys
 from pool.serializers import JobExecutionFailed
 from tests.helpers import wait_for
+from tests.job_functions import count_run
 from tests.redis_server import _die_with_parent
+from tests.worker_utils import running_worker
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = "tests.apps.crashy.WorkerSettings"
@@ -144,8 +147,8 @@ async def test_live_worker_keeps_its_job(pool: PoolRedis, spawn_worker: Callable
 
 async def test_draining_worker_keeps_heartbeating(pool: PoolRedis, spawn_worker: Callable[..., WorkerProcess]) -> None:
     """A worker told to stop keeps heartbeating while it waits for its running jobs (job_completion_wait), so
-    another worker does not take them over and run them a second time meanwhile. (Regression: the heartbeat
-    used to stop with the fetch loop, and the job was taken over after 3 beats while it was still running.)"""
+    another worker does not take them over and run them a second time meanwhile: its heartbeat outlives its
+    fetch loop, so the job is not taken over after 3 beats while it still runs."""
     job = await pool.enqueue_job("gated_job", _job_id="gated-1")
     assert job is not None
     draining = spawn_worker(settings=DRAINING_SETTINGS)
@@ -194,3 +197,30 @@ async def test_max_tries_bounds_jobs_that_crash_their_worker(
     # nothing is left behind: no job hash, nothing ready, running or deferred
     assert not await pool.exists("pool:{default}:job:suicide-1")
     assert await pool.xlen("pool:{default}:stream") == 0
+
+
+async def test_dead_workers_jobs_behind_long_running_live_jobs_are_reclaimed(redis: PoolRedis, redis_url: str) -> None:
+    """20 long jobs held by a live consumer sit at the head of the PEL; 3 jobs of a dead consumer come after.
+    An idle worker with max_jobs=1 asks XAUTOCLAIM for COUNT=1 every beat, and Redis scans only 10 entries per
+    call, all fresh: the worker must resume each scan at the cursor Redis returned, so that it reaches the dead
+    worker's jobs and takes them over."""
+    keys = QueueKeys("default")
+    for i in range(23):
+        await redis.enqueue_job("count_run", _job_id=f"j{i}")
+    await redis.xgroup_create(keys.stream, CONSUMER_GROUP, id="0")
+    live = await redis.xreadgroup(CONSUMER_GROUP, "live", {keys.stream: ">"}, count=20)
+    live_ids = [entry_id for entry_id, _ in live[0][1]]
+    await redis.xreadgroup(CONSUMER_GROUP, "dead", {keys.stream: ">"}, count=3)
+
+    async def keep_live_fresh() -> None:  # a live worker heartbeating its 20 long jobs
+        while True:
+            await redis.xclaim(keys.stream, CONSUMER_GROUP, "live", 0, live_ids, justid=True)
+            await asyncio.sleep(0.05)
+
+    beat = asyncio.create_task(keep_live_fresh())
+    try:
+        async with running_worker(redis_url, functions=[count_run], max_jobs=1, heartbeat_interval=0.1):
+            # min idle is 0.3 s: at least one of the dead consumer's jobs runs within a second or two
+            await wait_for(lambda: redis.exists("runs:j20", "runs:j21", "runs:j22"), timeout=4)
+    finally:
+        beat.cancel()

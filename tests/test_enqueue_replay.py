@@ -4,21 +4,18 @@ job meanwhile: it answers "enqueued" and creates nothing, even after the job fin
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from pool import PoolRedis
 from pool.keys import QueueKeys
-from pool.queue import enqueue_args, job_record
+from pool.queue import RedisQueue, enqueue_args, job_record
+from pool.scripts import ENQUEUE
 from pool.utils import now_ms
+from tests.job_functions import count_run
+from tests.proxy import client_through_proxy
 from tests.worker_utils import run_burst
 
 KEYS = QueueKeys("default")
-
-
-async def count_run(ctx: dict[str, Any]) -> int:
-    return int(await ctx["redis"].incr("runs:" + ctx["job_id"]))
 
 
 @pytest.mark.parametrize("keep_result", [0, 3600])
@@ -58,3 +55,15 @@ async def test_a_new_enqueue_of_a_finished_id_is_still_answered_by_its_own_merit
     await run_burst(redis_url, functions=[count_run], keep_result=3600)
     assert await redis.get("runs:free") == b"2"
     assert await redis.enqueue_job("count_run", _job_id="free") is None
+
+
+async def test_an_enqueue_replayed_after_a_lost_reply_reports_enqueued(redis: PoolRedis, redis_url: str) -> None:
+    """The reply of enqueue_job's ENQUEUE is lost after Redis ran it; redis-py's retry sends it again, and the
+    caller still gets its Job (not None, "id taken"): the replay is recognised as the same call."""
+    async with client_through_proxy(redis_url) as (via_proxy, proxy):
+        await redis.script_load(ENQUEUE)
+        proxy.drop_reply_of(ENQUEUE)
+        job = await via_proxy.enqueue_job("count_run")  # a fresh uuid id: nobody else can hold it
+        assert proxy.dropped == 1
+        ids = await RedisQueue(redis, "default").job_ids_in_stream()
+        assert job is not None, f"enqueue_job returned None (id taken) but the job was enqueued: {ids}"

@@ -1,4 +1,4 @@
-"""Faults around the queue (issue 6): Redis down, restarted, refusing us or stalled; workers killed in volleys.
+"""Faults around the queue: Redis down, restarted, refusing us or stalled; workers killed in volleys.
 
 Every process runs for real (``pool worker`` / ``pool start`` subprocesses, or in-process workers) against a
 private redis-server; every wait is on a condition with a deadline. Jobs come from tests/chaos/app.py: ``pure``
@@ -6,7 +6,7 @@ records each start (``job_id try nonce`` in ``chaos:starts``) and returns its in
 again, so a duplicate run shows as a second start, and a result due while Redis is down can only reach Redis
 through the worker's retried result write.
 
-Bugs found here are xfail(strict=True) with the scenario in the reason; see each test's docstring for the fix.
+A failure here names the scenario in its assertion message; each docstring says what the worker must do.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import pytest
 from pool import Job, PoolRedis, RedisSettings, Retry, create_pool
 from tests.chaos import app
 from tests.helpers import wait_for, wait_for_sync
+from tests.job_functions import count_run, slow
 from tests.redis_server import RedisServer, _die_with_parent, free_port
 from tests.worker_utils import running_worker
 
@@ -149,12 +150,6 @@ async def persistent(redis_server_factory: Callable[..., RedisServer]) -> AsyncI
 async def test_pool_start_waits_for_redis_then_serves(tmp_path: Path, spawn: Callable[..., PoolProcess]) -> None:
     """Scenario: Redis is down when the service starts (a reboot where Redis comes up later). Expected: one clear
     line naming the Redis it waits for, no traceback, retries with backoff for as long as it takes, then serves.
-
-    Suggested fix (supervisor/arbiter.py): before the first spawn (and before respawning after a child died),
-    ``PING`` with the parent's sync client; while it fails with a connection error, log ``waiting for Redis at
-    <describe()>: <error>; retrying in Xs`` (backoff 0.5 s -> 10 s) and do not fork. A child that fails
-    ``create_pool`` with a ConnectionError should exit with a dedicated code (e.g. 3) and print one line, and
-    the arbiter should not count that exit as a boot failure (supervisor/child.py run_child catches it).
     """
     port = free_port()
     (tmp_path / "downapp.py").write_text(
@@ -203,7 +198,7 @@ async def test_worker_carries_on_across_a_redis_restart(
     # All enqueued first, so the worker's first fetch takes exactly max_jobs=10 of them; each job sleeps 1 s
     # after recording its start, so Redis goes down while all 10 sleep and no other job has started. (Enqueued
     # after the worker's start, a second batch could start just as Redis went away; `pure` does not retry its
-    # own Redis write, so such a job failed for good: a flake under load, found by a flake hunt.)
+    # own Redis write, so such a job would fail for good: the test would be flaky under load.)
     jobs = 60
     for i in range(jobs):
         assert await client.enqueue_job("pure", i, 1000, _job_id=f"p{i}") is not None
@@ -303,14 +298,7 @@ def test_worker_denied_the_queue_keys_by_acl_says_so_in_one_line(
 def test_pool_start_refused_by_redis_one_line_no_traceback(
     tmp_path: Path, redis_server_factory: Callable[..., RedisServer], refusal: str
 ) -> None:
-    """Expected, as for ``pool worker``: exit 1, no traceback, the reason on the last line, no child forked.
-
-    Suggested fix (supervisor/arbiter.py Arbiter.run, after load_app): ``self.client.ping()`` and create the
-    consumer group (``XGROUP CREATE <stream> workers 0 MKSTREAM``, ignoring BUSYGROUP) with the parent's sync
-    client; on AuthenticationError / NoPermissionError / ResponseError log one line (``cannot use Redis at
-    <describe()>: <error>``) and return 1 before any fork. Also supervisor/child.py: print one line, not
-    ``traceback.print_exc()``, for a RedisError raised by ``worker.startup()``.
-    """
+    """Expected, as for ``pool worker``: exit 1, no traceback, the reason on the last line, no child forked."""
     if refusal == "wrong-password":
         server = redis_server_factory(password="right-pw")
         url = f"redis://:wrong-pw@127.0.0.1:{server.port}/0"
@@ -334,11 +322,8 @@ def test_pool_start_refused_by_redis_one_line_no_traceback(
 def test_worker_denied_a_command_by_acl_exits_1(
     tmp_path: Path, redis_server_factory: Callable[..., RedisServer]
 ) -> None:
-    """Suggested fix (pool/worker.py): NoPermissionError (and AuthenticationError) are permanent: in the fetch,
-    heartbeat and schedule loops re-raise them instead of logging and retrying, so ``serve()`` ends and
-    ``pool worker`` prints one line and exits 1 (the supervisor then reports a boot failure / crash loop).
-    Cheaper still: at startup run each script once (``SCRIPT LOAD`` all, ``EVALSHA`` PROMOTE on the empty
-    queue) so a missing permission fails ``startup()``."""
+    """A permission Redis denies (here: running scripts) is permanent, not worth retrying: ``pool worker``
+    prints one line naming it and exits 1 within seconds."""
     server = redis_server_factory()
     url = _acl_user(server, "noscripts", "~*", "+@all", "-@scripting")
     try:
@@ -396,13 +381,8 @@ async def test_cron_tick_due_while_redis_restarts_still_runs(
     """``pool start`` leads a cron job that runs every second; Redis is SHUT DOWN for over a second (persistence on:
     the lock, the fence and the queue survive). Every second from the first tick to 3 s after Redis is back
     must have run (invariant 4: once per tick; missed ticks within 60 s are caught up).
-    Redis is down for ~1.3 s, so the supervisor keeps its leadership (a new leader would catch up).
-
-    Suggested fix: supervisor/leader.py SupervisorCron.run_due and pool/scheduler.py CronScheduler.run_due
-    enqueue a tick *before* advancing past it: take ticks one at a time (peek ``cron_job.next_run``, ENQUEUE
-    with its fence, then ``calculate_next``), so a Redis error leaves the tick due and the next turn retries it
-    (the fence makes the retry idempotent). Alternatively, after any Redis error in run_due, re-run
-    ``resume_after(cron_job, <fence>, now, catch_up_s)`` on the next successful turn, as a new leader does."""
+    Redis is down for ~1.3 s, so the supervisor keeps its leadership (a new leader would catch up): a tick whose
+    enqueue met a Redis error stays due and is retried (the fence makes the retry idempotent)."""
     server, client = persistent
     sup = spawn(
         "sup", "start", "--procs", "1", "--pidfile", str(tmp_path / "pool.pid"), "--redis", server.url, CRON_SETTINGS
@@ -448,12 +428,7 @@ async def test_workers_killed_after_serving_are_replaced_at_once(
 ) -> None:
     """Scenario: the OOM killer (or an operator) kills -9 every worker, twice, each time after it had been ready
     for a second. These are not crash loops (the workers booted and served); the supervisor must bring the pool
-    back within 2 s each time.
-
-    Suggested fix (supervisor/arbiter.py on_child_exit): count a death toward the crash backoff only when the
-    child died before READY or within a short window after it (e.g. 2 s, or before finishing its first job);
-    any other death resets ``self.crashes`` to 0. And keep the backoff per slot (``next_spawn_at`` per slot),
-    so one crash-looping slot does not stop the others, TTIN or a reload from spawning."""
+    back within 2 s each time: only a death soon after boot counts toward the crash backoff."""
     server, _ = persistent
     procs = 4
     sup = spawn(
@@ -483,3 +458,47 @@ async def test_workers_killed_after_serving_are_replaced_at_once(
         )
         took = time.monotonic() - killed_at
         assert took < 2.0, f"volley {volley}: the pool had no worker for {took:.1f}s"
+
+
+# --- Redis losing data or going away under running jobs -------------------------------------------------------
+
+
+async def test_worker_survives_redis_losing_its_stream_and_group(redis: PoolRedis, redis_url: str) -> None:
+    """Redis restarted without the stream (no persistence, or an RDB older than the group): every step that
+    meets NOGROUP (the read, the heartbeat's reclaim) recreates the group and carries on; the worker keeps
+    serving the jobs enqueued after it."""
+    async with running_worker(redis_url, functions=[count_run], heartbeat_interval=0.1) as worker:
+        serving = next(t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Worker.main")  # type: ignore[union-attr]
+        await redis.flushall()
+        await asyncio.sleep(0.5)
+        assert not serving.done(), f"worker stopped: {serving.exception()!r}"
+        await redis.enqueue_job("count_run", _job_id="after")
+        await wait_for(lambda: redis.exists("runs:after"), timeout=3)
+        assert worker is not None
+
+
+async def test_redis_outage_does_not_rerun_running_jobs(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """Redis down for longer than 3 heartbeats, then back: the running jobs' entries look idle to Redis, but
+    their workers are alive and keep them; no worker takes over and runs them a second time."""
+    server = redis_server_factory(persistence=True, appendfsync="always")
+    url = server.url
+    client = await create_pool(RedisSettings.from_dsn(url))
+    try:
+        async with (
+            running_worker(url, functions=[slow], max_jobs=5, worker_id="A"),
+            running_worker(url, functions=[slow], max_jobs=5, worker_id="B"),
+        ):
+            for i in range(4):
+                await client.enqueue_job("slow", 8.0, _job_id=f"o{i}")
+            for i in range(4):
+                await wait_for(lambda i=i: client.exists(f"runs:o{i}"))
+            server.stop()
+            await asyncio.sleep(4.0)  # > 3 heartbeats of 1 s
+            server.start()
+            await asyncio.sleep(3.0)
+            runs = [await client.get(f"runs:o{i}") for i in range(4)]
+            assert runs == [b"1"] * 4, f"jobs started again while their workers were alive: {runs}"
+    finally:
+        await client.aclose()

@@ -1,4 +1,4 @@
-"""TLS against a real redis-server with a TLS port (issue 6): mistakes about TLS are one clear line at once,
+"""TLS against a real redis-server with a TLS port: mistakes about TLS are one clear line at once,
 not a timeout after every retry; and a worker does serve jobs over TLS.
 
 The server listens on a plain port (used to enqueue and to check readiness) and on a TLS port with a

@@ -1,4 +1,4 @@
-"""The chaos run (issue 6): ``pool start`` under kill -9, reload, scaling and a Redis restart loses no job.
+"""The chaos run: ``pool start`` under kill -9, reload, scaling and a Redis restart loses no job.
 
     python -m tests.chaos.run [--jobs N] [--seconds S] [--procs P] [--quick]
                               [--appendfsync always|everysec] [--redis-kill] [--deadline S] [--keep] [--seed N]

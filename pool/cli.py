@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 failure (Redis unreachable, settings that fail to impor
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -74,12 +75,13 @@ def _supervisor_cli() -> Any:
     """The supervisor's commands (start, reload, stop, status), when the supervisor package is installed.
     The library itself never imports the supervisor; only the command line offers both."""
     try:
-        from supervisor import cli
+        # by name: the package is installed as pool.supervisor from the top-level supervisor/ folder (see
+        # pyproject.toml), a mapping only the installed package knows
+        return importlib.import_module("pool.supervisor.cli")
     except ModuleNotFoundError as exc:
-        if exc.name == "supervisor":  # installed without it: the library alone
+        if exc.name == "pool.supervisor":  # installed without it: the library alone
             return None
         raise  # a real error inside the supervisor must show, not turn 'start' into an unknown command
-    return cli
 
 
 def load_settings(path: str) -> Any:

@@ -21,7 +21,7 @@ from pool.health_report import read_entries
 from pool.jobs import JobStatus
 from pool.keys import QueueKeys
 from pool.utils import now_ms
-from supervisor import health
+from pool.supervisor import health
 from tests.helpers import wait_for
 from tests.redis_server import RedisServer
 from tests.supervisor_utils import run_pool

@@ -20,8 +20,8 @@ from pool.connections import RedisSettings
 from pool.health_report import read_entries
 from pool.jobs import JobStatus
 from pool.keys import QueueKeys
-from pool.utils import now_ms
 from pool.supervisor import health
+from pool.utils import now_ms
 from tests.helpers import wait_for
 from tests.redis_server import RedisServer
 from tests.supervisor_utils import run_pool

@@ -673,9 +673,4 @@ def _caused_by_auth(exc: BaseException) -> bool:
     return False
 
 
-def settings_from_url(url: str | None, fallback: RedisSettings | None) -> RedisSettings | None:
-    """The CLI's and env's Redis URL wins over the settings class."""
-    return RedisSettings.from_dsn(url) if url else fallback
-
-
 __all__: Sequence[str] = ["ArqRedis", "PoolRedis", "RedisSettings", "create_pool"]

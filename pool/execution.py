@@ -68,7 +68,6 @@ class RunnerSettings:
     max_payload_bytes: int | None = None
     on_job_start: Hook | None = None
     on_job_end: Hook | None = None
-    after_job_end: Hook | None = None
 
 
 class JobRunner:

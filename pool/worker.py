@@ -45,7 +45,7 @@ from .queue import Completion, Delivery, RedisQueue
 from .retries import retrying
 from .scheduler import CronScheduler
 from .serializers import Deserializer, Serializer
-from .utils import import_string, now_ms, to_seconds
+from .utils import now_ms, to_seconds
 
 __all__ = ["Retry", "Worker", "check_health", "create_worker", "func", "run_worker"]
 
@@ -726,10 +726,6 @@ def run_worker(settings_cls: Any, **kwargs: Any) -> Worker:
     worker = create_worker(settings_cls, **kwargs)
     worker.run()
     return worker
-
-
-def load_settings(path: str) -> Any:
-    return import_string(path)
 
 
 async def async_check_health(

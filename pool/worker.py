@@ -90,7 +90,11 @@ def loop_time() -> float:
 
 
 class Worker:
-    """Runs jobs from one queue. Keyword arguments follow arq's ``Worker``; see docs/ for each one."""
+    """Runs jobs from one queue. Keyword arguments follow arq's ``Worker``; see docs/ for each one.
+
+    ``queue_read_limit`` is accepted so arq settings run unchanged, and not needed: each fetch reads up to the
+    worker's free slots in one blocking stream read, so a read never takes more jobs than it can start.
+    """
 
     def __init__(
         self,
@@ -157,6 +161,8 @@ class Worker:
         self.handle_signals = handle_signals
         self.job_completion_wait = job_completion_wait
         self.max_jobs = max_jobs
+        if queue_read_limit is not None:
+            logger.debug("queue_read_limit=%s is not needed: each fetch reads up to the free slots", queue_read_limit)
         self.poll_delay_s = to_seconds(poll_delay) or 0.5
         self.health_check_interval_s = to_seconds(health_check_interval) or 3600.0
         self.health_check_key = health_check_key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import pickle
 import threading
 from datetime import UTC, datetime, timedelta
@@ -566,6 +567,17 @@ async def test_health_lines_and_check(redis_url: str) -> None:
 async def test_worker_requires_functions() -> None:
     with pytest.raises(RuntimeError, match="at least one function"):
         Worker(functions=[])
+
+
+def test_queue_read_limit_is_accepted_and_noted_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """arq code passes queue_read_limit; pool accepts it, reads up to its free slots anyway, and says so."""
+    caplog.set_level(logging.DEBUG, logger="pool")
+    Worker(functions=[add], queue_read_limit=5)
+    notes = [r for r in caplog.records if "queue_read_limit" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].levelno == logging.DEBUG
+    caplog.clear()
+    Worker(functions=[add])
+    assert not [r for r in caplog.records if "queue_read_limit" in r.getMessage()]
 
 
 async def test_redis_settings_from_dsn_and_redaction() -> None:

@@ -31,7 +31,10 @@ import psutil
 import pytest
 
 from pool import Job, JobStatus, PoolRedis, RedisSettings, create_pool
+from pool.cli import build_parser
 from pool.keys import DEFAULT_QUEUE_NAME, QueueKeys
+from supervisor.config import SupervisorConfig
+from supervisor.pidfile import DEFAULT_PIDFILE
 from tests.helpers import wait_for, wait_for_sync
 from tests.redis_server import _die_with_parent
 
@@ -335,6 +338,16 @@ def test_bad_flags_exit_2(app_dir: Path, args: list[str]) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (app_dir / "pool.pid").exists()
+
+
+def test_pool_start_without_flags_gives_the_supervisor_config_defaults() -> None:
+    """Each option is defined once: the flags' defaults are the config's, and a flag lands in its config field."""
+    parser = build_parser()
+    given = SupervisorConfig.from_args(parser.parse_args(["start", SETTINGS]), None)
+    assert given == SupervisorConfig(settings_path=SETTINGS, pidfile=os.path.abspath(DEFAULT_PIDFILE))
+    flags = ["--max-memory-per-child", "64", "--graceful-timeout", "0", "--procs", "3"]
+    given = SupervisorConfig.from_args(parser.parse_args(["start", *flags, SETTINGS]), None)
+    assert (given.max_memory_per_child_mb, given.graceful_timeout, given.procs) == (64.0, 0.0, 3)
 
 
 @pytest.mark.parametrize("command", ["reload", "stop", "status"])

@@ -187,11 +187,12 @@ def cmd_health(args: argparse.Namespace) -> int:
     import json
 
     from .health_report import format_report, healthy, read_entries
-    from .worker import _run_on_best_loop, get_kwargs
+    from .utils import run_on_best_loop
+    from .worker import get_kwargs
 
     kwargs = get_kwargs(load_settings(args.settings))
     settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
-    entries = _run_on_best_loop(read_entries(settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME))
+    entries = run_on_best_loop(read_entries(settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME))
     print(json.dumps(entries, indent=1) if args.json else format_report(entries))
     return 0 if healthy(entries) else 1
 

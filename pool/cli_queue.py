@@ -51,7 +51,7 @@ def _target(args: argparse.Namespace) -> tuple[RedisSettings, str]:
 
 def cmd_queue(args: argparse.Namespace) -> int:
     from .cli import UsageError
-    from .worker import _run_on_best_loop
+    from .utils import run_on_best_loop
 
     if args.action == "delete" and not args.yes:
         raise UsageError("'queue delete' removes every job, result and record of the queue: add --yes")
@@ -70,12 +70,12 @@ def cmd_queue(args: argparse.Namespace) -> int:
             print(f"deleted {await redis.delete_queue()} keys")
         return 0
 
-    return int(_run_on_best_loop(_with_pool(settings, queue_name, act)))
+    return int(run_on_best_loop(_with_pool(settings, queue_name, act)))
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
     from .cli import Failure, UsageError
-    from .worker import _run_on_best_loop
+    from .utils import run_on_best_loop
 
     if args.action in ("show", "requeue") and not args.job_id and not (args.action == "requeue" and args.all):
         raise UsageError(f"'failed {args.action}' needs a job id" + (" or --all" if args.action == "requeue" else ""))
@@ -102,7 +102,7 @@ def cmd_failed(args: argparse.Namespace) -> int:
             print(f"purged {await redis.purge_failed()} failed jobs")
         return 0
 
-    return int(_run_on_best_loop(_with_pool(settings, queue_name, act)))
+    return int(run_on_best_loop(_with_pool(settings, queue_name, act)))
 
 
 COMMANDS = {"queue": cmd_queue, "failed": cmd_failed}

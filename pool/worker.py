@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, cast
 from uuid import uuid4
@@ -40,12 +40,11 @@ from .eviction import EvictionPolicyError, judge_policy, policy_from_reply
 from .execution import ABORTED, COMPLETE, FAILED, RETRIED, Hook, JobRunner, Outcome, RunnerSettings
 from .functions import Function, Retry, func
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
-from .logs import flush_logs
 from .queue import Completion, Delivery, RedisQueue
 from .retries import retrying
 from .scheduler import CronScheduler
 from .serializers import Deserializer, Serializer
-from .utils import now_ms, to_seconds
+from .utils import now_ms, run_on_best_loop, to_seconds
 
 __all__ = ["Retry", "Worker", "check_health", "create_worker", "func", "run_worker"]
 
@@ -223,7 +222,7 @@ class Worker:
 
     def run(self) -> None:
         """Run until stopped (or, in burst mode, until the queue is empty), on uvloop when it is installed."""
-        _run_on_best_loop(self.main())
+        run_on_best_loop(self.main())
 
     async def async_run(self) -> None:
         await self.main()
@@ -751,7 +750,7 @@ async def async_check_health(
 def check_health(settings_cls: Any) -> int:
     """arq's ``--check``: 0 when a live worker's health line was found, 1 otherwise."""
     kwargs = get_kwargs(settings_cls)
-    lines = _run_on_best_loop(
+    lines = run_on_best_loop(
         async_check_health(kwargs.get("redis_settings"), kwargs.get("health_check_key"), kwargs.get("queue_name"))
     )
     if not lines:
@@ -760,17 +759,3 @@ def check_health(settings_cls: Any) -> int:
     for line in lines:
         logger.info("Health check successful: %s", line)
     return 0
-
-
-def _run_on_best_loop(coro: Awaitable[Any]) -> Any:
-    try:
-        import uvloop
-
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but keep working without it
-        loop_factory = None
-    try:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(cast(Any, coro))
-    finally:
-        flush_logs()  # lines of the loop's last turn

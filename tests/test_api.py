@@ -17,6 +17,7 @@ from pool.connections import ArqRedis as ArqRedisFromConnections
 from pool.jobs import JobAborted, JobDef, JobResult, ResultNotFound
 from pool.keys import QueueKeys
 from pool.serializers import JobExecutionFailed, SerializationError, msgpack_deserializer, msgpack_serializer
+from pool.utils import run_on_best_loop
 from pool.worker import Retry as RetryFromWorker
 from pool.worker import func as func_from_worker
 from tests.helpers import wait_for
@@ -578,6 +579,15 @@ def test_queue_read_limit_is_accepted_and_noted_at_debug(caplog: pytest.LogCaptu
     caplog.clear()
     Worker(functions=[add])
     assert not [r for r in caplog.records if "queue_read_limit" in r.getMessage()]
+
+
+def test_workers_and_commands_run_on_uvloop() -> None:
+    """One runner for the worker, the supervisor's children and the CLI commands: uvloop's loop, faster I/O."""
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run_on_best_loop(loop_module()).startswith("uvloop")
 
 
 async def test_redis_settings_from_dsn_and_redaction() -> None:

@@ -38,7 +38,7 @@ from .queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for, 
 from .retries import transient
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
-from .utils import datetime_to_ms, ms_to_datetime, now_ms, split_url, to_ms
+from .utils import caused_by, datetime_to_ms, ms_to_datetime, now_ms, split_url, to_ms
 
 logger = logging.getLogger("pool.connections")
 
@@ -665,12 +665,7 @@ class TLSMismatch(ConnectionError):
 
 
 def _caused_by_auth(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, AuthenticationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return caused_by(exc, lambda error: isinstance(error, AuthenticationError))
 
 
 __all__: Sequence[str] = ["ArqRedis", "PoolRedis", "RedisSettings", "create_pool"]

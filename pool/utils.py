@@ -219,3 +219,16 @@ def run_on_best_loop(coro: Coroutine[Any, Any, T]) -> T:
             return runner.run(coro)
     finally:
         flush_logs()
+
+
+def caused_by(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
+    """True when the error, or one it was raised from or while handling, passes ``test``: redis-py and asyncio wrap
+    the error that tells what went wrong (a refused password, a failed certificate check) in their own."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if test(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

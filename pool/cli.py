@@ -46,8 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pool", description="A fast, reliable Redis job queue for asyncio.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def settings_command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def settings_command(name: str, help_text: str, actions: list[str] | None = None) -> argparse.ArgumentParser:
+        """A command that reads a settings class: every one takes SETTINGS, --redis and -v the same way.
+        With ``actions``, an ACTION argument comes first (``pool queue info SETTINGS``)."""
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        if actions:
+            sub.add_argument("action", choices=actions)
         sub.add_argument(
             "settings", metavar="SETTINGS", help="dotted path to the WorkerSettings, e.g. app.WorkerSettings"
         )
@@ -63,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "health", "Show every live supervisor of the queue and its workers; exit 0 if healthy, 1 if not."
     )
     health.add_argument("--json", action="store_true", help="one JSON object per supervisor, in a list")
-    cli_queue.add_commands(commands)
+    cli_queue.add_commands(settings_command)
     supervisor_cli = _supervisor_cli()
     if supervisor_cli is not None:
         supervisor_cli.add_commands(commands, settings_command)

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from .connections import PoolRedis, RedisSettings, create_pool
 from .keys import DEFAULT_QUEUE_NAME
 
 
-def add_commands(commands: Any) -> None:
-    def command(name: str, help_text: str, actions: list[str]) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("action", choices=actions)
-        sub.add_argument("settings", metavar="SETTINGS", help="dotted path to the WorkerSettings")
-        sub.add_argument("--redis", metavar="URL", help="Redis URL (default: $POOL_REDIS_URL, then the settings)")
-        sub.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-        return sub
-
-    queue = command(
+def add_commands(settings_command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Added by pool/cli.py with its ``settings_command``, so these take SETTINGS, --redis and -v as every command."""
+    queue = settings_command(
         "queue", "Inspect or clear the queue: info, list, empty, delete.", ["info", "list", "empty", "delete"]
     )
     queue.add_argument("--yes", action="store_true", help="confirm 'delete' (removes every key of the queue)")
-    failed = command(
+    failed = settings_command(
         "failed",
         "The failed-job registry: list, show ID, requeue ID|--all, purge.",
         ["list", "show", "requeue", "purge"],

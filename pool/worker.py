@@ -360,7 +360,7 @@ class Worker:
         if self.on_shutdown is not None:
             await self.on_shutdown(self.ctx)
         job_redis = self.ctx.get("redis")
-        if job_redis is not self._pool and isinstance(job_redis, AutoPipelinedRedis):  # ours: its lane closes
+        if job_redis is not self._pool and isinstance(job_redis, AutoPipelinedRedis):  # ours: its fast path closes
             await job_redis.aclose()
         if self._pool is not None and self._given_pool is None:
             await self._pool.aclose()

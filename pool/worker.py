@@ -37,7 +37,7 @@ from .connections import (
 )
 from .cron import CronJob
 from .eviction import EvictionPolicyError, judge_policy, policy_from_reply
-from .execution import ABORTED, COMPLETE, FAILED, RETRIED, Hook, JobRunner, Outcome, RunnerSettings
+from .execution import Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
 from .functions import Function, Retry, func
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
 from .queue import Completion, Delivery, RedisQueue
@@ -521,11 +521,11 @@ class Worker:
 
     async def _commit(self, delivery: Delivery, outcome: Outcome) -> None:
         self.last_job_at = int(time.time())
-        if outcome.kind == COMPLETE:
+        if outcome.kind == OutcomeKind.COMPLETE:
             self.jobs_complete += 1
-        elif outcome.kind in (FAILED, ABORTED):
+        elif outcome.kind in (OutcomeKind.FAILED, OutcomeKind.ABORTED):
             self.jobs_failed += 1
-        elif outcome.kind == RETRIED:
+        elif outcome.kind == OutcomeKind.RETRIED:
             self.jobs_retried += 1
         if outcome.is_requeue:
             requeue = self.queue.requeue
@@ -548,9 +548,9 @@ class Worker:
             # > 0: a failure kept in the registry; -1: a failure not kept there (aborted, or failure_ttl=0);
             # 0: a success (only then do the jobs that depend on it run)
             failure_ttl_ms = 0
-            if outcome.kind == FAILED:
+            if outcome.kind == OutcomeKind.FAILED:
                 failure_ttl_ms = int(self.runner.s.failure_ttl_s * 1000) or -1
-            elif outcome.kind == ABORTED:
+            elif outcome.kind == OutcomeKind.ABORTED:
                 failure_ttl_ms = -1
             completion = Completion(
                 delivery.entry_id,

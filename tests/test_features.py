@@ -75,8 +75,8 @@ async def wait_for_gate(ctx: dict[str, Any], name: str) -> str:
 
 
 async def test_an_aborted_dependency_fails_its_dependents(redis: PoolRedis, redis_url: str) -> None:
-    """Aborted before it started (found by review: its dependents used to wait forever) or while running (they
-    used to run as if it had succeeded): either way the dependents fail, unless they allow failure."""
+    """Aborted before it started (its dependents must not wait forever) or while running (they must not run as
+    if it had succeeded): either way the dependents fail, unless they allow failure."""
     queued = await redis.enqueue_job("record", "queued", _defer_by=60)
     after_queued = await redis.enqueue_job("record", "after-queued", _depends_on=queued)
     assert queued and after_queued

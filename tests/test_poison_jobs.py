@@ -1,8 +1,8 @@
-"""Poison jobs: payloads and jobs that used to take their worker down, and with it every job after them.
+"""Poison jobs: payloads and jobs that could take their worker down, and with it every job after them.
 
-A value nested too deep (an exception wrapping an exception ... 250 deep) made msgpack's decoder recurse in C
-and segfault the worker before Python's recursion limit; the payload was decoded before ``max_tries`` was
-checked, so such a job killed every worker that picked it up, forever. Now both ends bound the nesting, and
+A value nested too deep (an exception wrapping an exception ... 250 deep) makes msgpack's decoder recurse in C
+and segfault the worker before Python's recursion limit; were the payload decoded before ``max_tries`` is
+checked, such a job would kill every worker that picked it up, forever. So both ends bound the nesting, and
 ``max_tries`` is checked on the attempt count START returns before the payload is decoded: a job that kills its
 worker by any means is failed for good after ``max_tries``.
 
@@ -196,7 +196,7 @@ async def test_a_job_raising_a_too_deep_exception_records_a_failure_that_reads_b
     pool: PoolRedis, redis_url: str
 ) -> None:
     """The exception cannot be encoded, so the recorded failure says so; Job.result() and the failed-job
-    registry read it back (they used to segfault decoding it)."""
+    registry read it back without a segfault in the decoder."""
     async with running_worker(redis_url, functions=[deep_raiser]) as worker:
         job = await pool.enqueue_job("deep_raiser", _job_id="deep-raiser")
         assert job is not None

@@ -256,7 +256,7 @@ async def test_unread_undoes_only_this_consumers_start(redis: PoolRedis) -> None
     assert await redis.xlen(KEYS.stream) == 1
 
 
-# --- found by review: slots that nobody passed on, a replayed START, the guard's rotation -------------------------
+# --- slots that nobody passed on, a replayed START, the guard's rotation -------------------------------------------
 
 
 @pytest.mark.parametrize("fate", ["aborted", "expired"])
@@ -265,7 +265,7 @@ async def test_parked_jobs_run_when_a_released_job_dies_before_it_starts(
 ) -> None:
     """Limit 1: 'first' finishes and releases 'second' (its slot reserved), but 'second' never starts: it is
     aborted (ABORT passes the slot on at once) or its hash expires (nothing passes it on: the workers' sweep
-    does; found by review: 'third' used to wait forever). A burst worker does not call the queue drained
+    does, so 'third' does not wait forever). A burst worker does not call the queue drained
     while a job is parked."""
     queue = RedisQueue(redis, "default")
     await queue.ensure_group()
@@ -304,7 +304,7 @@ async def test_replayed_start_does_not_restart_a_parked_job(redis: PoolRedis) ->
 
 
 async def test_starvation_guard_serves_each_lower_priority_in_turn(redis: PoolRedis, redis_url: str) -> None:
-    """A flood of top-priority jobs with a backlog at priority 0 must not stop priorities 1 and 2 (review)."""
+    """A flood of top-priority jobs with a backlog at priority 0 must not stop priorities 1 and 2."""
     specs = [redis.prepare("record", f"p3-{i}", _priority=3) for i in range(30)]
     specs += [redis.prepare("record", f"p{p}-{i}", _priority=p) for p in (0, 1, 2) for i in range(5)]
     await redis.enqueue_many(specs)

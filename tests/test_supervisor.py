@@ -794,12 +794,12 @@ def test_sd_notify_ready_once_every_child_is_ready(
     assert sup.popen.returncode == 0
 
 
-# --- found while writing these tests (regressions; the xfail stays until its bug is fixed) ---------------------------
+# --- start-up order, heartbeats and graceful timeouts under the supervisor ---------------------------------------
 
 
 def test_daemon_reports_bad_settings_before_detaching(app_dir: Path, redis_url: str) -> None:
     """`pool start --daemon` imports the settings before it detaches: exit 1 and one line, not exit 0 and a line
-    in the log file only. (Regression: cmd_start used to daemonize first.)"""
+    in the log file only."""
     log_file = app_dir / "daemon.log"
     proc = run_pool(
         app_dir,
@@ -817,8 +817,8 @@ async def test_children_use_the_settings_heartbeat_interval(
     app_dir: Path, redis_url: str, redis: PoolRedis, start_supervisor: Callable[..., Supervisor]
 ) -> None:
     """A standalone worker (heartbeat 0.2 s) dies -9 mid-job; the supervisor's children, with the same settings,
-    must take its job over after ~3 heartbeats (0.6-0.8 s), not after 3 x the supervisor's own 1 s heartbeat.
-    (Regression: the arbiter used to override the Worker's heartbeat_interval with its 1 s pipe heartbeat.)"""
+    must take its job over after ~3 heartbeats (0.6-0.8 s), not after 3 x the supervisor's own 1 s heartbeat:
+    the children keep the Worker's heartbeat_interval; the supervisor's pipe heartbeat is a separate one."""
     write_app(app_dir)  # heartbeat_interval = 0.2
     with open(app_dir / "standalone.log", "wb") as log:
         standalone = subprocess.Popen(
@@ -855,8 +855,8 @@ async def test_children_use_the_settings_heartbeat_interval(
 async def test_reload_lets_a_running_job_finish_within_the_default_graceful_timeout(
     app_dir: Path, redis_url: str, redis: PoolRedis, start_supervisor: Callable[..., Supervisor]
 ) -> None:
-    """Without --graceful-timeout a retired child still lets its running job finish. (Regression: the children
-    got no job_completion_wait override, 0 by default, so every reload cancelled the running jobs.)"""
+    """Without --graceful-timeout a retired child still lets its running job finish: the children get the
+    graceful timeout as job_completion_wait (the Worker's own default, 0, would cancel running jobs)."""
     write_app(app_dir)
     sup = start_supervisor(redis_url, procs=1)
     old = await sup.wait_ready(1)

@@ -1,5 +1,5 @@
 """Settings for tests/test_poison_jobs.py, run as ``pool worker tests.apps.poison.<Settings>``: jobs and payloads
-that used to take their worker down (a decoder crash, BaseExceptions raised by a job)."""
+that could take their worker down (a decoder crash, BaseExceptions raised by a job)."""
 
 from __future__ import annotations
 

@@ -86,12 +86,18 @@ def _supervisor_cli() -> Any:
     return cli
 
 
-def load_settings(path: str) -> Any:
-    """Import the settings class, with the current directory importable (as arq does)."""
+def prepare_settings_import(path: str) -> None:
+    """Refuse a path that names no module (a usage error), and make the current directory importable (as arq
+    does): what every command does before it imports a settings class, itself or in the supervisor."""
     if "." not in path.replace(":", "."):
         raise UsageError(f"settings must be a dotted path like 'app.WorkerSettings', got {path!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+
+
+def load_settings(path: str) -> Any:
+    """Import the settings class, with the current directory importable."""
+    prepare_settings_import(path)
     try:
         return import_string(path)
     except ImportError as exc:
@@ -113,6 +119,15 @@ def redis_settings_override(url_arg: str | None) -> RedisSettings | None:
         return RedisSettings.from_dsn(url)
     except ValueError as exc:  # from_dsn's messages never quote the URL; the URL is shown redacted
         raise UsageError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
+
+
+def redis_target(args: argparse.Namespace) -> tuple[RedisSettings, str]:
+    """The Redis and the queue a command acts on: --redis (or $POOL_REDIS_URL) over the settings' Redis."""
+    from .worker import get_kwargs
+
+    kwargs = get_kwargs(load_settings(args.settings))
+    settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
+    return settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -192,11 +207,8 @@ def cmd_health(args: argparse.Namespace) -> int:
 
     from .health_report import format_report, healthy, read_entries
     from .utils import run_on_best_loop
-    from .worker import get_kwargs
 
-    kwargs = get_kwargs(load_settings(args.settings))
-    settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
-    entries = run_on_best_loop(read_entries(settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME))
+    entries = run_on_best_loop(read_entries(*redis_target(args)))
     print(json.dumps(entries, indent=1) if args.json else format_report(entries))
     return 0 if healthy(entries) else 1
 

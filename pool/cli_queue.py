@@ -6,7 +6,6 @@ import argparse
 from collections.abc import Awaitable, Callable
 
 from .connections import PoolRedis, RedisSettings, create_pool
-from .keys import DEFAULT_QUEUE_NAME
 
 
 def add_commands(settings_command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -32,22 +31,13 @@ async def _with_pool(settings: RedisSettings, queue_name: str, action: Callable[
         await redis.aclose()
 
 
-def _target(args: argparse.Namespace) -> tuple[RedisSettings, str]:
-    from .cli import load_settings, redis_settings_override
-    from .worker import get_kwargs
-
-    kwargs = get_kwargs(load_settings(args.settings))
-    settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
-    return settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
-
-
 def cmd_queue(args: argparse.Namespace) -> int:
-    from .cli import UsageError
+    from .cli import UsageError, redis_target
     from .utils import run_on_best_loop
 
     if args.action == "delete" and not args.yes:
         raise UsageError("'queue delete' removes every job, result and record of the queue: add --yes")
-    settings, queue_name = _target(args)
+    settings, queue_name = redis_target(args)
 
     async def act(redis: PoolRedis) -> int:
         if args.action == "info":
@@ -66,12 +56,12 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
-    from .cli import Failure, UsageError
+    from .cli import Failure, UsageError, redis_target
     from .utils import run_on_best_loop
 
     if args.action in ("show", "requeue") and not args.job_id and not (args.action == "requeue" and args.all):
         raise UsageError(f"'failed {args.action}' needs a job id" + (" or --all" if args.action == "requeue" else ""))
-    settings, queue_name = _target(args)
+    settings, queue_name = redis_target(args)
 
     async def act(redis: PoolRedis) -> int:
         if args.action == "list":

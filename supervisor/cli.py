@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from pool.cli import Failure, UsageError, redis_settings_override
+from pool.cli import Failure, prepare_settings_import, redis_settings_override
 
 from . import config
 from . import pidfile as pidfiles
@@ -43,12 +43,9 @@ def add_commands(commands: Any, settings_command: Any) -> None:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    if "." not in args.settings.replace(":", "."):
-        raise UsageError(f"settings must be a dotted path like 'app.WorkerSettings', got {args.settings!r}")
+    prepare_settings_import(args.settings)
     # before importing the settings: until then `ps` shows the command line, --redis URL included
     set_title(f"supervisor [{args.settings}]")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     supervisor_config = SupervisorConfig.from_args(args, redis_settings_override(args.redis))
     arbiter = Arbiter(supervisor_config)
     try:  # before detaching: a bad settings path is the user's one-line error, not a line in a log file

@@ -47,8 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pool", description="A fast, reliable Redis job queue for asyncio.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def settings_command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def settings_command(name: str, help_text: str, actions: list[str] | None = None) -> argparse.ArgumentParser:
+        """A command that reads a settings class: every one takes SETTINGS, --redis and -v the same way.
+        With ``actions``, an ACTION argument comes first (``pool queue info SETTINGS``)."""
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        if actions:
+            sub.add_argument("action", choices=actions)
         sub.add_argument(
             "settings", metavar="SETTINGS", help="dotted path to the WorkerSettings, e.g. app.WorkerSettings"
         )
@@ -64,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "health", "Show every live supervisor of the queue and its workers; exit 0 if healthy, 1 if not."
     )
     health.add_argument("--json", action="store_true", help="one JSON object per supervisor, in a list")
-    cli_queue.add_commands(commands)
+    cli_queue.add_commands(settings_command)
     supervisor_cli = _supervisor_cli()
     if supervisor_cli is not None:
         supervisor_cli.add_commands(commands, settings_command)
@@ -84,12 +88,18 @@ def _supervisor_cli() -> Any:
         raise  # a real error inside the supervisor must show, not turn 'start' into an unknown command
 
 
-def load_settings(path: str) -> Any:
-    """Import the settings class, with the current directory importable (as arq does)."""
+def prepare_settings_import(path: str) -> None:
+    """Refuse a path that names no module (a usage error), and make the current directory importable (as arq
+    does): what every command does before it imports a settings class, itself or in the supervisor."""
     if "." not in path.replace(":", "."):
         raise UsageError(f"settings must be a dotted path like 'app.WorkerSettings', got {path!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+
+
+def load_settings(path: str) -> Any:
+    """Import the settings class, with the current directory importable."""
+    prepare_settings_import(path)
     try:
         return import_string(path)
     except ImportError as exc:
@@ -111,6 +121,15 @@ def redis_settings_override(url_arg: str | None) -> RedisSettings | None:
         return RedisSettings.from_dsn(url)
     except ValueError as exc:  # from_dsn's messages never quote the URL; the URL is shown redacted
         raise UsageError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
+
+
+def redis_target(args: argparse.Namespace) -> tuple[RedisSettings, str]:
+    """The Redis and the queue a command acts on: --redis (or $POOL_REDIS_URL) over the settings' Redis."""
+    from .worker import get_kwargs
+
+    kwargs = get_kwargs(load_settings(args.settings))
+    settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
+    return settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -189,11 +208,9 @@ def cmd_health(args: argparse.Namespace) -> int:
     import json
 
     from .health_report import format_report, healthy, read_entries
-    from .worker import _run_on_best_loop, get_kwargs
+    from .utils import run_on_best_loop
 
-    kwargs = get_kwargs(load_settings(args.settings))
-    settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
-    entries = _run_on_best_loop(read_entries(settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME))
+    entries = run_on_best_loop(read_entries(*redis_target(args)))
     print(json.dumps(entries, indent=1) if args.json else format_report(entries))
     return 0 if healthy(entries) else 1
 

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from .connections import PoolRedis, RedisSettings, create_pool
-from .keys import DEFAULT_QUEUE_NAME
 
 
-def add_commands(commands: Any) -> None:
-    def command(name: str, help_text: str, actions: list[str]) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("action", choices=actions)
-        sub.add_argument("settings", metavar="SETTINGS", help="dotted path to the WorkerSettings")
-        sub.add_argument("--redis", metavar="URL", help="Redis URL (default: $POOL_REDIS_URL, then the settings)")
-        sub.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-        return sub
-
-    queue = command(
+def add_commands(settings_command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Added by pool/cli.py with its ``settings_command``, so these take SETTINGS, --redis and -v as every command."""
+    queue = settings_command(
         "queue", "Inspect or clear the queue: info, list, empty, delete.", ["info", "list", "empty", "delete"]
     )
     queue.add_argument("--yes", action="store_true", help="confirm 'delete' (removes every key of the queue)")
-    failed = command(
+    failed = settings_command(
         "failed",
         "The failed-job registry: list, show ID, requeue ID|--all, purge.",
         ["list", "show", "requeue", "purge"],
@@ -40,22 +31,13 @@ async def _with_pool(settings: RedisSettings, queue_name: str, action: Callable[
         await redis.aclose()
 
 
-def _target(args: argparse.Namespace) -> tuple[RedisSettings, str]:
-    from .cli import load_settings, redis_settings_override
-    from .worker import get_kwargs
-
-    kwargs = get_kwargs(load_settings(args.settings))
-    settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
-    return settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
-
-
 def cmd_queue(args: argparse.Namespace) -> int:
-    from .cli import UsageError
-    from .worker import _run_on_best_loop
+    from .cli import UsageError, redis_target
+    from .utils import run_on_best_loop
 
     if args.action == "delete" and not args.yes:
         raise UsageError("'queue delete' removes every job, result and record of the queue: add --yes")
-    settings, queue_name = _target(args)
+    settings, queue_name = redis_target(args)
 
     async def act(redis: PoolRedis) -> int:
         if args.action == "info":
@@ -70,16 +52,16 @@ def cmd_queue(args: argparse.Namespace) -> int:
             print(f"deleted {await redis.delete_queue()} keys")
         return 0
 
-    return int(_run_on_best_loop(_with_pool(settings, queue_name, act)))
+    return int(run_on_best_loop(_with_pool(settings, queue_name, act)))
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
-    from .cli import Failure, UsageError
-    from .worker import _run_on_best_loop
+    from .cli import Failure, UsageError, redis_target
+    from .utils import run_on_best_loop
 
     if args.action in ("show", "requeue") and not args.job_id and not (args.action == "requeue" and args.all):
         raise UsageError(f"'failed {args.action}' needs a job id" + (" or --all" if args.action == "requeue" else ""))
-    settings, queue_name = _target(args)
+    settings, queue_name = redis_target(args)
 
     async def act(redis: PoolRedis) -> int:
         if args.action == "list":
@@ -102,7 +84,7 @@ def cmd_failed(args: argparse.Namespace) -> int:
             print(f"purged {await redis.purge_failed()} failed jobs")
         return 0
 
-    return int(_run_on_best_loop(_with_pool(settings, queue_name, act)))
+    return int(run_on_best_loop(_with_pool(settings, queue_name, act)))
 
 
 COMMANDS = {"queue": cmd_queue, "failed": cmd_failed}

@@ -31,14 +31,14 @@ from redis.exceptions import AuthenticationError, ConnectionError, RedisError, R
 
 from . import inspection
 from .autopipeline import AutoPipeline, must_bypass
+from .fastpath import FastPath, ScriptCall
 from .jobs import Job, JobDef, JobResult, JobStatus, check_job_size, deserialize_job, deserialize_result, serialize_job
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
-from .lane import Lane, ScriptCall
 from .queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for, scripts_for
 from .retries import transient
 from .serializers import Deserializer, Serializer
 from .tls_probe import permanent_problem, tls_mismatch
-from .utils import datetime_to_ms, ms_to_datetime, now_ms, split_url, to_ms
+from .utils import caused_by, datetime_to_ms, ms_to_datetime, now_ms, split_url, to_ms
 
 logger = logging.getLogger("pool.connections")
 
@@ -160,24 +160,26 @@ class PoolRedis(Redis):
         self.default_queue_name = default_queue_name
         self.expires_extra_ms = expires_extra_ms
         super().__init__(*args, **kwargs)
-        # the queue's scripts skip redis-py's generic command path (pool/lane.py); a sentinel pool resolves its
+        # the queue's scripts skip redis-py's generic command path (pool/fastpath.py); a sentinel pool resolves its
         # master per connection, so it keeps the standard path
-        self.lane = None if isinstance(self.connection_pool, SentinelConnectionPool) else Lane(self.connection_pool)
+        self.fast_path = (
+            None if isinstance(self.connection_pool, SentinelConnectionPool) else FastPath(self.connection_pool)
+        )
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        if self.lane is not None:
-            await self.lane.close()
+        if self.fast_path is not None:
+            await self.fast_path.close()
         await super().aclose(close_connection_pool)
 
     async def run_script(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any]:
-        """The replies of (keys, args) calls of one script, in order: on the script lane when it can take
-        them, else one by one on the standard path. ``calls`` may be a generator: the lane sends each call as
+        """The replies of (keys, args) calls of one script, in order: on the fast path when it can take
+        them, else one by one on the standard path. ``calls`` may be a generator: the fast path sends each call as
         it is made, so Redis runs the first while the next is built. The queue's scripts are all safe to send
         twice, which a fall-back after a connection error does with the very calls already made."""
         calls = iter(calls)
         made: list[ScriptCall] = []
-        if self.lane is not None:
-            replies = await self.lane.run_scripts(script, _kept(calls, made))
+        if self.fast_path is not None:
+            replies = await self.fast_path.run_scripts(script, _kept(calls, made))
             if replies is not None:
                 return replies
         return [await script(keys=keys, args=args) for keys, args in itertools.chain(made, calls)]
@@ -665,17 +667,7 @@ class TLSMismatch(ConnectionError):
 
 
 def _caused_by_auth(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, AuthenticationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def settings_from_url(url: str | None, fallback: RedisSettings | None) -> RedisSettings | None:
-    """The CLI's and env's Redis URL wins over the settings class."""
-    return RedisSettings.from_dsn(url) if url else fallback
+    return caused_by(exc, lambda error: isinstance(error, AuthenticationError))
 
 
 __all__: Sequence[str] = ["ArqRedis", "PoolRedis", "RedisSettings", "create_pool"]

@@ -16,6 +16,7 @@ import threading
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from .deadlines import Deadlines
@@ -30,14 +31,22 @@ logger = logging.getLogger("pool.worker")
 
 Hook = Callable[[dict[str, Any]], Awaitable[Any]]
 
-COMPLETE, FAILED, ABORTED, RETRIED, HANDED_BACK = "complete", "failed", "aborted", "retried", "handed_back"
+
+class OutcomeKind(StrEnum):
+    """How a run ended, which decides what the worker commits and which counter it counts in."""
+
+    COMPLETE = "complete"
+    FAILED = "failed"
+    ABORTED = "aborted"  # a failure, but kept out of the failed registry
+    RETRIED = "retried"  # the job raised Retry: put back to run again after its delay
+    HANDED_BACK = "handed_back"  # cancelled by a shutdown: put back at once; its next pickup enforces max_tries
 
 
 @dataclass(slots=True)
 class Outcome:
     """What to commit for a job: ``result`` to record, or ``requeue_at_ms`` to put it back."""
 
-    kind: str  # COMPLETE | FAILED | ABORTED (a failure, but no dead letter) | RETRIED | HANDED_BACK
+    kind: OutcomeKind
     result: bytes = b""
     result_ttl_ms: int = 0
     requeue_at_ms: int = 0
@@ -48,7 +57,7 @@ class Outcome:
 
     @property
     def is_requeue(self) -> bool:
-        return self.kind in (RETRIED, HANDED_BACK)
+        return self.kind in (OutcomeKind.RETRIED, OutcomeKind.HANDED_BACK)
 
 
 @dataclass
@@ -68,7 +77,6 @@ class RunnerSettings:
     max_payload_bytes: int | None = None
     on_job_start: Hook | None = None
     on_job_end: Hook | None = None
-    after_job_end: Hook | None = None
 
 
 class JobRunner:
@@ -166,7 +174,7 @@ class JobRunner:
             if s.retry_jobs and attempts < max_tries:
                 logger.info("%6.2fs ↻ %s retrying job in %0.2fs", _since(start_ms), ref, retry.defer_s)
                 await self._end_hook(ctx)
-                return Outcome(RETRIED, requeue_at_ms=now_ms() + int(retry.defer_s * 1000))
+                return Outcome(OutcomeKind.RETRIED, requeue_at_ms=now_ms() + int(retry.defer_s * 1000))
             logger.warning("%6.2fs ! %s max retries %d exceeded", _since(start_ms), ref, max_tries)
             result = JobExecutionFailed(f"max {max_tries} retries exceeded")
         except asyncio.CancelledError as exc:
@@ -182,7 +190,7 @@ class JobRunner:
                 result = _raised_base_exception(exc, ref, start_ms)
             elif s.retry_jobs:  # pessimistic execution: run it again; the next pickup enforces max_tries
                 logger.info("%6.2fs ↻ %s cancelled, will be run again", _since(start_ms), ref)
-                return Outcome(HANDED_BACK, requeue_at_ms=0)
+                return Outcome(OutcomeKind.HANDED_BACK, requeue_at_ms=0)
             else:
                 result = JobExecutionFailed(f"job cancelled on try {attempts} and retry_jobs is off")
         except SystemExit as exc:  # a job must not stop the worker and the other jobs it runs
@@ -239,7 +247,7 @@ class JobRunner:
                 job_id=job_id,
                 serializer=s.serializer,
             )
-        kind = COMPLETE if success else ABORTED if aborted else FAILED
+        kind = OutcomeKind.COMPLETE if success else OutcomeKind.ABORTED if aborted else OutcomeKind.FAILED
         outcome = Outcome(kind, payload, _ttl_ms(ttl_s), after_hook_ctx=ctx)
         self._add_callback(outcome, data, job_id, success, result)
         return outcome
@@ -319,7 +327,7 @@ class JobRunner:
             job_id=delivery.job_id,
             serializer=self.s.serializer,
         )
-        return Outcome(FAILED, payload, _ttl_ms(ttl_s))
+        return Outcome(OutcomeKind.FAILED, payload, _ttl_ms(ttl_s))
 
 
 class JobThreads:

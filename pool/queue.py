@@ -157,7 +157,7 @@ class RedisQueue:
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         """A hot-path script call (fetch, start, complete): on the client's short path when it has one
-        (``PoolRedis.run_script``, pool/lane.py), else through redis-py's command path."""
+        (``PoolRedis.run_script``, pool/fastpath.py), else through redis-py's command path."""
         run_script = getattr(self.redis, "run_script", None)
         if run_script is None:
             return await script(keys=keys, args=args)

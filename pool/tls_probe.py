@@ -16,6 +16,8 @@ import socket
 import ssl
 from typing import TYPE_CHECKING
 
+from .utils import caused_by
+
 if TYPE_CHECKING:
     from .connections import RedisSettings
 
@@ -59,12 +61,9 @@ def tls_mismatch(settings: RedisSettings, timeout: float) -> str | None:
 
 def certificate_problem(exc: BaseException) -> bool:
     """True when the error (or one it was raised from) is a failed certificate check."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return caused_by(
+        exc, lambda error: isinstance(error, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(error)
+    )
 
 
 def permanent_problem(settings: RedisSettings, exc: BaseException, timeout: float) -> str | None:

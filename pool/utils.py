@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
+
+from .logs import flush_logs
+
+T = TypeVar("T")
 
 
 def now_ms() -> int:
@@ -198,3 +203,32 @@ def set_process_title(title: str) -> None:
 
 def truncate(text: str, length: int = 80) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def run_on_best_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end on a fresh event loop: uvloop's when it is installed (its I/O is faster), else
+    asyncio's. Pending log lines are written at the end: the CLI's handler writes a loop turn's lines at its end."""
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but keep working without it
+        loop_factory = None
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(coro)
+    finally:
+        flush_logs()
+
+
+def caused_by(exc: BaseException, test: Callable[[BaseException], bool]) -> bool:
+    """True when the error, or one it was raised from or while handling, passes ``test``: redis-py and asyncio wrap
+    the error that tells what went wrong (a refused password, a failed certificate check) in their own."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if test(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, cast
 from uuid import uuid4
@@ -37,15 +37,14 @@ from .connections import (
 )
 from .cron import CronJob
 from .eviction import EvictionPolicyError, judge_policy, policy_from_reply
-from .execution import ABORTED, COMPLETE, FAILED, RETRIED, Hook, JobRunner, Outcome, RunnerSettings
+from .execution import Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
 from .functions import Function, Retry, func
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
-from .logs import flush_logs
 from .queue import Completion, Delivery, RedisQueue
 from .retries import retrying
 from .scheduler import CronScheduler
 from .serializers import Deserializer, Serializer
-from .utils import import_string, now_ms, to_seconds
+from .utils import now_ms, run_on_best_loop, to_seconds
 
 __all__ = ["Retry", "Worker", "check_health", "create_worker", "func", "run_worker"]
 
@@ -90,7 +89,11 @@ def loop_time() -> float:
 
 
 class Worker:
-    """Runs jobs from one queue. Keyword arguments follow arq's ``Worker``; see docs/ for each one."""
+    """Runs jobs from one queue. Keyword arguments follow arq's ``Worker``; see docs/ for each one.
+
+    ``queue_read_limit`` is accepted so arq settings run unchanged, and not needed: each fetch reads up to the
+    worker's free slots in one blocking stream read, so a read never takes more jobs than it can start.
+    """
 
     def __init__(
         self,
@@ -157,6 +160,8 @@ class Worker:
         self.handle_signals = handle_signals
         self.job_completion_wait = job_completion_wait
         self.max_jobs = max_jobs
+        if queue_read_limit is not None:
+            logger.debug("queue_read_limit=%s is not needed: each fetch reads up to the free slots", queue_read_limit)
         self.poll_delay_s = to_seconds(poll_delay) or 0.5
         self.health_check_interval_s = to_seconds(health_check_interval) or 3600.0
         self.health_check_key = health_check_key
@@ -217,7 +222,7 @@ class Worker:
 
     def run(self) -> None:
         """Run until stopped (or, in burst mode, until the queue is empty), on uvloop when it is installed."""
-        _run_on_best_loop(self.main())
+        run_on_best_loop(self.main())
 
     async def async_run(self) -> None:
         await self.main()
@@ -355,7 +360,7 @@ class Worker:
         if self.on_shutdown is not None:
             await self.on_shutdown(self.ctx)
         job_redis = self.ctx.get("redis")
-        if job_redis is not self._pool and isinstance(job_redis, AutoPipelinedRedis):  # ours: its lane closes
+        if job_redis is not self._pool and isinstance(job_redis, AutoPipelinedRedis):  # ours: its fast path closes
             await job_redis.aclose()
         if self._pool is not None and self._given_pool is None:
             await self._pool.aclose()
@@ -516,11 +521,11 @@ class Worker:
 
     async def _commit(self, delivery: Delivery, outcome: Outcome) -> None:
         self.last_job_at = int(time.time())
-        if outcome.kind == COMPLETE:
+        if outcome.kind == OutcomeKind.COMPLETE:
             self.jobs_complete += 1
-        elif outcome.kind in (FAILED, ABORTED):
+        elif outcome.kind in (OutcomeKind.FAILED, OutcomeKind.ABORTED):
             self.jobs_failed += 1
-        elif outcome.kind == RETRIED:
+        elif outcome.kind == OutcomeKind.RETRIED:
             self.jobs_retried += 1
         if outcome.is_requeue:
             requeue = self.queue.requeue
@@ -543,9 +548,9 @@ class Worker:
             # > 0: a failure kept in the registry; -1: a failure not kept there (aborted, or failure_ttl=0);
             # 0: a success (only then do the jobs that depend on it run)
             failure_ttl_ms = 0
-            if outcome.kind == FAILED:
+            if outcome.kind == OutcomeKind.FAILED:
                 failure_ttl_ms = int(self.runner.s.failure_ttl_s * 1000) or -1
-            elif outcome.kind == ABORTED:
+            elif outcome.kind == OutcomeKind.ABORTED:
                 failure_ttl_ms = -1
             completion = Completion(
                 delivery.entry_id,
@@ -728,10 +733,6 @@ def run_worker(settings_cls: Any, **kwargs: Any) -> Worker:
     return worker
 
 
-def load_settings(path: str) -> Any:
-    return import_string(path)
-
-
 async def async_check_health(
     redis_settings: RedisSettings | None, health_check_key: str | None = None, queue_name: str | None = None
 ) -> list[str]:
@@ -749,7 +750,7 @@ async def async_check_health(
 def check_health(settings_cls: Any) -> int:
     """arq's ``--check``: 0 when a live worker's health line was found, 1 otherwise."""
     kwargs = get_kwargs(settings_cls)
-    lines = _run_on_best_loop(
+    lines = run_on_best_loop(
         async_check_health(kwargs.get("redis_settings"), kwargs.get("health_check_key"), kwargs.get("queue_name"))
     )
     if not lines:
@@ -758,17 +759,3 @@ def check_health(settings_cls: Any) -> int:
     for line in lines:
         logger.info("Health check successful: %s", line)
     return 0
-
-
-def _run_on_best_loop(coro: Awaitable[Any]) -> Any:
-    try:
-        import uvloop
-
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency, but keep working without it
-        loop_factory = None
-    try:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(cast(Any, coro))
-    finally:
-        flush_logs()  # lines of the loop's last turn

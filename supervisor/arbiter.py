@@ -42,6 +42,7 @@ from pool.worker import get_kwargs
 from . import health, messages, pidfile, redis_sync, systemd
 from .app import App, AppLoadError
 from .child import ChildSpec, run_child
+from .config import SupervisorConfig
 from .handback import hand_back
 from .leader import SupervisorCron
 from .proctitle import set_title
@@ -54,21 +55,6 @@ SERVED_S = 0.5  # a child that died after serving this long is replaced at once:
 KILL_MARGIN_S = 5.0  # after the graceful timeout, this long before SIGKILL
 FIRST_WAIT_S = 0.5  # first pause while Redis is unreachable at start; doubles up to 5 s
 MEMORY_STRIKES = 3  # consecutive samples over --max-memory-per-child before recycling
-
-
-@dataclass
-class SupervisorConfig:
-    settings_path: str
-    procs: int | None = None
-    pidfile: str | None = pidfile.DEFAULT_PIDFILE
-    child_timeout: float = 30.0
-    graceful_timeout: float = 30.0
-    max_jobs_per_child: int | None = None
-    max_memory_per_child_mb: float | None = None
-    redis_settings: RedisSettings | None = None
-    heartbeat_interval: float = 1.0
-    boot_failure_limit: int = 5
-    health_interval: float = 5.0
 
 
 @dataclass

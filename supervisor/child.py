@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from redis.exceptions import RedisError
 
 from pool.logs import flush_logs
-from pool.utils import redact_text
+from pool.utils import redact_text, run_on_best_loop
 from pool.worker import Worker, create_worker
 
 from . import messages
@@ -109,14 +109,7 @@ def _exit_soon_after_parent(parent_pid: int) -> None:
 
 def _run_worker(spec: ChildSpec, settings: Any, write_fd: int) -> int:
     worker = create_worker(settings, handle_signals=False, worker_id=spec.worker_id, **spec.worker_overrides)
-    try:
-        import uvloop
-
-        loop_factory: Any = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_serve(spec, worker, write_fd))
+    run_on_best_loop(_serve(spec, worker, write_fd))
     return 0
 
 

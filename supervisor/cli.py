@@ -9,107 +9,45 @@ import sys
 import time
 from typing import Any
 
-from pool.cli import Failure, UsageError, redis_settings_override
+from pool.cli import Failure, prepare_settings_import, redis_settings_override
 
+from . import config
 from . import pidfile as pidfiles
 from .app import AppLoadError
-from .arbiter import Arbiter, SupervisorConfig
+from .arbiter import Arbiter
+from .config import SupervisorConfig
 from .proctitle import set_title
 
 
 def add_commands(commands: Any, settings_command: Any) -> None:
     start = settings_command("start", "Run N worker processes under a supervisor (restarts, reload, stop).")
-    start.add_argument("--procs", type=_positive_int, help="worker processes (default: settings.procs, else CPUs)")
-    start.add_argument("--pidfile", default=pidfiles.DEFAULT_PIDFILE, help="default: %(default)s")
-    start.add_argument(
-        "--child-timeout",
-        type=_positive_float,
-        default=30.0,
-        metavar="S",
-        help="kill and replace a worker whose event loop sent no heartbeat for S seconds (30)",
-    )
-    start.add_argument(
-        "--graceful-timeout",
-        type=_non_negative_float,
-        default=30.0,
-        metavar="S",
-        help="on stop/reload, let running jobs finish for S seconds (30), then cancel them: they run again "
-        "later. 0 cancels at once",
-    )
-    start.add_argument("--max-jobs-per-child", type=_positive_int, metavar="K", help="recycle after ~K jobs")
-    start.add_argument(
-        "--max-memory-per-child",
-        type=_positive_float,
-        metavar="MB",
-        help="recycle a worker whose memory (USS) stays over MB",
-    )
+    config.add_flags(start)
     start.add_argument(
         "--daemon", action="store_true", help="detach into the background (needs --log-file to keep logs)"
     )
     start.add_argument("--log-file", metavar="PATH", help="append logs here (with --daemon)")
-    start.add_argument(
-        "--health-interval",
-        type=_positive_float,
-        default=5.0,
-        metavar="S",
-        help="write this supervisor's health entry every S seconds (5); it expires after 2S+1",
-    )
     for name, help_text in (
         ("reload", "Reload the workers' code without a gap (SIGHUP to the supervisor)."),
         ("stop", "Stop the supervisor gracefully (SIGTERM) and wait until it has exited."),
         ("status", "Show the supervisor and its workers."),
     ):
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--pidfile", default=pidfiles.DEFAULT_PIDFILE, help="default: %(default)s")
+        config.setting("pidfile").add_to(sub)
         if name == "stop":
             sub.add_argument(
                 "--force",
                 action="store_true",
                 help="immediate stop (SIGQUIT): running jobs are cancelled and run again later",
             )
-            sub.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds to wait (120)")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+            sub.add_argument("--timeout", type=config.positive_float, default=120.0, help="seconds to wait (120)")
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    if "." not in args.settings.replace(":", "."):
-        raise UsageError(f"settings must be a dotted path like 'app.WorkerSettings', got {args.settings!r}")
+    prepare_settings_import(args.settings)
     # before importing the settings: until then `ps` shows the command line, --redis URL included
     set_title(f"supervisor [{args.settings}]")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    config = SupervisorConfig(
-        settings_path=args.settings,
-        procs=args.procs,
-        pidfile=os.path.abspath(args.pidfile),
-        child_timeout=args.child_timeout,
-        graceful_timeout=args.graceful_timeout,
-        max_jobs_per_child=args.max_jobs_per_child,
-        max_memory_per_child_mb=args.max_memory_per_child,
-        redis_settings=redis_settings_override(args.redis),
-        health_interval=args.health_interval,
-    )
-    arbiter = Arbiter(config)
+    supervisor_config = SupervisorConfig.from_args(args, redis_settings_override(args.redis))
+    arbiter = Arbiter(supervisor_config)
     try:  # before detaching: a bad settings path is the user's one-line error, not a line in a log file
         arbiter.load_app()
     except AppLoadError as exc:

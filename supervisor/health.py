@@ -78,8 +78,3 @@ def remove(client: redis.Redis, keys: QueueKeys) -> None:
     pipe.delete(keys.supervisor_health(supervisor_id()))
     pipe.zrem(keys.supervisors, supervisor_id())
     pipe.execute()
-
-
-def is_healthy(entry: dict[str, Any]) -> bool:
-    """Fresh (the reader only sees live keys) and no child stuck."""
-    return all(not c.get("stuck") for c in entry.get("children", []))

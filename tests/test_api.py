@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import pickle
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from redis.exceptions import AuthenticationError
 
 from pool import ArqRedis, Job, JobStatus, PoolRedis, RedisSettings, Retry, Worker, create_pool, func, serializers
 from pool.connections import ArqRedis as ArqRedisFromConnections
 from pool.jobs import JobAborted, JobDef, JobResult, ResultNotFound
 from pool.keys import QueueKeys
 from pool.serializers import JobExecutionFailed, SerializationError, msgpack_deserializer, msgpack_serializer
+from pool.utils import caused_by, run_on_best_loop
 from pool.worker import Retry as RetryFromWorker
 from pool.worker import func as func_from_worker
 from tests.helpers import wait_for
@@ -590,6 +593,38 @@ async def test_health_lines_and_check(redis_url: str) -> None:
 async def test_worker_requires_functions() -> None:
     with pytest.raises(RuntimeError, match="at least one function"):
         Worker(functions=[])
+
+
+def test_queue_read_limit_is_accepted_and_noted_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """arq code passes queue_read_limit; pool accepts it, reads up to its free slots anyway, and says so."""
+    caplog.set_level(logging.DEBUG, logger="pool")
+    Worker(functions=[add], queue_read_limit=5)
+    notes = [r for r in caplog.records if "queue_read_limit" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].levelno == logging.DEBUG
+    caplog.clear()
+    Worker(functions=[add])
+    assert not [r for r in caplog.records if "queue_read_limit" in r.getMessage()]
+
+
+def test_workers_and_commands_run_on_uvloop() -> None:
+    """One runner for the worker, the supervisor's children and the CLI commands: uvloop's loop, faster I/O."""
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run_on_best_loop(loop_module()).startswith("uvloop")
+
+
+def test_the_cause_of_an_error_is_found_through_causes_and_contexts_and_a_cycle_ends_the_walk() -> None:
+    refused = AuthenticationError("invalid password")
+    wrapper = ConnectionError("Error connecting")
+    wrapper.__context__ = refused
+    outer = RuntimeError("startup failed")
+    outer.__cause__ = wrapper
+    assert caused_by(outer, lambda error: isinstance(error, AuthenticationError))
+    first, second = ValueError("a"), ValueError("b")
+    first.__cause__, second.__cause__ = second, first
+    assert not caused_by(first, lambda error: isinstance(error, AuthenticationError))
 
 
 async def test_redis_settings_from_dsn_and_redaction() -> None:

@@ -67,16 +67,16 @@ async def test_scripts_reload_after_script_flush(plain: PoolRedis) -> None:
     assert await plain.exists("pool:{default}:job:second")
 
 
-async def test_pipelines_take_the_lane_and_fall_back_when_its_connection_is_killed(plain: PoolRedis) -> None:
+async def test_pipelines_take_the_fast_path_and_fall_back_when_its_connection_is_killed(plain: PoolRedis) -> None:
     client = plain.auto_pipelined()
-    assert isinstance(client, AutoPipelinedRedis) and client.lane is not None
+    assert isinstance(client, AutoPipelinedRedis) and client.fast_path is not None
     assert sorted(await asyncio.gather(*(client.incr("n") for _ in range(100)))) == list(range(1, 101))
-    assert len(client.lane._idle) == 1  # the pipeline went out on the lane's connection, kept for the next
+    assert len(client.fast_path._idle) == 1  # the pipeline went out on the fast path's connection, kept for the next
     killed = await plain.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
     assert int(killed) >= 1
-    # the lane writes into a dead connection: nothing reached Redis, redis-py's pipeline sends it all again
+    # the fast path writes into a dead connection: nothing reached Redis, redis-py's pipeline sends it all again
     assert sorted(await asyncio.gather(*(client.incr("n") for _ in range(100)))) == list(range(101, 201))
-    assert len(client.lane._idle) == 0  # the dead connection was dropped, not kept
+    assert len(client.fast_path._idle) == 0  # the dead connection was dropped, not kept
     assert await plain.get("n") == b"200"  # every command ran once
     await client.aclose()
 
@@ -101,15 +101,15 @@ async def test_a_value_redis_py_cannot_send_or_a_failing_callback_fails_only_its
     await client.aclose()
 
 
-async def test_a_closed_pipelined_client_keeps_no_lane_connection(plain: PoolRedis) -> None:
+async def test_a_closed_pipelined_client_keeps_no_fast_path_connection(plain: PoolRedis) -> None:
     client = plain.auto_pipelined()
-    assert isinstance(client, AutoPipelinedRedis) and client.lane is not None
+    assert isinstance(client, AutoPipelinedRedis) and client.fast_path is not None
     assert await client.incr("n") == 1
-    assert len(client.lane._idle) == 1
+    assert len(client.fast_path._idle) == 1
     await client.aclose()
-    assert client.lane._idle == []
+    assert client.fast_path._idle == []
     assert await client.incr("n") == 2  # the shared pool is open: the standard path
-    assert client.lane._idle == []  # and the lane opened nothing new
+    assert client.fast_path._idle == []  # and the fast path opened nothing new
 
 
 async def test_closing_the_pipelined_client_keeps_the_pool_open(plain: PoolRedis) -> None:

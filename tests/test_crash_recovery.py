@@ -147,8 +147,8 @@ async def test_live_worker_keeps_its_job(pool: PoolRedis, spawn_worker: Callable
 
 async def test_draining_worker_keeps_heartbeating(pool: PoolRedis, spawn_worker: Callable[..., WorkerProcess]) -> None:
     """A worker told to stop keeps heartbeating while it waits for its running jobs (job_completion_wait), so
-    another worker does not take them over and run them a second time meanwhile: its heartbeat outlives its
-    fetch loop, so the job is not taken over after 3 beats while it still runs."""
+    another worker does not take them over and run them a second time meanwhile: the heartbeat does not stop
+    with the fetch loop (if it did, the job would be taken over after 3 beats while still running)."""
     job = await pool.enqueue_job("gated_job", _job_id="gated-1")
     assert job is not None
     draining = spawn_worker(settings=DRAINING_SETTINGS)

@@ -246,8 +246,8 @@ async def retry_after_gate(ctx: dict[str, Any]) -> int:
 async def test_retry_requested_while_redis_is_down_is_written_once_it_is_back(
     persistent: tuple[RedisServer, PoolRedis], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The chaos run found it: a job raising Retry while Redis restarted (or was still loading its AOF) logged
-    a traceback and waited ~3 heartbeats for a reclaim. Putting the job back is now retried like a result."""
+    """A job raising Retry while Redis restarts (or is still loading its AOF) is put back once Redis answers:
+    putting a job back is retried like a result, not logged as a traceback and left for a reclaim."""
     global RETRY_GATE
     RETRY_GATE = asyncio.Event()
     server, client = persistent

@@ -196,7 +196,7 @@ async def test_a_job_raising_a_too_deep_exception_records_a_failure_that_reads_b
     pool: PoolRedis, redis_url: str
 ) -> None:
     """The exception cannot be encoded, so the recorded failure says so; Job.result() and the failed-job
-    registry read it back (decoding it must not crash them)."""
+    registry read it back without a segfault in the decoder."""
     async with running_worker(redis_url, functions=[deep_raiser]) as worker:
         job = await pool.enqueue_job("deep_raiser", _job_id="deep-raiser")
         assert job is not None

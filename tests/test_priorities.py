@@ -256,7 +256,7 @@ async def test_unread_undoes_only_this_consumers_start(redis: PoolRedis) -> None
     assert await redis.xlen(KEYS.stream) == 1
 
 
-# --- slots that nobody passed on, a replayed START, the starvation guard's rotation ------------------------------
+# --- slots that nobody passed on, a replayed START, the guard's rotation -------------------------------------------
 
 
 @pytest.mark.parametrize("fate", ["aborted", "expired"])

@@ -31,7 +31,10 @@ import psutil
 import pytest
 
 from pool import Job, JobStatus, PoolRedis, RedisSettings, create_pool
+from pool.cli import build_parser
 from pool.keys import DEFAULT_QUEUE_NAME, QueueKeys
+from supervisor.config import SupervisorConfig
+from supervisor.pidfile import DEFAULT_PIDFILE
 from tests.helpers import wait_for, wait_for_sync
 from tests.redis_server import _die_with_parent
 
@@ -335,6 +338,16 @@ def test_bad_flags_exit_2(app_dir: Path, args: list[str]) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (app_dir / "pool.pid").exists()
+
+
+def test_pool_start_without_flags_gives_the_supervisor_config_defaults() -> None:
+    """Each option is defined once: the flags' defaults are the config's, and a flag lands in its config field."""
+    parser = build_parser()
+    given = SupervisorConfig.from_args(parser.parse_args(["start", SETTINGS]), None)
+    assert given == SupervisorConfig(settings_path=SETTINGS, pidfile=os.path.abspath(DEFAULT_PIDFILE))
+    flags = ["--max-memory-per-child", "64", "--graceful-timeout", "0", "--procs", "3"]
+    given = SupervisorConfig.from_args(parser.parse_args(["start", *flags, SETTINGS]), None)
+    assert (given.max_memory_per_child_mb, given.graceful_timeout, given.procs) == (64.0, 0.0, 3)
 
 
 @pytest.mark.parametrize("command", ["reload", "stop", "status"])
@@ -805,7 +818,7 @@ async def test_children_use_the_settings_heartbeat_interval(
 ) -> None:
     """A standalone worker (heartbeat 0.2 s) dies -9 mid-job; the supervisor's children, with the same settings,
     must take its job over after ~3 heartbeats (0.6-0.8 s), not after 3 x the supervisor's own 1 s heartbeat:
-    the children keep the Worker's heartbeat_interval; the 1 s pipe heartbeat is the supervisor's own."""
+    the children keep the Worker's heartbeat_interval; the supervisor's pipe heartbeat is a separate one."""
     write_app(app_dir)  # heartbeat_interval = 0.2
     with open(app_dir / "standalone.log", "wb") as log:
         standalone = subprocess.Popen(
@@ -843,8 +856,7 @@ async def test_reload_lets_a_running_job_finish_within_the_default_graceful_time
     app_dir: Path, redis_url: str, redis: PoolRedis, start_supervisor: Callable[..., Supervisor]
 ) -> None:
     """Without --graceful-timeout a retired child still lets its running job finish: the children get the
-    default graceful timeout as their job_completion_wait (a Worker's own default is 0), so a reload does not
-    cancel the running jobs."""
+    graceful timeout as job_completion_wait (the Worker's own default, 0, would cancel running jobs)."""
     write_app(app_dir)
     sup = start_supervisor(redis_url, procs=1)
     old = await sup.wait_ready(1)

@@ -1,8 +1,7 @@
 """Sync jobs run in threads, and Python cannot kill a thread: a sync job that outlives its timeout is failed
 (TimeoutError) at once, but its thread runs on. Such a thread keeps holding its job's slot until it returns, so
 a worker never has more than ``max_jobs`` job threads (without that bound they pile up: 201 live threads with
-max_jobs=5),
-and a warning names the job whose thread outlived it."""
+max_jobs=5), and a warning names the job whose thread outlived it."""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@
    ``interrupt`` (a poison job) raises ``KeyboardInterrupt``, which must fail that job, not stop its worker.
 
 Poison jobs of kind ``deep`` never run ``work``: the run replaces their payload with ``deep_payload(index)``,
-a value nested so deep that msgpack's decoder could crash the worker; they must fail with the reason.
+a value nested so deep that msgpack's decoder would crash a worker that decoded it unchecked; they must fail
+with the reason.
 
 A Redis error inside a job (Redis is restarting) becomes ``Retry(defer=0.5)``: the app's own retry policy, as a
 real app would have. The cron job ``tick`` runs every second and records itself in the same way under its job id
@@ -74,7 +75,7 @@ async def work(ctx: dict[str, Any], index: int, kind: str, ms: int) -> int:
 def deep_payload(index: int, enqueue_ms: int, depth: int = 250) -> bytes:
     """The payload of ``work(<an exception wrapping an exception ... depth deep>)``, built by hand as pool's
     exception extension (type 1) so that no encoder's depth check stops it: what a producer without pool's
-    checks could write. Decoded without a depth bound, it segfaults a worker at ~200 levels."""
+    checks could write. msgpack's C decoder, unchecked, segfaults at ~200 levels."""
     data = msgpack.packb(["builtins", "ValueError", msgpack.packb([f"poison {index}"]), "leaf"])
     for _ in range(depth):
         data = msgpack.packb(["builtins", "ValueError", msgpack.packb([msgpack.ExtType(1, data)]), "wrapper"])

@@ -5,12 +5,12 @@ redis-py's generic command path costs more than the call itself: a checkout from
 (a lock, a condition, a health-check read), a retry wrapper, callback dispatch, the release; a pipeline adds a
 command stack and its bookkeeping. On this project's 2-core machine, 3,000 sequential EVALSHA of a trivial
 script in one process (redis-py 5.3.1) cost ~200 µs of CPU each through the blocking pool, ~165 through a
-plain pool and ~70 on a connection the caller holds. A ``Lane`` holds a few connections made with the client
+plain pool and ~70 on a connection the caller holds. A ``FastPath`` holds a few connections made with the client
 pool's own settings (TLS, auth, database...) and sends straight on one of them: the commands of one call are
 written back to back and their replies read after, in order.
 
 Anything unusual goes back to the standard path (``None``), which loads scripts and retries as configured:
-every lane connection busy, a NOSCRIPT reply (the script did not run), a connection error. Scripts are all
+every fast-path connection busy, a NOSCRIPT reply (the script did not run), a connection error. Scripts are all
 safe to run twice (ENQUEUE recognises a replay of its own call by its nonce, the others by their acks), so
 the caller replays every call; for a pipeline the caller resends only the commands whose replies it did not
 get, through redis-py's pipeline, as redis-py's own retry of a pipeline would (once even when the client's
@@ -35,7 +35,7 @@ try:  # hiredis (a dependency) packs commands in C; redis-py's asyncio connectio
 except ImportError:  # pragma: no cover - a hiredis older than 2.1
     hiredis_pack_command = None
 
-MAX_LANE_CONNECTIONS = 4  # more concurrent callers than this take the standard path
+MAX_FAST_PATH_CONNECTIONS = 4  # more concurrent callers than this take the standard path
 
 ScriptCall = tuple[Sequence[Any], Sequence[Any]]  # (keys, args)
 Command = tuple[tuple[Any, ...], dict[str, Any]]  # (args, options) as execute_command takes them
@@ -43,7 +43,7 @@ Command = tuple[tuple[Any, ...], dict[str, Any]]  # (args, options) as execute_c
 _LOST = (ConnectionError, TimeoutError, OSError)
 
 
-class Lane:
+class FastPath:
     def __init__(self, connection_pool: Any) -> None:
         self._pool = connection_pool
         self._idle: list[Any] = []
@@ -74,7 +74,7 @@ class Lane:
     async def run_pipeline(self, client: Any, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` as one pipeline; the replies read, in order, each one a value or that command's
         own error (an error reply, arguments redis-py refuses to send, a callback that failed: nothing else is
-        affected). Fewer than all when the lane was busy (none) or the connection was lost: the caller sends
+        affected). Fewer than all when the fast path was busy (none) or the connection was lost: the caller sends
         the rest the standard way. ``client`` parses each reply as its own command would be (its callbacks)."""
         replies: list[Any] = []
         connection = self._checkout()
@@ -109,7 +109,7 @@ class Lane:
 
     async def _reply(self, client: Any, connection: Any, name: Any, options: dict[str, Any]) -> Any:
         """What ``client.parse_response`` returns, without its per-reply lookups for the common case (no
-        decoding or empty-reply options): the command's callback is looked up once per name (a lane belongs to
+        decoding or empty-reply options): the command's callback is looked up once per name (a fast path belongs to
         one client, whose callbacks the worker never changes). A callback's error is returned, not raised: the
         reply was read in full, the connection is in step."""
         if NEVER_DECODE in options or EMPTY_RESPONSE in options:
@@ -131,15 +131,15 @@ class Lane:
             return exc
 
     def _checkout(self) -> Any:
-        """An idle lane connection (or a new one); None when all are busy or the lane is closed."""
-        if self._busy >= MAX_LANE_CONNECTIONS or self._closed:
+        """An idle fast-path connection (or a new one); None when all are busy or the fast path is closed."""
+        if self._busy >= MAX_FAST_PATH_CONNECTIONS or self._closed:
             return None
         self._busy += 1
         return self._idle.pop() if self._idle else self._pool.make_connection()
 
     async def _checkin(self, connection: Any, clean: bool) -> None:
         """Put back after a clean call; closed after an error or a cancellation (it may hold unread replies),
-        or when the lane was closed meanwhile."""
+        or when the fast path was closed meanwhile."""
         self._busy -= 1
         if clean and not self._closed:
             self._idle.append(connection)

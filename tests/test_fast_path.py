@@ -1,7 +1,7 @@
-"""The short path to Redis (pool/lane.py) against a real Redis: for scripts it loads nothing itself but falls
+"""The short path to Redis (pool/fastpath.py) against a real Redis: for scripts it loads nothing itself but falls
 back when Redis lost the script, survives its connection being killed without enqueuing twice, keeps bulk
 batches in order, steps aside when all its connections are busy, and packs commands (with hiredis) byte for byte
-as redis-py does. Pipelines on the lane: tests/test_autopipeline.py."""
+as redis-py does. Pipelines on the fast path: tests/test_autopipeline.py."""
 
 from __future__ import annotations
 
@@ -13,37 +13,37 @@ from redis.exceptions import ConnectionError, DataError
 
 from pool import PoolRedis, RedisSettings, create_pool
 from pool.connections import BULK_BATCH
+from pool.fastpath import MAX_FAST_PATH_CONNECTIONS, _pack
 from pool.keys import QueueKeys
-from pool.lane import MAX_LANE_CONNECTIONS, _pack
 
 
-def _lane_idle(client: PoolRedis) -> int:
-    assert client.lane is not None
-    return len(client.lane._idle)
+def _fast_path_idle(client: PoolRedis) -> int:
+    assert client.fast_path is not None
+    return len(client.fast_path._idle)
 
 
-async def test_enqueue_falls_back_when_redis_lost_the_script_and_uses_the_lane_after(redis: PoolRedis) -> None:
+async def test_enqueue_falls_back_when_redis_lost_the_script_and_uses_the_fast_path_after(redis: PoolRedis) -> None:
     await redis.script_flush()
-    first = await redis.enqueue_job("task", 1)  # NOSCRIPT on the lane: the standard path loads the script
+    first = await redis.enqueue_job("task", 1)  # NOSCRIPT on the fast path: the standard path loads the script
     assert first is not None
     second = await redis.enqueue_job("task", 2)
     assert second is not None
-    assert _lane_idle(redis) == 1  # the lane connection served the second call and was kept
+    assert _fast_path_idle(redis) == 1  # the fast-path connection served the second call and was kept
     assert await redis.xlen(QueueKeys("default").stream) == 2
 
 
-async def test_a_killed_lane_connection_is_replaced_and_nothing_is_enqueued_twice(
+async def test_a_killed_fast_path_connection_is_replaced_and_nothing_is_enqueued_twice(
     redis: PoolRedis, redis_url: str
 ) -> None:
     assert await redis.enqueue_job("task", _job_id="before") is not None
-    assert _lane_idle(redis) == 1
+    assert _fast_path_idle(redis) == 1
     admin = await create_pool(RedisSettings.from_dsn(redis_url))
     try:
         killed = await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-        assert int(killed) >= 1  # the lane's connection among them
+        assert int(killed) >= 1  # the fast path's connection among them
         job = await redis.enqueue_job("task", _job_id="after")
         assert job is not None
-        assert _lane_idle(redis) == 0  # the dead connection was dropped, the standard path did the enqueue
+        assert _fast_path_idle(redis) == 0  # the dead connection was dropped, the standard path did the enqueue
         assert await redis.enqueue_job("task", _job_id="after") is None  # the id is taken: it exists once
         assert await admin.xlen(QueueKeys("default").stream) == 2
     finally:
@@ -59,26 +59,26 @@ async def test_bulk_batches_are_written_back_to_back_and_keep_their_order(redis:
     assert [fields[b"id"].decode() for _, fields in entries] == [f"job-{i:05d}" for i in range(2_500)]
 
 
-async def test_more_concurrent_enqueues_than_lane_connections_all_succeed(redis: PoolRedis) -> None:
+async def test_more_concurrent_enqueues_than_fast_path_connections_all_succeed(redis: PoolRedis) -> None:
     jobs = await asyncio.gather(*(redis.enqueue_job("task", i) for i in range(50)))
     assert all(job is not None for job in jobs)
-    assert 1 <= _lane_idle(redis) <= MAX_LANE_CONNECTIONS  # the rest took the standard path
+    assert 1 <= _fast_path_idle(redis) <= MAX_FAST_PATH_CONNECTIONS  # the rest took the standard path
     assert await redis.xlen(QueueKeys("default").stream) == 50
 
 
-async def test_closing_the_client_closes_the_lane_connections(redis: PoolRedis, redis_url: str) -> None:
+async def test_closing_the_client_closes_the_fast_path_connections(redis: PoolRedis, redis_url: str) -> None:
     client = await create_pool(RedisSettings.from_dsn(redis_url))
     await client.enqueue_job("task")
-    await client.client_setname("lane-test-pool")  # a pool connection, to tell ours apart from the fixture's
+    await client.client_setname("fast-path-test-pool")  # a pool connection, to tell ours apart from the fixture's
     before = len(await redis.client_list())
     await client.aclose()
-    assert len(await redis.client_list()) <= before - 2  # the pool's and the lane's connections are gone
+    assert len(await redis.client_list()) <= before - 2  # the pool's and the fast path's connections are gone
 
 
 async def test_a_bulk_enqueue_cut_off_mid_way_is_replayed_and_enqueues_each_job_once(redis: PoolRedis) -> None:
-    await redis.enqueue_job("task", _job_id="warm-up")  # the lane now holds a connection
-    assert redis.lane is not None
-    connection = redis.lane._idle[0]
+    await redis.enqueue_job("task", _job_id="warm-up")  # the fast path now holds a connection
+    assert redis.fast_path is not None
+    connection = redis.fast_path._idle[0]
     real_read = connection.read_response
     reads = 0
 
@@ -93,7 +93,7 @@ async def test_a_bulk_enqueue_cut_off_mid_way_is_replayed_and_enqueues_each_job_
     specs = [redis.prepare("task", i, _job_id=f"bulk-{i:04d}") for i in range(5 * BULK_BATCH)]
     jobs = await redis.enqueue_many(specs)
     assert reads == 2
-    # the standard path replayed the very calls the lane had sent: their nonces mark them as this call's own
+    # the standard path replayed the very calls the fast path had sent: their nonces mark them as this call's own
     assert [job.job_id if job else None for job in jobs] == [spec.job_id for spec in specs]
     entries = await redis.xrange(QueueKeys("default").stream)
     assert [fields[b"id"].decode() for _, fields in entries] == ["warm-up"] + [spec.job_id for spec in specs]

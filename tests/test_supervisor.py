@@ -33,8 +33,8 @@ import pytest
 from pool import Job, JobStatus, PoolRedis, RedisSettings, create_pool
 from pool.cli import build_parser
 from pool.keys import DEFAULT_QUEUE_NAME, QueueKeys
-from supervisor.config import SupervisorConfig
-from supervisor.pidfile import DEFAULT_PIDFILE
+from pool.supervisor.config import SupervisorConfig
+from pool.supervisor.pidfile import DEFAULT_PIDFILE
 from tests.helpers import wait_for, wait_for_sync
 from tests.redis_server import _die_with_parent
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import msgpack
 from redis.exceptions import ResponseError
 
+from ..eviction import policy_from_reply
 from ..keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
 
 T = TypeVar("T")
@@ -79,12 +80,7 @@ def ping() -> Op[None]:
 def eviction_policy() -> Op[str | None]:
     """Redis's maxmemory-policy; None when CONFIG GET is refused (managed Redis, an ACL without +config)."""
     (reply,) = yield [Command("config_get", "maxmemory-policy")]
-    if isinstance(reply, ResponseError):
-        return None
-    for key, value in _ok(reply).items():
-        if _text(key) == "maxmemory-policy" and value is not None:
-            return _text(value)
-    return None
+    return None if isinstance(reply, ResponseError) else policy_from_reply(_ok(reply))
 
 
 def ensure_group(keys: QueueKeys) -> Op[int]:
@@ -466,5 +462,3 @@ def restore_queued(keys: QueueKeys) -> Op[int]:
             args: list[Any] = [keys.prefix, priority, last_id, *missing[start : start + 500]]
             restored += int((yield from one(ScriptCall("restore_queued", [keys.stream], args))))
     return restored
-
-

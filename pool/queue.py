@@ -1,13 +1,15 @@
 """The storage contract of one queue, for the worker and the client (async).
 
-Every Redis command of a queue is issued here or by pool/storage/ops.py: the per-job hot path (enqueue, fetch,
-read, start, complete, requeue, heartbeat) calls its scripts and commands directly, for the least cost; every
-other method is one line running an op of pool/storage/ops.py, the same ops the supervisor's sync facade
-(pool/storage/sync.py) runs. The worker and the client talk to a ``RedisQueue``; they never build a key or call
-a script themselves. The
-life of a job (see scripts.py): enqueue -> [deferred -> promote] -> stream -> read by one consumer -> start ->
-complete | requeue. A consumer that dies leaves its entries in the group's pending list; they are taken over by
-``reclaim`` once idle longer than a few heartbeats, or at once by ``hand_back_consumer`` when its death is known.
+Every Redis command of a queue is issued here or by pool/storage/ops.py. The worker's per-job path (enqueue,
+fetch, read, start, complete, requeue, unread, heartbeat, reclaim) calls its scripts and commands directly, for
+the least cost; every other method is one line running an op of pool/storage/ops.py, the same ops the
+supervisor's sync facade (pool/storage/sync.py) runs. The worker and the client talk to a ``RedisQueue``; they
+never build a key or call a script themselves.
+
+The life of a job (see scripts.py): enqueue -> [deferred -> promote] -> stream -> read by one consumer -> start
+-> complete | requeue. A consumer that dies leaves its entries in the group's pending list; they are taken over
+by ``reclaim`` once idle longer than a few heartbeats, or at once by ``hand_back_consumer`` when its death is
+known.
 """
 
 from __future__ import annotations
@@ -168,9 +170,7 @@ class RedisQueue:
 
     async def abort(self, job_id: str, *, now_ms: int, aborted_result: bytes, result_ttl_ms: int) -> int:
         """0: no such job; 1: running, its worker was asked to cancel it; 2: not started, aborted here."""
-        keys = [self.keys.deferred, self.keys.aborts]
-        args: list[Any] = [self.keys.prefix, job_id, now_ms, aborted_result, result_ttl_ms]
-        return int(await self.scripts.abort(keys=keys, args=args))
+        return await run(self.redis, ops.abort(self.keys, job_id, now_ms, aborted_result, result_ttl_ms))
 
     # --- reading state ---------------------------------------------------------------------------------------
 
@@ -190,12 +190,7 @@ class RedisQueue:
         is 0 (no time left to wait: only check), and ``wait_for_result`` reads the notifications after
         ``since``."""
         ttl_ms = blocking.block_ms(timeout_s) + WAITER_MARGIN_MS if timeout_s > 0 else 0
-        reply = await self.scripts.wait(keys=[], args=[self.keys.prefix, job_id, ttl_ms])
-        if int(reply[0]) == 1:
-            return reply[1], None, ""
-        if int(reply[0]) == 2:
-            return None, _text(reply[1]), _text(reply[2])
-        return None, None, ""
+        return await run(self.redis, ops.result_or_register_waiter(self.keys, job_id, ttl_ms))
 
     def result_wait_s(self, remaining_s: float | None) -> float:
         """How long ``Job.result()``'s next blocking read may last: its time left, at most RESULT_WAIT_S, and
@@ -207,16 +202,10 @@ class RedisQueue:
         """Block up to timeout_s for the notification of a completion after ``since`` and return the result
         payload it carries; None on a timeout. The read consumes nothing: every waiter of the run reads the
         same entry, and a read retried after a lost reply reads it again."""
-        key = self.keys.notify(job_id)
         try:
-            reply: Any = await self.redis.xread({key: since}, count=1, block=blocking.block_ms(timeout_s))
+            return await run(self.redis, ops.notified_result(self.keys, job_id, since, blocking.block_ms(timeout_s)))
         except RedisTimeoutError:  # the socket timed out after all (a stalled machine): the caller checks again
             return None
-        for _, entries in reply or []:
-            for _, fields in entries:
-                payload: bytes = fields[b"r"]
-                return payload
-        return None
 
     async def counts(self) -> dict[str, int]:
         """Ready (undelivered), running (delivered, not acked), deferred and parked (waiting for a
@@ -298,11 +287,7 @@ class RedisQueue:
 
     async def sweep_parked(self, limits: Limits) -> int:
         """Release parked jobs of limited functions into slots that were freed without passing them on."""
-        if not limits:
-            return 0
-        return int(
-            await self.scripts.sweep_parked(keys=[self.keys.stream], args=[self.keys.prefix, *_limit_args(limits)[1:]])
-        )
+        return await run(self.redis, ops.sweep_parked(self.keys, _limit_args(limits)[1:])) if limits else 0
 
     async def unread(self, consumer: str, deliveries: list[Delivery]) -> None:
         """Put entries this consumer read but will not run back at the end of their lane, undoing its START."""
@@ -359,11 +344,7 @@ class RedisQueue:
     async def promote_due(self, now_ms: int | None = None, limit: int = 1000) -> tuple[int, int | None]:
         """Move jobs due by Redis's clock (or by ``now_ms`` when given) to the stream; returns (moved, ms until
         the next deferred job is due, or None when there is none)."""
-        moved, next_due_in = await self.scripts.promote(
-            keys=[self.keys.stream, self.keys.deferred],
-            args=[self.keys.prefix, "" if now_ms is None else now_ms, limit],
-        )
-        return int(moved), None if next_due_in is None else int(next_due_in)
+        return await run(self.redis, ops.promote_due(self.keys, now_ms, limit))
 
     async def heartbeat(self, consumer: str, deliveries: list[Delivery]) -> None:
         """Reset the idle time of the entries this worker runs (one XCLAIM per lane), so nobody reclaims them."""

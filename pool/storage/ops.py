@@ -192,6 +192,54 @@ def queue_info(keys: QueueKeys, now_ms: int) -> Op[dict[str, int]]:
     return info
 
 
+# --- clients: aborts and waiting for results ------------------------------------------------------------------
+
+
+def abort(keys: QueueKeys, job_id: str, now_ms: int, aborted_result: bytes, result_ttl_ms: int) -> Op[int]:
+    """0: no such job; 1: running, its worker was asked to cancel it; 2: not started, aborted here (see ABORT)."""
+    args: list[Any] = [keys.prefix, job_id, now_ms, aborted_result, result_ttl_ms]
+    return int((yield from one(ScriptCall("abort", [keys.deferred, keys.aborts], args))))
+
+
+def result_or_register_waiter(keys: QueueKeys, job_id: str, ttl_ms: int) -> Op[tuple[bytes | None, str | None, str]]:
+    """(result, None, '') when the job has one; (None, None, '') when there is no such job; else (None, state,
+    since), a waiter registered for ttl_ms unless it is 0 (see WAIT)."""
+    reply = yield from one(ScriptCall("wait", [], [keys.prefix, job_id, ttl_ms]))
+    if int(reply[0]) == 1:
+        return reply[1], None, ""
+    if int(reply[0]) == 2:
+        return None, _text(reply[1]), _text(reply[2])
+    return None, None, ""
+
+
+def notified_result(keys: QueueKeys, job_id: str, since: str, block_ms: int) -> Op[bytes | None]:
+    """Block up to block_ms for the notification of a completion after ``since``; the result payload it carries,
+    None on a timeout. The read consumes nothing: every waiter reads the same entry, and a replay reads it again."""
+    reply = yield from one(Command("xread", {keys.notify(job_id): since}, count=1, block=block_ms))
+    for _, entries in reply or []:
+        for _, fields in entries:
+            payload: bytes = fields[b"r"]
+            return payload
+    return None
+
+
+# --- deferred and parked jobs --------------------------------------------------------------------------------------
+
+
+def promote_due(keys: QueueKeys, now_ms: int | None, limit: int) -> Op[tuple[int, int | None]]:
+    """Move jobs due by Redis's clock (or by ``now_ms`` when given) to the stream; returns (moved, ms until the
+    next deferred job is due, or None when there is none)."""
+    args: list[Any] = [keys.prefix, "" if now_ms is None else now_ms, limit]
+    moved, next_due_in = yield from one(ScriptCall("promote", [keys.stream, keys.deferred], args))
+    return int(moved), None if next_due_in is None else int(next_due_in)
+
+
+def sweep_parked(keys: QueueKeys, limit_pairs: Sequence[Any]) -> Op[int]:
+    """Release parked jobs of limited functions into slots freed without passing them on (see SWEEP_PARKED);
+    ``limit_pairs``: function, max_concurrency, function, max_concurrency..."""
+    return int((yield from one(ScriptCall("sweep_parked", [keys.stream], [keys.prefix, *limit_pairs]))))
+
+
 # --- consumers ---------------------------------------------------------------------------------------------------
 
 

@@ -1,18 +1,23 @@
-"""The storage contract of one queue: every Redis command the queue issues lives here.
+"""The storage contract of one queue, for the worker and the client (async).
 
-The worker and the client talk to a ``RedisQueue``; they never build a key or call a script themselves. The
-life of a job (see scripts.py): enqueue -> [deferred -> promote] -> stream -> read by one consumer -> start ->
-complete | requeue. A consumer that dies leaves its entries in the group's pending list; they are taken over by
-``reclaim`` once idle longer than a few heartbeats, or at once by ``hand_back_consumer`` when its death is known.
+Every Redis command of a queue is issued here or by pool/storage/ops.py. The worker's per-job path (enqueue,
+fetch, read, start, complete, requeue, unread, heartbeat, reclaim) calls its scripts and commands directly, for
+the least cost; every other method is one line running an op of pool/storage/ops.py, the same ops the
+supervisor's sync facade (pool/storage/sync.py) runs. The worker and the client talk to a ``RedisQueue``; they
+never build a key or call a script themselves.
+
+The life of a job (see scripts.py): enqueue -> [deferred -> promote] -> stream -> read by one consumer -> start
+-> complete | requeue. A consumer that dies leaves its entries in the group's pending list; they are taken over
+by ``reclaim`` once idle longer than a few heartbeats, or at once by ``hand_back_consumer`` when its death is
+known.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +29,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import blocking
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
-from .scripts import Scripts
+from .storage import ops
+from .storage.drivers import run, scripts_for
 from .utils import now_ms
 
 logger = logging.getLogger("pool.worker")
@@ -63,17 +69,7 @@ class Completion:
 RESULT_WAIT_S = 5.0  # Job.result() blocks this long at most per read, then checks again and re-registers
 WAITER_MARGIN_MS = 5_000  # a waiter's registration outlives its read by this much (round trip, a busy loop)
 
-_SCRIPTS_ATTR = "_pool_scripts"
 _QUEUES_ATTR = "_pool_queues"
-
-
-def scripts_for(redis: Redis) -> Scripts:
-    """Scripts are registered once per client and cached on it."""
-    scripts: Scripts | None = getattr(redis, _SCRIPTS_ATTR, None)
-    if scripts is None:
-        scripts = Scripts(redis)
-        setattr(redis, _SCRIPTS_ATTR, scripts)
-    return scripts
 
 
 def queue_for(redis: Redis, queue_name: str) -> RedisQueue:
@@ -174,28 +170,19 @@ class RedisQueue:
 
     async def abort(self, job_id: str, *, now_ms: int, aborted_result: bytes, result_ttl_ms: int) -> int:
         """0: no such job; 1: running, its worker was asked to cancel it; 2: not started, aborted here."""
-        keys = [self.keys.deferred, self.keys.aborts]
-        args: list[Any] = [self.keys.prefix, job_id, now_ms, aborted_result, result_ttl_ms]
-        return int(await self.scripts.abort(keys=keys, args=args))
+        return await run(self.redis, ops.abort(self.keys, job_id, now_ms, aborted_result, result_ttl_ms))
 
     # --- reading state ---------------------------------------------------------------------------------------
 
     async def job_fields(self, job_id: str) -> tuple[bytes | None, int, str | None, int]:
         """(payload, attempts, state, score) of a job that is not finished; payload None when there is none."""
-        payload, attempts, state, score = await self.redis.hmget(self.keys.job(job_id), ["d", "t", "s", "sc"])
-        return (
-            payload,
-            int(attempts or 0),
-            _text(state) if state is not None else None,
-            int(score or 0),
-        )
+        return await run(self.redis, ops.job_fields(self.keys, job_id))
 
     async def result_payload(self, job_id: str) -> bytes | None:
-        value: bytes | None = await self.redis.get(self.keys.result(job_id))
-        return value
+        return await run(self.redis, ops.value(self.keys.result(job_id)))
 
     async def has_result(self, job_id: str) -> bool:
-        return bool(await self.redis.exists(self.keys.result(job_id)))
+        return await run(self.redis, ops.exists(self.keys.result(job_id)))
 
     async def result_or_register_waiter(self, job_id: str, timeout_s: float) -> tuple[bytes | None, str | None, str]:
         """(result payload, None, '') when the job has a result; (None, None, '') when there is no such job;
@@ -203,12 +190,7 @@ class RedisQueue:
         is 0 (no time left to wait: only check), and ``wait_for_result`` reads the notifications after
         ``since``."""
         ttl_ms = blocking.block_ms(timeout_s) + WAITER_MARGIN_MS if timeout_s > 0 else 0
-        reply = await self.scripts.wait(keys=[], args=[self.keys.prefix, job_id, ttl_ms])
-        if int(reply[0]) == 1:
-            return reply[1], None, ""
-        if int(reply[0]) == 2:
-            return None, _text(reply[1]), _text(reply[2])
-        return None, None, ""
+        return await run(self.redis, ops.result_or_register_waiter(self.keys, job_id, ttl_ms))
 
     def result_wait_s(self, remaining_s: float | None) -> float:
         """How long ``Job.result()``'s next blocking read may last: its time left, at most RESULT_WAIT_S, and
@@ -220,71 +202,31 @@ class RedisQueue:
         """Block up to timeout_s for the notification of a completion after ``since`` and return the result
         payload it carries; None on a timeout. The read consumes nothing: every waiter of the run reads the
         same entry, and a read retried after a lost reply reads it again."""
-        key = self.keys.notify(job_id)
         try:
-            reply: Any = await self.redis.xread({key: since}, count=1, block=blocking.block_ms(timeout_s))
+            return await run(self.redis, ops.notified_result(self.keys, job_id, since, blocking.block_ms(timeout_s)))
         except RedisTimeoutError:  # the socket timed out after all (a stalled machine): the caller checks again
             return None
-        for _, entries in reply or []:
-            for _, fields in entries:
-                payload: bytes = fields[b"r"]
-                return payload
-        return None
 
     async def counts(self) -> dict[str, int]:
         """Ready (undelivered), running (delivered, not acked), deferred and parked (waiting for a
         max_concurrency slot) job counts."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for lane in self.keys.lanes:
-                pipe.xlen(lane)
-            pipe.zcard(self.keys.deferred)
-            pipe.smembers(self.keys.parked_functions)
-            *lengths, deferred, parked_functions = await pipe.execute()
-        parked = 0
-        for function in parked_functions:
-            parked += int(await self.redis.llen(self.keys.parked(_text(function))))
-        running = 0
-        for lane, length in zip(self.keys.lanes, lengths, strict=True):
-            if length:
-                with contextlib.suppress(ResponseError):  # no group yet: nothing delivered
-                    running += int((await self.redis.xpending(lane, CONSUMER_GROUP))["pending"])
-        return {
-            "ready": max(sum(lengths) - running, 0),
-            "running": running,
-            "deferred": int(deferred),
-            "parked": parked,
-        }
+        return await run(self.redis, ops.counts(self.keys))
 
     async def job_ids_in_stream(self) -> list[str]:
         """Ids of entries in every lane (delivered ones included), highest priority first."""
-        ids = []
-        for lane in self.keys.lanes:
-            ids += [_text(fields[b"id"]) for _, fields in await self.redis.xrange(lane)]
-        return ids
+        return await run(self.redis, ops.job_ids_in_stream(self.keys))
 
     async def deferred_ids(self) -> list[tuple[str, int]]:
-        items = await self.redis.zrange(self.keys.deferred, 0, -1, withscores=True)
-        return [(_text(job_id), int(score)) for job_id, score in items]
+        return await run(self.redis, ops.deferred_ids(self.keys))
 
     async def result_job_ids(self) -> list[str]:
-        prefix = self.keys.result("")
-        keys = self.redis.scan_iter(match=self.keys.pattern("result:"), count=1000)
-        return [_text(key)[len(prefix) :] async for key in keys]
+        return await run(self.redis, ops.result_job_ids(self.keys))
 
     # --- consumer side ---------------------------------------------------------------------------------------
 
     async def ensure_group(self) -> int:
-        """Create every lane's stream and consumer group; id 0 so jobs enqueued before any worker ran (or
-        before the group was recreated) are delivered. Returns how many groups it had to create."""
-        created = 0
-        for lane in self.keys.lanes:
-            try:
-                await self.redis.xgroup_create(lane, CONSUMER_GROUP, id="0", mkstream=True)
-                created += 1
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-        return created
+        """Create every lane's stream and consumer group (see ops.ensure_group); how many it had to create."""
+        return await run(self.redis, ops.ensure_group(self.keys))
 
     async def recover_group(self) -> None:
         """A read or a heartbeat met NOGROUP: a lane's stream or its group is gone while workers ran (DEL,
@@ -304,40 +246,8 @@ class RedisQueue:
 
     async def restore_queued(self) -> int:
         """Put back on their lanes the jobs still queued whose stream entries were lost (see RESTORE_QUEUED).
-        Lists the queued job hashes first and the lanes after (the script's proof needs that order). Costs a
-        SCAN of the database and a read of every lane: only run after a loss was detected."""
-        queued: dict[int, list[str]] = {}
-        job_prefix = self.keys.job("")
-        keys = [_text(key) async for key in self.redis.scan_iter(match=job_prefix + "*", count=1000, _type="HASH")]
-        for i in range(0, len(keys), 1000):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys[i : i + 1000]:
-                    pipe.hmget(key, ["s", "p"])
-                replies = await pipe.execute()
-            for key, (state, priority) in zip(keys[i : i + 1000], replies, strict=True):
-                if state == b"q":
-                    queued.setdefault(int(priority or 0), []).append(key[len(job_prefix) :])
-        restored = 0
-        for priority, job_ids in queued.items():
-            lane = self.keys.lane(priority)
-            in_lane, last_id = await self._lane_job_ids(lane)
-            missing = [job_id for job_id in job_ids if job_id not in in_lane]
-            for i in range(0, len(missing), 500):
-                args: list[Any] = [self.keys.prefix, priority, last_id, *missing[i : i + 500]]
-                restored += int(await self.scripts.restore_queued(keys=[self.keys.stream], args=args))
-        return restored
-
-    async def _lane_job_ids(self, lane: str) -> tuple[set[str], str]:
-        """The job ids of a lane's entries, and its last entry's id ('0-0' when empty), read in chunks."""
-        ids: set[str] = set()
-        last_id, start = "0-0", "-"
-        while True:
-            entries = await self.redis.xrange(lane, min=start, count=1000)
-            if not entries:
-                return ids, last_id
-            ids.update(_text(fields[b"id"]) for _, fields in entries)
-            last_id = _text(entries[-1][0])
-            start = "(" + last_id
+        Costs a SCAN of the database and a read of every lane: only run after a loss was detected."""
+        return await run(self.redis, ops.restore_queued(self.keys))
 
     async def fetch(
         self, consumer: str, count: int, order: Sequence[int], limits: Limits
@@ -377,11 +287,7 @@ class RedisQueue:
 
     async def sweep_parked(self, limits: Limits) -> int:
         """Release parked jobs of limited functions into slots that were freed without passing them on."""
-        if not limits:
-            return 0
-        return int(
-            await self.scripts.sweep_parked(keys=[self.keys.stream], args=[self.keys.prefix, *_limit_args(limits)[1:]])
-        )
+        return await run(self.redis, ops.sweep_parked(self.keys, _limit_args(limits)[1:])) if limits else 0
 
     async def unread(self, consumer: str, deliveries: list[Delivery]) -> None:
         """Put entries this consumer read but will not run back at the end of their lane, undoing its START."""
@@ -438,11 +344,7 @@ class RedisQueue:
     async def promote_due(self, now_ms: int | None = None, limit: int = 1000) -> tuple[int, int | None]:
         """Move jobs due by Redis's clock (or by ``now_ms`` when given) to the stream; returns (moved, ms until
         the next deferred job is due, or None when there is none)."""
-        moved, next_due_in = await self.scripts.promote(
-            keys=[self.keys.stream, self.keys.deferred],
-            args=[self.keys.prefix, "" if now_ms is None else now_ms, limit],
-        )
-        return int(moved), None if next_due_in is None else int(next_due_in)
+        return await run(self.redis, ops.promote_due(self.keys, now_ms, limit))
 
     async def heartbeat(self, consumer: str, deliveries: list[Delivery]) -> None:
         """Reset the idle time of the entries this worker runs (one XCLAIM per lane), so nobody reclaims them."""
@@ -491,68 +393,79 @@ class RedisQueue:
 
     async def hand_back_consumer(self, consumer: str) -> int:
         """Put all jobs held by ``consumer`` back on their lanes now and forget the consumer."""
-        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, *PRIORITIES]
-        return int(await self.scripts.hand_back_consumer(keys=[self.keys.stream], args=args))
+        return await run(self.redis, ops.hand_back(self.keys, consumer))
 
     async def prune_consumers(self, min_idle_ms: int) -> int:
         """Forget consumers that hold nothing and have not read for min_idle_ms: workers that died and whose
         jobs were taken over. A live worker removed by mistake is re-created by its next read."""
-        try:
-            consumers = await self.redis.xinfo_consumers(self.keys.stream, CONSUMER_GROUP)
-        except ResponseError:
-            return 0
-        removed = 0
-        for consumer in consumers:
-            if int(consumer["pending"]) == 0 and int(consumer["idle"]) >= min_idle_ms:
-                args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, _text(consumer["name"]), *PRIORITIES]
-                if int(await self.scripts.prune_consumer(keys=[self.keys.stream], args=args)) >= 0:
-                    removed += 1
-        return removed
+        return await run(self.redis, ops.prune_consumers(self.keys, min_idle_ms))
 
     async def cron_fence(self, cron_name: str) -> int | None:
         """The last tick (ms) of this cron job that any process enqueued."""
-        value = await self.redis.get(self.keys.cron_fence(cron_name))
-        return int(value) if value is not None else None
+        return await run(self.redis, ops.cron_fence(self.keys, cron_name))
 
     async def abort_requests(self) -> list[str]:
-        job_ids = await self.redis.zrange(self.keys.aborts, 0, -1)
-        return [_text(job_id) for job_id in job_ids]
+        return await run(self.redis, ops.abort_requests(self.keys))
 
     async def clear_abort_requests(self, job_ids: list[str]) -> None:
-        if job_ids:
-            await self.redis.zrem(self.keys.aborts, *job_ids)
+        await run(self.redis, ops.clear_abort_requests(self.keys, job_ids))
 
     # --- health ------------------------------------------------------------------------------------------------
 
     async def write_health(self, worker_id: str, line: str, ttl_ms: int) -> None:
         """The worker's health line for ttl_ms, on Redis's clock (see WRITE_HEALTH)."""
-        keys = [self.keys.health(worker_id), self.keys.workers]
-        await self.scripts.write_health(keys=keys, args=[worker_id, line, ttl_ms])
+        await run(self.redis, ops.write_health(self.keys.health(worker_id), self.keys.workers, worker_id, line, ttl_ms))
 
     async def clear_health(self, worker_id: str) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(self.keys.health(worker_id))
-            pipe.zrem(self.keys.workers, worker_id)
-            await pipe.execute()
+        await run(self.redis, ops.clear_health(self.keys.health(worker_id), self.keys.workers, worker_id))
 
     async def read_supervisor_health(self) -> list[dict[str, Any]]:
         """Every live supervisor's health entry (see supervisor/health.py)."""
-        values = await self._live_entries(self.keys.supervisors, self.keys.supervisor_health)
+        values = await run(self.redis, ops.live_entries(self.keys.supervisors, self.keys.supervisor_health))
         return [json.loads(v) for v in values]
 
     async def read_health(self) -> list[str]:
         """The health lines of every worker whose key has not expired."""
-        return [_text(v) for v in await self._live_entries(self.keys.workers, self.keys.health)]
+        return [_text(v) for v in await run(self.redis, ops.live_entries(self.keys.workers, self.keys.health))]
 
-    async def _live_entries(self, index: str, key_of: Callable[[str], str]) -> list[bytes]:
-        """The values of an index's entries whose keys still exist: a key's TTL runs on Redis's clock, so
-        whether an entry is live never depends on the reader's or the writer's clock. (Writers drop expired
-        members from the index, so it stays small.)"""
-        members = await self.redis.zrange(index, 0, -1)
-        if not members:
-            return []
-        values = await self.redis.mget([key_of(_text(m)) for m in members])
-        return [v for v in values if v is not None]
+    async def write_named_health(self, key: str, line: str, ttl_ms: int) -> None:
+        """arq's ``health_check_key``: the line under a key the settings name, for ttl_ms."""
+        await run(self.redis, ops.set_value(key, line, ttl_ms))
+
+    async def named_health(self, key: str) -> str | None:
+        value = await run(self.redis, ops.value(key))
+        return _text(value) if value else None
+
+    async def eviction_policy(self) -> str | None:
+        """Redis's maxmemory-policy; None when CONFIG GET is refused (see pool/eviction.py)."""
+        return await run(self.redis, ops.eviction_policy())
+
+    # --- inspection (pool/inspection.py) ------------------------------------------------------------------------
+
+    async def info(self) -> dict[str, int]:
+        """``counts`` plus the jobs waiting for dependencies (as deferred) and the live failed records."""
+        return await run(self.redis, ops.queue_info(self.keys, now_ms()))
+
+    async def job_states(self) -> list[tuple[str, str | None]]:
+        return await run(self.redis, ops.job_states(self.keys))
+
+    async def empty(self) -> int:
+        return await run(self.redis, ops.empty_queue(self.keys))
+
+    async def delete_all(self) -> int:
+        return await run(self.redis, ops.delete_queue(self.keys))
+
+    async def failed_ids(self) -> list[str]:
+        return await run(self.redis, ops.failed_ids(self.keys, now_ms()))
+
+    async def failed_records(self, job_ids: Sequence[str]) -> list[bytes | None]:
+        return await run(self.redis, ops.failed_records(self.keys, job_ids))
+
+    async def forget_failed(self, job_id: str) -> None:
+        await run(self.redis, ops.forget_failed(self.keys, job_id))
+
+    async def purge_failed(self) -> int:
+        return await run(self.redis, ops.purge_failed(self.keys))
 
 
 def _limit_args(limits: Limits) -> list[Any]:

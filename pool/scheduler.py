@@ -1,7 +1,9 @@
 """The cron leader's duty: hold the leadership lock and enqueue each due tick once.
 
-``take_due`` is the pure part, shared with the supervisor (which leads from its synchronous parent loop).
-Every tick's enqueue is fenced in Redis, so this is exactly-once per tick even if two processes both
+``CronDuty`` holds every decision (is renewal due, did we take over or lose the lead, which ticks are owed,
+catch-up after a takeover, when to wake) and does its I/O as storage ops, so the async worker
+(``CronScheduler`` below) and the supervisor's sync parent loop (supervisor/leader.py) are thin drivers of the
+same code. Every tick's enqueue is fenced in Redis, so this is exactly-once per tick even if two processes both
 believe they lead for a moment.
 """
 
@@ -15,14 +17,20 @@ from uuid import uuid4
 
 from .cron import CronJob, resume_after
 from .jobs import serialize_job
-from .leader import CronLeadership
-from .queue import RedisQueue
+from .keys import QueueKeys
+from .leader import LOCK_TTL_S, CronLeadership
+from .queue import RedisQueue, job_record
 from .serializers import Serializer
+from .storage import ops
+from .storage.drivers import run
+from .storage.ops import Op
 from .utils import datetime_to_ms, now_ms
 
 logger = logging.getLogger("pool.cron")
 
 CATCH_UP_S = 60.0  # ticks missed during a leader failover are still enqueued if at most this old
+IDLE_WAKE_S = 3600.0  # no cron jobs: nothing to do, look again in an hour
+RETRY_AFTER_ERROR_S = 0.5  # a turn that met a Redis error is retried this soon (the worker's poll delay)
 
 
 def next_due(cron_jobs: list[CronJob], now: int) -> tuple[CronJob, int] | None:
@@ -42,7 +50,102 @@ def cron_job_id(cron_job: CronJob, tick_ms: int) -> str:
     return cron_job.job_id or (f"{cron_job.name}:{tick_ms}" if cron_job.unique else uuid4().hex)
 
 
+class CronDuty:
+    """The cron leader's decisions, with their I/O as ops: ``turn`` is one step, run by either driver."""
+
+    def __init__(
+        self,
+        keys: QueueKeys,
+        cron_jobs: list[CronJob],
+        *,
+        now: Callable[[], datetime],
+        serializer: Serializer | None,
+        expires_ms: int,
+        who: str = "process",
+        token: str | None = None,
+        ttl_s: float = LOCK_TTL_S,
+        catch_up_s: float = CATCH_UP_S,
+    ) -> None:
+        self.keys, self.cron_jobs, self.now = keys, cron_jobs, now
+        self.serializer, self.expires_ms, self.who = serializer, expires_ms, who
+        self.catch_up_s = catch_up_s
+        self.leadership = CronLeadership(keys, ttl_s, token)
+        self._next_renew = 0.0
+        self._ever_led = False
+
+    @property
+    def leading(self) -> bool:
+        return self.leadership.leading
+
+    def turn(self) -> Op[float]:
+        """Renew (or try to take) leadership when it is time, enqueue due ticks if leading; returns the seconds
+        until the next turn. A Redis error ends the turn; ``wake_in`` then says when to try again."""
+        if not self.cron_jobs:
+            return IDLE_WAKE_S
+        if time.monotonic() >= self._next_renew:
+            yield from self._renew()
+        while self.leading and (due := next_due(self.cron_jobs, now_ms())) is not None:
+            yield from self.enqueue(*due)  # fenced: a retry after a lost reply cannot run the tick twice
+            advance(due[0])
+        return self.wake_in()
+
+    def wake_in(self) -> float:
+        """Seconds until the lock is due for renewal or (while leading) the next tick is due."""
+        wake = self._next_renew - time.monotonic()
+        if self.leading:
+            for cron_job in self.cron_jobs:
+                if cron_job.next_run is not None:
+                    wake = min(wake, (datetime_to_ms(cron_job.next_run) - now_ms()) / 1000)
+        return max(wake, 0.001)
+
+    def after_error(self) -> float:
+        """A turn ended on a Redis error: seconds until the next try (a renewal or a tick still due is retried
+        then; a tick is advanced past only once enqueued)."""
+        return max(self.wake_in(), RETRY_AFTER_ERROR_S)
+
+    def _renew(self) -> Op[None]:
+        was_leading = self.leading
+        yield from self.leadership.hold()
+        self._next_renew = time.monotonic() + self.leadership.renew_interval_s
+        if self.leading and not was_leading:
+            yield from self._take_over()
+        elif was_leading and not self.leading:
+            logger.warning("lost cron leadership")
+
+    def _take_over(self) -> Op[None]:
+        """Resume each cron job after the last tick any leader enqueued (within the catch-up window); the jobs
+        that run at startup run once, at the first takeover only."""
+        logger.info("this %s now enqueues cron jobs (cron leader)", self.who)
+        now = self.now()
+        for cron_job in self.cron_jobs:
+            resume_after(cron_job, (yield from ops.cron_fence(self.keys, cron_job.name)), now, self.catch_up_s)
+            if cron_job.run_at_startup and not self._ever_led:
+                yield from self.enqueue(cron_job, now_ms())
+        self._ever_led = True
+
+    def enqueue(self, cron_job: CronJob, tick_ms: int) -> Op[None]:
+        payload = serialize_job(cron_job.name, (), {}, now_ms(), self.serializer)
+        record = job_record(
+            self.keys,
+            cron_job_id(cron_job, tick_ms),
+            payload,
+            score_ms=now_ms(),
+            now_ms=now_ms(),
+            expires_ms=self.expires_ms,
+            fence=(cron_job.name, tick_ms),
+            function=cron_job.name,
+        )
+        yield from ops.enqueue(self.keys, [record])
+
+    def close(self) -> Op[None]:
+        """Release the lock if we lead, so another process takes over at once."""
+        if self.leading:
+            yield from self.leadership.release()
+
+
 class CronScheduler:
+    """The async worker's driver of ``CronDuty``; a Redis error propagates to the worker's schedule loop."""
+
     def __init__(
         self,
         queue: RedisQueue,
@@ -53,62 +156,14 @@ class CronScheduler:
         expires_ms: int,
         catch_up_s: float = CATCH_UP_S,
     ) -> None:
-        self.queue = queue
-        self.cron_jobs = cron_jobs
-        self.now = now
-        self.serializer = serializer
-        self.expires_ms = expires_ms
-        self.catch_up_s = catch_up_s
-        self.leadership = CronLeadership(queue.redis, queue.keys)
-        self._next_renew = 0.0
-        self._ever_led = False
-
-    async def run_due(self) -> float:
-        """Renew (or try to take) leadership when it is time, enqueue due ticks if leading; returns the
-        seconds until this should run again."""
-        if time.monotonic() >= self._next_renew:
-            await self._renew()
-        while self.leadership.leading and (due := next_due(self.cron_jobs, now_ms())) is not None:
-            await self.enqueue(*due)  # fenced: a retry after a lost reply cannot run the tick twice
-            advance(due[0])
-        wake = self._next_renew - time.monotonic()
-        if self.leadership.leading:
-            for cron_job in self.cron_jobs:
-                if cron_job.next_run is not None:
-                    wake = min(wake, (datetime_to_ms(cron_job.next_run) - now_ms()) / 1000)
-        return max(wake, 0.001)
-
-    async def _renew(self) -> None:
-        was_leading = self.leadership.leading
-        await self.leadership.hold()
-        self._next_renew = time.monotonic() + self.leadership.renew_interval_s
-        if self.leadership.leading and not was_leading:
-            await self._take_over()
-        elif was_leading and not self.leadership.leading:
-            logger.warning("lost cron leadership")
-
-    async def _take_over(self) -> None:
-        """Resume each cron job after the last tick any leader enqueued (within the catch-up window)."""
-        logger.info("this process now enqueues cron jobs (cron leader)")
-        now = self.now()
-        for cron_job in self.cron_jobs:
-            resume_after(cron_job, await self.queue.cron_fence(cron_job.name), now, self.catch_up_s)
-            if cron_job.run_at_startup and not self._ever_led:
-                await self.enqueue(cron_job, now_ms())
-        self._ever_led = True
-
-    async def enqueue(self, cron_job: CronJob, tick_ms: int) -> None:
-        payload = serialize_job(cron_job.name, (), {}, now_ms(), self.serializer)
-        await self.queue.enqueue(
-            cron_job_id(cron_job, tick_ms),
-            payload,
-            score_ms=now_ms(),
-            now_ms=now_ms(),
-            expires_ms=self.expires_ms,
-            fence=(cron_job.name, tick_ms),
-            function=cron_job.name,
+        self.redis = queue.redis
+        self.duty = CronDuty(
+            queue.keys, cron_jobs, now=now, serializer=serializer, expires_ms=expires_ms, catch_up_s=catch_up_s
         )
 
+    async def run_due(self) -> float:
+        """One turn of the duty; the seconds until this should run again."""
+        return await run(self.redis, self.duty.turn())
+
     async def close(self) -> None:
-        if self.leadership.leading:
-            await self.leadership.release()
+        await run(self.redis, self.duty.close())

@@ -36,7 +36,7 @@ from .connections import (
     create_pool,
 )
 from .cron import CronJob
-from .eviction import EvictionPolicyError, judge_policy, policy_from_reply
+from .eviction import EvictionPolicyError, judge_policy
 from .execution import Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
 from .functions import Function, Retry, func
 from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
@@ -294,10 +294,7 @@ class Worker:
 
     async def _check_eviction_policy(self) -> None:
         """Refuse a Redis that may evict the queue's keys (see pool/eviction.py): one line, exit 1."""
-        try:
-            policy = policy_from_reply(await self.pool.config_get("maxmemory-policy"))
-        except ResponseError:  # CONFIG refused (managed Redis, an ACL without +config): judge_policy warns
-            policy = None
+        policy = await RedisQueue(self.pool, self.queue_name).eviction_policy()
         try:
             judge_policy(policy, self.redis_settings.describe(), self.allow_eviction)
         except EvictionPolicyError:
@@ -697,7 +694,7 @@ class Worker:
                 line = self.health_line(counts["ready"] + counts["deferred"] + counts["parked"])
                 await self.queue.write_health(self.worker_id, line, ttl_ms)
                 if self.health_check_key:
-                    await self.pool.set(self.health_check_key, line, px=ttl_ms)
+                    await self.queue.write_named_health(self.health_check_key, line, ttl_ms)
             except (RedisError, OSError) as exc:
                 _raise_if_fatal(exc)
                 logger.warning("health check write failed (%s)", exc)
@@ -739,10 +736,11 @@ async def async_check_health(
     """The health lines of the live workers of a queue (or the value of an explicit health_check_key)."""
     pool = await create_pool(redis_settings or RedisSettings(), default_queue_name=queue_name or DEFAULT_QUEUE_NAME)
     try:
+        queue = RedisQueue(pool, queue_name or DEFAULT_QUEUE_NAME)
         if health_check_key:
-            value: Any = await pool.get(health_check_key)
-            return [value.decode()] if value else []
-        return await RedisQueue(pool, queue_name or DEFAULT_QUEUE_NAME).read_health()
+            line = await queue.named_health(health_check_key)
+            return [line] if line else []
+        return await queue.read_health()
     finally:
         await pool.aclose()
 

@@ -32,14 +32,15 @@ import psutil
 import redis
 
 from pool.connections import EXPIRES_EXTRA_MS, RedisSettings
-from pool.eviction import EvictionPolicyError, judge_policy, policy_from_reply
-from pool.keys import CONSUMER_GROUP, DEFAULT_QUEUE_NAME, QueueKeys
+from pool.eviction import EvictionPolicyError, judge_policy
+from pool.keys import DEFAULT_QUEUE_NAME
 from pool.logs import flush_logs
 from pool.retries import transient
+from pool.storage.sync import SyncQueue
 from pool.tls_probe import permanent_problem
 from pool.worker import get_kwargs
 
-from . import health, messages, pidfile, redis_sync, systemd
+from . import health, messages, pidfile, systemd
 from .app import App, AppLoadError
 from .child import ChildSpec, run_child
 from .config import SupervisorConfig
@@ -114,8 +115,7 @@ class Arbiter:
         self.redis_settings = RedisSettings()
         self.allow_eviction = False
         self.worker_overrides: dict[str, Any] = {}
-        self.keys = QueueKeys(DEFAULT_QUEUE_NAME)
-        self.client: redis.Redis | None = None
+        self.queue: SyncQueue | None = None  # the queue through the storage layer's sync facade
         self.cron: SupervisorCron | None = None
         self.cron_token = uuid4().hex
         self.last_health = 0.0
@@ -187,16 +187,14 @@ class Arbiter:
             self.worker_overrides["redis_settings"] = self.config.redis_settings
         # stop and reload let running jobs finish this long; the rest are cancelled and run again later
         self.worker_overrides["job_completion_wait"] = self.config.graceful_timeout
-        if self.client is not None:
-            self.client.close()
-        self.client = redis_sync.connect(self.redis_settings)
-        self.keys = QueueKeys(self.queue_name)
         cron_jobs = list(kwargs.get("cron_jobs") or [])
         if self.cron is not None:
             self.cron.release()
+        if self.queue is not None:
+            self.queue.close()
+        self.queue = SyncQueue.connect(self.redis_settings, self.queue_name)
         self.cron = SupervisorCron(
-            self.client,
-            self.keys,
+            self.queue,
             cron_jobs,
             token=self.cron_token,
             now=lambda: _now(kwargs.get("timezone")),
@@ -205,24 +203,20 @@ class Arbiter:
         )
 
     def close_redis(self) -> None:
-        if self.client is None:
+        if self.queue is None:
             return
         if self.cron is not None:
             self.cron.release()
         with contextlib.suppress(redis.RedisError, OSError):
-            health.remove(self.client, self.keys)
-        self.client.close()
+            health.remove(self.queue)
+        self.queue.close()
 
     def check_eviction_policy(self) -> int | None:
         """Refuse a Redis that may evict the queue's keys (see pool/eviction.py) before forking: one line and
         exit 1 (None: go on)."""
-        assert self.client is not None
+        assert self.queue is not None
         try:
-            policy = policy_from_reply(self.client.config_get("maxmemory-policy"))
-        except redis.ResponseError:  # CONFIG refused (managed Redis, an ACL without +config): judge_policy warns
-            policy = None
-        try:
-            judge_policy(policy, self.redis_settings.describe(), self.allow_eviction)
+            judge_policy(self.queue.eviction_policy(), self.redis_settings.describe(), self.allow_eviction)
         except EvictionPolicyError as exc:
             logger.error("%s", exc)
             return 1
@@ -231,16 +225,12 @@ class Arbiter:
     def wait_for_redis(self) -> int | None:
         """Before forking: wait (with backoff) while Redis is unreachable; a refusal (password, ACL) is one line
         and exit 1. Returns None to go on, or the exit code (0 when stopped while waiting)."""
-        assert self.client is not None
+        assert self.queue is not None
         delay = FIRST_WAIT_S
         while True:
             try:
-                self.client.ping()
-                try:  # also proves the ACL lets us at the queue's keys
-                    self.client.xgroup_create(self.keys.stream, CONSUMER_GROUP, id="0", mkstream=True)
-                except redis.ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
+                self.queue.ping()
+                self.queue.ensure_group()  # also proves the ACL lets us at the queue's keys
                 return self.check_eviction_policy()
             except redis.AuthenticationError as exc:
                 logger.error("Redis at %s refused authentication: %s", self.redis_settings.describe(), exc)
@@ -411,7 +401,7 @@ class Arbiter:
         self.read_messages(child)
         os.close(child.reader.fd)
         how = describe_exit(status)
-        handed_back = hand_back(self.client, self.keys, child.worker_id) if self.client else 0
+        handed_back = hand_back(self.queue, child.worker_id) if self.queue else 0
         note = f"; {handed_back} jobs handed back to the queue" if handed_back else ""
         if child.retiring or self.stopping:
             logger.info("worker %d (pid %d) %s%s", child.slot, child.pid, how, note)
@@ -564,16 +554,15 @@ class Arbiter:
         if self.config.pidfile and now - self.last_status >= 1.0:
             self.last_status = now
             pidfile.write_status(self.config.pidfile, self.status())
-        if self.client is not None and not self.stopping and now - self.last_health >= self.config.health_interval:
+        if self.queue is not None and not self.stopping and now - self.last_health >= self.config.health_interval:
             self.last_health = now
             self.write_health()
 
     def write_health(self) -> None:
-        assert self.client is not None
+        assert self.queue is not None
         try:
-            depth = health.queue_depth(self.client, self.keys)
-            entry = health.build_entry(self.status(), depth, self.cron is not None and self.cron.leading)
-            health.write(self.client, self.keys, entry, self.config.health_interval)
+            entry = health.build_entry(self.status(), self.queue.counts(), self.cron is not None and self.cron.leading)
+            health.write(self.queue, entry, self.config.health_interval)
         except (redis.RedisError, OSError) as exc:
             logger.warning("health: redis error (%s)", exc)
 

@@ -11,20 +11,17 @@ import logging
 
 import redis
 
-from pool.keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
-from pool.scripts import HAND_BACK_CONSUMER
+from pool.storage.sync import SyncQueue
 
 logger = logging.getLogger("pool.supervisor")
 
 
-def hand_back(client: redis.Redis, keys: QueueKeys, consumer: str) -> int:
+def hand_back(queue: SyncQueue, consumer: str) -> int:
     """Put ``consumer``'s pending jobs back on the stream; returns how many (0 if Redis is unreachable)."""
     try:
-        script = client.register_script(HAND_BACK_CONSUMER)
-        return int(script(keys=[keys.stream], args=[keys.prefix, CONSUMER_GROUP, consumer, *PRIORITIES]))
+        return queue.hand_back(consumer)
     except redis.ResponseError as exc:
-        if "NOGROUP" not in str(exc):
-            logger.warning("could not hand back jobs of %s: %s", consumer, exc)
+        logger.warning("could not hand back jobs of %s: %s", consumer, exc)
     except (redis.RedisError, OSError) as exc:
         logger.warning("could not hand back jobs of %s now (%s); they will be reclaimed", consumer, exc)
     return 0

@@ -20,6 +20,7 @@ from pool.connections import RedisSettings
 from pool.health_report import read_entries
 from pool.jobs import JobStatus
 from pool.keys import QueueKeys
+from pool.storage.sync import SyncQueue
 from pool.supervisor import health
 from pool.utils import now_ms
 from tests.helpers import wait_for
@@ -135,7 +136,7 @@ async def test_a_supervisor_health_entry_lives_by_redis_clock_not_its_writer(
     client = redis_server.client()
     settings = RedisSettings.from_dsn(redis_url)
     try:
-        health.write(client, QueueKeys("default"), _entry(1234), interval_s=0.2)  # TTL 1.4 s
+        health.write(SyncQueue(client, "default"), _entry(1234), interval_s=0.2)  # TTL 1.4 s
         written = now_ms()
         entries = await read_entries(settings, "default")
         assert [e["pid"] for e in entries] == [1234]

@@ -18,6 +18,8 @@ from pool import PoolRedis, func
 from pool.jobs import Job, JobStatus
 from pool.keys import CONSUMER_GROUP, QueueKeys
 from pool.queue import Completion, RedisQueue
+from pool.storage import ops
+from pool.storage.drivers import run
 from tests.helpers import wait_for
 from tests.worker_utils import running_worker
 
@@ -173,7 +175,7 @@ async def test_restore_puts_back_only_queued_jobs_without_an_entry_and_is_safe_t
     await redis.enqueue_job("held", 1, _job_id="lost")
     ((entry_id, _),) = await redis.xrange(KEYS.stream)
     await redis.xdel(KEYS.stream, entry_id)  # its entry went with the stream
-    _, last_id = await queue._lane_job_ids(KEYS.stream)  # the caller's listing: empty
+    _, last_id = await run(redis, ops.lane_job_ids(KEYS.stream))  # the caller's listing: empty
     await redis.enqueue_job("held", 2, _job_id="fresh")  # queued after the listing, with an entry of its own
     args = [KEYS.prefix, 0, last_id, "lost", "fresh", "gone"]
     assert await queue.scripts.restore_queued(keys=[KEYS.stream], args=args) == 1

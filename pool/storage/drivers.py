@@ -1,0 +1,93 @@
+"""Running a storage op (see ops.py) on a real client: ``run`` for redis.asyncio, ``run_sync`` for redis-py.
+
+A batch of one request goes as one command; a larger batch as one non-transactional pipeline. Error replies
+come back to the op as exception objects (a pipeline's ``raise_on_error=False``, and the same for a lone
+command), so each op decides once, for both drivers, which errors it raises and which it handles. Connection
+errors and timeouts are not replies: they propagate to the caller.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from redis.exceptions import ResponseError
+
+from ..scripts import Scripts
+from .ops import Command, Op, Request, ScriptCall
+
+T = TypeVar("T")
+
+_SCRIPTS_ATTR = "_pool_scripts"
+
+
+def scripts_for(redis: Any) -> Scripts:
+    """Scripts are registered once per client (async or sync: both have ``register_script``) and cached on it."""
+    scripts: Scripts | None = getattr(redis, _SCRIPTS_ATTR, None)
+    if scripts is None:
+        scripts = Scripts(redis)
+        setattr(redis, _SCRIPTS_ATTR, scripts)
+    return scripts
+
+
+async def run(redis: Any, op: Op[T]) -> T:
+    """Drive ``op`` on an async client; returns its result."""
+    try:
+        batch = next(op)
+        while True:
+            batch = op.send(await _execute(redis, batch))
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+def run_sync(client: Any, op: Op[T]) -> T:
+    """Drive ``op`` on a sync client; returns its result."""
+    try:
+        batch = next(op)
+        while True:
+            batch = op.send(_execute_sync(client, batch))
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+async def _execute(redis: Any, batch: list[Request]) -> list[Any]:
+    if len(batch) == 1:
+        request = batch[0]
+        try:
+            if isinstance(request, ScriptCall):
+                return [await getattr(scripts_for(redis), request.name)(keys=request.keys, args=request.args)]
+            return [await getattr(redis, request.method)(*request.args, **dict(request.options))]
+        except ResponseError as exc:
+            return [exc]
+    async with redis.pipeline(transaction=False) as pipe:
+        _queue_batch(pipe, scripts_for(redis), batch)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
+
+
+def _execute_sync(client: Any, batch: list[Request]) -> list[Any]:
+    if len(batch) == 1:
+        request = batch[0]
+        try:
+            if isinstance(request, ScriptCall):
+                return [getattr(scripts_for(client), request.name)(keys=request.keys, args=request.args)]
+            return [getattr(client, request.method)(*request.args, **dict(request.options))]
+        except ResponseError as exc:
+            return [exc]
+    with client.pipeline(transaction=False) as pipe:
+        _queue_batch(pipe, scripts_for(client), batch)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        return replies
+
+
+def _queue_batch(pipe: Any, scripts: Scripts, batch: list[Request]) -> None:
+    """Queue a batch on a pipeline (sync or async: queuing is synchronous on both). A script goes as EVALSHA;
+    the pipeline loads it first if Redis lacks it."""
+    for request in batch:
+        if isinstance(request, Command):
+            getattr(pipe, request.method)(*request.args, **dict(request.options))
+        else:
+            script = getattr(scripts, request.name)
+            pipe.scripts.add(script)
+            pipe.evalsha(script.sha, len(request.keys), *request.keys, *request.args)

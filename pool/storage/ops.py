@@ -1,0 +1,512 @@
+"""Every storage operation of a queue that is not on the per-job hot path, written once, free of I/O.
+
+An op is a generator: it yields a batch of requests (``Command``: a redis-py client method and its arguments;
+``ScriptCall``: one of pool/scripts.py's scripts by name), receives their replies in order, and returns its
+result. ``drivers.run`` (async) and ``drivers.run_sync`` (the supervisor's sync client) run the very same op,
+so a change to how the queue talks to Redis is made here once. Error replies arrive as exception objects; an op
+raises them (``_ok``) or handles the ones it expects (BUSYGROUP, NOGROUP...) itself.
+
+Every op is safe to run again after a lost reply: reads are reads, and the writes are idempotent (SET, DEL,
+ZREM, XGROUP CREATE tolerating BUSYGROUP, scripts whose contracts say they are replay safe).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgpack
+from redis.exceptions import ResponseError
+
+from ..eviction import policy_from_reply
+from ..keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Command:
+    """``Command("xlen", key)`` runs ``client.xlen(key)``: redis-py's own method, so replies are parsed the same
+    way on both drivers."""
+
+    method: str
+    args: tuple[Any, ...]
+    options: tuple[tuple[str, Any], ...]
+
+    def __init__(self, method: str, *args: Any, **options: Any) -> None:
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "options", tuple(options.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """A call of the script ``Scripts.<name>`` (pool/scripts.py) with its KEYS and ARGV."""
+
+    name: str
+    keys: list[str]
+    args: list[Any]
+
+
+Request = Command | ScriptCall
+Op = Generator[list[Request], list[Any], T]
+
+
+def _ok(reply: Any) -> Any:
+    """A reply, or the error Redis answered raised."""
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def one(request: Request) -> Op[Any]:
+    """A single request's reply (its error raised)."""
+    (reply,) = yield [request]
+    return _ok(reply)
+
+
+# --- connection and setup ----------------------------------------------------------------------------------------
+
+
+def ping() -> Op[None]:
+    yield from one(Command("ping"))
+
+
+def eviction_policy() -> Op[str | None]:
+    """Redis's maxmemory-policy; None when CONFIG GET is refused (managed Redis, an ACL without +config)."""
+    (reply,) = yield [Command("config_get", "maxmemory-policy")]
+    return None if isinstance(reply, ResponseError) else policy_from_reply(_ok(reply))
+
+
+def ensure_group(keys: QueueKeys) -> Op[int]:
+    """Create every lane's stream and consumer group; id 0 so jobs enqueued before any worker ran (or before the
+    group was recreated) are delivered. Returns how many groups it had to create."""
+    replies = yield [Command("xgroup_create", lane, CONSUMER_GROUP, id="0", mkstream=True) for lane in keys.lanes]
+    created = 0
+    for reply in replies:
+        if isinstance(reply, ResponseError) and "BUSYGROUP" in str(reply):
+            continue
+        _ok(reply)
+        created += 1
+    return created
+
+
+# --- reading state ---------------------------------------------------------------------------------------------
+
+
+def counts(keys: QueueKeys) -> Op[dict[str, int]]:
+    """Ready (undelivered), running (delivered, not acked), deferred and parked job counts: one pipeline, then
+    the parked lists and the pending count of every non-empty lane in a second."""
+    first: list[Request] = [Command("xlen", lane) for lane in keys.lanes]
+    first += [Command("zcard", keys.deferred), Command("smembers", keys.parked_functions)]
+    *lengths, deferred, parked_functions = [_ok(reply) for reply in (yield first)]
+    busy = [lane for lane, length in zip(keys.lanes, lengths, strict=True) if length]
+    functions = sorted(_text(f) for f in parked_functions)
+    second: list[Request] = [Command("llen", keys.parked(f)) for f in functions]
+    second += [Command("xpending", lane, CONSUMER_GROUP) for lane in busy]
+    replies = (yield second) if second else []
+    parked = sum(int(_ok(r)) for r in replies[: len(functions)])
+    running = 0
+    for reply in replies[len(functions) :]:
+        if not isinstance(reply, ResponseError):  # no group yet: nothing delivered
+            running += int(reply["pending"])
+    return {"ready": max(sum(lengths) - running, 0), "running": running, "deferred": int(deferred), "parked": parked}
+
+
+def job_fields(keys: QueueKeys, job_id: str) -> Op[tuple[bytes | None, int, str | None, int]]:
+    """(payload, attempts, state, score) of a job that is not finished; payload None when there is none."""
+    payload, attempts, state, score = yield from one(Command("hmget", keys.job(job_id), ["d", "t", "s", "sc"]))
+    return payload, int(attempts or 0), _text(state) if state is not None else None, int(score or 0)
+
+
+def value(key: str) -> Op[bytes | None]:
+    """A string key's value (a result, a health line...)."""
+    reply: bytes | None = yield from one(Command("get", key))
+    return reply
+
+
+def set_value(key: str, data: bytes | str, ttl_ms: int) -> Op[None]:
+    yield from one(Command("set", key, data, px=ttl_ms))
+
+
+def exists(key: str) -> Op[bool]:
+    return bool((yield from one(Command("exists", key))))
+
+
+def scan(match: str, type_: str | None = None) -> Op[list[str]]:
+    """Every key matching ``match`` (SCAN, 1,000 at a time): for inspection and recovery, never per job."""
+    found: list[str] = []
+    cursor: int = 0
+    while True:
+        cursor, batch = yield from one(Command("scan", cursor, match=match, count=1000, _type=type_))
+        found += [_text(key) for key in batch]
+        if int(cursor) == 0:
+            return found
+
+
+def job_ids_in_stream(keys: QueueKeys) -> Op[list[str]]:
+    """Ids of entries in every lane (delivered ones included), highest priority first."""
+    replies = yield [Command("xrange", lane) for lane in keys.lanes]
+    return [_text(fields[b"id"]) for reply in replies for _, fields in _ok(reply)]
+
+
+def deferred_ids(keys: QueueKeys) -> Op[list[tuple[str, int]]]:
+    items = yield from one(Command("zrange", keys.deferred, 0, -1, withscores=True))
+    return [(_text(job_id), int(score)) for job_id, score in items]
+
+
+def result_job_ids(keys: QueueKeys) -> Op[list[str]]:
+    prefix = keys.result("")
+    return [key[len(prefix) :] for key in (yield from scan(keys.pattern("result:")))]
+
+
+def job_states(keys: QueueKeys) -> Op[list[tuple[str, str | None]]]:
+    """(job id, state) of every job hash of the queue (a job not finished)."""
+    prefix = keys.job("")
+    job_keys = yield from scan(keys.pattern("job:"))
+    found: list[tuple[str, str | None]] = []
+    for start in range(0, len(job_keys), 1000):
+        chunk = job_keys[start : start + 1000]
+        replies = yield [Command("hget", key, "s") for key in chunk]
+        found += [
+            (key[len(prefix) :], _text(s) if (s := _ok(r)) is not None else None)
+            for key, r in zip(chunk, replies, strict=True)
+        ]
+    return found
+
+
+def queue_info(keys: QueueKeys, now_ms: int) -> Op[dict[str, int]]:
+    """``counts``, with the jobs waiting for dependencies counted as deferred, and the live failed records."""
+    info = yield from counts(keys)
+    # the registry is scored by each record's expiry: the live ones are counted in one command
+    waiting, failed = map(
+        _ok, (yield [Command("scard", keys.waiting), Command("zcount", keys.failed, f"({now_ms}", "+inf")])
+    )
+    info["deferred"] += int(waiting)
+    info["failed"] = int(failed)
+    return info
+
+
+# --- clients: aborts and waiting for results ------------------------------------------------------------------
+
+
+def abort(keys: QueueKeys, job_id: str, now_ms: int, aborted_result: bytes, result_ttl_ms: int) -> Op[int]:
+    """0: no such job; 1: running, its worker was asked to cancel it; 2: not started, aborted here (see ABORT)."""
+    args: list[Any] = [keys.prefix, job_id, now_ms, aborted_result, result_ttl_ms]
+    return int((yield from one(ScriptCall("abort", [keys.deferred, keys.aborts], args))))
+
+
+def result_or_register_waiter(keys: QueueKeys, job_id: str, ttl_ms: int) -> Op[tuple[bytes | None, str | None, str]]:
+    """(result, None, '') when the job has one; (None, None, '') when there is no such job; else (None, state,
+    since), a waiter registered for ttl_ms unless it is 0 (see WAIT)."""
+    reply = yield from one(ScriptCall("wait", [], [keys.prefix, job_id, ttl_ms]))
+    if int(reply[0]) == 1:
+        return reply[1], None, ""
+    if int(reply[0]) == 2:
+        return None, _text(reply[1]), _text(reply[2])
+    return None, None, ""
+
+
+def notified_result(keys: QueueKeys, job_id: str, since: str, block_ms: int) -> Op[bytes | None]:
+    """Block up to block_ms for the notification of a completion after ``since``; the result payload it carries,
+    None on a timeout. The read consumes nothing: every waiter reads the same entry, and a replay reads it again."""
+    reply = yield from one(Command("xread", {keys.notify(job_id): since}, count=1, block=block_ms))
+    for _, entries in reply or []:
+        for _, fields in entries:
+            payload: bytes = fields[b"r"]
+            return payload
+    return None
+
+
+# --- deferred and parked jobs --------------------------------------------------------------------------------------
+
+
+def promote_due(keys: QueueKeys, now_ms: int | None, limit: int) -> Op[tuple[int, int | None]]:
+    """Move jobs due by Redis's clock (or by ``now_ms`` when given) to the stream; returns (moved, ms until the
+    next deferred job is due, or None when there is none)."""
+    args: list[Any] = [keys.prefix, "" if now_ms is None else now_ms, limit]
+    moved, next_due_in = yield from one(ScriptCall("promote", [keys.stream, keys.deferred], args))
+    return int(moved), None if next_due_in is None else int(next_due_in)
+
+
+def sweep_parked(keys: QueueKeys, limit_pairs: Sequence[Any]) -> Op[int]:
+    """Release parked jobs of limited functions into slots freed without passing them on (see SWEEP_PARKED);
+    ``limit_pairs``: function, max_concurrency, function, max_concurrency..."""
+    return int((yield from one(ScriptCall("sweep_parked", [keys.stream], [keys.prefix, *limit_pairs]))))
+
+
+# --- consumers ---------------------------------------------------------------------------------------------------
+
+
+def hand_back(keys: QueueKeys, consumer: str) -> Op[int]:
+    """Put all jobs held by ``consumer`` back on their lanes now and forget the consumer; 0 when the queue has no
+    group (nothing can be pending)."""
+    args: list[Any] = [keys.prefix, CONSUMER_GROUP, consumer, *PRIORITIES]
+    (reply,) = yield [ScriptCall("hand_back_consumer", [keys.stream], args)]
+    if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+        return 0
+    return int(_ok(reply))
+
+
+def prune_consumers(keys: QueueKeys, min_idle_ms: int) -> Op[int]:
+    """Forget consumers that hold nothing and have not read for min_idle_ms (see RedisQueue.prune_consumers)."""
+    (reply,) = yield [Command("xinfo_consumers", keys.stream, CONSUMER_GROUP)]
+    if isinstance(reply, ResponseError):
+        return 0
+    idle = [_text(c["name"]) for c in reply if int(c["pending"]) == 0 and int(c["idle"]) >= min_idle_ms]
+    removed = 0
+    for name in idle:
+        args: list[Any] = [keys.prefix, CONSUMER_GROUP, name, *PRIORITIES]
+        if int((yield from one(ScriptCall("prune_consumer", [keys.stream], args)))) >= 0:
+            removed += 1
+    return removed
+
+
+def abort_requests(keys: QueueKeys) -> Op[list[str]]:
+    return [_text(job_id) for job_id in (yield from one(Command("zrange", keys.aborts, 0, -1)))]
+
+
+def clear_abort_requests(keys: QueueKeys, job_ids: Sequence[str]) -> Op[None]:
+    if job_ids:
+        yield from one(Command("zrem", keys.aborts, *job_ids))
+
+
+# --- health --------------------------------------------------------------------------------------------------------
+
+
+def write_health(key: str, index: str, member: str, line: str, ttl_ms: int) -> Op[None]:
+    """A health line for ttl_ms on Redis's clock, indexed by expiry (see WRITE_HEALTH)."""
+    yield from one(ScriptCall("write_health", [key, index], [member, line, ttl_ms]))
+
+
+def clear_health(key: str, index: str, member: str) -> Op[None]:
+    for reply in (yield [Command("delete", key), Command("zrem", index, member)]):
+        _ok(reply)
+
+
+def live_entries(index: str, key_of: Callable[[str], str]) -> Op[list[bytes]]:
+    """The values of an index's entries whose keys still exist: a key's TTL runs on Redis's clock, so whether an
+    entry is live never depends on the reader's or the writer's clock. (Writers drop expired members from the
+    index, so it stays small.)"""
+    members = yield from one(Command("zrange", index, 0, -1))
+    if not members:
+        return []
+    values = yield from one(Command("mget", [key_of(_text(m)) for m in members]))
+    return [v for v in values if v is not None]
+
+
+# --- cron: fences, the leadership lock, fenced enqueues -----------------------------------------------------------
+
+
+def cron_fence(keys: QueueKeys, cron_name: str) -> Op[int | None]:
+    """The last tick (ms) of this cron job that any process enqueued."""
+    fence = yield from value(keys.cron_fence(cron_name))
+    return int(fence) if fence is not None else None
+
+
+def take_lock(key: str, token: str, ttl_ms: int) -> Op[bool]:
+    return bool((yield from one(Command("set", key, token, nx=True, px=ttl_ms))))
+
+
+def extend_lock(key: str, token: str, ttl_ms: int) -> Op[bool]:
+    return bool((yield from one(ScriptCall("lock_extend", [key], [token, ttl_ms]))))
+
+
+def release_lock(key: str, token: str) -> Op[None]:
+    yield from one(ScriptCall("lock_release", [key], [token]))
+
+
+def enqueue(keys: QueueKeys, records: Sequence[tuple[Any, ...]]) -> Op[list[int]]:
+    """ENQUEUE ``job_record``s (pool/queue.py) off the hot path (a cron tick); 1 per job enqueued, 0 per id taken."""
+    args = [keys.prefix, msgpack.packb(list(records), use_bin_type=False)]
+    return [int(r) for r in (yield from one(ScriptCall("enqueue", [keys.stream, keys.deferred], args)))]
+
+
+# --- emptying and deleting (pool queue / pool failed) ---------------------------------------------------------------
+
+
+def empty_queue(keys: QueueKeys) -> Op[int]:
+    """Remove every job that has not started (see pool/inspection.py's ``empty_queue``); returns how many."""
+    removed, running = yield from _empty_lanes(keys)
+    removed += yield from _empty_parked(keys)
+    removed += yield from _empty_deferred(keys)
+    removed += yield from _empty_waiting(keys, removed, running)
+    return len(removed)
+
+
+def _empty_lanes(keys: QueueKeys) -> Op[tuple[list[str], list[str]]]:
+    """Remove the ready jobs; returns (their ids, the ids of the running jobs left alone)."""
+    removed: list[str] = []
+    running: list[str] = []
+    for lane in keys.lanes:
+        pending, entries = yield [
+            Command("xpending_range", lane, CONSUMER_GROUP, "-", "+", 100_000),
+            Command("xrange", lane),
+        ]
+        # no group yet: nothing delivered
+        running_entries = set() if isinstance(pending, Exception) else {_text(p["message_id"]) for p in pending}
+        gone: list[tuple[str, str]] = []
+        for entry_id, fields in _ok(entries):
+            job_id = _text(fields[b"id"])
+            if _text(entry_id) in running_entries:
+                running.append(job_id)
+            else:
+                gone.append((_text(entry_id), job_id))
+        if gone:
+            for reply in (
+                yield [c for e, j in gone for c in (Command("delete", keys.job(j)), Command("xdel", lane, e))]
+            ):
+                _ok(reply)
+        removed += [job_id for _, job_id in gone]
+    return removed, running
+
+
+def _empty_parked(keys: QueueKeys) -> Op[list[str]]:
+    """Remove the jobs parked for a max_concurrency slot; returns the ids of those that still existed."""
+    removed: list[str] = []
+    for function in (yield from one(Command("smembers", keys.parked_functions))):
+        key = keys.parked(_text(function))
+        job_ids = [_text(j) for j in (yield from one(Command("lrange", key, 0, -1)))]
+        replies = yield [*(Command("delete", keys.job(j)) for j in job_ids), Command("delete", key)]
+        removed += [j for j, reply in zip(job_ids, replies, strict=False) if _ok(reply)]
+    return removed
+
+
+def _empty_deferred(keys: QueueKeys) -> Op[list[str]]:
+    job_ids = [job_id for job_id, _ in (yield from deferred_ids(keys))]
+    if job_ids:
+        for reply in (
+            yield [c for j in job_ids for c in (Command("delete", keys.job(j)), Command("zrem", keys.deferred, j))]
+        ):
+            _ok(reply)
+    return job_ids
+
+
+def _empty_waiting(keys: QueueKeys, removed_before: list[str], running: list[str]) -> Op[list[str]]:
+    """Remove the jobs waiting for dependencies: those in the ``waiting`` set and any found through the
+    ``dependents`` sets of the jobs removed before and of the running ones. Deletes the ``dependents`` sets of
+    all removed jobs (a running job's own is deleted when it completes). Returns the ids removed here."""
+    candidates = {_text(i) for i in (yield from one(Command("smembers", keys.waiting)))}
+    candidates |= yield from _dependents_of(keys, removed_before + running)
+    ordered = sorted(candidates)
+    states = (yield [Command("hget", keys.job(j), "s") for j in ordered]) if ordered else []
+    removed = [j for j, state in zip(ordered, states, strict=True) if _ok(state) == b"w"]
+    batch: list[Request] = [Command("delete", keys.job(j)) for j in removed]
+    batch += [Command("delete", keys.dependents(j)) for j in removed_before + removed]
+    if ordered:
+        batch.append(Command("srem", keys.waiting, *ordered))
+    if batch:
+        for reply in (yield batch):
+            _ok(reply)
+    return removed
+
+
+def _dependents_of(keys: QueueKeys, job_ids: list[str]) -> Op[set[str]]:
+    """Every job waiting, directly or through other waiting jobs, on one of ``job_ids``: one round trip per
+    level of the dependency graph."""
+    found: set[str] = set()
+    frontier = job_ids
+    while frontier:
+        members = yield [Command("smembers", keys.dependents(j)) for j in frontier]
+        frontier = sorted({_text(m) for group in members for m in _ok(group)} - found)
+        found.update(frontier)
+    return found
+
+
+def delete_queue(keys: QueueKeys) -> Op[int]:
+    """Delete every key of the queue (jobs, results, registry, health); returns how many keys."""
+    found = yield from scan(keys.pattern())
+    for start in range(0, len(found), 500):
+        yield from one(Command("delete", *found[start : start + 500]))
+    return len(found)
+
+
+# --- the failed registry -------------------------------------------------------------------------------------------
+
+
+def failed_ids(keys: QueueKeys, now_ms: int) -> Op[list[str]]:
+    """Ids in the failed registry, latest expiry first; members whose record expired are dropped, and members
+    still scored by their failure time (the registry's older form) re-scored by their record's expiry."""
+    members = yield from one(Command("zrevrange", keys.failed, 0, -1, withscores=True))
+    ttls = (yield [Command("pttl", keys.failed_job(_text(j))) for j, _ in members]) if members else []
+    registry = {_text(j): (int(score), int(_ok(ttl))) for (j, score), ttl in zip(members, ttls, strict=True)}
+    gone = [j for j, (_, ttl) in registry.items() if ttl == -2]
+    rescore = {j: now_ms + ttl for j, (score, ttl) in registry.items() if ttl > 0 and score <= now_ms}
+    tidy: list[Request] = [Command("zrem", keys.failed, *gone)] if gone else []
+    if rescore:
+        tidy.append(Command("zadd", keys.failed, rescore, xx=True))
+    if tidy:
+        for reply in (yield tidy):
+            _ok(reply)
+    return [j for j, (_, ttl) in registry.items() if ttl != -2]
+
+
+def failed_records(keys: QueueKeys, job_ids: Sequence[str]) -> Op[list[bytes | None]]:
+    """The failed records of ``job_ids`` (None where gone), one MGET per 1,000."""
+    payloads: list[bytes | None] = []
+    for start in range(0, len(job_ids), 1000):
+        payloads += yield from one(Command("mget", [keys.failed_job(j) for j in job_ids[start : start + 1000]]))
+    return payloads
+
+
+def forget_failed(keys: QueueKeys, job_id: str) -> Op[None]:
+    """Drop a failed job's result, record and registry entry (before it is enqueued again)."""
+    for reply in (
+        yield [Command("delete", keys.result(job_id), keys.failed_job(job_id)), Command("zrem", keys.failed, job_id)]
+    ):
+        _ok(reply)
+
+
+def purge_failed(keys: QueueKeys) -> Op[int]:
+    job_ids = [_text(j) for j in (yield from one(Command("zrange", keys.failed, 0, -1)))]
+    batch: list[Request] = [Command("delete", *[keys.failed_job(j) for j in job_ids])] if job_ids else []
+    for reply in (yield [*batch, Command("delete", keys.failed)]):
+        _ok(reply)
+    return len(job_ids)
+
+
+def restore_candidates(keys: QueueKeys) -> Op[dict[int, list[str]]]:
+    """The ids of the jobs queued (state q) by priority, from a SCAN of the job hashes: for ``restore_queued``."""
+    prefix = keys.job("")
+    job_keys = yield from scan(prefix + "*", "HASH")
+    queued: dict[int, list[str]] = {}
+    for start in range(0, len(job_keys), 1000):
+        chunk = job_keys[start : start + 1000]
+        replies = yield [Command("hmget", key, ["s", "p"]) for key in chunk]
+        for key, reply in zip(chunk, replies, strict=True):
+            state, priority = _ok(reply)
+            if state == b"q":
+                queued.setdefault(int(priority or 0), []).append(key[len(prefix) :])
+    return queued
+
+
+def lane_job_ids(lane: str) -> Op[tuple[set[str], str]]:
+    """The job ids of a lane's entries, and its last entry's id ('0-0' when empty), read in chunks."""
+    ids: set[str] = set()
+    last_id, start = "0-0", "-"
+    while True:
+        entries = yield from one(Command("xrange", lane, min=start, count=1000))
+        if not entries:
+            return ids, last_id
+        ids.update(_text(fields[b"id"]) for _, fields in entries)
+        last_id = _text(entries[-1][0])
+        start = "(" + last_id
+
+
+def restore_queued(keys: QueueKeys) -> Op[int]:
+    """Put back on their lanes the jobs still queued whose stream entries were lost (see RESTORE_QUEUED). Lists
+    the queued job hashes first and the lanes after (the script's proof needs that order)."""
+    queued = yield from restore_candidates(keys)
+    restored = 0
+    for priority, job_ids in queued.items():
+        in_lane, last_id = yield from lane_job_ids(keys.lane(priority))
+        missing = [j for j in job_ids if j not in in_lane]
+        for start in range(0, len(missing), 500):
+            args: list[Any] = [keys.prefix, priority, last_id, *missing[start : start + 500]]
+            restored += int((yield from one(ScriptCall("restore_queued", [keys.stream], args))))
+    return restored

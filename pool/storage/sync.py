@@ -1,0 +1,81 @@
+"""The supervisor's synchronous facade over the storage ops: the same code the async ``RedisQueue`` runs.
+
+The parent process is a single-threaded loop without an event loop, so it drives pool/storage/ops.py with
+``run_sync`` on a redis-py client of its own: short timeouts and no hidden retries, so a dead Redis costs the
+parent loop at most a second or two, never a hang. Each method is one line; there is no logic here to keep in
+step with the async side.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..connections import RedisSettings, ssl_options
+from ..keys import QueueKeys
+from . import ops
+from .drivers import run_sync
+from .ops import Op
+
+T = TypeVar("T")
+
+
+def connect(settings: RedisSettings) -> redis.Redis:
+    """A sync client for ``settings``: 1 s to connect, 2 s per reply, no retries."""
+    common: dict[str, Any] = {
+        "db": settings.database,
+        "username": settings.username,
+        "password": settings.password,
+        "socket_connect_timeout": 1,
+        "socket_timeout": 2,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if settings.unix_socket_path:
+        return redis.Redis(unix_socket_path=settings.unix_socket_path, **common)
+    host = settings.host if isinstance(settings.host, str) else settings.host[0][0]
+    return redis.Redis(host=host, port=settings.port, ssl=settings.ssl, **ssl_options(settings), **common)
+
+
+class SyncQueue:
+    """One queue seen from a sync client."""
+
+    def __init__(self, client: redis.Redis, queue_name: str) -> None:
+        self.client = client
+        self.keys = QueueKeys(queue_name)
+
+    @classmethod
+    def connect(cls, settings: RedisSettings, queue_name: str) -> SyncQueue:
+        return cls(connect(settings), queue_name)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def run(self, op: Op[T]) -> T:
+        """Any storage op on this client (the cron duty's turns, say)."""
+        return run_sync(self.client, op)
+
+    def ping(self) -> None:
+        run_sync(self.client, ops.ping())
+
+    def ensure_group(self) -> int:
+        return run_sync(self.client, ops.ensure_group(self.keys))
+
+    def eviction_policy(self) -> str | None:
+        return run_sync(self.client, ops.eviction_policy())
+
+    def counts(self) -> dict[str, int]:
+        return run_sync(self.client, ops.counts(self.keys))
+
+    def hand_back(self, consumer: str) -> int:
+        return run_sync(self.client, ops.hand_back(self.keys, consumer))
+
+    def write_supervisor_health(self, supervisor_id: str, entry: str, ttl_ms: int) -> None:
+        key = self.keys.supervisor_health(supervisor_id)
+        run_sync(self.client, ops.write_health(key, self.keys.supervisors, supervisor_id, entry, ttl_ms))
+
+    def clear_supervisor_health(self, supervisor_id: str) -> None:
+        key = self.keys.supervisor_health(supervisor_id)
+        run_sync(self.client, ops.clear_health(key, self.keys.supervisors, supervisor_id))

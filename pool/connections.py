@@ -279,6 +279,7 @@ class PoolRedis(Redis):
         if _priority not in PRIORITIES or isinstance(_priority, bool):
             raise ValueError(f"_priority must be one of {', '.join(map(str, PRIORITIES))}, got {_priority!r}")
         enqueue_ms = now_ms()
+        relative = _defer_by is not None
         if _defer_until is not None:
             score = datetime_to_ms(_defer_until)
         elif _defer_by is not None:
@@ -308,6 +309,7 @@ class PoolRedis(Redis):
             payload=payload,
             score_ms=score,
             now_ms=enqueue_ms,
+            relative=relative,
             expires_ms=expires_ms,
             attempts_before=max((_job_try or 1) - 1, 0),
             depends_on=_dependency_ids(_depends_on),
@@ -441,6 +443,7 @@ class JobSpec:
     depends_on: tuple[str, ...] = ()
     function: str = ""
     priority: int = 0
+    relative: bool = False  # score_ms is now_ms + a delay (_defer_by), not an instant (_defer_until)
 
     def packed_size(self) -> int:
         """An upper bound of this job's record in ENQUEUE's argument: its variable parts, plus the fixed-size
@@ -460,6 +463,7 @@ class JobSpec:
             depends_on=self.depends_on,
             function=self.function,
             priority=self.priority,
+            relative=self.relative,
         )
 
 

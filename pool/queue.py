@@ -103,8 +103,11 @@ def job_record(
     depends_on: Sequence[str] = (),
     function: str = "",
     priority: int = 0,
+    relative: bool = False,
 ) -> tuple[Any, ...]:
-    """One job as the ENQUEUE script reads it. The nonce lets the script recognise a replay of this call."""
+    """One job as the ENQUEUE script reads it. The nonce lets the script recognise a replay of this call.
+    ``relative``: the due time is a delay from now (``_defer_by``), which the script counts from Redis's clock;
+    otherwise ``score_ms`` is an instant (``_defer_until``) and is kept as given."""
     fence_key, tick = (keys.cron_fence(fence[0]), fence[1]) if fence is not None else ("", 0)
     return (
         job_id,
@@ -119,6 +122,7 @@ def job_record(
         function,
         str(priority),
         list(depends_on),
+        "1" if relative else "",
     )
 
 

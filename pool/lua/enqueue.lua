@@ -1,6 +1,7 @@
 -- KEYS: stream, deferred
 -- ARGV: prefix, then the jobs as ONE msgpack array of records [job_id, payload, score_ms, now_ms, expires_ms,
---       attempts_before, nonce, fence_key or '', tick_ms, function name, priority, [dependency ids]]
+--       attempts_before, nonce, fence_key or '', tick_ms, function name, priority, [dependency ids],
+--       '1' when the due time is a delay from now (_defer_by) or '' when it is an instant (_defer_until)]
 --       (strings only, no bin type: Redis's cmsgpack reads raw strings, binary-safe; one argument rather than
 --       twelve per job: packing arguments is most of redis-py's cost of a call)
 -- Creates each job unless one with its id is queued, deferred, waiting, running or has a kept result (arq's
@@ -8,9 +9,9 @@
 -- same call (a retried command whose reply was lost) is recognised by its nonce and answers 1 again, creating
 -- nothing: each job enqueued leaves nonce:<job_id> = its nonce for a minute (apart from the job hash, which may
 -- be gone by the time the replay comes), and its hash keeps the nonce in field n while it lives.
--- A deferred job's due time is the delay the client asked for (score_ms - now_ms, by its clock) counted from
--- Redis's clock (TIME, read once per call and only when a job is deferred), so a client whose clock is off
--- defers by the right amount; jobs due now cost nothing more.
+-- A job deferred by a delay is due that delay (score_ms - now_ms, by the client's clock) after Redis's clock
+-- (TIME, read once per call and only when such a job is in it), so a client whose clock is off defers by the
+-- delay it asked for; an instant (_defer_until) is kept as given, and jobs due now cost nothing more.
 -- Dependencies: each one still queued/running makes the job wait (state w); one in the failed registry
 -- releases it at once marked with that failure. Waiting jobs have no TTL (they wait as long as their
 -- dependencies take) and are listed in the set 'waiting'. Returns 1 (enqueued) or 0 (refused) per job, in order.
@@ -21,7 +22,7 @@ local out = {}
 local redis_now
 for _, j in ipairs(cmsgpack.unpack(ARGV[2])) do
   local score, now = j[3], j[4]
-  if tonumber(score) > tonumber(now) then
+  if j[13] == '1' and tonumber(score) > tonumber(now) then
     redis_now = redis_now or redis_now_ms()
     score, now = tonumber(score) - tonumber(now) + redis_now, redis_now
   end

@@ -9,8 +9,9 @@ dropped after Redis ran it), so each must also be safe to run twice. For every s
   REQUEUE) are also replayed by redis-py's own retry, through a proxy that loses the first reply.
 
 States are set up with the scripts themselves (ENQUEUE, FETCH), with arguments laid out as the headers document
-them. A state is compared as a snapshot of every key of the queue; stream entry ids (time-based) are replaced by
-their rank, so that two runs from the same start compare equal.
+them. A state is compared as a snapshot of every key of the queue; stream entry ids (time-based) and times the
+scripts take from Redis's clock (due times, expiry scores) are replaced by their rank, so that two runs from the
+same start compare equal. Each case's check asserts what such a time means (e.g. due = Redis's TIME + delay).
 """
 
 from __future__ import annotations
@@ -40,12 +41,28 @@ LATER = NOW + 1_000
 EXPIRES_MS = 600_000
 RESULT_TTL_MS = 600_000
 NONCE_FIELD = 6  # the nonce's place in an ENQUEUE record (see ENQUEUE's header)
+# How far a time a script took from Redis's clock may lie from the TIME a check reads after the call: the call's
+# round trip and the check's reads on a busy machine, with a wide margin.
+CLOCK_TOLERANCE_MS = 5_000
 
 Call = tuple[list[Any], list[Any]]  # (KEYS, ARGV) of one script call
 
 
 def text(value: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
+
+
+async def redis_now_ms(redis: Any) -> int:
+    """Redis's clock (TIME) in ms: the clock the scripts take due times and expiry scores from."""
+    seconds, microseconds = await redis.time()
+    return int(seconds) * 1000 + int(microseconds) // 1000
+
+
+async def assert_redis_time_plus(redis: Any, value: int | str, delay_ms: int) -> None:
+    """``value`` is a time a script just took from Redis's clock plus ``delay_ms``: at most Redis's TIME now
+    plus the delay, and not older than the tolerance allows."""
+    now = await redis_now_ms(redis)
+    assert now + delay_ms - CLOCK_TOLERANCE_MS <= int(value) <= now + delay_ms, (int(value) - now, delay_ms)
 
 
 class Store:
@@ -129,6 +146,12 @@ class Store:
         entries = {text(entry_id): text(f[b"id"]) for entry_id, f in await self.redis.xrange(lane)}
         return [(entries.get(text(r["message_id"]), "?"), text(r["consumer"])) for r in rows]
 
+    async def entries(self, priority: int = 0) -> list[tuple[str, str]]:
+        """(entry_id, job_id) of a lane's entries, oldest first."""
+        return [
+            (text(entry_id), text(fields[b"id"])) for entry_id, fields in await self.redis.xrange(KEYS.lane(priority))
+        ]
+
     async def members(self, key: str) -> set[str]:
         return {text(m) for m in await self.redis.smembers(key)}
 
@@ -151,7 +174,7 @@ async def snapshot(redis: Any) -> str:
     state = []
     async for key in redis.scan_iter(match=KEYS.pattern()):
         state.append((text(key), await _key_state(redis, key), await redis.pttl(key) > 0))
-    return _rank_entry_ids(repr(sorted(state)))
+    return _rank_clock_times(_rank_entry_ids(repr(sorted(state))))
 
 
 async def _key_state(redis: Any, key: bytes) -> Any:
@@ -193,6 +216,19 @@ def _rank_entry_ids(state: str) -> str:
     ids = sorted(set(_ENTRY_ID.findall(state)), key=lambda entry_id: tuple(map(int, entry_id.split("-"))))
     ranks = {entry_id: f"<entry {rank}>" for rank, entry_id in enumerate(ids)}
     return _ENTRY_ID.sub(lambda match: ranks[match.group()], state)
+
+
+# A time in ms from Redis's clock: 13 digits standing alone (entry ids are ranked before, so none is left here).
+_TIME = re.compile(r"(?<![\d.-])\d{13}(?!\d)")
+
+
+def _rank_clock_times(state: str) -> str:
+    """Replace times the scripts took from Redis's clock by their rank: they move on between two runs, their
+    order does not. The suite's own times (NOW, LATER, ... up to a few seconds past NOW) stay as they are, so a
+    script that misplaces one of those is still caught; Redis's clock is past NOW + a minute."""
+    times = sorted({int(t) for t in _TIME.findall(state) if int(t) > NOW + 30_000})
+    ranks = {str(t): f"<redis time {rank}>" for rank, t in enumerate(times)}
+    return _TIME.sub(lambda match: ranks.get(match.group(), match.group()), state)
 
 
 # --- the cases: one scenario of one script each ---------------------------------------------------------------
@@ -246,9 +282,11 @@ async def enqueue_a_job_due_now(s: Store) -> tuple[Call, Check]:
 async def enqueue_a_deferred_job_with_a_priority(s: Store) -> tuple[Call, Check]:
     async def check(reply: Any) -> None:
         assert reply == [1]
-        assert (await s.job("a"))["s"] == "d"
-        assert (await s.job("a"))["p"] == "2"
-        assert await s.zset(KEYS.deferred) == {"a": LATER}
+        job = await s.job("a")
+        assert (job["s"], job["p"]) == ("d", "2")
+        due = await s.zset(KEYS.deferred)
+        assert list(due) == ["a"] and int(job["sc"]) == due["a"]
+        await assert_redis_time_plus(s.redis, due["a"], LATER - NOW)  # the delay asked for, from Redis's clock
         assert await s.lane(0) == [] and await s.lane(2) == []
 
     return s.enqueue_call("a", score=LATER, priority=2), check
@@ -443,8 +481,9 @@ async def requeue_later_defers_a_running_job(s: Store) -> tuple[Call, Check]:
     async def check(reply: Any) -> None:
         assert reply == 1
         job = await s.job("a")
-        assert (job["s"], job["sc"]) == ("d", str(LATER))
-        assert await s.zset(KEYS.deferred) == {"a": LATER}
+        due = await s.zset(KEYS.deferred)
+        assert job["s"] == "d" and list(due) == ["a"] and int(job["sc"]) == due["a"]
+        await assert_redis_time_plus(s.redis, due["a"], LATER - NOW)  # the retry's delay, from Redis's clock
         assert await s.lane() == []
         assert await s.pending() == []
 
@@ -453,20 +492,33 @@ async def requeue_later_defers_a_running_job(s: Store) -> tuple[Call, Check]:
 
 @case("promote", same_reply=False)
 async def promote_moves_due_jobs_to_their_lanes_and_drops_stale_members(s: Store) -> tuple[Call, Check]:
-    await s.enqueue("due", score=LATER, priority=1)
+    await s.enqueue("due", score=NOW + 1, priority=1)  # due 1 ms after ENQUEUE by Redis's clock
     await s.enqueue("running")
     await s.fetch_one()
     await s.redis.zadd(KEYS.deferred, {"running": LATER})  # a stale member of a job that runs now
-    await s.enqueue("later", score=now_ms() + 3_600_000)
+    await s.enqueue("later", score=NOW + 3_600_000)  # due in an hour by Redis's clock
+    due_at = (await s.zset(KEYS.deferred))["due"]
+    await wait_for_redis_time(s.redis, due_at)
 
     async def check(reply: Any) -> None:
+        moved, next_due_in = reply
+        assert moved == 2  # due, and the stale member of running (dropped)
+        assert 3_600_000 - CLOCK_TOLERANCE_MS <= next_due_in <= 3_600_000  # a delay by Redis's clock
         assert (await s.job("due"))["s"] == "q"
         assert await s.lane(1) == ["due"]
         assert await s.lane(0) == ["running"]
         assert (await s.job("running"))["s"] == "r"
         assert list(await s.zset(KEYS.deferred)) == ["later"]
 
-    return ([KEYS.stream, KEYS.deferred], [PREFIX, LATER + 1, 100]), check
+    return ([KEYS.stream, KEYS.deferred], [PREFIX, "", 100]), check  # '': due by Redis's own clock
+
+
+async def wait_for_redis_time(redis: Any, time_ms: int) -> None:
+    """Until Redis's clock has reached ``time_ms`` (a few ms away), with a deadline."""
+    for _ in range(1_000):
+        if await redis_now_ms(redis) >= time_ms:
+            return
+    raise AssertionError(f"Redis's clock did not reach {time_ms}")
 
 
 @case("hand_back_consumer", same_reply=False)
@@ -640,6 +692,43 @@ async def wait_answers_nothing_for_an_unknown_job(s: Store) -> tuple[Call, Check
         assert not await s.redis.exists(KEYS.waiters("a"))
 
     return ([], [PREFIX, "a", 10_000]), check
+
+
+@case("write_health")
+async def write_health_writes_the_entry_and_indexes_it_by_expiry_on_redis_clock(s: Store) -> tuple[Call, Check]:
+    now = await redis_now_ms(s.redis)
+    await s.redis.zadd(KEYS.workers, {"gone": now - 1, "alive": now + 60_000})  # expired by Redis's clock; not
+
+    async def check(reply: Any) -> None:
+        assert reply == 1
+        assert await s.redis.get(KEYS.health("w1")) == b"the health line"
+        assert 0 < await s.redis.pttl(KEYS.health("w1")) <= 30_000
+        index = await s.zset(KEYS.workers)
+        assert sorted(index) == ["alive", "w1"]  # "gone" dropped
+        await assert_redis_time_plus(s.redis, index["w1"], 30_000)  # its expiry, by Redis's clock
+
+    return ([KEYS.health("w1"), KEYS.workers], ["w1", "the health line", 30_000]), check
+
+
+@case("restore_queued", same_reply=False)
+async def restore_queued_puts_back_only_queued_jobs_whose_entry_was_lost(s: Store) -> tuple[Call, Check]:
+    for job_id in ("running", "lost", "appended"):
+        await s.enqueue(job_id)
+    await s.fetch_one()  # "running" runs
+    await s.enqueue("high", priority=2)  # queued, on another lane
+    entries = {job_id: entry_id for entry_id, job_id in await s.entries()}
+    await s.redis.xdel(KEYS.lane(0), entries["lost"], entries["appended"])  # their entries were lost
+    (last_id, _), *_ = reversed(await s.entries())  # the lane as the caller listed it: its last entry
+    await s.redis.xadd(KEYS.lane(0), {"id": "appended"})  # a step that queued it appended its entry since
+
+    async def check(reply: Any) -> None:
+        assert reply == 1
+        assert await s.lane(0) == ["running", "appended", "lost"]
+        assert (await s.job("lost"))["s"] == "q"
+        assert await s.lane(2) == ["high"]
+
+    # "high": queued on another lane; "running": not queued; "unknown": no job
+    return ([KEYS.stream], [PREFIX, 0, last_id, "running", "lost", "appended", "high", "unknown"]), check
 
 
 # --- the tests ------------------------------------------------------------------------------------------------

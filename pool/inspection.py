@@ -20,7 +20,6 @@ from .jobs import (
 )
 from .keys import CONSUMER_GROUP
 from .queue import RedisQueue
-from .utils import now_ms
 
 
 async def queue_info(redis: Any, queue_name: str | None = None) -> dict[str, int]:
@@ -28,14 +27,22 @@ async def queue_info(redis: Any, queue_name: str | None = None) -> dict[str, int
     max_concurrency slot) and failed for good."""
     queue = _queue(redis, queue_name)
     counts = await queue.counts()
+    now = await _redis_now_ms(redis)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.scard(queue.keys.waiting)
-        # the registry is scored by each record's expiry: the live ones are counted in one command
-        pipe.zcount(queue.keys.failed, f"({now_ms()}", "+inf")
+        # the registry is scored by each record's expiry on Redis's clock: the live ones in one command
+        pipe.zcount(queue.keys.failed, f"({now}", "+inf")
         waiting, failed = await pipe.execute()
     counts["deferred"] += int(waiting)
     counts["failed"] = int(failed)
     return counts
+
+
+async def _redis_now_ms(redis: Any) -> int:
+    """Redis's clock in ms: the failed registry's scores are expiry times on it (COMPLETE takes them from its
+    TIME), so a reader whose host clock is off still counts what lives."""
+    seconds, microseconds = await redis.time()
+    return int(seconds) * 1000 + int(microseconds) // 1000
 
 
 async def job_statuses(redis: Any, queue_name: str | None = None) -> list[tuple[str, JobStatus]]:
@@ -166,8 +173,8 @@ async def failed_ids(redis: Any, queue_name: str | None = None) -> list[str]:
 async def _tidy_registry(redis: Any, key: str, registry: dict[str, tuple[int, int]]) -> None:
     """Drop members (id -> (score, record's PTTL)) whose record is gone, and re-score by its expiry each one
     still scored by its failure time (the registry's form before it was scored by expiry), so that
-    ``queue_info``'s count by score sees it."""
-    now = now_ms()
+    ``queue_info``'s count by score sees it. Judged and scored by Redis's clock, as COMPLETE scores them."""
+    now = await _redis_now_ms(redis)
     gone = [job_id for job_id, (_, ttl) in registry.items() if ttl == -2]
     rescore = {job_id: now + ttl for job_id, (score, ttl) in registry.items() if ttl > 0 and score <= now}
     if not gone and not rescore:

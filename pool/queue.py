@@ -25,7 +25,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from . import blocking
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
 from .scripts import Scripts
-from .utils import now_ms
 
 logger = logging.getLogger("pool.worker")
 
@@ -425,7 +424,7 @@ class RedisQueue:
             )
             for c in completions
         ]
-        args = [self.keys.prefix, CONSUMER_GROUP, now_ms(), msgpack.packb(records, use_bin_type=False), consumer]
+        args = [self.keys.prefix, CONSUMER_GROUP, msgpack.packb(records, use_bin_type=False), consumer]
         keys = [self.keys.stream, self.keys.aborts, self.keys.deferred, self.keys.failed]
         await self._run(self.scripts.complete, keys, args)
 

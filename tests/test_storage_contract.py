@@ -412,7 +412,7 @@ def completion(entry_id: str, job_id: str, *, failure_ttl: int = 0, callback: st
     ]
     return (
         [KEYS.stream, KEYS.aborts, KEYS.deferred, KEYS.failed],
-        [PREFIX, CONSUMER_GROUP, NOW, msgpack.packb([record], use_bin_type=False)],
+        [PREFIX, CONSUMER_GROUP, msgpack.packb([record], use_bin_type=False)],
     )
 
 
@@ -420,6 +420,7 @@ def completion(entry_id: str, job_id: str, *, failure_ttl: int = 0, callback: st
 async def complete_records_the_result_then_acks_and_releases_dependents(s: Store) -> tuple[Call, Check]:
     await s.enqueue("a")
     await s.enqueue("b", depends_on=["a"])
+    await s.enqueue("later", depends_on=["a"], score=NOW + 3_600_000)  # due in an hour by Redis's clock
     entry_id = await s.fetch_one()
 
     async def check(reply: Any) -> None:
@@ -430,7 +431,12 @@ async def complete_records_the_result_then_acks_and_releases_dependents(s: Store
         assert await s.pending() == []
         assert await s.lane() == ["b", "cb"]  # a's entry deleted; its dependent and its callback queued
         assert (await s.job("b"))["s"] == "q"
-        assert (await s.job("cb"))["f"] == "g"
+        # released, and placed by its due time against Redis's clock: deferred still
+        assert (await s.job("later"))["s"] == "d"
+        assert await s.zset(KEYS.deferred) == {"later": int((await s.job("later"))["sc"])}
+        callback = await s.job("cb")
+        assert callback["f"] == "g"
+        await assert_redis_time_plus(s.redis, callback["sc"], 0)  # enqueued now, by Redis's clock
         assert await s.members(KEYS.waiting) == set()
         assert await s.zset(KEYS.failed) == {}
 
@@ -447,7 +453,9 @@ async def complete_a_failure_for_good_keeps_it_in_the_failed_registry(s: Store) 
         assert reply == 1
         assert await s.redis.get(KEYS.result("a")) == b"result of a"
         assert await s.redis.get(KEYS.failed_job("a")) == b"result of a"
-        assert await s.zset(KEYS.failed) == {"a": NOW + 5_000}
+        expiry = await s.zset(KEYS.failed)
+        assert list(expiry) == ["a"]
+        await assert_redis_time_plus(s.redis, expiry["a"], 5_000)  # its record's expiry, on Redis's clock
         assert await s.pending() == []
         assert (await s.job("b"))["df"] == "a"  # released at once, marked with the failed dependency
         assert await s.lane() == ["b"]

@@ -342,9 +342,11 @@ class RedisQueue:
         self, consumer: str, count: int, order: Sequence[int], limits: Limits
     ) -> tuple[list[Delivery], list[Delivery]]:
         """Read up to ``count`` new entries without blocking, lanes in ``order``, and start them in the same
-        round trip. Returns (started, expired) as ``start`` does."""
-        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, count, *_limit_args(limits), *order]
-        reply = await self._run(self.scripts.fetch, [self.keys.stream], args)
+        round trip. Returns (started, expired) as ``start`` does. The call's token (new per call, the same when
+        the call is replayed after a lost reply) lets FETCH answer a replay with the entries it already read."""
+        token = os.urandom(8).hex()
+        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, count, token, *_limit_args(limits), *order]
+        reply = await self._run(self.scripts.fetch, [self.keys.stream, self.keys.fetched(consumer)], args)
         if int(reply[0]):
             await self.recover_group()  # a lane or its group is gone: recreate it
         started: list[Delivery] = []

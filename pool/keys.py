@@ -128,6 +128,11 @@ class QueueKeys:
         """Set (with an expiry) while a caller waits in Job.result(): the completion then notifies."""
         return f"{self.prefix}wait:{job_id}"
 
+    def fetched(self, consumer: str) -> str:
+        """What a consumer's last FETCH read (its call's token and entries, for a minute): a replay of that call
+        (its reply lost) answers the same entries rather than reading the next ones."""
+        return f"{self.prefix}fetched:{consumer}"
+
     def health(self, worker_id: str) -> str:
         return f"{self.prefix}health:{worker_id}"
 

@@ -31,7 +31,6 @@ from . import blocking
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
 from .storage import ops
 from .storage.drivers import run, scripts_for
-from .utils import now_ms
 
 logger = logging.getLogger("pool.worker")
 
@@ -257,9 +256,11 @@ class RedisQueue:
         self, consumer: str, count: int, order: Sequence[int], limits: Limits
     ) -> tuple[list[Delivery], list[Delivery]]:
         """Read up to ``count`` new entries without blocking, lanes in ``order``, and start them in the same
-        round trip. Returns (started, expired) as ``start`` does."""
-        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, count, *_limit_args(limits), *order]
-        reply = await self._run(self.scripts.fetch, [self.keys.stream], args)
+        round trip. Returns (started, expired) as ``start`` does. The call's token (new per call, the same when
+        the call is replayed after a lost reply) lets FETCH answer a replay with the entries it already read."""
+        token = os.urandom(8).hex()
+        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, count, token, *_limit_args(limits), *order]
+        reply = await self._run(self.scripts.fetch, [self.keys.stream, self.keys.fetched(consumer)], args)
         if int(reply[0]):
             await self.recover_group()  # a lane or its group is gone: recreate it
         started: list[Delivery] = []
@@ -335,7 +336,7 @@ class RedisQueue:
             )
             for c in completions
         ]
-        args = [self.keys.prefix, CONSUMER_GROUP, now_ms(), msgpack.packb(records, use_bin_type=False), consumer]
+        args = [self.keys.prefix, CONSUMER_GROUP, msgpack.packb(records, use_bin_type=False), consumer]
         keys = [self.keys.stream, self.keys.aborts, self.keys.deferred, self.keys.failed]
         await self._run(self.scripts.complete, keys, args)
 
@@ -448,7 +449,7 @@ class RedisQueue:
 
     async def info(self) -> dict[str, int]:
         """``counts`` plus the jobs waiting for dependencies (as deferred) and the live failed records."""
-        return await run(self.redis, ops.queue_info(self.keys, now_ms()))
+        return await run(self.redis, ops.queue_info(self.keys))
 
     async def job_states(self) -> list[tuple[str, str | None]]:
         return await run(self.redis, ops.job_states(self.keys))
@@ -460,7 +461,7 @@ class RedisQueue:
         return await run(self.redis, ops.delete_queue(self.keys))
 
     async def failed_ids(self) -> list[str]:
-        return await run(self.redis, ops.failed_ids(self.keys, now_ms()))
+        return await run(self.redis, ops.failed_ids(self.keys))
 
     async def failed_records(self, job_ids: Sequence[str]) -> list[bytes | None]:
         return await run(self.redis, ops.failed_records(self.keys, job_ids))

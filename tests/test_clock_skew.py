@@ -1,7 +1,7 @@
 """Hosts' clocks disagree; Redis's is the one they share. Due times of deferred jobs are judged by Redis's
 clock (a worker an hour ahead must not run a job deferred by 600 s at once, nor delay its own retries by an
-hour), and health entries live by Redis's clock (a supervisor or worker whose clock is behind is still seen
-as alive, and one that stopped writing goes stale on time).
+hour), health entries live by Redis's clock (a supervisor or worker whose clock is behind is still seen
+as alive, and one that stopped writing goes stale on time), and so do failures kept in the failed registry.
 
 The skewed host is simulated in-process: pool's notion of the time (``now_ms``) is patched in the worker or
 supervisor module under test; the reader keeps the real clock.
@@ -18,6 +18,7 @@ import pytest
 from pool import PoolRedis, Retry, func
 from pool.connections import RedisSettings
 from pool.health_report import read_entries
+from pool.inspection import queue_info
 from pool.jobs import JobStatus
 from pool.keys import QueueKeys
 from pool.storage.sync import SyncQueue
@@ -35,6 +36,13 @@ def skewed(offset_ms: int) -> Callable[[], int]:
     return lambda: int(time.time() * 1000) + offset_ms
 
 
+def skew_worker(monkeypatch: pytest.MonkeyPatch, offset_ms: int) -> None:
+    """The worker's modules take the time from a clock ``offset_ms`` off, as on a host whose clock is (a module
+    that takes Redis's clock instead has none to patch: raising=False)."""
+    for module in ("pool.worker", "pool.execution", "pool.queue"):
+        monkeypatch.setattr(f"{module}.now_ms", skewed(offset_ms), raising=False)
+
+
 async def test_a_worker_whose_clock_is_ahead_runs_a_deferred_job_on_time_not_early(
     redis: PoolRedis, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -43,8 +51,7 @@ async def test_a_worker_whose_clock_is_ahead_runs_a_deferred_job_on_time_not_ear
     async def record(ctx: dict[str, Any]) -> None:
         ran.append(ctx["job_id"])
 
-    monkeypatch.setattr("pool.worker.now_ms", skewed(HOUR_MS))
-    monkeypatch.setattr("pool.queue.now_ms", skewed(HOUR_MS))
+    skew_worker(monkeypatch, HOUR_MS)
     later = await redis.enqueue_job("record", _job_id="later", _defer_by=600)
     soon = await redis.enqueue_job("record", _job_id="soon", _defer_by=0.3)
     assert later is not None and soon is not None
@@ -89,8 +96,7 @@ async def test_a_worker_whose_clock_is_ahead_retries_after_the_delay_not_an_hour
             raise Retry(defer=0.2)
         return int(ctx["job_try"])
 
-    monkeypatch.setattr("pool.worker.now_ms", skewed(HOUR_MS))
-    monkeypatch.setattr("pool.queue.now_ms", skewed(HOUR_MS))
+    skew_worker(monkeypatch, HOUR_MS)
     job = await redis.enqueue_job("flaky")
     assert job is not None
     async with running_worker(redis_url, functions=[func(flaky, name="flaky")], poll_delay=0.05):
@@ -98,11 +104,43 @@ async def test_a_worker_whose_clock_is_ahead_retries_after_the_delay_not_an_hour
     assert await job.result(timeout=1) == 2
 
 
+FAILURE_TTL_S = 3.0
+
+
+@pytest.mark.parametrize("offset_ms", [-HOUR_MS, HOUR_MS])
+async def test_a_failure_recorded_by_a_skewed_worker_is_counted_for_its_failure_ttl_by_redis_clock(
+    redis: PoolRedis, redis_url: str, monkeypatch: pytest.MonkeyPatch, offset_ms: int
+) -> None:
+    """The failed registry is scored by each record's expiry: a worker an hour behind must not record a
+    failure already expired (never counted), nor one an hour ahead a failure counted for an hour."""
+
+    async def fail(ctx: dict[str, Any]) -> None:
+        raise ValueError("failed for good")
+
+    skew_worker(monkeypatch, offset_ms)
+    job = await redis.enqueue_job("fail", _job_id="failing")
+    assert job is not None
+    functions = [func(fail, name="fail", max_tries=1)]
+    async with running_worker(redis_url, functions=functions, failure_ttl=FAILURE_TTL_S, poll_delay=0.05):
+        await wait_for(lambda: _has_result(job), timeout=5, message="the failure recorded")
+        recorded = now_ms()
+        assert (await queue_info(redis))["failed"] == 1, "a failure within its failure_ttl is counted"
+    await wait_for(lambda: _failed_count_is(redis, 0), timeout=10, message="the failure gone from the count")
+    assert now_ms() - recorded >= FAILURE_TTL_S * 1000 - 1_000  # by its failure_ttl, not at once
+
+
+async def _has_result(job: Any) -> bool:
+    return await job.result_info() is not None
+
+
+async def _failed_count_is(redis: PoolRedis, count: int) -> bool:
+    return bool((await queue_info(redis))["failed"] == count)
+
+
 async def test_a_worker_whose_clock_is_behind_is_seen_alive_by_pool_check(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pool.worker.now_ms", skewed(-15_000))
-    monkeypatch.setattr("pool.queue.now_ms", skewed(-15_000))
+    skew_worker(monkeypatch, -15_000)
     async with running_worker(redis_url, functions=[func(_noop, name="noop")], health_check_interval=1) as worker:
         await wait_for(lambda: worker.pool.exists(QueueKeys("default").health(worker.worker_id)), message="health")
         proc = run_pool("check", "tests.apps.basic.WorkerSettings", "--redis", redis_url, cwd=_repo())
@@ -131,7 +169,7 @@ async def test_a_supervisor_health_entry_lives_by_redis_clock_not_its_writer(
     """Fresh while its TTL runs (a writer behind was invisible), gone once it ran out (whatever the writer's
     clock said)."""
     # the writer's notion of the time (raising=False: a writer that takes Redis's clock has none to patch)
-    monkeypatch.setattr("supervisor.health.now_ms", skewed(offset_ms), raising=False)
+    monkeypatch.setattr("pool.supervisor.health.now_ms", skewed(offset_ms), raising=False)
     monkeypatch.setattr("pool.utils.now_ms", skewed(offset_ms))
     client = redis_server.client()
     settings = RedisSettings.from_dsn(redis_url)

@@ -22,5 +22,5 @@ local fn = redis.call('HGET', job, 'f')
 redis.call('DEL', job)
 store_result(prefix, job_id, ARGV[4], ARGV[5])
 free_slot(prefix, job_id, fn)
-release_dependents(prefix, KEYS[1], job_id, false, tonumber(ARGV[3]))
+release_dependents(prefix, KEYS[1], job_id, false, function() return tonumber(ARGV[3]) end)
 return 2

@@ -180,10 +180,18 @@ def job_states(keys: QueueKeys) -> Op[list[tuple[str, str | None]]]:
     return found
 
 
-def queue_info(keys: QueueKeys, now_ms: int) -> Op[dict[str, int]]:
+def redis_now_ms() -> Op[int]:
+    """Redis's clock in ms: the one hosts share (their own clocks disagree)."""
+    seconds, microseconds = yield from one(Command("time"))
+    return int(seconds) * 1000 + int(microseconds) // 1000
+
+
+def queue_info(keys: QueueKeys) -> Op[dict[str, int]]:
     """``counts``, with the jobs waiting for dependencies counted as deferred, and the live failed records."""
     info = yield from counts(keys)
-    # the registry is scored by each record's expiry: the live ones are counted in one command
+    now_ms = yield from redis_now_ms()
+    # the registry is scored by each record's expiry on Redis's clock (COMPLETE takes it from TIME): the live
+    # ones are counted in one command, whatever the reader's host clock says
     waiting, failed = map(
         _ok, (yield [Command("scard", keys.waiting), Command("zcount", keys.failed, f"({now_ms}", "+inf")])
     )
@@ -429,9 +437,11 @@ def delete_queue(keys: QueueKeys) -> Op[int]:
 # --- the failed registry -------------------------------------------------------------------------------------------
 
 
-def failed_ids(keys: QueueKeys, now_ms: int) -> Op[list[str]]:
+def failed_ids(keys: QueueKeys) -> Op[list[str]]:
     """Ids in the failed registry, latest expiry first; members whose record expired are dropped, and members
-    still scored by their failure time (the registry's older form) re-scored by their record's expiry."""
+    still scored by their failure time (the registry's older form) re-scored by their record's expiry, both
+    judged by Redis's clock, as COMPLETE scores them."""
+    now_ms = yield from redis_now_ms()
     members = yield from one(Command("zrevrange", keys.failed, 0, -1, withscores=True))
     ttls = (yield [Command("pttl", keys.failed_job(_text(j))) for j, _ in members]) if members else []
     registry = {_text(j): (int(score), int(_ok(ttl))) for (j, score), ttl in zip(members, ttls, strict=True)}

@@ -84,8 +84,10 @@ class Store:
         function: str = "f",
         depends_on: Sequence[str] = (),
         nonce: str = "",
+        relative: bool = True,
     ) -> Call:
-        """An ENQUEUE call of one job whose nonce is fixed (so two setups build the same state)."""
+        """An ENQUEUE call of one job whose nonce is fixed (so two setups build the same state); its score is
+        a delay from NOW (``_defer_by``) unless ``relative`` is false (an instant, ``_defer_until``)."""
         record = list(
             job_record(
                 KEYS,
@@ -97,6 +99,7 @@ class Store:
                 function=function,
                 priority=priority,
                 depends_on=depends_on,
+                relative=relative,
             )
         )
         record[NONCE_FIELD] = nonce or "nonce of " + job_id
@@ -310,6 +313,16 @@ async def enqueue_a_deferred_job_with_a_priority(s: Store) -> tuple[Call, Check]
         assert await s.lane(0) == [] and await s.lane(2) == []
 
     return s.enqueue_call("a", score=LATER, priority=2), check
+
+
+@case("enqueue", hot=True)
+async def enqueue_a_job_deferred_until_an_instant_keeps_that_score(s: Store) -> tuple[Call, Check]:
+    async def check(reply: Any) -> None:
+        assert reply == [1]
+        assert (await s.zset(KEYS.deferred)) == {"a": LATER}  # exactly the instant asked for (arq's score)
+        assert (await s.job("a"))["s"] == "d"
+
+    return s.enqueue_call("a", score=LATER, relative=False), check
 
 
 @case("enqueue", hot=True)

@@ -1,10 +1,11 @@
 """pool: a fast, reliable Redis job queue for asyncio, with arq's API."""
 
-from .connections import ArqRedis, PoolRedis, RedisSettings, create_pool
-from .cron import cron
-from .functions import Retry, func
-from .jobs import Job, JobStatus
-from .worker import Worker, check_health, run_worker
+from .client.connections import ArqRedis, PoolRedis, create_pool
+from .client.jobs import Job, JobStatus
+from .redis.settings import RedisSettings
+from .worker.cron import cron
+from .worker.functions import Retry, func
+from .worker.main import Worker, check_health, run_worker
 
 __version__ = "0.1.0"
 

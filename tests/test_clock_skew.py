@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from pool import PoolRedis, Retry, func
+from pool.client.health_report import read_entries
 from pool.connections import RedisSettings
-from pool.health_report import read_entries
 from pool.jobs import JobStatus
-from pool.keys import QueueKeys
+from pool.storage.keys import QueueKeys
 from pool.storage.sync import SyncQueue
 from pool.supervisor import health
 from pool.utils import now_ms
@@ -43,8 +43,8 @@ async def test_a_worker_whose_clock_is_ahead_runs_a_deferred_job_on_time_not_ear
     async def record(ctx: dict[str, Any]) -> None:
         ran.append(ctx["job_id"])
 
-    monkeypatch.setattr("pool.worker.now_ms", skewed(HOUR_MS))
-    monkeypatch.setattr("pool.queue.now_ms", skewed(HOUR_MS))
+    monkeypatch.setattr("pool.worker.main.now_ms", skewed(HOUR_MS))
+    monkeypatch.setattr("pool.storage.queue.now_ms", skewed(HOUR_MS))
     later = await redis.enqueue_job("record", _job_id="later", _defer_by=600)
     soon = await redis.enqueue_job("record", _job_id="soon", _defer_by=0.3)
     assert later is not None and soon is not None
@@ -65,7 +65,7 @@ async def test_a_client_whose_clock_is_behind_defers_a_job_by_the_delay_it_asked
     async def record(ctx: dict[str, Any]) -> None:
         ran.append(ctx["job_id"])
 
-    monkeypatch.setattr("pool.connections.now_ms", skewed(-HOUR_MS))
+    monkeypatch.setattr("pool.client.connections.now_ms", skewed(-HOUR_MS))
     later = await redis.enqueue_job("record", _job_id="later", _defer_by=600)
     soon = await redis.enqueue_job("record", _job_id="soon", _defer_by=0.3)
     assert later is not None and soon is not None
@@ -89,8 +89,8 @@ async def test_a_worker_whose_clock_is_ahead_retries_after_the_delay_not_an_hour
             raise Retry(defer=0.2)
         return int(ctx["job_try"])
 
-    monkeypatch.setattr("pool.worker.now_ms", skewed(HOUR_MS))
-    monkeypatch.setattr("pool.queue.now_ms", skewed(HOUR_MS))
+    monkeypatch.setattr("pool.worker.main.now_ms", skewed(HOUR_MS))
+    monkeypatch.setattr("pool.storage.queue.now_ms", skewed(HOUR_MS))
     job = await redis.enqueue_job("flaky")
     assert job is not None
     async with running_worker(redis_url, functions=[func(flaky, name="flaky")], poll_delay=0.05):
@@ -101,8 +101,8 @@ async def test_a_worker_whose_clock_is_ahead_retries_after_the_delay_not_an_hour
 async def test_a_worker_whose_clock_is_behind_is_seen_alive_by_pool_check(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("pool.worker.now_ms", skewed(-15_000))
-    monkeypatch.setattr("pool.queue.now_ms", skewed(-15_000))
+    monkeypatch.setattr("pool.worker.main.now_ms", skewed(-15_000))
+    monkeypatch.setattr("pool.storage.queue.now_ms", skewed(-15_000))
     async with running_worker(redis_url, functions=[func(_noop, name="noop")], health_check_interval=1) as worker:
         await wait_for(lambda: worker.pool.exists(QueueKeys("default").health(worker.worker_id)), message="health")
         proc = run_pool("check", "tests.apps.basic.WorkerSettings", "--redis", redis_url, cwd=_repo())

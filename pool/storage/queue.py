@@ -27,11 +27,11 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import blocking
+from ..redis import blocking
+from ..utils import now_ms
+from . import ops
+from .drivers import run, scripts_for
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
-from .storage import ops
-from .storage.drivers import run, scripts_for
-from .utils import now_ms
 
 logger = logging.getLogger("pool.worker")
 

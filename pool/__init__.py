@@ -1,10 +1,14 @@
 """pool: a fast, reliable Redis job queue for asyncio, with arq's API."""
 
-from .connections import ArqRedis, PoolRedis, RedisSettings, create_pool
+from .client.connections import ArqRedis, PoolRedis, create_pool
+from .client.jobs import Job, JobStatus
+
+# `cron` from the module pool.cron (re-exporting pool.worker.cron): importing the module here binds the
+# function over it, where a later first `import pool.cron` would rebind `pool.cron` to the module.
 from .cron import cron
-from .functions import Retry, func
-from .jobs import Job, JobStatus
-from .worker import Worker, check_health, run_worker
+from .redis.settings import RedisSettings
+from .worker.functions import Retry, func
+from .worker.main import Worker, check_health, run_worker
 
 __version__ = "0.1.0"
 

@@ -31,14 +31,15 @@ from uuid import uuid4
 import psutil
 import redis
 
-from pool.connections import EXPIRES_EXTRA_MS, RedisSettings
-from pool.eviction import EvictionPolicyError, judge_policy
-from pool.keys import DEFAULT_QUEUE_NAME
+from pool.client.connections import EXPIRES_EXTRA_MS
 from pool.logs import flush_logs
-from pool.retries import transient
+from pool.redis.retries import transient
+from pool.redis.settings import RedisSettings
+from pool.redis.tls_probe import permanent_problem
+from pool.storage.eviction import EvictionPolicyError, judge_policy
+from pool.storage.keys import DEFAULT_QUEUE_NAME
 from pool.storage.sync import SyncQueue
-from pool.tls_probe import permanent_problem
-from pool.worker import get_kwargs
+from pool.worker.main import get_kwargs
 
 from . import health, messages, pidfile, systemd
 from .app import App, AppLoadError
@@ -212,7 +213,7 @@ class Arbiter:
         self.queue.close()
 
     def check_eviction_policy(self) -> int | None:
-        """Refuse a Redis that may evict the queue's keys (see pool/eviction.py) before forking: one line and
+        """Refuse a Redis that may evict the queue's keys (see pool/storage/eviction.py) before forking: one line and
         exit 1 (None: go on)."""
         assert self.queue is not None
         try:

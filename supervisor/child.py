@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from pool.logs import flush_logs
 from pool.utils import redact_text, run_on_best_loop
-from pool.worker import Worker, create_worker
+from pool.worker.main import Worker, create_worker
 
 from . import messages
 from .proctitle import set_title

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from pool.cli import Failure, prepare_settings_import, redis_settings_override
+from pool.cli.common import Failure, prepare_settings_import, redis_settings_override
 
 from . import config
 from . import pidfile as pidfiles

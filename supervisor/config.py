@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pool.connections import RedisSettings
+from pool.redis.settings import RedisSettings
 
 from .pidfile import DEFAULT_PIDFILE
 

@@ -1,6 +1,6 @@
 """Cron leadership from the supervisor's parent: the parent holds the lock and enqueues each due tick.
 
-A thin sync driver of pool/scheduler.py's ``CronDuty``, the same code a lone ``pool worker`` runs, so the lock,
+A thin sync driver of pool/worker/scheduler.py's ``CronDuty``, the same code a lone ``pool worker`` runs, so the lock,
 fence and catch-up rules are one and mixed deployments run each tick once. Children of a supervisor never
 schedule cron; they only run the jobs.
 """
@@ -14,10 +14,10 @@ from datetime import datetime
 
 import redis
 
-from pool.cron import CronJob
-from pool.scheduler import CronDuty
-from pool.serializers import Serializer
+from pool.storage.serializers import Serializer
 from pool.storage.sync import SyncQueue
+from pool.worker.cron import CronJob
+from pool.worker.scheduler import CronDuty
 
 logger = logging.getLogger("pool.supervisor")
 

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from redis.exceptions import AuthenticationError
 
-from pool import ArqRedis, Job, JobStatus, PoolRedis, RedisSettings, Retry, Worker, create_pool, func, serializers
+from pool import ArqRedis, Job, JobStatus, PoolRedis, RedisSettings, Retry, Worker, create_pool, func
 from pool.connections import ArqRedis as ArqRedisFromConnections
 from pool.jobs import JobAborted, JobDef, JobResult, ResultNotFound
-from pool.keys import QueueKeys
-from pool.serializers import JobExecutionFailed, SerializationError, msgpack_deserializer, msgpack_serializer
+from pool.storage import serializers
+from pool.storage.keys import QueueKeys
+from pool.storage.serializers import JobExecutionFailed, SerializationError, msgpack_deserializer, msgpack_serializer
 from pool.utils import caused_by, run_on_best_loop
 from pool.worker import Retry as RetryFromWorker
 from pool.worker import func as func_from_worker
@@ -649,7 +650,7 @@ async def test_create_pool_reports_wrong_password(redis_server_factory: Any) -> 
 
 
 async def test_dead_consumers_are_pruned_live_ones_kept(redis: PoolRedis, redis_url: str) -> None:
-    from pool.queue import RedisQueue
+    from pool.storage.queue import RedisQueue
 
     queue = RedisQueue(redis, "default")
     await queue.ensure_group()

@@ -1,4 +1,4 @@
-"""Auto-pipelining of jobs' commands (pool/autopipeline.py), against a real Redis: every caller gets its own
+"""Auto-pipelining of jobs' commands (pool/redis/autopipeline.py), against a real Redis: every caller gets its own
 reply or error, blocking commands are not queued behind, scripts still load themselves, and the worker hands
 jobs the pipelined client unless told not to."""
 
@@ -12,8 +12,8 @@ import pytest
 from redis.exceptions import DataError, ResponseError
 
 from pool import JobStatus, PoolRedis, RedisSettings, create_pool
-from pool.autopipeline import must_bypass
 from pool.connections import AutoPipelinedRedis
+from pool.redis.autopipeline import must_bypass
 from tests.worker_utils import run_burst, running_worker
 
 

@@ -32,8 +32,8 @@ import psutil
 import pytest
 
 from pool import Job, JobStatus, PoolRedis, RedisSettings, create_pool, func
-from pool.keys import QueueKeys
-from pool.serializers import DeserializationError, JobExecutionFailed, SerializationError
+from pool.storage.keys import QueueKeys
+from pool.storage.serializers import DeserializationError, JobExecutionFailed, SerializationError
 from tests.helpers import wait_for
 from tests.redis_server import _die_with_parent
 from tests.worker_utils import run_burst, running_worker

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pool import RedisSettings, create_pool
-from pool.keys import QueueKeys
+from pool.storage.keys import QueueKeys
 from tests.redis_server import RedisServer
 
 KEYS = QueueKeys("default")

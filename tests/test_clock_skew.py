@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from pool import PoolRedis, Retry, func
+from pool.client.health_report import read_entries
+from pool.client.inspection import queue_info
 from pool.connections import RedisSettings
-from pool.health_report import read_entries
-from pool.inspection import queue_info
 from pool.jobs import JobStatus
-from pool.keys import QueueKeys
+from pool.storage.keys import QueueKeys
 from pool.storage.sync import SyncQueue
 from pool.supervisor import health
 from pool.utils import now_ms
@@ -39,7 +39,7 @@ def skewed(offset_ms: int) -> Callable[[], int]:
 def skew_worker(monkeypatch: pytest.MonkeyPatch, offset_ms: int) -> None:
     """The worker's modules take the time from a clock ``offset_ms`` off, as on a host whose clock is (a module
     that takes Redis's clock instead has none to patch: raising=False)."""
-    for module in ("pool.worker", "pool.execution", "pool.queue"):
+    for module in ("pool.worker.main", "pool.worker.execution", "pool.storage.queue"):
         monkeypatch.setattr(f"{module}.now_ms", skewed(offset_ms), raising=False)
 
 
@@ -72,7 +72,7 @@ async def test_a_client_whose_clock_is_behind_defers_a_job_by_the_delay_it_asked
     async def record(ctx: dict[str, Any]) -> None:
         ran.append(ctx["job_id"])
 
-    monkeypatch.setattr("pool.connections.now_ms", skewed(-HOUR_MS))
+    monkeypatch.setattr("pool.client.connections.now_ms", skewed(-HOUR_MS))
     later = await redis.enqueue_job("record", _job_id="later", _defer_by=600)
     soon = await redis.enqueue_job("record", _job_id="soon", _defer_by=0.3)
     assert later is not None and soon is not None

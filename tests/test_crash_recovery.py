@@ -20,8 +20,8 @@ import pytest
 
 from pool import PoolRedis, RedisSettings, create_pool
 from pool.jobs import JobStatus
-from pool.keys import CONSUMER_GROUP, QueueKeys
-from pool.serializers import JobExecutionFailed
+from pool.storage.keys import CONSUMER_GROUP, QueueKeys
+from pool.storage.serializers import JobExecutionFailed
 from tests.helpers import wait_for
 from tests.job_functions import count_run
 from tests.redis_server import _die_with_parent

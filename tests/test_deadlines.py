@@ -1,4 +1,4 @@
-"""Job timeouts on shared slot timers (pool/deadlines.py): each key expires once, no earlier than its deadline
+"""Job timeouts on shared slot timers (pool/worker/deadlines.py): each key expires once, no earlier than its deadline
 and at most a slot later; keys removed in time never expire; a slot's timer goes with its last key."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 
-from pool.deadlines import SLOT_S, Deadlines
+from pool.worker.deadlines import SLOT_S, Deadlines
 from tests.helpers import wait_for
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from pool import PoolRedis
-from pool.keys import QueueKeys
-from pool.queue import RedisQueue, enqueue_args, job_record
-from pool.scripts import ENQUEUE
+from pool.storage.keys import QueueKeys
+from pool.storage.queue import RedisQueue, enqueue_args, job_record
+from pool.storage.scripts import ENQUEUE
 from pool.utils import now_ms
 from tests.job_functions import count_run
 from tests.proxy import client_through_proxy

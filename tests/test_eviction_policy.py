@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pool.eviction import EvictionPolicyError
+from pool.storage.eviction import EvictionPolicyError
 from tests.redis_server import RedisServer
 from tests.supervisor_utils import run_pool
 from tests.worker_utils import make_worker, running_worker

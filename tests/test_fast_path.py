@@ -1,4 +1,4 @@
-"""The short path to Redis (pool/fastpath.py) against a real Redis: for scripts it loads nothing itself but falls
+"""The short path to Redis (pool/redis/fastpath.py) against a real Redis: for scripts it loads nothing itself but falls
 back when Redis lost the script, survives its connection being killed without enqueuing twice, keeps bulk
 batches in order, steps aside when all its connections are busy, and packs commands (with hiredis) byte for byte
 as redis-py does. Pipelines on the fast path: tests/test_autopipeline.py."""
@@ -13,8 +13,8 @@ from redis.exceptions import ConnectionError, DataError
 
 from pool import PoolRedis, RedisSettings, create_pool
 from pool.connections import BULK_BATCH
-from pool.fastpath import MAX_FAST_PATH_CONNECTIONS, _pack
-from pool.keys import QueueKeys
+from pool.redis.fastpath import MAX_FAST_PATH_CONNECTIONS, _pack
+from pool.storage.keys import QueueKeys
 
 
 def _fast_path_idle(client: PoolRedis) -> int:

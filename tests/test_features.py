@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pool import JobStatus, PoolRedis, RedisSettings, create_pool, func
-from pool.serializers import JobExecutionFailed
+from pool.storage.serializers import JobExecutionFailed
 from tests.helpers import wait_for
 from tests.worker_utils import run_burst, running_worker
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pool import PoolRedis, func
-from pool.queue import RedisQueue
+from pool.storage.queue import RedisQueue
 from tests.worker_utils import run_burst
 
 

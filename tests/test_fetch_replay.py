@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pool import PoolRedis, func
-from pool.scripts import FETCH
+from pool.storage.scripts import FETCH
 from tests.helpers import wait_for
 from tests.proxy import DropOneReplyProxy, port_of
 from tests.worker_utils import running_worker

@@ -16,10 +16,10 @@ import pytest
 
 from pool import PoolRedis, func
 from pool.jobs import Job, JobStatus
-from pool.keys import CONSUMER_GROUP, QueueKeys
-from pool.queue import Completion, RedisQueue
 from pool.storage import ops
 from pool.storage.drivers import run
+from pool.storage.keys import CONSUMER_GROUP, QueueKeys
+from pool.storage.queue import Completion, RedisQueue
 from tests.helpers import wait_for
 from tests.worker_utils import running_worker
 

@@ -1,6 +1,6 @@
-"""The queue's Lua scripts live in pool/lua/ as .lua files and pool.scripts assembles them at import: every script
-assembled loads into a real Redis, include lines resolve in order (each fragment once), a missing include is an
-error naming the file, and no script text is left in a Python string."""
+"""The queue's Lua scripts live in pool/storage/lua/ as .lua files and pool.storage.scripts assembles them at
+import: every script assembled loads into a real Redis, include lines resolve in order (each fragment once), a
+missing include is an error naming the file, and no script text is left in a Python string."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from pool import scripts
-from pool.scripts import SCRIPTS, LuaIncludeError, Scripts, assemble
+from pool.storage import scripts
+from pool.storage.scripts import SCRIPTS, LuaIncludeError, Scripts, assemble
 
 LUA_DIR = Path(scripts.__file__).parent / "lua"
 SCRIPTS_PY = Path(scripts.__file__)
@@ -103,7 +103,7 @@ def test_fragments_that_include_each_other_are_refused(tmp_path: Path) -> None:
 def test_no_script_text_lives_in_a_python_string() -> None:
     source = SCRIPTS_PY.read_text()
     for lua in ("redis.call", "redis.pcall", "local function", "cmsgpack.unpack"):
-        assert lua not in source, f"pool/scripts.py still holds Lua ({lua!r})"
+        assert lua not in source, f"pool/storage/scripts.py still holds Lua ({lua!r})"
 
 
 def test_every_lua_file_is_a_script_or_a_fragment_some_script_includes() -> None:

@@ -62,7 +62,7 @@ def test_pool_installed_beside_pypi_supervisor_leaves_both_importable_and_workin
     where = _run(
         sys.executable,
         "-c",
-        "import supervisor.supervisord, supervisor.options, pool.supervisor.arbiter, pool.scripts;"
+        "import supervisor.supervisord, supervisor.options, pool.supervisor.arbiter, pool.storage.scripts;"
         "print(supervisor.supervisord.__file__); print(pool.supervisor.arbiter.__file__)",
         cwd=tmp_path,
         env=env,

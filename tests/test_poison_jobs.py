@@ -25,8 +25,8 @@ import pytest
 
 from pool import Job, PoolRedis, RedisSettings, create_pool
 from pool.jobs import JobStatus
-from pool.keys import QueueKeys
-from pool.serializers import (
+from pool.storage.keys import QueueKeys
+from pool.storage.serializers import (
     MAX_NESTING,
     DeserializationError,
     SerializationError,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from pool import JobStatus, PoolRedis, Retry, func
-from pool.keys import QueueKeys
-from pool.queue import Completion, RedisQueue
+from pool.storage.keys import QueueKeys
+from pool.storage.queue import Completion, RedisQueue
 from pool.utils import now_ms
 from pool.worker import STARVATION_GUARD
 from tests.helpers import wait_for

@@ -1,4 +1,4 @@
-"""Queue inspection and maintenance (pool/inspection.py): what emptying a queue leaves behind, what queue_info
+"""Queue inspection and maintenance (pool/client/inspection.py): what emptying a queue leaves behind, what queue_info
 counts, queue names that look like glob patterns, and the failed registry's index staying bounded.
 
 Jobs are driven through the storage layer (RedisQueue: ENQUEUE, XREADGROUP, START, COMPLETE) on a real Redis,
@@ -13,7 +13,7 @@ import pytest
 
 from pool import JobStatus, PoolRedis
 from pool.jobs import Job, serialize_result
-from pool.queue import Completion, Delivery, RedisQueue, queue_for
+from pool.storage.queue import Completion, Delivery, RedisQueue, queue_for
 from pool.utils import now_ms
 from tests.helpers import wait_for
 

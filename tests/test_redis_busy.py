@@ -21,8 +21,8 @@ from redis.exceptions import (
 )
 
 from pool import RedisSettings, create_pool
-from pool.keys import QueueKeys
-from pool.retries import transient
+from pool.redis.retries import transient
+from pool.storage.keys import QueueKeys
 from tests.helpers import BUSY_SCRIPT, wait_for
 from tests.redis_server import RedisServer
 from tests.supervisor_utils import Supervisor

@@ -16,8 +16,8 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from pool import PoolRedis, func
-from pool.keys import QueueKeys
-from pool.queue import WAITER_MARGIN_MS, RedisQueue
+from pool.storage.keys import QueueKeys
+from pool.storage.queue import WAITER_MARGIN_MS, RedisQueue
 from tests.helpers import wait_for
 from tests.worker_utils import running_worker
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pool import PoolRedis
 from pool.jobs import JobStatus
-from pool.keys import QueueKeys
+from pool.storage.keys import QueueKeys
 from tests.helpers import wait_for
 from tests.job_functions import count_run, slow
 from tests.redis_server import _die_with_parent

@@ -26,9 +26,9 @@ import pytest
 from redis.asyncio import Redis
 
 from pool import PoolRedis
-from pool.keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
-from pool.queue import RedisQueue, enqueue_args, job_record, scripts_for
-from pool.scripts import REQUEUE, Scripts
+from pool.storage.keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
+from pool.storage.queue import RedisQueue, enqueue_args, job_record, scripts_for
+from pool.storage.scripts import REQUEUE, Scripts
 from pool.utils import now_ms
 from tests.proxy import client_through_proxy
 

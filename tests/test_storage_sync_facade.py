@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from pool import PoolRedis, cron
-from pool.keys import CONSUMER_GROUP, QueueKeys
-from pool.scheduler import CronDuty
 from pool.storage import ops
 from pool.storage.drivers import run
+from pool.storage.keys import CONSUMER_GROUP, QueueKeys
 from pool.storage.ops import Op
 from pool.storage.sync import SyncQueue
+from pool.worker.scheduler import CronDuty
 from tests.redis_server import RedisServer
 
 KEYS = QueueKeys("default")

@@ -31,8 +31,8 @@ import psutil
 import pytest
 
 from pool import Job, JobStatus, PoolRedis, RedisSettings, create_pool
-from pool.cli import build_parser
-from pool.keys import DEFAULT_QUEUE_NAME, QueueKeys
+from pool.cli.commands import build_parser
+from pool.storage.keys import DEFAULT_QUEUE_NAME, QueueKeys
 from pool.supervisor.config import SupervisorConfig
 from pool.supervisor.pidfile import DEFAULT_PIDFILE
 from tests.helpers import wait_for, wait_for_sync

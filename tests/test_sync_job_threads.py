@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pool import Job, PoolRedis, func
-from pool.keys import QueueKeys
+from pool.storage.keys import QueueKeys
 from tests.helpers import wait_for
 from tests.worker_utils import running_worker
 

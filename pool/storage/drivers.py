@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError
 
-from ..scripts import Scripts
 from .ops import Command, Op, Request, ScriptCall
+from .scripts import Scripts
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """Every storage operation of a queue that is not on the per-job hot path, written once, free of I/O.
 
 An op is a generator: it yields a batch of requests (``Command``: a redis-py client method and its arguments;
-``ScriptCall``: one of pool/scripts.py's scripts by name), receives their replies in order, and returns its
+``ScriptCall``: one of pool/storage/scripts.py's scripts by name), receives their replies in order, and returns its
 result. ``drivers.run`` (async) and ``drivers.run_sync`` (the supervisor's sync client) run the very same op,
 so a change to how the queue talks to Redis is made here once. Error replies arrive as exception objects; an op
 raises them (``_ok``) or handles the ones it expects (BUSYGROUP, NOGROUP...) itself.
@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import msgpack
 from redis.exceptions import ResponseError
 
-from ..eviction import policy_from_reply
-from ..keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
+from .eviction import policy_from_reply
+from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
 
 T = TypeVar("T")
 
@@ -42,7 +42,7 @@ class Command:
 
 @dataclass(frozen=True, slots=True)
 class ScriptCall:
-    """A call of the script ``Scripts.<name>`` (pool/scripts.py) with its KEYS and ARGV."""
+    """A call of the script ``Scripts.<name>`` (pool/storage/scripts.py) with its KEYS and ARGV."""
 
     name: str
     keys: list[str]
@@ -330,7 +330,8 @@ def release_lock(key: str, token: str) -> Op[None]:
 
 
 def enqueue(keys: QueueKeys, records: Sequence[tuple[Any, ...]]) -> Op[list[int]]:
-    """ENQUEUE ``job_record``s (pool/queue.py) off the hot path (a cron tick); 1 per job enqueued, 0 per id taken."""
+    """ENQUEUE ``job_record``s (pool/storage/queue.py) off the hot path (a cron tick); 1 per job enqueued, 0 per id
+    taken."""
     args = [keys.prefix, msgpack.packb(list(records), use_bin_type=False)]
     return [int(r) for r in (yield from one(ScriptCall("enqueue", [keys.stream, keys.deferred], args)))]
 
@@ -339,7 +340,7 @@ def enqueue(keys: QueueKeys, records: Sequence[tuple[Any, ...]]) -> Op[list[int]
 
 
 def empty_queue(keys: QueueKeys) -> Op[int]:
-    """Remove every job that has not started (see pool/inspection.py's ``empty_queue``); returns how many."""
+    """Remove every job that has not started (see pool/client/inspection.py's ``empty_queue``); returns how many."""
     removed, running = yield from _empty_lanes(keys)
     removed += yield from _empty_parked(keys)
     removed += yield from _empty_deferred(keys)

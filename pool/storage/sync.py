@@ -14,10 +14,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..connections import RedisSettings, ssl_options
-from ..keys import QueueKeys
+from ..redis.settings import RedisSettings, ssl_options
 from . import ops
 from .drivers import run_sync
+from .keys import QueueKeys
 from .ops import Op
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ import os
 import signal
 from typing import Any
 
-from pool.serializers import msgpack_deserializer
+from pool.storage.serializers import msgpack_deserializer
 
 DECODER_KILLER = b"kill-the-decoder"  # a payload holding these bytes kills the process that decodes it
 

@@ -83,8 +83,8 @@ from redis.exceptions import RedisError
 
 from pool import PoolRedis, RedisSettings, create_pool
 from pool.jobs import deserialize_result
-from pool.keys import QueueKeys
-from pool.serializers import JobExecutionFailed, SerializationError
+from pool.storage.keys import QueueKeys
+from pool.storage.serializers import JobExecutionFailed, SerializationError
 from pool.utils import now_ms
 from tests.chaos import app
 from tests.helpers import BUSY_SCRIPT, wait_for

@@ -111,7 +111,7 @@ class AutoPipeline:
                     future.cancel()
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]]) -> None:
-        """On the client's fast path when it has one (pool/fastpath.py); the commands it got no reply for (all of
+        """On the client's fast path when it has one (pool/redis/fastpath.py); the commands it got no reply for (all of
         them when it is busy) go through redis-py's pipeline, with its retries."""
         fast_path = getattr(self._client, "fast_path", None)
         replies = [] if fast_path is None else await fast_path.run_pipeline(self._client, [(a, o) for a, o, _ in batch])

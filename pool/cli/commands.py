@@ -16,23 +16,13 @@ from typing import Any, NoReturn
 
 from redis.exceptions import RedisError
 
-from . import cli_queue
-from .connections import RedisSettings
-from .keys import DEFAULT_QUEUE_NAME, validate_queue_name
-from .logs import setup_logging
-from .utils import import_string, redact_text, redact_url, set_process_title, url_secrets
-
-REDIS_URL_ENV = "POOL_REDIS_URL"
+from ..logs import setup_logging
+from ..storage.keys import DEFAULT_QUEUE_NAME, validate_queue_name
+from ..utils import redact_text, set_process_title, url_secrets
+from . import queue as cli_queue
+from .common import REDIS_URL_ENV, Failure, UsageError, load_settings, redis_settings_override, redis_target, redis_url
 
 logger = logging.getLogger("pool.cli")
-
-
-class UsageError(Exception):
-    """Bad command-line input: exit code 2."""
-
-
-class Failure(Exception):
-    """Something the user must fix or retry: exit code 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,56 +78,12 @@ def _supervisor_cli() -> Any:
         raise  # a real error inside the supervisor must show, not turn 'start' into an unknown command
 
 
-def prepare_settings_import(path: str) -> None:
-    """Refuse a path that names no module (a usage error), and make the current directory importable (as arq
-    does): what every command does before it imports a settings class, itself or in the supervisor."""
-    if "." not in path.replace(":", "."):
-        raise UsageError(f"settings must be a dotted path like 'app.WorkerSettings', got {path!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-
-
-def load_settings(path: str) -> Any:
-    """Import the settings class, with the current directory importable."""
-    prepare_settings_import(path)
-    try:
-        return import_string(path)
-    except ImportError as exc:
-        raise Failure(f"cannot import settings {path!r}: {exc}") from None
-    except Exception as exc:  # the app module itself raised while importing
-        raise Failure(f"importing settings {path!r} failed: {type(exc).__name__}: {exc}") from None
-
-
-def redis_url(url_arg: str | None) -> str | None:
-    """The Redis URL given: --redis, else $POOL_REDIS_URL."""
-    return url_arg or os.environ.get(REDIS_URL_ENV) or None
-
-
-def redis_settings_override(url_arg: str | None) -> RedisSettings | None:
-    url = redis_url(url_arg)
-    if not url:
-        return None
-    try:
-        return RedisSettings.from_dsn(url)
-    except ValueError as exc:  # from_dsn's messages never quote the URL; the URL is shown redacted
-        raise UsageError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
-
-
-def redis_target(args: argparse.Namespace) -> tuple[RedisSettings, str]:
-    """The Redis and the queue a command acts on: --redis (or $POOL_REDIS_URL) over the settings' Redis."""
-    from .worker import get_kwargs
-
-    kwargs = get_kwargs(load_settings(args.settings))
-    settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
-    return settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
     # before the settings import or any connection: until then `ps` shows the command line, --redis URL included
     set_process_title(f"worker{' --watch' if args.watch else ''} [{args.settings}]")
     if args.watch:
         return _watch(args)
-    from .worker import create_worker
+    from ..worker.main import create_worker
 
     settings = load_settings(args.settings)
     overrides: dict[str, Any] = {}
@@ -190,7 +136,7 @@ def _quote(part: str) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .worker import check_health, get_kwargs
+    from ..worker.main import check_health, get_kwargs
 
     settings = load_settings(args.settings)
     kwargs = get_kwargs(settings)
@@ -207,8 +153,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_health(args: argparse.Namespace) -> int:
     import json
 
-    from .health_report import format_report, healthy, read_entries
-    from .utils import run_on_best_loop
+    from ..client.health_report import format_report, healthy, read_entries
+    from ..utils import run_on_best_loop
 
     entries = run_on_best_loop(read_entries(*redis_target(args)))
     print(json.dumps(entries, indent=1) if args.json else format_report(entries))

@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from uuid import uuid4
 
-from .keys import QueueKeys
-from .storage import ops
-from .storage.ops import Op
+from ..storage import ops
+from ..storage.keys import QueueKeys
+from ..storage.ops import Op
 
 LOCK_TTL_S = 5.0
 SAFETY_MARGIN = 0.8  # act as leader for at most this share of the TTL after the request was sent

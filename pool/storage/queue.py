@@ -27,10 +27,10 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import blocking
+from ..redis import blocking
+from . import ops
+from .drivers import run, scripts_for
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
-from .storage import ops
-from .storage.drivers import run, scripts_for
 
 logger = logging.getLogger("pool.worker")
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable
 
-from .connections import PoolRedis, RedisSettings, create_pool
+from ..client.connections import PoolRedis, create_pool
+from ..redis.settings import RedisSettings
 
 
 def add_commands(settings_command: Callable[..., argparse.ArgumentParser]) -> None:
-    """Added by pool/cli.py with its ``settings_command``, so these take SETTINGS, --redis and -v as every command."""
+    """Added by pool/cli/commands.py with its ``settings_command``, so these take SETTINGS, --redis and -v as every
+    command."""
     queue = settings_command(
         "queue", "Inspect or clear the queue: info, list, empty, delete.", ["info", "list", "empty", "delete"]
     )
@@ -32,8 +34,8 @@ async def _with_pool(settings: RedisSettings, queue_name: str, action: Callable[
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    from .cli import UsageError, redis_target
-    from .utils import run_on_best_loop
+    from ..utils import run_on_best_loop
+    from .common import UsageError, redis_target
 
     if args.action == "delete" and not args.yes:
         raise UsageError("'queue delete' removes every job, result and record of the queue: add --yes")
@@ -56,8 +58,8 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
-    from .cli import Failure, UsageError, redis_target
-    from .utils import run_on_best_loop
+    from ..utils import run_on_best_loop
+    from .common import Failure, UsageError, redis_target
 
     if args.action in ("show", "requeue") and not args.job_id and not (args.action == "requeue" and args.all):
         raise UsageError(f"'failed {args.action}' needs a job id" + (" or --all" if args.action == "requeue" else ""))

@@ -15,16 +15,16 @@ from collections.abc import Callable
 from datetime import datetime
 from uuid import uuid4
 
+from ..storage import ops
+from ..storage.codecs import serialize_job
+from ..storage.drivers import run
+from ..storage.keys import QueueKeys
+from ..storage.ops import Op
+from ..storage.queue import RedisQueue, job_record
+from ..storage.serializers import Serializer
+from ..utils import datetime_to_ms, now_ms
 from .cron import CronJob, resume_after
-from .jobs import serialize_job
-from .keys import QueueKeys
 from .leader import LOCK_TTL_S, CronLeadership
-from .queue import RedisQueue, job_record
-from .serializers import Serializer
-from .storage import ops
-from .storage.drivers import run
-from .storage.ops import Op
-from .utils import datetime_to_ms, now_ms
 
 logger = logging.getLogger("pool.cron")
 

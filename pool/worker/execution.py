@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ..client.jobs import JobAborted
+from ..logs import fast_writer
+from ..storage.codecs import deserialize_job, serialize_job, serialize_result
+from ..storage.queue import Delivery
+from ..storage.serializers import DeserializationError, Deserializer, JobExecutionFailed, SerializationError, Serializer
+from ..utils import ms_to_datetime, now_ms, truncate
 from .deadlines import Deadlines
 from .functions import Function, Retry
-from .jobs import JobAborted, deserialize_job, serialize_job, serialize_result
-from .logs import fast_writer
-from .queue import Delivery
-from .serializers import DeserializationError, Deserializer, JobExecutionFailed, SerializationError, Serializer
-from .utils import ms_to_datetime, now_ms, truncate
 
 logger = logging.getLogger("pool.worker")
 
@@ -162,7 +163,7 @@ class JobRunner:
         try:
             if s.on_job_start is not None:  # inside the try: an abort or shutdown while it runs is handled below
                 await s.on_job_start(ctx)
-            # The job's timeout: a shared timer (pool/deadlines.py) rather than asyncio.timeout(), which cost
+            # The job's timeout: a shared timer (pool/worker/deadlines.py) rather than asyncio.timeout(), which cost
             # ten times as much per job
             deadline_slot = self._deadlines.add((job_id, task), asyncio.get_running_loop().time() + timeout_s)
             if function.is_async:

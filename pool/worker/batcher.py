@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from .queue import Completion, RedisQueue
-from .retries import retrying
+from ..redis.retries import retrying
+from ..storage.queue import Completion, RedisQueue
 
 
 class CompletionBatcher:

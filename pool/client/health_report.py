@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .connections import RedisSettings, create_pool
-from .queue import RedisQueue
+from ..redis.settings import RedisSettings
+from ..storage.queue import RedisQueue
+from .connections import create_pool
 
 
 async def read_entries(settings: RedisSettings, queue_name: str) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""The queue's Lua scripts, loaded from ``pool/lua/``, each with its contract.
+"""The queue's Lua scripts, loaded from ``pool/storage/lua/``, each with its contract.
 
 Each script is one atomic step of a job's life. They are loaded once per client and run by EVALSHA (redis-py's
 ``Script`` falls back to EVAL after a restart flushed the script cache). Every key a script touches starts with
@@ -34,9 +34,9 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 # The scripts are real .lua files, so editors and luacheck (``make lint``) read them as Lua. Each script is one
-# file under pool/lua/, its contract header (KEYS, ARGV, returns, replay safety) first; the functions several
-# scripts share are fragments under pool/lua/lib/. A file names the fragments it calls with include lines,
-# ``--@include lib/lanes.lua`` (relative to pool/lua/), each replaced by that fragment's text, its own includes
+# file under pool/storage/lua/, its contract header (KEYS, ARGV, returns, replay safety) first; the functions several
+# scripts share are fragments under pool/storage/lua/lib/. A file names the fragments it calls with include lines,
+# ``--@include lib/lanes.lua`` (relative to pool/storage/lua/), each replaced by that fragment's text, its own includes
 # resolved first, so a function is defined before the code that calls it; a fragment already in the script is
 # not repeated. Files are read with importlib.resources (so an installed wheel works like a checkout) and
 # assembled once, here, at import: a missing include fails the import naming the file, not the first EVAL.
@@ -86,8 +86,8 @@ def _read(name: str, root: Traversable, included_by: str | None) -> str:
 
 
 def _shown(root: Traversable, name: str | None) -> str:
-    """A file's name as a reader finds it: under pool/lua/ for the packaged scripts, else under ``root``."""
-    return f"pool/lua/{name}" if root is LUA_ROOT else f"{root}/{name}"
+    """A file's name as a reader finds it: under pool/storage/lua/ for the packaged scripts, else under ``root``."""
+    return f"pool/storage/lua/{name}" if root is LUA_ROOT else f"{root}/{name}"
 
 
 ENQUEUE = assemble("enqueue.lua")
@@ -107,7 +107,7 @@ LOCK_RELEASE = assemble("lock_release.lua")
 WRITE_HEALTH = assemble("write_health.lua")
 WAIT = assemble("wait.lua")
 
-# Every script by its file name: what `python -m pool.scripts --dump` writes and the tests load.
+# Every script by its file name: what `python -m pool.storage.scripts --dump` writes and the tests load.
 SCRIPTS: dict[str, str] = {
     "enqueue.lua": ENQUEUE,
     "start.lua": START,
@@ -175,8 +175,10 @@ def dump(directory: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """``--dump DIR``: write the assembled scripts to DIR (``make luacheck`` calls this, with ``python -c`` as
-    ``python -m pool.scripts`` also works but has runpy warn that ``pool`` imported this module first)."""
-    parser = argparse.ArgumentParser(prog="python -m pool.scripts", description="The queue's Lua scripts, assembled.")
+    ``python -m pool.storage.scripts`` also works but has runpy warn that ``pool`` imported this module first)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pool.storage.scripts", description="The queue's Lua scripts, assembled."
+    )
     parser.add_argument("--dump", metavar="DIR", type=Path, required=True, help="write each script to DIR/<name>.lua")
     args = parser.parse_args(argv)
     try:

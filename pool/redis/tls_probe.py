@@ -16,10 +16,10 @@ import socket
 import ssl
 from typing import TYPE_CHECKING
 
-from .utils import caused_by
+from ..utils import caused_by
 
 if TYPE_CHECKING:
-    from .connections import RedisSettings
+    from .settings import RedisSettings
 
 
 def speaks_plain_resp(host: str, port: int, timeout: float) -> bool:

@@ -10,16 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .jobs import (
-    UNREADABLE,
-    DeserializationError,
-    JobResult,
-    JobStatus,
-    deserialize_result,
-    status_of_state,
-    unreadable_result,
-)
-from .queue import RedisQueue
+from ..storage.codecs import UNREADABLE, JobResult, deserialize_result, unreadable_result
+from ..storage.queue import RedisQueue
+from .jobs import DeserializationError, JobStatus, status_of_state
 
 
 async def queue_info(redis: Any, queue_name: str | None = None) -> dict[str, int]:

@@ -26,25 +26,19 @@ from uuid import uuid4
 
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
 
+from ..client.connections import DEFAULT_MAX_PAYLOAD_BYTES, EXPIRES_EXTRA_MS, AutoPipelinedRedis, PoolRedis, create_pool
+from ..redis.retries import retrying
+from ..redis.settings import RedisSettings
+from ..storage.eviction import EvictionPolicyError, judge_policy
+from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
+from ..storage.queue import Completion, Delivery, RedisQueue
+from ..storage.serializers import Deserializer, Serializer
+from ..utils import now_ms, run_on_best_loop, to_seconds
 from .batcher import CompletionBatcher
-from .connections import (
-    DEFAULT_MAX_PAYLOAD_BYTES,
-    EXPIRES_EXTRA_MS,
-    AutoPipelinedRedis,
-    PoolRedis,
-    RedisSettings,
-    create_pool,
-)
 from .cron import CronJob
-from .eviction import EvictionPolicyError, judge_policy
 from .execution import Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
 from .functions import Function, Retry, func
-from .keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
-from .queue import Completion, Delivery, RedisQueue
-from .retries import retrying
 from .scheduler import CronScheduler
-from .serializers import Deserializer, Serializer
-from .utils import now_ms, run_on_best_loop, to_seconds
 
 __all__ = ["Retry", "Worker", "check_health", "create_worker", "func", "run_worker"]
 
@@ -172,7 +166,8 @@ class Worker:
         self.timezone = timezone
         self.heartbeat_interval_s = heartbeat_interval
         self.auto_pipeline = auto_pipeline
-        self.allow_eviction = allow_eviction  # run on a Redis whose maxmemory-policy may evict (pool/eviction.py)
+        # run on a Redis whose maxmemory-policy may evict (pool/storage/eviction.py)
+        self.allow_eviction = allow_eviction
         # False under the supervisor: its parent leads cron; this worker only runs the cron jobs' functions
         self.schedule_cron = schedule_cron and bool(self.cron_jobs)
         self._cron: CronScheduler | None = None
@@ -276,7 +271,7 @@ class Worker:
         self._queue = RedisQueue(self._pool, self.queue_name)
         self._batcher = CompletionBatcher(self._queue, self.worker_id)
         await retrying(self._queue.ensure_group, "creating the consumer groups")  # Redis may be busy or loading
-        # Jobs' commands of one loop turn go out as one pipeline (pool/autopipeline.py); the worker's own
+        # Jobs' commands of one loop turn go out as one pipeline (pool/redis/autopipeline.py); the worker's own
         # commands are batched by hand and keep the plain client.
         self.ctx["redis"] = self._pool.auto_pipelined() if self.auto_pipeline else self._pool
         self.runner.refresh_logging()
@@ -293,7 +288,7 @@ class Worker:
             await self.on_startup(self.ctx)
 
     async def _check_eviction_policy(self) -> None:
-        """Refuse a Redis that may evict the queue's keys (see pool/eviction.py): one line, exit 1."""
+        """Refuse a Redis that may evict the queue's keys (see pool/storage/eviction.py): one line, exit 1."""
         policy = await RedisQueue(self.pool, self.queue_name).eviction_policy()
         try:
             judge_policy(policy, self.redis_settings.describe(), self.allow_eviction)

@@ -1,0 +1,70 @@
+"""What every command shares: its two kinds of error, and how it finds the settings class and the Redis.
+
+Apart from commands.py so that the command modules (queue.py, the supervisor's) import it without importing
+commands.py, which imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from ..redis.settings import RedisSettings
+from ..storage.keys import DEFAULT_QUEUE_NAME
+from ..utils import import_string, redact_url
+
+REDIS_URL_ENV = "POOL_REDIS_URL"
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit code 2."""
+
+
+class Failure(Exception):
+    """Something the user must fix or retry: exit code 1."""
+
+
+def prepare_settings_import(path: str) -> None:
+    """Refuse a path that names no module (a usage error), and make the current directory importable (as arq
+    does): what every command does before it imports a settings class, itself or in the supervisor."""
+    if "." not in path.replace(":", "."):
+        raise UsageError(f"settings must be a dotted path like 'app.WorkerSettings', got {path!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def load_settings(path: str) -> Any:
+    """Import the settings class, with the current directory importable."""
+    prepare_settings_import(path)
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise Failure(f"cannot import settings {path!r}: {exc}") from None
+    except Exception as exc:  # the app module itself raised while importing
+        raise Failure(f"importing settings {path!r} failed: {type(exc).__name__}: {exc}") from None
+
+
+def redis_url(url_arg: str | None) -> str | None:
+    """The Redis URL given: --redis, else $POOL_REDIS_URL."""
+    return url_arg or os.environ.get(REDIS_URL_ENV) or None
+
+
+def redis_settings_override(url_arg: str | None) -> RedisSettings | None:
+    url = redis_url(url_arg)
+    if not url:
+        return None
+    try:
+        return RedisSettings.from_dsn(url)
+    except ValueError as exc:  # from_dsn's messages never quote the URL; the URL is shown redacted
+        raise UsageError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
+
+
+def redis_target(args: argparse.Namespace) -> tuple[RedisSettings, str]:
+    """The Redis and the queue a command acts on: --redis (or $POOL_REDIS_URL) over the settings' Redis."""
+    from ..worker.main import get_kwargs
+
+    kwargs = get_kwargs(load_settings(args.settings))
+    settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
+    return settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME

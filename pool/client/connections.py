@@ -1,0 +1,578 @@
+"""Connecting to Redis: ``RedisSettings``, ``create_pool`` and the client with ``enqueue_job``.
+
+``PoolRedis`` (also exported as ``ArqRedis`` for code migrating from arq) is a ``redis.asyncio.Redis`` with
+the producer side of the queue on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.connection import (
+    BlockingConnectionPool,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
+
+from ..redis.autopipeline import AutoPipeline, must_bypass
+from ..redis.fastpath import FastPath, ScriptCall
+from ..redis.retries import transient
+from ..redis.settings import RedisSettings, ssl_options
+from ..redis.tls_probe import permanent_problem, tls_mismatch
+from ..storage.codecs import JobDef, JobResult, check_job_size, deserialize_job, deserialize_result, serialize_job
+from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
+from ..storage.queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for, scripts_for
+from ..storage.serializers import Deserializer, Serializer
+from ..utils import caused_by, datetime_to_ms, ms_to_datetime, now_ms, to_ms
+from . import inspection
+from .jobs import Job, JobStatus
+
+logger = logging.getLogger("pool.connections")
+
+DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024  # a job or result larger than this is refused (None: no limit)
+EXPIRES_EXTRA_MS = 86_400_000  # a job not started within a day (beyond its deferral) expires, as in arq
+
+# redis-py's asyncio pool raises "Too many connections" once exhausted (100 by default in redis-py 8); a worker
+# whose 100 jobs all use ctx['redis'] must wait for a connection instead, so pools are blocking and bounded.
+DEFAULT_MAX_CONNECTIONS = 500
+# Jobs per ENQUEUE call of enqueue_many: small enough that Redis starts on the first batch while the client
+# packs the next, large enough that each call's fixed cost is spread thin.
+BULK_BATCH = 200
+# ... and at most this many bytes per call: a call carries its jobs in ONE argument, which Redis refuses past
+# proto-max-bulk-len (512 MB by default, 1 MB at the least). Half the least limit leaves room for the records'
+# other fields; a call this large costs far more to send than its fixed cost, so nothing is lost by cutting here.
+# A job larger than this goes alone (a job is at most max_payload_bytes).
+BULK_BATCH_BYTES = 512 * 1024
+
+
+class PoolRedis(Redis):
+    """A Redis client that also enqueues and inspects jobs."""
+
+    def __init__(
+        self,
+        *args: Any,
+        job_serializer: Serializer | None = None,
+        job_deserializer: Deserializer | None = None,
+        default_queue_name: str = DEFAULT_QUEUE_NAME,
+        expires_extra_ms: int = EXPIRES_EXTRA_MS,
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        self.max_payload_bytes = max_payload_bytes
+        self.job_serializer = job_serializer
+        self.job_deserializer = job_deserializer
+        self.default_queue_name = default_queue_name
+        self.expires_extra_ms = expires_extra_ms
+        super().__init__(*args, **kwargs)
+        # the queue's scripts skip redis-py's generic command path (pool/redis/fastpath.py); a sentinel pool
+        # resolves its master per connection, so it keeps the standard path
+        self.fast_path = (
+            None if isinstance(self.connection_pool, SentinelConnectionPool) else FastPath(self.connection_pool)
+        )
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self.fast_path is not None:
+            await self.fast_path.close()
+        await super().aclose(close_connection_pool)
+
+    async def run_script(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any]:
+        """The replies of (keys, args) calls of one script, in order: on the fast path when it can take
+        them, else one by one on the standard path. ``calls`` may be a generator: the fast path sends each call as
+        it is made, so Redis runs the first while the next is built. The queue's scripts are all safe to send
+        twice, which a fall-back after a connection error does with the very calls already made."""
+        calls = iter(calls)
+        made: list[ScriptCall] = []
+        if self.fast_path is not None:
+            replies = await self.fast_path.run_scripts(script, _kept(calls, made))
+            if replies is not None:
+                return replies
+        return [await script(keys=keys, args=args) for keys, args in itertools.chain(made, calls)]
+
+    def auto_pipelined(self) -> PoolRedis:
+        """A client on the same connection pool whose commands, issued by concurrent tasks in one event-loop
+        turn, go out as one pipeline (see pool/redis/autopipeline.py). The worker gives this to jobs as
+        ``ctx['redis']``. Closing it leaves the shared pool open."""
+        return AutoPipelinedRedis(
+            connection_pool=self.connection_pool,
+            job_serializer=self.job_serializer,
+            job_deserializer=self.job_deserializer,
+            default_queue_name=self.default_queue_name,
+            expires_extra_ms=self.expires_extra_ms,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+
+    def _queue(self, queue_name: str | None) -> RedisQueue:
+        return queue_for(self, queue_name or self.default_queue_name)
+
+    async def enqueue_job(
+        self,
+        function: str | Any,
+        *args: Any,
+        _job_id: str | None = None,
+        _queue_name: str | None = None,
+        _defer_until: datetime | None = None,
+        _defer_by: float | timedelta | None = None,
+        _expires: float | timedelta | None = None,
+        _job_try: int | None = None,
+        _ttl: float | timedelta | None = None,
+        _depends_on: DependsOn = None,
+        _allow_dependency_failure: bool = False,
+        _on_success: str | Any | None = None,
+        _on_failure: str | Any | None = None,
+        _priority: int = 0,
+        _at_front: bool = False,
+        **kwargs: Any,
+    ) -> Job | None:
+        """Enqueue ``function`` (a registered name, or the function itself); None if ``_job_id`` is taken.
+
+        Uniqueness is decided inside one Lua script, so concurrent enqueues of one id yield exactly one job.
+        Beyond arq: ``_ttl`` (= ``_expires``), ``_depends_on`` (jobs or ids that must complete first; if one
+        fails for good this job fails too, unless ``_allow_dependency_failure``), ``_on_success`` /
+        ``_on_failure`` (functions enqueued with ``(job_id, result)`` / ``(job_id, "Type: message")``),
+        ``_priority`` (0-3, higher runs first; see docs/features.md for the anti-starvation policy) and
+        ``_at_front`` (the same as the top priority, 3).
+        """
+        spec = self.prepare(
+            function,
+            *args,
+            _job_id=_job_id,
+            _queue_name=_queue_name,
+            _defer_until=_defer_until,
+            _defer_by=_defer_by,
+            _expires=_expires if _expires is not None else _ttl,
+            _job_try=_job_try,
+            _depends_on=_depends_on,
+            _allow_dependency_failure=_allow_dependency_failure,
+            _on_success=_on_success,
+            _on_failure=_on_failure,
+            _priority=_priority,
+            _at_front=_at_front,
+            **kwargs,
+        )
+        queue = self._queue(spec.queue_name)
+        ((enqueued,),) = await self.run_script(queue.scripts.enqueue, [enqueue_args(queue.keys, [spec.record(queue)])])
+        if not enqueued:
+            return None
+        return Job(spec.job_id, self, _queue_name=queue.name, _deserializer=self.job_deserializer)
+
+    def prepare(
+        self,
+        function: str | Any,
+        *args: Any,
+        _job_id: str | None = None,
+        _queue_name: str | None = None,
+        _defer_until: datetime | None = None,
+        _defer_by: float | timedelta | None = None,
+        _expires: float | timedelta | None = None,
+        _job_try: int | None = None,
+        _depends_on: DependsOn = None,
+        _allow_dependency_failure: bool = False,
+        _on_success: str | Any | None = None,
+        _on_failure: str | Any | None = None,
+        _priority: int = 0,
+        _at_front: bool = False,
+        **kwargs: Any,
+    ) -> JobSpec:
+        """Validate and encode a job without sending it: for ``enqueue_many``. Errors (bad arguments, values
+        the serializer can't encode) are raised here, in the caller."""
+        name = _function_name(function)
+        queue_name = _queue_name or self.default_queue_name
+        job_id = _job_id or new_job_id()
+        if _defer_until is not None and _defer_by is not None:
+            raise ValueError("use either _defer_until or _defer_by, not both")
+        if _priority not in PRIORITIES or isinstance(_priority, bool):
+            raise ValueError(f"_priority must be one of {', '.join(map(str, PRIORITIES))}, got {_priority!r}")
+        enqueue_ms = now_ms()
+        relative = _defer_by is not None
+        if _defer_until is not None:
+            score = datetime_to_ms(_defer_until)
+        elif _defer_by is not None:
+            defer_ms = to_ms(_defer_by) or 0
+            if defer_ms < 0:
+                raise ValueError(f"_defer_by must not be negative, got {_defer_by!r}")
+            score = enqueue_ms + defer_ms
+        else:
+            score = enqueue_ms
+        expires_ms = to_ms(_expires)
+        if expires_ms is not None and expires_ms < 0:
+            raise ValueError(f"_expires must not be negative, got {_expires!r}")
+        if expires_ms is None:
+            expires_ms = max(score - enqueue_ms, 0) + self.expires_extra_ms
+        options: dict[str, Any] = {}
+        if _on_success is not None:
+            options["os"] = _function_name(_on_success)
+        if _on_failure is not None:
+            options["of"] = _function_name(_on_failure)
+        if _allow_dependency_failure:
+            options["da"] = True
+        payload = serialize_job(name, args, kwargs, enqueue_ms, self.job_serializer, options)
+        check_job_size(payload, self.max_payload_bytes, name)
+        return JobSpec(
+            job_id=job_id,
+            queue_name=queue_name,
+            payload=payload,
+            score_ms=score,
+            now_ms=enqueue_ms,
+            relative=relative,
+            expires_ms=expires_ms,
+            attempts_before=max((_job_try or 1) - 1, 0),
+            depends_on=_dependency_ids(_depends_on),
+            function=name,
+            priority=TOP_PRIORITY if _at_front else _priority,
+        )
+
+    async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Job | None]:
+        """Enqueue prepared jobs, a script call per ``BULK_BATCH`` (all in one round trip); each id's uniqueness is
+        honoured on its own, atomically per job.
+        Returns a Job for each enqueued spec, None where the id was taken."""
+        specs = list(specs)
+        if not specs:
+            return []
+        # each batch is written as soon as it is packed, before the first reply is read: one round trip in
+        # all, and Redis runs a batch while the next one is packed
+        calls = self._enqueue_calls(specs)
+        replies = [ok for batch in await self.run_script(scripts_for(self).enqueue, calls) for ok in batch]
+        return [
+            Job(spec.job_id, self, _queue_name=spec.queue_name, _deserializer=self.job_deserializer) if ok else None
+            for spec, ok in zip(specs, replies, strict=True)
+        ]
+
+    def _enqueue_calls(self, specs: list[JobSpec]) -> Iterator[ScriptCall]:
+        """One ENQUEUE call per batch, made only when it is about to be sent. (Each record has its own nonce:
+        with one per call, a second spec with the same id in that call would pass for a replay of the first.)"""
+        for queue_name, batch in _batches_by_queue(specs, BULK_BATCH, BULK_BATCH_BYTES):
+            queue = self._queue(queue_name)
+            yield enqueue_args(queue.keys, [spec.record(queue) for spec in batch])
+
+    async def all_job_results(self, queue_name: str | None = None) -> list[JobResult]:
+        """Every kept result of the queue, oldest enqueue first."""
+        queue = self._queue(queue_name)
+        job_ids = await queue.result_job_ids()
+        results = []
+        for job_id in job_ids:
+            payload = await queue.result_payload(job_id)
+            if payload is not None:
+                results.append(deserialize_result(payload, self.job_deserializer))
+        return sorted(results, key=lambda r: r.enqueue_time)
+
+    async def queued_jobs(self, *, queue_name: str | None = None) -> list[JobDef]:
+        """Jobs waiting to run: ready ones in queue order, then deferred ones by due time."""
+        queue = self._queue(queue_name)
+        job_ids = await queue.job_ids_in_stream() + [job_id for job_id, _ in await queue.deferred_ids()]
+        defs = []
+        for job_id in job_ids:
+            payload, attempts, state, score = await queue.job_fields(job_id)
+            if payload is None or state == "r":
+                continue
+            data = deserialize_job(payload, self.job_deserializer)
+            defs.append(
+                JobDef(
+                    function=data["f"],
+                    args=tuple(data["a"]),
+                    kwargs=data["k"],
+                    job_try=attempts,
+                    enqueue_time=ms_to_datetime(data["et"]),
+                    score=score,
+                    job_id=job_id,
+                )
+            )
+        return defs
+
+    # --- queue inspection and the failed-job registry (see inspection.py) ---------------------------------------
+
+    async def queue_info(self, queue_name: str | None = None) -> dict[str, int]:
+        return await inspection.queue_info(self, queue_name)
+
+    async def job_statuses(self, queue_name: str | None = None) -> list[tuple[str, JobStatus]]:
+        return await inspection.job_statuses(self, queue_name)
+
+    async def empty_queue(self, queue_name: str | None = None) -> int:
+        return await inspection.empty_queue(self, queue_name)
+
+    async def delete_queue(self, queue_name: str | None = None) -> int:
+        return await inspection.delete_queue(self, queue_name)
+
+    async def failed_jobs(self, queue_name: str | None = None) -> list[JobResult]:
+        return await inspection.failed_jobs(self, queue_name)
+
+    async def requeue_failed(self, job_id: str, queue_name: str | None = None) -> bool:
+        return await inspection.requeue_failed(self, job_id, queue_name)
+
+    async def purge_failed(self, queue_name: str | None = None) -> int:
+        return await inspection.purge_failed(self, queue_name)
+
+    def __repr__(self) -> str:
+        return f"<PoolRedis {self.connection_pool!r}>"
+
+
+ArqRedis = PoolRedis
+
+DependsOn = Job | str | Sequence[Job | str] | None
+
+
+class AutoPipelinedRedis(PoolRedis):
+    """``PoolRedis.auto_pipelined()``: commands of one event-loop turn go out as one pipeline."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.auto_pipeline = AutoPipeline(self)
+
+    async def run_script(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any]:
+        """Through the auto-pipeline, like every other command: the calls (and concurrent jobs' enqueues) are
+        issued in one loop turn and go out together."""
+        return list(await asyncio.gather(*(script(keys=keys, args=args) for keys, args in calls)))
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if must_bypass(args):
+            return await super().execute_command(*args, **options)
+        return await self.auto_pipeline.submit(args, options)
+
+
+# A record's fixed-size fields packed (5 numbers as text, the nonce, the cron fence key's prefix, ~60 bytes) and
+# msgpack's headers (at most 5 bytes a field), rounded up.
+RECORD_OVERHEAD = 256
+
+
+@dataclass(slots=True)
+class JobSpec:
+    """A job encoded and ready to send (``PoolRedis.prepare``), for ``enqueue_many``."""
+
+    job_id: str
+    queue_name: str
+    payload: bytes
+    score_ms: int
+    now_ms: int
+    expires_ms: int
+    attempts_before: int
+    depends_on: tuple[str, ...] = ()
+    function: str = ""
+    priority: int = 0
+    relative: bool = False  # score_ms is now_ms + a delay (_defer_by), not an instant (_defer_until)
+
+    def packed_size(self) -> int:
+        """An upper bound of this job's record in ENQUEUE's argument: its variable parts, plus the fixed-size
+        fields (numbers as text, the nonce) and msgpack's headers, bounded by RECORD_OVERHEAD."""
+        texts = (self.job_id, self.function, *self.depends_on)
+        return len(self.payload) + sum(len(text.encode()) + 5 for text in texts) + RECORD_OVERHEAD
+
+    def record(self, queue: RedisQueue) -> tuple[Any, ...]:
+        return job_record(
+            queue.keys,
+            self.job_id,
+            self.payload,
+            score_ms=self.score_ms,
+            now_ms=self.now_ms,
+            expires_ms=self.expires_ms,
+            attempts_before=self.attempts_before,
+            depends_on=self.depends_on,
+            function=self.function,
+            priority=self.priority,
+            relative=self.relative,
+        )
+
+
+def _kept(calls: Iterator[ScriptCall], made: list[ScriptCall]) -> Iterator[ScriptCall]:
+    """``calls``, each one also kept in ``made`` (so a fall-back can replay exactly what was sent)."""
+    for call in calls:
+        made.append(call)
+        yield call
+
+
+def _batches_by_queue(specs: list[JobSpec], size: int, max_bytes: int) -> Iterator[tuple[str, list[JobSpec]]]:
+    """Consecutive runs of one queue, at most ``size`` jobs and (but for a single larger job) ``max_bytes`` of
+    records long: one script call each, keeping order."""
+    batch: list[JobSpec] = []
+    batch_bytes = 0
+    for spec in specs:
+        spec_bytes = spec.packed_size()
+        if batch and (
+            spec.queue_name != batch[0].queue_name or len(batch) == size or batch_bytes + spec_bytes > max_bytes
+        ):
+            yield batch[0].queue_name, batch
+            batch, batch_bytes = [], 0
+        batch.append(spec)
+        batch_bytes += spec_bytes
+    if batch:
+        yield batch[0].queue_name, batch
+
+
+def _dependency_ids(depends_on: DependsOn) -> tuple[str, ...]:
+    if depends_on is None:
+        return ()
+    items = [depends_on] if isinstance(depends_on, (Job, str)) else list(depends_on)
+    return tuple(item.job_id if isinstance(item, Job) else str(item) for item in items)
+
+
+def _function_name(function: Any) -> str:
+    if isinstance(function, str):
+        return function
+    name = getattr(function, "name", None)  # a pool Function (from func())
+    if isinstance(name, str):
+        return name
+    qualname = getattr(function, "__qualname__", None)
+    if isinstance(qualname, str):
+        return cast(str, getattr(function, "__name__", qualname))
+    raise TypeError(f"cannot enqueue {function!r}: pass a function name or a function")
+
+
+def _blocking_pool(settings: RedisSettings, common: dict[str, Any]) -> BlockingConnectionPool:
+    """A bounded pool whose callers wait for a free connection rather than fail."""
+    kwargs = {k: v for k, v in common.items() if k != "max_connections"}
+    kwargs["max_connections"] = settings.max_connections or DEFAULT_MAX_CONNECTIONS
+    kwargs["timeout"] = None
+    if settings.unix_socket_path:
+        return BlockingConnectionPool(
+            connection_class=UnixDomainSocketConnection, path=settings.unix_socket_path, db=settings.database, **kwargs
+        )
+    if isinstance(settings.host, list):
+        raise ValueError("a list of hosts needs sentinel=True")
+    connection_class = SSLConnection if settings.ssl else Connection
+    return BlockingConnectionPool(
+        connection_class=connection_class,
+        host=settings.host,
+        port=settings.port,
+        db=settings.database,
+        **ssl_options(settings),
+        **kwargs,
+    )
+
+
+async def create_pool(
+    settings_: RedisSettings | None = None,
+    *,
+    retry: int = 0,
+    job_serializer: Serializer | None = None,
+    job_deserializer: Deserializer | None = None,
+    default_queue_name: str = DEFAULT_QUEUE_NAME,
+    expires_extra_ms: int = EXPIRES_EXTRA_MS,
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> PoolRedis:
+    """Connect (retrying ``conn_retries`` times, ``conn_retry_delay`` apart) and return a ``PoolRedis``.
+
+    Authentication failures are not retried: a wrong password does not become right by waiting.
+    """
+    settings = settings_ or RedisSettings()
+    extra: dict[str, Any] = {
+        "job_serializer": job_serializer,
+        "job_deserializer": job_deserializer,
+        "default_queue_name": default_queue_name,
+        "expires_extra_ms": expires_extra_ms,
+        "max_payload_bytes": max_payload_bytes,
+    }
+    common: dict[str, Any] = {
+        "username": settings.username,
+        "password": settings.password,
+        "socket_connect_timeout": settings.conn_timeout,
+        "max_connections": settings.max_connections,
+    }
+    # only what the user set: redis-py deprecates passing its defaults explicitly
+    if settings.retry_on_timeout:
+        common["retry_on_timeout"] = True
+    if settings.retry_on_error is not None:
+        common["retry_on_error"] = settings.retry_on_error
+    # A pool built here does not get the client's default retry: a connection made stale by a Redis restart
+    # would fail its next command. Retry connection errors a few times, quickly.
+    common["retry"] = settings.retry or Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
+    if settings.sentinel:
+        addresses = settings.host if isinstance(settings.host, list) else [(settings.host, settings.port)]
+        sentinel = Sentinel(addresses, **{k: v for k, v in common.items() if k != "max_connections"})
+        max_connections = settings.max_connections or DEFAULT_MAX_CONNECTIONS
+        pool = cast(
+            PoolRedis,
+            sentinel.master_for(
+                settings.sentinel_master, redis_class=PoolRedis, max_connections=max_connections, **extra
+            ),
+        )
+    else:
+        pool = PoolRedis(connection_pool=_blocking_pool(settings, common), **extra)
+        pool.auto_close_connection_pool = True
+    try:
+        await _first_ping(pool, settings)
+    except TLSMismatch:
+        await pool.aclose()
+        raise
+    except AuthenticationError as exc:
+        await pool.aclose()
+        raise ConnectionError(f"Redis at {settings.describe()} refused authentication: {exc}") from None
+    except ResponseError as exc:
+        await pool.aclose()
+        raise ConnectionError(f"Redis at {settings.describe()} refused the connection: {exc}") from None
+    except (TimeoutError, RedisError, OSError) as exc:
+        await pool.aclose()
+        if _caused_by_auth(exc):  # redis-py wraps auth errors on unix sockets in a ConnectionError
+            raise ConnectionError(f"Redis at {settings.describe()} refused authentication: {exc}") from None
+        if retry == 0 and (problem := await asyncio.to_thread(permanent_problem, settings, exc, settings.conn_timeout)):
+            raise ConnectionError(f"cannot connect to Redis at {settings.describe()}: {problem}") from None
+        if retry < settings.conn_retries:
+            logger.warning(
+                "redis connection error %s %s: %s, %d retries remaining...",
+                settings.describe(),
+                exc.__class__.__name__,
+                exc,
+                settings.conn_retries - retry,
+            )
+            await asyncio.sleep(settings.conn_retry_delay)
+            return await create_pool(
+                settings,
+                retry=retry + 1,
+                job_serializer=job_serializer,
+                job_deserializer=job_deserializer,
+                default_queue_name=default_queue_name,
+                expires_extra_ms=expires_extra_ms,
+                max_payload_bytes=max_payload_bytes,
+            )
+        raise ConnectionError(f"cannot connect to Redis at {settings.describe()}: {exc}") from None
+    if retry > 0:
+        logger.info("redis connection successful")
+    return pool
+
+
+async def _first_ping(pool: PoolRedis, settings: RedisSettings) -> None:
+    """``_ping``; a reply saying Redis cannot answer for now (BUSY while another client's script runs, and the
+    like: ``transient``) is raised as a ConnectionError, so ``create_pool`` retries it like a refused connection
+    rather than give up at once (a worker starting just then would fail to boot)."""
+    try:
+        await _ping(pool, settings)
+    except ResponseError as exc:
+        if transient(exc):
+            raise ConnectionError(str(exc)) from exc
+        raise
+
+
+async def _ping(pool: PoolRedis, settings: RedisSettings) -> None:
+    """PING; a TLS handshake still pending after ``conn_timeout`` is checked for a plain-text server at once,
+    rather than after redis-py's retries have each timed out."""
+    if not settings.ssl:
+        await pool.ping()
+        return
+    ping = asyncio.ensure_future(pool.ping())
+    done, _ = await asyncio.wait({ping}, timeout=settings.conn_timeout)
+    if not done and (mismatch := await asyncio.to_thread(tls_mismatch, settings, settings.conn_timeout)):
+        ping.cancel()
+        await asyncio.wait({ping}, timeout=1)
+        raise TLSMismatch(f"cannot connect to Redis at {settings.describe()}: {mismatch}")
+    await ping
+
+
+class TLSMismatch(ConnectionError):
+    """The URL's scheme and the server disagree about TLS: retrying cannot help."""
+
+
+def _caused_by_auth(exc: BaseException) -> bool:
+    return caused_by(exc, lambda error: isinstance(error, AuthenticationError))
+
+
+__all__: Sequence[str] = ["ArqRedis", "PoolRedis", "RedisSettings", "create_pool"]

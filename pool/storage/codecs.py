@@ -1,0 +1,184 @@
+"""The payload codecs: a job's definition and its result as stored in Redis, encoded and decoded.
+
+Payload shapes (serialized with the queue's serializer, msgpack by default), kept close to arq's:
+job    ``{"f": function, "a": args, "k": kwargs, "et": enqueue_ms}``, and when set: "os"/"of" (on_success /
+       on_failure callback names), "da" (run even if a dependency failed)
+result ``{"f", "a", "k", "et", "t": attempts, "s": success, "r": result or exception, "st": start_ms,
+         "ft": finish_ms, "q": queue_name, "id": job_id, "tb": traceback of a failure}``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..utils import ms_to_datetime
+from .keys import DEFAULT_QUEUE_NAME
+from .serializers import (
+    DeserializationError,
+    Deserializer,
+    SerializationError,
+    Serializer,
+    msgpack_deserializer,
+    msgpack_serializer,
+)
+
+
+@dataclass
+class JobDef:
+    function: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    job_try: int
+    enqueue_time: datetime
+    score: int | None
+    job_id: str | None = None
+
+
+@dataclass
+class JobResult(JobDef):
+    success: bool = False
+    result: Any = None
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    queue_name: str = DEFAULT_QUEUE_NAME
+    traceback: str | None = None  # of a failure, for the failed-job registry
+
+
+def serialize_job(
+    function: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    enqueue_ms: int,
+    serializer: Serializer | None,
+    options: dict[str, Any] | None = None,
+) -> bytes:
+    data = {"f": function, "a": list(args), "k": kwargs, "et": enqueue_ms}
+    if options:
+        data.update(options)
+    try:
+        return (serializer or msgpack_serializer)(data)
+    except Exception as exc:
+        raise SerializationError(f"unable to serialize job {function!r}: {exc}") from exc
+
+
+def deserialize_job(payload: bytes, deserializer: Deserializer | None) -> dict[str, Any]:
+    """Decode and check the shape of a job payload; DeserializationError says what is wrong."""
+    try:
+        data = (deserializer or msgpack_deserializer)(payload)
+    except Exception as exc:
+        raise DeserializationError(f"unable to deserialize job: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("f"), str):
+        raise DeserializationError("unable to deserialize job: payload is not a job definition")
+    args, kwargs = data.get("a", []), data.get("k", {})
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+        raise DeserializationError("unable to deserialize job: args must be a list and kwargs a map")
+    if kwargs and not all(isinstance(key, str) for key in kwargs):
+        raise DeserializationError("unable to deserialize job: kwargs keys must be strings")
+    enqueue_ms = data.get("et")
+    if not isinstance(enqueue_ms, int) or not 0 <= enqueue_ms < _MAX_MS:
+        raise DeserializationError(f"unable to deserialize job: bad enqueue time {enqueue_ms!r}")
+    return data
+
+
+_MAX_MS = 253_402_300_799_000  # 9999-12-31: the last time a datetime can hold
+
+
+class PayloadTooLarge(SerializationError):
+    """A job or result over ``max_payload_bytes``: refused before anything is sent."""
+
+
+def check_job_size(payload: bytes, limit: int | None, function: str) -> bytes:
+    if limit is not None and len(payload) > limit:
+        raise PayloadTooLarge(
+            f"job {function!r} is {len(payload)} bytes serialized, over the limit of {limit} bytes "
+            "(create_pool(max_payload_bytes=...) / Worker(max_payload_bytes=...))"
+        )
+    return payload
+
+
+def serialize_result(
+    *,
+    function: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    attempts: int,
+    enqueue_ms: int,
+    success: bool,
+    result: Any,
+    start_ms: int,
+    finish_ms: int,
+    queue_name: str,
+    job_id: str,
+    serializer: Serializer | None,
+    traceback: str | None = None,
+) -> bytes:
+    """Encode a result; if the job's return value (or exception) can't be encoded, encode that failure."""
+    data = {
+        "f": function,
+        "a": list(args),
+        "k": kwargs,
+        "t": attempts,
+        "et": enqueue_ms,
+        "s": success,
+        "r": result,
+        "st": start_ms,
+        "ft": finish_ms,
+        "q": queue_name,
+        "id": job_id,
+    }
+    if traceback:
+        data["tb"] = traceback
+    encode = serializer or msgpack_serializer
+    try:
+        return encode(data)
+    except Exception as exc:
+        what = "result" if success else "exception"
+        data.update(s=False, r=SerializationError(f"unable to serialize {what}: {exc}"))
+        try:
+            return encode(data)
+        except Exception:  # args are unencodable too (a custom serializer): keep what surely encodes
+            data.update(a=[], k={})
+            return encode(data)
+
+
+def deserialize_result(payload: bytes, deserializer: Deserializer | None) -> JobResult:
+    try:
+        data = (deserializer or msgpack_deserializer)(payload)
+    except Exception as exc:
+        raise DeserializationError(f"unable to deserialize job result: {exc}") from exc
+    return JobResult(
+        function=data["f"],
+        args=tuple(data["a"]),
+        kwargs=data["k"],
+        job_try=data["t"],
+        enqueue_time=ms_to_datetime(data["et"]),
+        score=None,
+        success=data["s"],
+        result=data["r"],
+        start_time=ms_to_datetime(data["st"]),
+        finish_time=ms_to_datetime(data["ft"]),
+        queue_name=data["q"],
+        job_id=data.get("id"),
+        traceback=data.get("tb"),
+    )
+
+
+UNREADABLE = "?"  # the function name of a result that could not be decoded (``unreadable_result``)
+
+
+def unreadable_result(job_id: str, error: DeserializationError) -> JobResult:
+    """Stands in for a stored result that cannot be decoded (written by something else than pool, or nested too
+    deep), so that listing many records shows this one with the reason rather than fail on it."""
+    return JobResult(
+        function=UNREADABLE,
+        args=(),
+        kwargs={},
+        job_try=0,
+        enqueue_time=ms_to_datetime(0),
+        score=None,
+        success=False,
+        result=error,
+        job_id=job_id,
+    )

@@ -4,18 +4,22 @@
 - ``redis_url``             that server's URL, FLUSHALLed before each test.
 - ``redis_server_factory``  start extra private servers (to kill, restart, or with a password);
                             each is stopped and its directory removed at teardown.
-- ``redis``                 a ``PoolRedis`` client (``create_pool``) of ``redis_url``.
+- ``redis``, ``pool``        a ``PoolRedis`` client (``create_pool``) of ``redis_url`` (two names, one fixture).
+- ``spawn_worker``          ``spawn_worker(*extra, settings=...)`` runs ``pool worker`` as a process (killed at
+                            teardown): a ``tests.worker_utils.WorkerProcess``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pool import PoolRedis, RedisSettings, create_pool
 from tests.redis_server import RedisServer
+from tests.worker_utils import WorkerProcess
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +60,24 @@ async def redis(redis_url: str) -> AsyncIterator[PoolRedis]:
     pool = await create_pool(RedisSettings.from_dsn(redis_url))
     yield pool
     await pool.aclose()
+
+
+@pytest.fixture
+def pool(redis: PoolRedis) -> PoolRedis:
+    return redis
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., WorkerProcess]]:
+    workers: list[WorkerProcess] = []
+
+    def start(*extra: str, settings: str) -> WorkerProcess:
+        worker = WorkerProcess(redis_url, tmp_path / f"worker-{len(workers)}.log", *extra, settings=settings)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        if worker.popen.poll() is None:
+            worker.popen.kill()
+        worker.popen.wait(10)

@@ -8,84 +8,26 @@ job_timeout=60, max_tries=2); jobs count their runs with INCR so double executio
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pool import PoolRedis, RedisSettings, create_pool
+from pool import PoolRedis
 from pool.jobs import JobStatus
 from pool.storage.keys import CONSUMER_GROUP, QueueKeys
 from pool.storage.serializers import JobExecutionFailed
 from tests.helpers import wait_for
 from tests.job_functions import count_run
-from tests.redis_server import _die_with_parent
-from tests.worker_utils import running_worker
+from tests.worker_utils import WorkerProcess, running_worker
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = "tests.apps.crashy.WorkerSettings"
 HEARTBEAT_S = 0.2  # tests/apps/crashy.py
 JOB_TIMEOUT_S = 60  # tests/apps/crashy.py
 DRAINING_SETTINGS = "tests.apps.crashy.DrainingSettings"
-
-
-class WorkerProcess:
-    """``pool worker SETTINGS --redis URL [extra]`` in the background, its output in a log file."""
-
-    def __init__(self, redis_url: str, log_path: Path, *extra: str, settings: str = SETTINGS) -> None:
-        self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if k != "POOL_REDIS_URL"}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
-        with open(log_path, "wb") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "pool", "worker", settings, "--redis", redis_url, *extra],
-                cwd=log_path.parent,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-
-    def exited(self) -> bool:
-        return self.popen.poll() is not None
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def wait_exit(self, timeout: float) -> int:
-        await wait_for(self.exited, timeout=timeout, message=f"worker {self.popen.pid} exited")
-        code = self.popen.poll()
-        assert code is not None
-        return code
-
-
-@pytest.fixture
-def spawn_worker(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., WorkerProcess]]:
-    workers: list[WorkerProcess] = []
-
-    def start(*extra: str, settings: str = SETTINGS) -> WorkerProcess:
-        worker = WorkerProcess(redis_url, tmp_path / f"worker-{len(workers)}.log", *extra, settings=settings)
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        if worker.popen.poll() is None:
-            worker.popen.kill()
-        worker.popen.wait(10)
-
-
-@pytest.fixture
-async def pool(redis_url: str) -> AsyncIterator[PoolRedis]:
-    client = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield client
-    await client.aclose()
 
 
 async def runs(pool: PoolRedis, job_id: str) -> int:
@@ -95,7 +37,7 @@ async def runs(pool: PoolRedis, job_id: str) -> int:
 async def test_killed_worker_job_runs_again_soon(pool: PoolRedis, spawn_worker: Callable[..., WorkerProcess]) -> None:
     job = await pool.enqueue_job("long_job", _job_id="long-1")
     assert job is not None
-    first = spawn_worker()
+    first = spawn_worker(settings=SETTINGS)
     await wait_for(lambda: first.exited() or pool.get("started:long-1"), timeout=10, message="the job started")
     assert not first.exited(), first.output()
     assert await job.status() == JobStatus.in_progress
@@ -104,7 +46,7 @@ async def test_killed_worker_job_runs_again_soon(pool: PoolRedis, spawn_worker: 
     assert await first.wait_exit(5) == -signal.SIGKILL
     killed_at = time.monotonic()
 
-    second = spawn_worker("--burst")
+    second = spawn_worker("--burst", settings=SETTINGS)
     result = await job.result(timeout=5)  # far below the 60 s job timeout: it was taken over after heartbeats
     recovered_in = time.monotonic() - killed_at
     assert result == {"job_try": 2, "runs": 2}, second.output()
@@ -124,9 +66,9 @@ async def test_live_worker_keeps_its_job(pool: PoolRedis, spawn_worker: Callable
     shuts down (SIGTERM, job_completion_wait=0), it hands the job back and the second worker runs it."""
     job = await pool.enqueue_job("long_job", _job_id="long-2")
     assert job is not None
-    first = spawn_worker()
+    first = spawn_worker(settings=SETTINGS)
     await wait_for(lambda: first.exited() or pool.get("started:long-2"), timeout=10, message="the job started")
-    second = spawn_worker()
+    second = spawn_worker(settings=SETTINGS)
 
     async def both_up() -> bool:
         return second.exited() or await pool.zcard("pool:{default}:workers") == 2
@@ -178,12 +120,12 @@ async def test_max_tries_bounds_jobs_that_crash_their_worker(
     job = await pool.enqueue_job("suicide", _job_id="suicide-1")
     assert job is not None
     for attempt in (1, 2):
-        worker = spawn_worker("--burst")
+        worker = spawn_worker("--burst", settings=SETTINGS)
         assert await worker.wait_exit(8) == -signal.SIGKILL, worker.output()
         assert await runs(pool, "suicide-1") == attempt
         assert await job.status() == JobStatus.in_progress
 
-    last = spawn_worker("--burst")
+    last = spawn_worker("--burst", settings=SETTINGS)
     assert await last.wait_exit(8) == 0, last.output()
     assert "max retries 2 exceeded" in last.output()
     assert await runs(pool, "suicide-1") == 2  # the third worker did not run it

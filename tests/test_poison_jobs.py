@@ -11,19 +11,18 @@ Workers here are real ``pool worker tests.apps.poison.<Settings>`` processes (he
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
 
-from pool import Job, PoolRedis, RedisSettings, create_pool
+from pool import Job, PoolRedis
 from pool.jobs import JobStatus
 from pool.storage.keys import QueueKeys
 from pool.storage.serializers import (
@@ -36,8 +35,7 @@ from pool.storage.serializers import (
 from pool.utils import now_ms
 from tests.apps.poison import DECODER_KILLER
 from tests.helpers import wait_for
-from tests.redis_server import _die_with_parent
-from tests.worker_utils import running_worker
+from tests.worker_utils import WorkerProcess, running_worker, worker_env
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = QueueKeys("default")
@@ -45,59 +43,6 @@ DEEP = 250  # levels of nesting that crashed msgpack's decoder (it died at ~200)
 TOO_DEEP = re.compile(r"nested more than \d+ levels deep")
 
 
-def pool_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "POOL_REDIS_URL"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-class WorkerProcess:
-    """``pool worker SETTINGS --redis URL --burst`` in the background, its output in a log file."""
-
-    def __init__(self, redis_url: str, log_path: Path, settings: str) -> None:
-        self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "pool", "worker", settings, "--redis", redis_url, "--burst"],
-                cwd=log_path.parent,
-                env=pool_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def wait_exit(self, timeout: float) -> int:
-        await wait_for(lambda: self.popen.poll() is not None, timeout=timeout, message="the worker exited")
-        code = self.popen.poll()
-        assert code is not None
-        return code
-
-
-@pytest.fixture
-def spawn_worker(tmp_path: Path, redis_url: str) -> Iterator[Callable[[str], WorkerProcess]]:
-    workers: list[WorkerProcess] = []
-
-    def start(settings: str) -> WorkerProcess:
-        worker = WorkerProcess(redis_url, tmp_path / f"worker-{len(workers)}.log", f"tests.apps.poison.{settings}")
-        workers.append(worker)
-        return worker
-
-    yield start
-    for worker in workers:
-        if worker.popen.poll() is None:
-            worker.popen.kill()
-        worker.popen.wait(10)
-
-
-@pytest.fixture
-async def pool(redis_url: str) -> AsyncIterator[PoolRedis]:
-    client = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield client
-    await client.aclose()
 
 
 def deep_exception_ext(depth: int) -> msgpack.ExtType:
@@ -123,14 +68,14 @@ async def enqueue_with_payload(pool: PoolRedis, job_id: str, payload: bytes) -> 
 
 
 async def test_a_job_whose_payload_would_crash_the_decoder_fails_and_its_worker_survives(
-    pool: PoolRedis, spawn_worker: Callable[[str], WorkerProcess]
+    pool: PoolRedis, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     payload = msgpack.packb({"f": "noop", "a": [deep_exception_ext(DEEP)], "k": {}, "et": now_ms()})
     await enqueue_with_payload(pool, "deep", payload)
     innocent = await pool.enqueue_job("noop", 1, 2, _job_id="innocent")
     assert innocent is not None
 
-    worker = spawn_worker("WorkerSettings")
+    worker = spawn_worker("--burst", settings="tests.apps.poison.WorkerSettings")
     assert await worker.wait_exit(15) == 0, worker.output()[-3000:]
     info = await Job("deep", pool).result_info()
     assert info is not None and not info.success and info.job_try == 1
@@ -140,18 +85,18 @@ async def test_a_job_whose_payload_would_crash_the_decoder_fails_and_its_worker_
 
 
 async def test_a_job_whose_payload_kills_its_worker_is_failed_for_good_after_max_tries(
-    pool: PoolRedis, spawn_worker: Callable[[str], WorkerProcess]
+    pool: PoolRedis, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     """Any decoder crash (here a deserializer that SIGKILLs its process) kills one worker per try; once START
     counts more than max_tries (2) attempts, the job is failed without decoding its payload."""
     payload = msgpack_serializer({"f": "noop", "a": [DECODER_KILLER], "k": {}, "et": now_ms()})
     await enqueue_with_payload(pool, "killer", payload)
     for _ in range(2):
-        worker = spawn_worker("KillingDecoderSettings")
+        worker = spawn_worker("--burst", settings="tests.apps.poison.KillingDecoderSettings")
         assert await worker.wait_exit(15) == -signal.SIGKILL, worker.output()[-3000:]
         assert await Job("killer", pool).status() == JobStatus.in_progress
 
-    last = spawn_worker("KillingDecoderSettings")
+    last = spawn_worker("--burst", settings="tests.apps.poison.KillingDecoderSettings")
     assert await last.wait_exit(15) == 0, last.output()[-3000:]
     assert "max retries 2 exceeded" in last.output()
     info = await Job("killer", pool).result_info()
@@ -189,7 +134,7 @@ asyncio.run(main())
 
 def run_python(*args: str) -> subprocess.CompletedProcess[str]:
     """Read in a separate process: a decoder crash there must fail the test, not kill pytest."""
-    return subprocess.run([sys.executable, *args], env=pool_env(), capture_output=True, text=True, timeout=30)
+    return subprocess.run([sys.executable, *args], env=worker_env(), capture_output=True, text=True, timeout=30)
 
 
 async def test_a_job_raising_a_too_deep_exception_records_a_failure_that_reads_back(
@@ -214,7 +159,7 @@ async def test_a_job_raising_a_too_deep_exception_records_a_failure_that_reads_b
 
 
 async def test_a_job_raising_a_base_exception_fails_and_the_worker_serves_the_next_job(
-    pool: PoolRedis, spawn_worker: Callable[[str], WorkerProcess]
+    pool: PoolRedis, spawn_worker: Callable[..., WorkerProcess]
 ) -> None:
     """A BaseException that is not an Exception, raised by the job itself, is that job's failure: the job used
     to stay in_progress holding its slot (max_jobs=1 here, so nothing else ran), or, for KeyboardInterrupt,
@@ -228,7 +173,7 @@ async def test_a_job_raising_a_base_exception_fails_and_the_worker_serves_the_ne
     after = await pool.enqueue_job("noop", 1, _job_id="after")
     assert after is not None
 
-    worker = spawn_worker("WorkerSettings")
+    worker = spawn_worker("--burst", settings="tests.apps.poison.WorkerSettings")
     assert await worker.wait_exit(15) == 0, worker.output()[-3000:]
     for function, kind in kinds:
         info = await Job(f"{function}-{kind}", pool).result_info()

@@ -43,6 +43,14 @@ class OutcomeKind(StrEnum):
     HANDED_BACK = "handed_back"  # cancelled by a shutdown: put back at once; its next pickup enforces max_tries
 
 
+
+# the kinds bound once: a member lookup on an Enum class costs ~0.17 µs on Python 3.11, paid per job
+_ABORTED = OutcomeKind.ABORTED
+_COMPLETE = OutcomeKind.COMPLETE
+_FAILED = OutcomeKind.FAILED
+_HANDED_BACK = OutcomeKind.HANDED_BACK
+_RETRIED = OutcomeKind.RETRIED
+
 @dataclass(slots=True)
 class Outcome:
     """What to commit for a job: ``result`` to record, or ``requeue_at_ms`` to put it back."""
@@ -58,7 +66,7 @@ class Outcome:
 
     @property
     def is_requeue(self) -> bool:
-        return self.kind in (OutcomeKind.RETRIED, OutcomeKind.HANDED_BACK)
+        return self.kind in (_RETRIED, _HANDED_BACK)
 
 
 @dataclass
@@ -175,7 +183,7 @@ class JobRunner:
             if s.retry_jobs and attempts < max_tries:
                 logger.info("%6.2fs ↻ %s retrying job in %0.2fs", _since(start_ms), ref, retry.defer_s)
                 await self._end_hook(ctx)
-                return Outcome(OutcomeKind.RETRIED, requeue_at_ms=now_ms() + int(retry.defer_s * 1000))
+                return Outcome(_RETRIED, requeue_at_ms=now_ms() + int(retry.defer_s * 1000))
             logger.warning("%6.2fs ! %s max retries %d exceeded", _since(start_ms), ref, max_tries)
             result = JobExecutionFailed(f"max {max_tries} retries exceeded")
         except asyncio.CancelledError as exc:
@@ -191,7 +199,7 @@ class JobRunner:
                 result = _raised_base_exception(exc, ref, start_ms)
             elif s.retry_jobs:  # pessimistic execution: run it again; the next pickup enforces max_tries
                 logger.info("%6.2fs ↻ %s cancelled, will be run again", _since(start_ms), ref)
-                return Outcome(OutcomeKind.HANDED_BACK, requeue_at_ms=0)
+                return Outcome(_HANDED_BACK, requeue_at_ms=0)
             else:
                 result = JobExecutionFailed(f"job cancelled on try {attempts} and retry_jobs is off")
         except SystemExit as exc:  # a job must not stop the worker and the other jobs it runs
@@ -248,7 +256,7 @@ class JobRunner:
                 job_id=job_id,
                 serializer=s.serializer,
             )
-        kind = OutcomeKind.COMPLETE if success else OutcomeKind.ABORTED if aborted else OutcomeKind.FAILED
+        kind = _COMPLETE if success else _ABORTED if aborted else _FAILED
         outcome = Outcome(kind, payload, _ttl_ms(ttl_s), after_hook_ctx=ctx)
         self._add_callback(outcome, data, job_id, success, result)
         return outcome
@@ -328,7 +336,7 @@ class JobRunner:
             job_id=delivery.job_id,
             serializer=self.s.serializer,
         )
-        return Outcome(OutcomeKind.FAILED, payload, _ttl_ms(ttl_s))
+        return Outcome(_FAILED, payload, _ttl_ms(ttl_s))
 
 
 class JobThreads:

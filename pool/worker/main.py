@@ -42,6 +42,12 @@ from .scheduler import CronScheduler
 
 __all__ = ["Retry", "Worker", "check_health", "create_worker", "func", "run_worker"]
 
+# the kinds bound once: a member lookup on an Enum class costs ~0.17 µs on Python 3.11, paid per job
+_ABORTED = OutcomeKind.ABORTED
+_COMPLETE = OutcomeKind.COMPLETE
+_FAILED = OutcomeKind.FAILED
+_RETRIED = OutcomeKind.RETRIED
+
 logger = logging.getLogger("pool.worker")
 
 HIGH_FIRST = tuple(reversed(PRIORITIES))
@@ -513,11 +519,11 @@ class Worker:
 
     async def _commit(self, delivery: Delivery, outcome: Outcome) -> None:
         self.last_job_at = int(time.time())
-        if outcome.kind == OutcomeKind.COMPLETE:
+        if outcome.kind == _COMPLETE:
             self.jobs_complete += 1
-        elif outcome.kind in (OutcomeKind.FAILED, OutcomeKind.ABORTED):
+        elif outcome.kind in (_FAILED, _ABORTED):
             self.jobs_failed += 1
-        elif outcome.kind == OutcomeKind.RETRIED:
+        elif outcome.kind == _RETRIED:
             self.jobs_retried += 1
         if outcome.is_requeue:
             requeue = self.queue.requeue
@@ -540,9 +546,9 @@ class Worker:
             # > 0: a failure kept in the registry; -1: a failure not kept there (aborted, or failure_ttl=0);
             # 0: a success (only then do the jobs that depend on it run)
             failure_ttl_ms = 0
-            if outcome.kind == OutcomeKind.FAILED:
+            if outcome.kind == _FAILED:
                 failure_ttl_ms = int(self.runner.s.failure_ttl_s * 1000) or -1
-            elif outcome.kind == OutcomeKind.ABORTED:
+            elif outcome.kind == _ABORTED:
                 failure_ttl_ms = -1
             completion = Completion(
                 delivery.entry_id,

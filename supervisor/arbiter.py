@@ -356,6 +356,7 @@ class Arbiter:
             worker_id,
             self.config.heartbeat_interval,
             dict(self.worker_overrides),
+            os.getpid(),
         )
         read_fd, write_fd = os.pipe()
         flush_logs()

@@ -42,6 +42,7 @@ class ChildSpec:
     worker_id: str  # the consumer name: the parent hands back this consumer's jobs if the child dies
     heartbeat_interval: float
     worker_overrides: dict[str, Any]
+    parent_pid: int  # the supervisor's pid, taken before the fork: it may be gone before the child looks
 
 
 def run_child(spec: ChildSpec, settings: Any, write_fd: int, close_fds: list[int]) -> NoReturn:
@@ -75,7 +76,9 @@ def _prepare_process(spec: ChildSpec, close_fds: list[int]) -> None:
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
-    _exit_soon_after_parent(os.getppid())
+    if os.getppid() != spec.parent_pid:  # it died before PDEATHSIG was armed: nothing will signal us
+        os._exit(1)
+    _exit_soon_after_parent(spec.parent_pid)
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     set_title(f"worker {spec.index}/{spec.procs} [{spec.settings_path}]")
 
@@ -117,7 +120,7 @@ async def _serve(spec: ChildSpec, worker: Worker, write_fd: int) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, worker.request_stop)
     loop.add_signal_handler(signal.SIGQUIT, worker.request_stop, True)
-    parent_pid = os.getppid()
+    parent_pid = spec.parent_pid
     await worker.startup()
     side_tasks = [
         asyncio.create_task(_heartbeat(spec, worker, write_fd)),

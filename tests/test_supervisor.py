@@ -920,3 +920,20 @@ async def test_immediate_stop_starts_no_job_in_a_sibling(
     result = await long_job.result(timeout=5)
     assert [t for t, _ in await starts(redis, "long")] == [1, 2]
     assert result["job_try"] == 2, (await starts(redis, "long"), sup.log())
+
+
+def test_a_worker_forked_just_as_its_supervisor_died_exits_rather_than_serve(tmp_path: Path) -> None:
+    """PDEATHSIG is armed by the child after the fork: if the supervisor died in between, nothing signals the
+    child and a watch of "has my parent pid changed?" starts from the new parent. The child compares with the
+    supervisor's pid taken before the fork and exits (here: a child whose recorded parent is not its parent)."""
+    script = (
+        "import os\n"
+        "from pool.supervisor.child import ChildSpec, run_child\n"
+        "spec = ChildSpec(1, 1, 'x.Settings', 'w', 1.0, {}, os.getppid() + 1_000_000)\n"
+        "run_child(spec, object(), os.open(os.devnull, os.O_WRONLY), [])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=pool_env(), timeout=30, capture_output=True, text=True
+    )
+    # it exits before it builds a worker from the settings (which, here, would fail with a traceback)
+    assert (done.returncode, done.stderr) == (1, "")

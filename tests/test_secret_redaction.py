@@ -84,9 +84,9 @@ BAD_URLS = {
     "port-not-a-number": "redis://:Sup3r/S3cret+x==@127.0.0.1:notaport/0",
     "port-out-of-range": "redis://:p@ss/w0rd@127.0.0.1:99999/0",
     "no-host-and-no-at": "redis://:Sup3r/S3cret+x==",
-    "database-not-a-number": "redis://:p@ss/w0rd@127.0.0.1:6379/zero",
+    "database-not-a-number": "redis://:p@ss/w0rd@127.0.0.1:9/zero",
     "bad-scheme": "http://:Sup3r/S3cret+x==@example.invalid/",
-    "no-scheme": ":Sup3r/S3cret+x==@127.0.0.1:6379",
+    "no-scheme": ":Sup3r/S3cret+x==@127.0.0.1:9",
 }
 
 
@@ -111,7 +111,7 @@ def test_an_invalid_url_from_the_environment_shows_no_password(tmp_path: Path) -
 def test_a_url_given_where_no_argument_is_expected_is_not_echoed(tmp_path: Path) -> None:
     """argparse repeats unrecognized arguments; a URL among them is shown redacted."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pool", "check", SETTINGS, "redis://:Sup3r/S3cret+x==@127.0.0.1:6379/0"],
+        [sys.executable, "-m", "pool", "check", SETTINGS, "redis://:Sup3r/S3cret+x==@127.0.0.1:9/0"],
         cwd=tmp_path,
         env=pool_env(),
         capture_output=True,

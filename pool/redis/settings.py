@@ -39,6 +39,16 @@ class RedisSettings:
     retry_on_timeout: bool = False
     retry_on_error: list[type[Exception]] | None = None
     retry: Any = None
+    # Beyond arq (after arq's fields, which keep their order): the Sentinels' own credentials and TLS (None: TLS to the Sentinels as to the master)
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+    sentinel_ssl: bool | None = None
+    # How often a process asks the Sentinels where the master is, between their +switch-master messages
+    sentinel_check_interval: float = 1.0
+    # Durability (off by default): after an enqueue, a job's start and its result, wait up to wait_timeout
+    # seconds for this many replicas to confirm the write (Redis's WAIT); see docs/sentinel.md
+    wait_replicas: int = 0
+    wait_timeout: float = 1.0
 
     @classmethod
     def from_dsn(cls, dsn: str) -> RedisSettings:
@@ -70,7 +80,7 @@ class RedisSettings:
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{f.name}={'***' if f.name == 'password' and self.password else getattr(self, f.name)!r}"
+            f"{f.name}={'***' if f.name in _SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name)!r}"
             for f in fields(self)
         )
         return f"RedisSettings({shown})"
@@ -82,6 +92,9 @@ class RedisSettings:
         scheme = "rediss" if self.ssl else "redis"
         user = f"{self.username}:***@" if self.username else (":***@" if self.password else "")
         return f"{scheme}://{user}{self.host}:{self.port}/{self.database}"
+
+
+_SECRET_FIELDS = frozenset({"password", "sentinel_password"})
 
 
 def _tls_query_options(query: dict[str, list[str]]) -> dict[str, Any]:

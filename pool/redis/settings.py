@@ -39,7 +39,8 @@ class RedisSettings:
     retry_on_timeout: bool = False
     retry_on_error: list[type[Exception]] | None = None
     retry: Any = None
-    # Beyond arq (after arq's fields, which keep their order): the Sentinels' own credentials and TLS (None: TLS to the Sentinels as to the master)
+    # Beyond arq (after arq's fields, which keep their order): the Sentinels' own credentials and TLS
+    # (sentinel_ssl None: TLS to the Sentinels as to the master)
     sentinel_username: str | None = None
     sentinel_password: str | None = field(default=None, repr=False)
     sentinel_ssl: bool | None = None

@@ -7,6 +7,7 @@ the producer side of the queue on top.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -22,14 +23,16 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
 )
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
 
 from ..redis.autopipeline import AutoPipeline, must_bypass
 from ..redis.fastpath import FastPath, ScriptCall
+from ..redis.replication import Durability, NotReplicated
 from ..redis.retries import transient
+from ..redis.sentinel import MasterConnection, MasterSSLConnection, SentinelMaster, master_of
 from ..redis.settings import RedisSettings, ssl_options
 from ..redis.tls_probe import permanent_problem, tls_mismatch
 from ..storage.codecs import JobDef, JobResult, check_job_size, deserialize_job, deserialize_result, serialize_job
@@ -69,9 +72,14 @@ class PoolRedis(Redis):
         default_queue_name: str = DEFAULT_QUEUE_NAME,
         expires_extra_ms: int = EXPIRES_EXTRA_MS,
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+        durability: Durability | None = None,
+        followed_master: SentinelMaster | None = None,
         **kwargs: Any,
     ) -> None:
         self.max_payload_bytes = max_payload_bytes
+        self.durability = durability  # WAIT for replicas after the writes that matter (pool/redis/replication.py)
+        self.followed_master = followed_master  # where the master is, behind Sentinel (pool/redis/sentinel.py)
+        self._failover_watch: asyncio.Task[None] | None = None
         self.job_serializer = job_serializer
         self.job_deserializer = job_deserializer
         self.default_queue_name = default_queue_name
@@ -84,22 +92,71 @@ class PoolRedis(Redis):
         )
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self._failover_watch is not None:
+            self._failover_watch.cancel()
+            with contextlib.suppress(BaseException):
+                await self._failover_watch
+            self._failover_watch = None
+            if self.followed_master is not None:
+                await self.followed_master.aclose()
         if self.fast_path is not None:
             await self.fast_path.close()
         await super().aclose(close_connection_pool)
 
-    async def run_script(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any]:
+    def follow_master(self) -> None:
+        """Behind Sentinel: watch where the master is and, when it moves, drop every connection of this client
+        (its pool's, in use or not, and its fast path's), so nothing more is written to a demoted master."""
+        if self.followed_master is None or self._failover_watch is not None:
+            return
+        self.followed_master.on_switch(self._drop_connections)
+        self._failover_watch = asyncio.create_task(self.followed_master.watch(), name="pool-sentinel-watch")
+
+    async def _drop_connections(self, old: tuple[str, int], new: tuple[str, int]) -> None:
+        await self.connection_pool.disconnect(inuse_connections=True)
+        if self.fast_path is not None:
+            await self.fast_path.drop_connections()
+
+    async def run_script(
+        self, script: AsyncScript, calls: Iterable[ScriptCall], *, durable: bool = False, what: str = "a write"
+    ) -> list[Any]:
         """The replies of (keys, args) calls of one script, in order: on the fast path when it can take
         them, else one by one on the standard path. ``calls`` may be a generator: the fast path sends each call as
         it is made, so Redis runs the first while the next is built. The queue's scripts are all safe to send
-        twice, which a fall-back after a connection error does with the very calls already made."""
+        twice, which a fall-back after a connection error does with the very calls already made.
+
+        ``durable``: with ``wait_replicas`` set, the calls are followed by WAIT on their connection, and
+        ``NotReplicated`` (carrying the replies as ``.replies``) is raised when too few replicas confirm them."""
+        wait = self.durability.wait_args if durable and self.durability is not None else ()
         calls = iter(calls)
         made: list[ScriptCall] = []
         if self.fast_path is not None:
-            replies = await self.fast_path.run_scripts(script, _kept(calls, made))
+            replies = await self.fast_path.run_scripts(script, _kept(calls, made), wait)
             if replies is not None:
-                return replies
-        return [await script(keys=keys, args=args) for keys, args in itertools.chain(made, calls)]
+                return self._confirmed(replies, wait, what)
+        if not wait:
+            return [await script(keys=keys, args=args) for keys, args in itertools.chain(made, calls)]
+        async with self.pipeline(transaction=False) as pipe:  # one connection, so WAIT covers the calls
+            pipe.scripts.add(script)  # type: ignore[arg-type]  # (the async pipeline holds AsyncScripts)
+            for keys, args in itertools.chain(made, calls):
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.execute_command(*wait)
+            replies = await pipe.execute()
+        return self._confirmed(replies, wait, what)
+
+    def _confirmed(self, replies: list[Any], wait: Sequence[Any], what: str) -> list[Any]:
+        """The script replies, once WAIT's reply (last, when ``wait``) says enough replicas have them."""
+        if not wait:
+            return replies
+        confirmed = int(replies.pop())
+        assert self.durability is not None
+        try:
+            self.durability.check(confirmed, what)
+        except NotReplicated as exc:
+            exc.replies = replies
+            if self.followed_master is not None:
+                self.followed_master.suspect()  # maybe the master lost its replicas to a failover
+            raise
+        return replies
 
     def auto_pipelined(self) -> PoolRedis:
         """A client on the same connection pool whose commands, issued by concurrent tasks in one event-loop
@@ -112,6 +169,8 @@ class PoolRedis(Redis):
             default_queue_name=self.default_queue_name,
             expires_extra_ms=self.expires_extra_ms,
             max_payload_bytes=self.max_payload_bytes,
+            durability=self.durability,
+            followed_master=self.followed_master,
         )
 
     def _queue(self, queue_name: str | None) -> RedisQueue:
@@ -163,7 +222,12 @@ class PoolRedis(Redis):
             **kwargs,
         )
         queue = self._queue(spec.queue_name)
-        ((enqueued,),) = await self.run_script(queue.scripts.enqueue, [enqueue_args(queue.keys, [spec.record(queue)])])
+        ((enqueued,),) = await self.run_script(
+            queue.scripts.enqueue,
+            [enqueue_args(queue.keys, [spec.record(queue)])],
+            durable=True,
+            what=f"enqueueing job {spec.job_id}",
+        )
         if not enqueued:
             return None
         return Job(spec.job_id, self, _queue_name=queue.name, _deserializer=self.job_deserializer)
@@ -244,7 +308,9 @@ class PoolRedis(Redis):
         # each batch is written as soon as it is packed, before the first reply is read: one round trip in
         # all, and Redis runs a batch while the next one is packed
         calls = self._enqueue_calls(specs)
-        replies = [ok for batch in await self.run_script(scripts_for(self).enqueue, calls) for ok in batch]
+        what = f"enqueueing {len(specs)} jobs"
+        batches = await self.run_script(scripts_for(self).enqueue, calls, durable=True, what=what)
+        replies = [ok for batch in batches for ok in batch]
         return [
             Job(spec.job_id, self, _queue_name=spec.queue_name, _deserializer=self.job_deserializer) if ok else None
             for spec, ok in zip(specs, replies, strict=True)
@@ -330,9 +396,14 @@ class AutoPipelinedRedis(PoolRedis):
         super().__init__(*args, **kwargs)
         self.auto_pipeline = AutoPipeline(self)
 
-    async def run_script(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any]:
+    async def run_script(
+        self, script: AsyncScript, calls: Iterable[ScriptCall], *, durable: bool = False, what: str = "a write"
+    ) -> list[Any]:
         """Through the auto-pipeline, like every other command: the calls (and concurrent jobs' enqueues) are
-        issued in one loop turn and go out together."""
+        issued in one loop turn and go out together. A durable write (WAIT must follow it on its own connection)
+        takes the client's own path."""
+        if durable and self.durability is not None:
+            return await super().run_script(script, calls, durable=durable, what=what)
         return list(await asyncio.gather(*(script(keys=keys, args=args) for keys, args in calls)))
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
@@ -428,11 +499,19 @@ def _function_name(function: Any) -> str:
     raise TypeError(f"cannot enqueue {function!r}: pass a function name or a function")
 
 
-def _blocking_pool(settings: RedisSettings, common: dict[str, Any]) -> BlockingConnectionPool:
-    """A bounded pool whose callers wait for a free connection rather than fail."""
+def _blocking_pool(
+    settings: RedisSettings, common: dict[str, Any], master: SentinelMaster | None = None
+) -> BlockingConnectionPool:
+    """A bounded pool whose callers wait for a free connection rather than fail. Behind Sentinel its
+    connections connect to wherever ``master`` says the master is (pool/redis/sentinel.py)."""
     kwargs = {k: v for k, v in common.items() if k != "max_connections"}
     kwargs["max_connections"] = settings.max_connections or DEFAULT_MAX_CONNECTIONS
     kwargs["timeout"] = None
+    if master is not None:
+        connection_class: type[Connection] = MasterSSLConnection if settings.ssl else MasterConnection
+        return BlockingConnectionPool(
+            connection_class=connection_class, master=master, db=settings.database, **ssl_options(settings), **kwargs
+        )
     if settings.unix_socket_path:
         return BlockingConnectionPool(
             connection_class=UnixDomainSocketConnection, path=settings.unix_socket_path, db=settings.database, **kwargs
@@ -486,19 +565,14 @@ async def create_pool(
     # A pool built here does not get the client's default retry: a connection made stale by a Redis restart
     # would fail its next command. Retry connection errors a few times, quickly.
     common["retry"] = settings.retry or Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
+    extra["durability"] = Durability.from_settings(settings.wait_replicas, settings.wait_timeout)
     if settings.sentinel:
-        addresses = settings.host if isinstance(settings.host, list) else [(settings.host, settings.port)]
-        sentinel = Sentinel(addresses, **{k: v for k, v in common.items() if k != "max_connections"})
-        max_connections = settings.max_connections or DEFAULT_MAX_CONNECTIONS
-        pool = cast(
-            PoolRedis,
-            sentinel.master_for(
-                settings.sentinel_master, redis_class=PoolRedis, max_connections=max_connections, **extra
-            ),
-        )
+        master = master_of(settings)
+        connection_pool = _blocking_pool(settings, common, master)
+        pool = PoolRedis(connection_pool=connection_pool, followed_master=master, **extra)
     else:
         pool = PoolRedis(connection_pool=_blocking_pool(settings, common), **extra)
-        pool.auto_close_connection_pool = True
+    pool.auto_close_connection_pool = True
     try:
         await _first_ping(pool, settings)
     except TLSMismatch:
@@ -537,6 +611,7 @@ async def create_pool(
         raise ConnectionError(f"cannot connect to Redis at {settings.describe()}: {exc}") from None
     if retry > 0:
         logger.info("redis connection successful")
+    pool.follow_master()
     return pool
 
 

@@ -47,12 +47,17 @@ class FastPath:
     def __init__(self, connection_pool: Any) -> None:
         self._pool = connection_pool
         self._idle: list[Any] = []
+        self._in_use: set[Any] = set()
         self._busy = 0
         self._closed = False
         self._callbacks: dict[Any, Any] = {}  # command name -> the client's response callback (None: none)
 
-    async def run_scripts(self, script: AsyncScript, calls: Iterable[ScriptCall]) -> list[Any] | None:
-        """Each call's reply, in order; None when the caller must take the standard path instead."""
+    async def run_scripts(
+        self, script: AsyncScript, calls: Iterable[ScriptCall], wait: Sequence[Any] = ()
+    ) -> list[Any] | None:
+        """Each call's reply, in order; None when the caller must take the standard path instead. ``wait``
+        (WAIT's arguments, see pool/redis/replication.py) is sent after the calls on the same connection, and
+        its reply comes last."""
         connection = self._checkout()
         if connection is None:
             return None
@@ -62,6 +67,9 @@ class FastPath:
             for keys, args in calls:
                 packed = _pack(connection, ("EVALSHA", script.sha, len(keys), *keys, *args))
                 await connection.send_packed_command(packed, check_health=False)
+                sent += 1
+            if wait:
+                await connection.send_packed_command(_pack(connection, tuple(wait)), check_health=False)
                 sent += 1
             replies = [await connection.read_response() for _ in range(sent)]
             clean = True
@@ -135,15 +143,27 @@ class FastPath:
         if self._busy >= MAX_FAST_PATH_CONNECTIONS or self._closed:
             return None
         self._busy += 1
-        return self._idle.pop() if self._idle else self._pool.make_connection()
+        connection = self._idle.pop() if self._idle else self._pool.make_connection()
+        self._in_use.add(connection)
+        return connection
 
     async def _checkin(self, connection: Any, clean: bool) -> None:
         """Put back after a clean call; closed after an error or a cancellation (it may hold unread replies),
         or when the fast path was closed meanwhile."""
         self._busy -= 1
-        if clean and not self._closed:
+        self._in_use.discard(connection)
+        if clean and not self._closed and not getattr(connection, "_pool_dropped", False):
             self._idle.append(connection)
         else:
+            with contextlib.suppress(Exception):
+                await connection.disconnect(nowait=True)
+
+    async def drop_connections(self) -> None:
+        """Close every connection, idle and busy (the master moved: see pool/redis/sentinel.py). A busy call's
+        read fails, so its caller replays it on the standard path, to the new master; the fast path goes on."""
+        idle, self._idle = self._idle, []
+        for connection in (*idle, *self._in_use):
+            connection._pool_dropped = True  # never back to the idle list, even if its call ends cleanly
             with contextlib.suppress(Exception):
                 await connection.disconnect(nowait=True)
 

@@ -20,9 +20,12 @@ T = TypeVar("T")
 
 # Replies saying Redis did not run the command for now: BUSY (another client's script runs past
 # busy-reply-threshold), LOADING (a restart reading its data), TRYAGAIN, MASTERDOWN, CLUSTERDOWN (a replica or a
-# cluster settling). redis-py maps some to classes of their own, not BUSY; in a pipeline it prefixes the reply with
-# the command's place, hence the search rather than a prefix match.
-_TRANSIENT_REPLY = re.compile(r"(?:^|of pipeline caused error: \W*)(?:BUSY|LOADING|TRYAGAIN|MASTERDOWN|CLUSTERDOWN) ")
+# cluster settling), NOREPLICAS (a master refusing writes while too few replicas follow it: min-replicas-to-write).
+# redis-py maps some to classes of their own, not BUSY; in a pipeline it prefixes the reply with the command's
+# place, hence the search rather than a prefix match.
+_TRANSIENT_REPLY = re.compile(
+    r"(?:^|of pipeline caused error: \W*)(?:BUSY|LOADING|TRYAGAIN|MASTERDOWN|CLUSTERDOWN|NOREPLICAS) "
+)
 # (BusyLoadingError is a ConnectionError, MasterDownError a ClusterDownError)
 _TRANSIENT_ERRORS = (ConnectionError, TimeoutError, OSError, TryAgainError, ClusterDownError)
 
@@ -35,17 +38,18 @@ def transient(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and _TRANSIENT_REPLY.search(str(exc)) is not None
 
 
-async def retrying(call: Callable[[], Awaitable[T]], what: str) -> T:
+async def retrying(call: Callable[[], Awaitable[T]], what: str, also: tuple[type[BaseException], ...] = ()) -> T:
     """Run ``call`` until Redis answers: ``transient`` errors (a restart, Redis loading its data or busy running
     another client's script) are retried with backoff, other errors raised. The job concerned stays pending
     meanwhile, so stopping the worker instead loses nothing; and a write given up here would make its job run
-    again, so retrying is what keeps a job from running twice."""
+    again, so retrying is what keeps a job from running twice. ``also``: more errors to retry (a result not yet
+    confirmed by replicas, say)."""
     delay = 0.05
     while True:
         try:
             return await call()
         except Exception as exc:
-            if not transient(exc):
+            if not (transient(exc) or isinstance(exc, also)):
                 raise
             logger.warning("%s failed (%s), retrying in %.2fs", what, exc, delay)
             await asyncio.sleep(delay)

@@ -14,6 +14,7 @@ known.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,10 +25,11 @@ from typing import Any
 import msgpack
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..redis import blocking
+from ..redis.replication import NotReplicated
 from . import ops
 from .drivers import run, scripts_for
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
@@ -154,14 +156,31 @@ class RedisQueue:
     def name(self) -> str:
         return self.keys.queue_name
 
-    async def _run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[Any], what: str = "") -> Any:
         """A hot-path script call (fetch, start, complete): on the client's short path when it has one
-        (``PoolRedis.run_script``, pool/fastpath.py), else through redis-py's command path."""
+        (``PoolRedis.run_script``, pool/fastpath.py), else through redis-py's command path. With ``what``, the
+        call is durable: confirmed by replicas when the client asks for that (pool/redis/replication.py)."""
         run_script = getattr(self.redis, "run_script", None)
         if run_script is None:
             return await script(keys=keys, args=args)
-        (reply,) = await run_script(script, [(keys, args)])
+        (reply,) = await run_script(script, [(keys, args)], durable=bool(what), what=what or "a write")
         return reply
+
+    async def _run_start(
+        self, script: AsyncScript, keys: list[str], args: list[Any], consumer: str, deliveries: list[Delivery] | None
+    ) -> Any:
+        """FETCH or START, durable: when replicas did not confirm it, the jobs must not run (a failover could
+        deliver them again, as the same attempt). Their start is undone (UNREAD, best effort: where the start
+        was lost, so is this) and the error raised; the worker fetches again."""
+        try:
+            return await self._run(script, keys, args, "starting jobs")
+        except NotReplicated as exc:
+            (reply,) = exc.replies
+            if deliveries is None:  # FETCH: its reply names the entries it read
+                deliveries = [Delivery(_text(e), _text(j), int(p)) for e, j, p, _ in reply[1:]]
+            with contextlib.suppress(RedisError, OSError):
+                await self.unread(consumer, deliveries)
+            raise
 
     # --- producer side -------------------------------------------------------------------------------------
 
@@ -260,7 +279,8 @@ class RedisQueue:
         the call is replayed after a lost reply) lets FETCH answer a replay with the entries it already read."""
         token = os.urandom(8).hex()
         args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, count, token, *_limit_args(limits), *order]
-        reply = await self._run(self.scripts.fetch, [self.keys.stream, self.keys.fetched(consumer)], args)
+        keys = [self.keys.stream, self.keys.fetched(consumer)]
+        reply = await self._run_start(self.scripts.fetch, keys, args, consumer, None)
         if int(reply[0]):
             await self.recover_group()  # a lane or its group is gone: recreate it
         started: list[Delivery] = []
@@ -311,7 +331,7 @@ class RedisQueue:
         args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, *_limit_args(limits or {})]
         for delivery in deliveries:
             args += [delivery.entry_id, delivery.job_id, delivery.priority]
-        reply = await self._run(self.scripts.start, [self.keys.stream], args)
+        reply = await self._run_start(self.scripts.start, [self.keys.stream], args, consumer, deliveries)
         started: list[Delivery] = []
         expired: list[Delivery] = []
         for delivery, item in zip(deliveries, reply, strict=True):
@@ -338,7 +358,7 @@ class RedisQueue:
         ]
         args = [self.keys.prefix, CONSUMER_GROUP, msgpack.packb(records, use_bin_type=False), consumer]
         keys = [self.keys.stream, self.keys.aborts, self.keys.deferred, self.keys.failed]
-        await self._run(self.scripts.complete, keys, args)
+        await self._run(self.scripts.complete, keys, args, f"writing {len(completions)} results")
 
     async def requeue(self, entry_id: str, job_id: str, *, run_at_ms: int, now_ms: int, priority: int = 0) -> None:
         """Put a running job back, due at run_at_ms (now or earlier: straight onto the stream). If its hash was

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ..redis.replication import NotReplicated
 from ..redis.retries import retrying
 from ..storage.queue import Completion, RedisQueue
 
@@ -55,7 +56,12 @@ class CompletionBatcher:
             self._writer = None
 
     async def _write_with_retry(self, batch: list[Completion]) -> None:
-        await retrying(lambda: self._queue.complete(batch, self._consumer), f"writing {len(batch)} results")
+        # NotReplicated: the results are on the master but not yet on enough replicas (a failover under way, or a
+        # replica down). Writing them again is safe (COMPLETE knows its own acks) and, once the client follows the
+        # new master, makes them durable there; given up, the jobs would run again.
+        await retrying(
+            lambda: self._queue.complete(batch, self._consumer), f"writing {len(batch)} results", also=(NotReplicated,)
+        )
 
 
 def _fail(items: list[tuple[Completion, asyncio.Future[None]]], exc: BaseException) -> None:

@@ -13,10 +13,9 @@ from typing import Any, TypeVar
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
 
-from ..redis.sentinel_config import sentinel_addresses, sentinel_kwargs
 from ..redis.settings import RedisSettings, ssl_options
+from ..redis.sync_sentinel import close, master_client
 from . import ops
 from .drivers import run_sync
 from .keys import QueueKeys
@@ -28,9 +27,9 @@ T = TypeVar("T")
 def connect(settings: RedisSettings) -> redis.Redis:
     """A sync client for ``settings``: 1 s to connect, 2 s per reply, no retries.
 
-    Behind Sentinel the client asks the Sentinels for the master on each new connection (redis-py's
-    ``master_for``), each Sentinel with 0.5 s to connect and 1 s to answer: after a failover the next command
-    fails once on the demoted master's dropped connection, and the one after it reaches the new master."""
+    Behind Sentinel (pool/redis/sync_sentinel.py) each Sentinel has 0.5 s to connect and 1 s to answer, and the
+    client re-asks them for the master every ``sentinel_check_interval``: after a promotion a call fails at most
+    once on the demoted master's dropped connection, and writes go to the new master within that interval."""
     common: dict[str, Any] = {
         "db": settings.database,
         "username": settings.username,
@@ -42,26 +41,10 @@ def connect(settings: RedisSettings) -> redis.Redis:
     if settings.unix_socket_path:
         return redis.Redis(unix_socket_path=settings.unix_socket_path, **common)
     if settings.sentinel:
-        sentinels = Sentinel(
-            sentinel_addresses(settings),
-            sentinel_kwargs={
-                **sentinel_kwargs(settings),
-                "socket_connect_timeout": 0.5,
-                "socket_timeout": 1,
-                "retry": Retry(NoBackoff(), 0),
-            },
-        )
-        return sentinels.master_for(settings.sentinel_master, ssl=settings.ssl, **ssl_options(settings), **common)
+        sentinel_timeouts = {"socket_connect_timeout": 0.5, "socket_timeout": 1, "retry": Retry(NoBackoff(), 0)}
+        return master_client(settings, sentinel_timeouts, ssl=settings.ssl, **ssl_options(settings), **common)
     host = settings.host if isinstance(settings.host, str) else settings.host[0][0]
     return redis.Redis(host=host, port=settings.port, ssl=settings.ssl, **ssl_options(settings), **common)
-
-
-def close(client: redis.Redis) -> None:
-    """Close the client's connections, and behind Sentinel those to the Sentinels too."""
-    client.close()
-    manager = getattr(client.connection_pool, "sentinel_manager", None)
-    for sentinel in manager.sentinels if manager is not None else ():
-        sentinel.close()
 
 
 class SyncQueue:

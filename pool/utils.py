@@ -77,12 +77,11 @@ class UrlParts:
 
     def host_and_port(self) -> tuple[str, int | None]:
         """``(host, port)``; ValueError (never quoting the URL) when the port is not a number in 1-65535."""
-        host, port = _host_and_port_text(self.hostport)
-        if not port:
-            return host, None
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("the port must be a number from 1 to 65535")
-        return host, int(port)
+        return _host_and_port(self.hostport)
+
+    def hosts_and_ports(self) -> list[tuple[str, int | None]]:
+        """Each ``host[:port]`` of a comma-separated list (a Sentinel URL names several), as host_and_port."""
+        return [_host_and_port(each) for each in self.hostport.split(",")]
 
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*", re.I)
@@ -120,10 +119,23 @@ def _split_rest(scheme: str, rest: str, userinfo_ends_before: int) -> UrlParts:
     return UrlParts(scheme, userinfo, hostport, path, query)
 
 
+def _host_and_port(hostport: str) -> tuple[str, int | None]:
+    host, port = _host_and_port_text(hostport)
+    if not port:
+        return host, None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("the port must be a number from 1 to 65535")
+    return host, int(port)
+
+
 def _host_and_port_text(hostport: str) -> tuple[str, str]:
     if hostport.startswith("["):  # an IPv6 address: [::1]:6379
-        host, _, after = hostport[1:].partition("]")
+        host, bracket, after = hostport[1:].partition("]")
+        if not bracket:
+            raise ValueError("an IPv6 address lacks its closing ']', as in [::1]:6379")
         return host, after[1:] if after.startswith(":") else after
+    if hostport.count(":") > 1:
+        raise ValueError("an IPv6 address must be in brackets, as in [::1]:6379")
     host, _, port = hostport.partition(":")
     return host, port
 
@@ -133,12 +145,16 @@ def _sound(parts: UrlParts) -> bool:
     if "#" in parts.hostport + parts.path or "@" in parts.hostport + parts.path:
         return False
     try:
-        parts.host_and_port()
+        parts.hosts_and_ports()
     except ValueError:
         return False
     if parts.scheme in ("redis", "rediss"):
-        return parts.path.strip("/").isdigit() or not parts.path.strip("/")
-    return True
+        db = parts.path.strip("/")
+    elif parts.scheme in ("redis+sentinel", "rediss+sentinel"):  # /service_name[/db]
+        db = parts.path.strip("/").partition("/")[2]
+    else:
+        return True
+    return db.isdigit() or not db
 
 
 def redact_url(url: str) -> str:
@@ -150,7 +166,7 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "<not a URL>"
     try:
-        parts.host_and_port()
+        parts.hosts_and_ports()
     except ValueError:
         return f"{parts.scheme}://***"
     auth = ""
@@ -180,7 +196,8 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def url_secrets(url: str | None) -> list[str]:
-    """The password (and a lone user, which may be one) of ``url``, as written and decoded: for redact_text."""
+    """The passwords (and a lone user, which may be one) of ``url``, as written and decoded: for redact_text.
+    Those in the query too (``sentinel_password=``)."""
     if not url:
         return []
     try:
@@ -188,6 +205,10 @@ def url_secrets(url: str | None) -> list[str]:
     except ValueError:
         return [url]  # unparseable: mask it whole wherever it shows
     found = [parts.password if parts.password is not None else parts.userinfo]
+    for item in parts.query.split("&") if parts.query else ():
+        name, _, value = item.partition("=")
+        if "password" in name.lower():
+            found.append(value)
     return [s for secret in found if secret for s in (secret, unquote(secret))]
 
 

@@ -5,12 +5,13 @@ The settings alone, with no client: the storage layer's sync facade and the supe
 
 from __future__ import annotations
 
+import math
 import ssl as ssl_module
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
 
-from ..utils import split_url
+from ..utils import UrlParts, split_url
 
 
 @dataclass
@@ -51,32 +52,56 @@ class RedisSettings:
     wait_replicas: int = 0
     wait_timeout: float = 1.0
 
+    def __post_init__(self) -> None:
+        """Refuse values no connection could use, at construction: one line naming the field."""
+        if isinstance(self.host, list) and not self.sentinel:
+            raise ValueError("a list of hosts is a list of Sentinels: it needs sentinel=True")
+        if self.sentinel and isinstance(self.host, list) and not self.host:
+            raise ValueError("sentinel=True needs at least one Sentinel address in host")
+        if isinstance(self.wait_replicas, bool) or not isinstance(self.wait_replicas, int) or self.wait_replicas < 0:
+            raise ValueError(f"wait_replicas must be a whole number, 0 or more, got {self.wait_replicas!r}")
+        for name in ("wait_timeout", "sentinel_check_interval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a number of seconds above 0, got {value!r}")
+
     @classmethod
     def from_dsn(cls, dsn: str) -> RedisSettings:
-        """``redis://[user:password@]host[:port][/db]``, ``rediss://`` for TLS, ``unix:///path?db=N``.
+        """Settings from a URL, in one of these forms:
 
-        TLS options may ride in the query, as redis-py reads them: ``ssl_cert_reqs`` (required, optional, none),
-        ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_check_hostname`` (true/false)."""
+        - ``redis://[user:password@]host[:port][/db]``, ``rediss://`` for TLS;
+        - ``unix://[user:password@]/path?db=N``;
+        - ``redis+sentinel://[user:password@]host[:port][,host2[:port2],...]/service_name[/db]``, and
+          ``rediss+sentinel://`` for TLS to the master and (unless ``sentinel_ssl=false``) to the Sentinels:
+          the hosts are Sentinels (port 26379 unless given); user and password are the master's.
+
+        Query options, percent-decoded (a ``+`` stays a ``+``): TLS as redis-py reads them, ``ssl_cert_reqs``
+        (required, optional, none), ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_check_hostname``
+        (true/false); durability, ``wait_replicas`` (0 or more) and ``wait_timeout`` (seconds); for Sentinel URLs
+        only, ``sentinel_username``, ``sentinel_password`` and ``sentinel_ssl`` (true/false). Other options are
+        ignored, as arq does. ValueError messages never quote the URL."""
         try:
             parts = split_url(dsn)
         except ValueError:
-            raise ValueError("not a Redis URL: use redis://, rediss:// or unix://") from None
-        if parts.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError(f"invalid Redis URL scheme {parts.scheme!r}: use redis://, rediss:// or unix://")
-        host, port = parts.host_and_port()
-        query = parse_qs(parts.query)
-        db_text = query.get("db", ["0"])[0] if parts.scheme == "unix" else parts.path.strip("/") or "0"
-        if not db_text.isdigit():
-            raise ValueError("the database must be a number, as in redis://host:6379/0")
+            raise ValueError(f"not a Redis URL: {_SCHEMES_ACCEPTED}") from None
+        if parts.scheme not in _SCHEMES:
+            raise ValueError(f"invalid Redis URL scheme {parts.scheme!r}: {_SCHEMES_ACCEPTED}")
+        query = _query(parts.query)
+        sentinel = parts.scheme.endswith("+sentinel")
+        if parts.scheme == "unix":
+            where = _unix_location(parts, query)
+        elif sentinel:
+            where = _sentinel_location(parts)
+        else:
+            where = _plain_location(parts)
         return cls(
-            host=host.lower() or "localhost",
-            port=port or 6379,
-            ssl=parts.scheme == "rediss",
+            ssl=parts.scheme.startswith("rediss"),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
-            database=int(db_text),
-            unix_socket_path=parts.path if parts.scheme == "unix" else None,
+            **where,
             **_tls_query_options(query),
+            **_wait_query_options(query),
+            **_sentinel_query_options(query, sentinel),
         )
 
     def __repr__(self) -> str:
@@ -87,32 +112,122 @@ class RedisSettings:
         return f"RedisSettings({shown})"
 
     def describe(self) -> str:
-        """Where this points, for logs and process titles: never includes the password."""
+        """Where this points, for logs and process titles, as a URL of the form from_dsn reads: never includes a
+        password (neither ``password`` nor ``sentinel_password``) nor the query's options."""
         if self.unix_socket_path:
             return f"unix://{self.unix_socket_path}?db={self.database}"
         scheme = "rediss" if self.ssl else "redis"
         user = f"{self.username}:***@" if self.username else (":***@" if self.password else "")
-        return f"{scheme}://{user}{self.host}:{self.port}/{self.database}"
+        if self.sentinel:
+            addresses = self.host if isinstance(self.host, list) else [(self.host, self.port)]
+            hosts = ",".join(_address(host, port) for host, port in addresses)
+            return f"{scheme}+sentinel://{user}{hosts}/{self.sentinel_master}/{self.database}"
+        return f"{scheme}://{user}{_address(str(self.host), self.port)}/{self.database}"
 
 
 _SECRET_FIELDS = frozenset({"password", "sentinel_password"})
+_SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel", "unix")
+_SCHEMES_ACCEPTED = "use redis://, rediss://, redis+sentinel://, rediss+sentinel:// or unix://"
+DEFAULT_PORT = 6379
+DEFAULT_SENTINEL_PORT = 26379
 
 
-def _tls_query_options(query: dict[str, list[str]]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for name in ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
-        if name in query:
-            options[name] = query[name][0]
-    if options.get("ssl_cert_reqs", "required") not in {"required", "optional", "none"}:
-        raise ValueError(f"invalid ssl_cert_reqs {options['ssl_cert_reqs']!r}: use required, optional or none")
+def _address(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _query(query: str) -> dict[str, str]:
+    """``a=1&b=2`` as a dict, values percent-decoded but a ``+`` kept (passwords hold them); the last one wins."""
+    pairs = (item.partition("=") for item in query.split("&") if item)
+    return {unquote(name): unquote(value) for name, _, value in pairs}
+
+
+def _database(text: str, example: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"the database must be a number, as in {example}")
+    return int(text)
+
+
+def _plain_location(parts: UrlParts) -> dict[str, Any]:
+    if "," in parts.hostport:
+        raise ValueError("several hosts are Sentinels: use redis+sentinel://host1,host2/service_name")
+    host, port = parts.host_and_port()
+    return {
+        "host": host.lower() or "localhost",
+        "port": port or DEFAULT_PORT,
+        "database": _database(parts.path.strip("/") or "0", "redis://host:6379/0"),
+    }
+
+
+def _unix_location(parts: UrlParts, query: dict[str, str]) -> dict[str, Any]:
+    return {"unix_socket_path": parts.path, "database": _database(query.get("db", "0"), "unix:///path/redis.sock?db=0")}
+
+
+def _sentinel_location(parts: UrlParts) -> dict[str, Any]:
+    """``host[:port],.../service_name[/db]``: the Sentinels, the name they know the master by, the database."""
+    addresses = parts.hosts_and_ports()
+    if any(not host for host, _ in addresses):
+        raise ValueError("a Sentinel URL names each Sentinel's host: redis+sentinel://host1[:port],host2/service_name")
+    service, _, db_text = parts.path.strip("/").partition("/")
+    if not service:
+        raise ValueError("a Sentinel URL names the master's service after the hosts: redis+sentinel://host/mymaster")
+    return {
+        "host": [(host.lower(), port or DEFAULT_SENTINEL_PORT) for host, port in addresses],
+        "sentinel": True,
+        "sentinel_master": unquote(service),
+        "database": _database(db_text or "0", "redis+sentinel://host/mymaster/0"),
+    }
+
+
+def _flag(name: str, text: str) -> bool:
+    if text.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if text.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be true or false")
+
+
+def _tls_query_options(query: dict[str, str]) -> dict[str, Any]:
+    options: dict[str, Any] = {name: query[name] for name in _TLS_PATHS if name in query}
+    if "ssl_cert_reqs" in query:
+        if query["ssl_cert_reqs"] not in {"required", "optional", "none"}:
+            raise ValueError(f"invalid ssl_cert_reqs {query['ssl_cert_reqs']!r}: use required, optional or none")
+        options["ssl_cert_reqs"] = query["ssl_cert_reqs"]
     if "ssl_check_hostname" in query:
-        options["ssl_check_hostname"] = query["ssl_check_hostname"][0].lower() in {"1", "true", "yes"}
+        options["ssl_check_hostname"] = _flag("ssl_check_hostname", query["ssl_check_hostname"])
     return options
 
 
-def ssl_options(settings: RedisSettings) -> dict[str, Any]:
-    if not settings.ssl:
-        return {}
+_TLS_PATHS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+
+
+def _wait_query_options(query: dict[str, str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if "wait_replicas" in query:
+        if not query["wait_replicas"].isdigit():
+            raise ValueError("wait_replicas must be a whole number, 0 or more")
+        options["wait_replicas"] = int(query["wait_replicas"])
+    if "wait_timeout" in query:
+        try:
+            options["wait_timeout"] = float(query["wait_timeout"])
+        except ValueError:
+            raise ValueError("wait_timeout must be a number of seconds above 0") from None
+    return options
+
+
+def _sentinel_query_options(query: dict[str, str], sentinel: bool) -> dict[str, Any]:
+    given = [name for name in ("sentinel_username", "sentinel_password", "sentinel_ssl") if name in query]
+    if given and not sentinel:
+        raise ValueError(f"{given[0]} applies to Sentinel URLs only (redis+sentinel://, rediss+sentinel://)")
+    options: dict[str, Any] = {name: query[name] or None for name in given if name != "sentinel_ssl"}
+    if "sentinel_ssl" in query:
+        options["sentinel_ssl"] = _flag("sentinel_ssl", query["sentinel_ssl"])
+    return options
+
+
+def tls_options(settings: RedisSettings) -> dict[str, Any]:
+    """redis-py's ``ssl_*`` keyword arguments for the settings' TLS options (``ssl=True`` not included)."""
     cert_reqs = {"required": ssl_module.CERT_REQUIRED, "optional": ssl_module.CERT_OPTIONAL}.get(
         settings.ssl_cert_reqs, ssl_module.CERT_NONE
     )
@@ -124,3 +239,8 @@ def ssl_options(settings: RedisSettings) -> dict[str, Any]:
         "ssl_ca_data": settings.ssl_ca_data,
         "ssl_check_hostname": settings.ssl_check_hostname,
     }
+
+
+def ssl_options(settings: RedisSettings) -> dict[str, Any]:
+    """tls_options for a connection to Redis itself (the master): none without ``ssl``."""
+    return tls_options(settings) if settings.ssl else {}

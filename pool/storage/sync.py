@@ -15,6 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..redis.settings import RedisSettings, ssl_options
+from ..redis.sync_sentinel import close, master_client
 from . import ops
 from .drivers import run_sync
 from .keys import QueueKeys
@@ -24,7 +25,11 @@ T = TypeVar("T")
 
 
 def connect(settings: RedisSettings) -> redis.Redis:
-    """A sync client for ``settings``: 1 s to connect, 2 s per reply, no retries."""
+    """A sync client for ``settings``: 1 s to connect, 2 s per reply, no retries.
+
+    Behind Sentinel (pool/redis/sync_sentinel.py) each Sentinel has 0.5 s to connect and 1 s to answer, and the
+    client re-asks them for the master every ``sentinel_check_interval``: after a promotion a call fails at most
+    once on the demoted master's dropped connection, and writes go to the new master within that interval."""
     common: dict[str, Any] = {
         "db": settings.database,
         "username": settings.username,
@@ -35,6 +40,9 @@ def connect(settings: RedisSettings) -> redis.Redis:
     }
     if settings.unix_socket_path:
         return redis.Redis(unix_socket_path=settings.unix_socket_path, **common)
+    if settings.sentinel:
+        sentinel_timeouts = {"socket_connect_timeout": 0.5, "socket_timeout": 1, "retry": Retry(NoBackoff(), 0)}
+        return master_client(settings, sentinel_timeouts, ssl=settings.ssl, **ssl_options(settings), **common)
     host = settings.host if isinstance(settings.host, str) else settings.host[0][0]
     return redis.Redis(host=host, port=settings.port, ssl=settings.ssl, **ssl_options(settings), **common)
 
@@ -51,7 +59,7 @@ class SyncQueue:
         return cls(connect(settings), queue_name)
 
     def close(self) -> None:
-        self.client.close()
+        close(self.client)
 
     def run(self, op: Op[T]) -> T:
         """Any storage op on this client (the cron duty's turns, say)."""

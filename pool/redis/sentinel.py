@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -39,7 +38,8 @@ from redis.exceptions import (
 )
 from redis.sentinel import MasterNotFoundError
 
-from .settings import RedisSettings, ssl_options
+from .sentinel_config import sentinel_addresses, sentinel_kwargs
+from .settings import RedisSettings
 
 logger = logging.getLogger("pool.sentinel")
 
@@ -188,23 +188,17 @@ class SentinelMaster:
 
 def master_of(settings: RedisSettings) -> SentinelMaster:
     """The ``SentinelMaster`` of ``settings``: a client per Sentinel, with the Sentinels' own credentials and TLS
-    (``sentinel_ssl`` None: as to the master), and short timeouts (a dead Sentinel must not hold up the others)."""
-    addresses = settings.host if isinstance(settings.host, list) else [(settings.host, settings.port)]
-    use_ssl = settings.ssl if settings.sentinel_ssl is None else settings.sentinel_ssl
-    tls = ssl_options(replace(settings, ssl=use_ssl))
+    (pool/redis/sentinel_config.py) and short timeouts (a dead Sentinel must not hold up the others)."""
     sentinels = [
         Redis(
             host=host,
             port=int(port),
-            username=settings.sentinel_username,
-            password=settings.sentinel_password,
             socket_connect_timeout=settings.conn_timeout,
             socket_timeout=max(settings.conn_timeout, 1.0),
             decode_responses=True,
-            ssl=use_ssl,
-            **tls,
+            **sentinel_kwargs(settings),
         )
-        for host, port in addresses
+        for host, port in sentinel_addresses(settings)
     ]
     return SentinelMaster(sentinels, settings.sentinel_master, settings.sentinel_check_interval)
 

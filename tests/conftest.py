@@ -7,6 +7,12 @@
 - ``redis``, ``pool``        a ``PoolRedis`` client (``create_pool``) of ``redis_url`` (two names, one fixture).
 - ``spawn_worker``          ``spawn_worker(*extra, settings=...)`` runs ``pool worker`` as a process (killed at
                             teardown): a ``tests.worker_utils.WorkerProcess``.
+- ``sentinel_set``          a fresh ``tests.sentinel_set.SentinelSet`` (master, replica, three sentinels) per test:
+                            for tests that fail over or kill.
+- ``sentinel_set_factory``  ``sentinel_set_factory(**kwargs)`` starts a ``SentinelSet(**kwargs)`` (passwords, extra
+                            data-node config); each is closed at teardown.
+- ``shared_sentinel_set``   one ``SentinelSet`` for the whole session, for tests that neither fail over nor kill
+                            (nor flush: use keys of your own).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import pytest
 
 from pool import PoolRedis, RedisSettings, create_pool
 from tests.redis_server import RedisServer
+from tests.sentinel_set import SentinelSet
 from tests.worker_utils import WorkerProcess
 
 
@@ -81,3 +88,30 @@ def spawn_worker(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Worke
         if worker.popen.poll() is None:
             worker.popen.kill()
         worker.popen.wait(10)
+
+
+@pytest.fixture
+def sentinel_set() -> Iterator[SentinelSet]:
+    with SentinelSet() as sentinels:
+        yield sentinels
+
+
+@pytest.fixture
+def sentinel_set_factory() -> Iterator[Callable[..., SentinelSet]]:
+    """``sentinel_set_factory(**kwargs)`` starts a ``SentinelSet(**kwargs)`` and returns it."""
+    sets: list[SentinelSet] = []
+
+    def factory(**kwargs: Any) -> SentinelSet:
+        sentinels = SentinelSet(**kwargs)
+        sets.append(sentinels)
+        return sentinels.start()
+
+    yield factory
+    for sentinels in reversed(sets):
+        sentinels.close()
+
+
+@pytest.fixture(scope="session")
+def shared_sentinel_set() -> Iterator[SentinelSet]:
+    with SentinelSet() as sentinels:
+        yield sentinels

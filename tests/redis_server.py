@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -46,7 +46,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["RedisServer", "RedisServerError", "find_redis_server"]
+__all__ = ["RedisServer", "RedisServerError", "conf_value", "find_redis_server"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PATH_FILE = REPO_ROOT / ".venv" / "redis-server-path"
@@ -81,6 +81,19 @@ def find_redis_server() -> str:
     raise RedisServerError(f"no redis-server binary found (tried {tried}); run `make redis` or set ${ENV_VAR}")
 
 
+def conf_value(value: str) -> str:
+    """``value`` as one double-quoted argument of a redis.conf line, so a password may hold spaces or quotes."""
+    out = []
+    for char in value:
+        if char in '\\"':
+            out.append("\\" + char)
+        elif char.isprintable() and char.isascii():
+            out.append(char)
+        else:
+            out.extend(f"\\x{byte:02x}" for byte in char.encode())
+    return '"' + "".join(out) + '"'
+
+
 def free_port() -> int:
     """A TCP port of 127.0.0.1 that is free right now (it may be taken again before redis binds it)."""
     while True:
@@ -111,7 +124,10 @@ class RedisServer:
     :param port: a fixed port; by default a free one is picked (and re-picked if redis cannot bind it).
     :param directory: where redis keeps its files; by default a new temporary directory, removed by
         :meth:`close`.
-    :param config: extra ``redis.conf`` directives, e.g. ``{"maxmemory": "64mb"}``.
+    :param config: extra ``redis.conf`` directives, e.g. ``{"maxmemory": "64mb"}`` or
+        ``{"replicaof": "127.0.0.1 PORT"}``; a mutable dict (:attr:`config`) read at every start, so a
+        change shows at the next :meth:`start` or :meth:`restart`.
+    :param args: extra command-line arguments after the config file, e.g. ``("--sentinel",)``.
     :param binary: the redis-server to run; by default :func:`find_redis_server`.
     :param startup_timeout: how long :meth:`start` waits for PING to be answered.
     """
@@ -126,6 +142,7 @@ class RedisServer:
         port: int | None = None,
         directory: str | os.PathLike[str] | None = None,
         config: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
         binary: str | None = None,
         startup_timeout: float = 10.0,
     ) -> None:
@@ -135,6 +152,7 @@ class RedisServer:
         self.persistence = persistence
         self.appendfsync: AppendFsync = appendfsync
         self.config = dict(config or {})
+        self.args = tuple(args)
         self.binary = binary or find_redis_server()
         self.startup_timeout = startup_timeout
         self._fixed_port = port is not None
@@ -330,7 +348,7 @@ class RedisServer:
             lines["unixsocket"] = self._unix_socket
             lines["unixsocketperm"] = "700"
         if self.password is not None:
-            lines["requirepass"] = self.password
+            lines["requirepass"] = conf_value(self.password)
         for key, value in self.config.items():
             lines[key] = value
         return "".join(f"{key} {value}\n" for key, value in lines.items())
@@ -341,7 +359,7 @@ class RedisServer:
         conf.write_text(self._config_text())
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                [self.binary, str(conf)],
+                [self.binary, str(conf), *self.args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -355,7 +373,7 @@ class RedisServer:
                 code = self._proc.returncode
                 self._proc = None
                 raise RedisServerError(
-                    f"redis-server exited with {code} while starting on port {self._port}:\n{self._log_tail()}"
+                    f"redis-server exited with {code} while starting on port {self._port}:\n{self.log_tail()}"
                 )
             if self.ping(timeout=0.5):
                 return
@@ -363,12 +381,13 @@ class RedisServer:
                 self.kill()
                 raise RedisServerError(
                     f"redis-server did not answer PING within {self.startup_timeout}s on port {self._port}:\n"
-                    f"{self._log_tail()}"
+                    f"{self.log_tail()}"
                 )
             time.sleep(delay)  # poll interval of the wait-for-condition loop, bounded by the deadline
             delay = min(delay * 2, 0.1)
 
-    def _log_tail(self, lines: int = 20) -> str:
+    def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of the server's log, for error messages."""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:

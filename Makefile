@@ -125,6 +125,11 @@ FORCE:
 #              restart and a supervisor kill, then checks that no job was lost; CHAOS_ARGS="--quick" for the
 #              2,000-job variant CI runs (tests/test_chaos_quick.py), see `python -m tests.chaos.run --help`
 CHAOS_ARGS ?=
-.PHONY: chaos
+.PHONY: chaos chaos-sentinel
 chaos: install redis
 	$(VPY) -m tests.chaos.run $(CHAOS_ARGS)
+
+# make chaos-sentinel   Sentinel failovers and kill -9 of the master under load, durability off and on
+#                       (tests/chaos/sentinel.py; its short variant is tests/test_sentinel_failover.py)
+chaos-sentinel: install redis
+	$(VPY) -m tests.chaos.sentinel $(CHAOS_ARGS)

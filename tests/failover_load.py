@@ -7,7 +7,8 @@ run is recorded outside Redis (tests/apps/failover.py), so the count survives wh
   whose job never ran;
 - ran_twice: jobs that ran more than once; same_try_twice: a job run twice with the same ``job_try`` (a failover
   erased its start, so the attempt counter could not see the second run);
-- recovery_s: from the fault to the first run of a job enqueued after it.
+- pause_s: the longest time without any job run, from the fault to the end of the load (how long producers and
+  workers were cut off; a healthy queue runs a job every few ms here).
 
 A producer whose enqueue fails (the connection dropped, ``NotReplicated``) enqueues again with the same
 ``_job_id``: safe, since an id already there is not enqueued twice.
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,27 +38,32 @@ class FailoverReport:
     lost: int = 0
     ran_twice: int = 0
     same_try_twice: int = 0
-    recovery_s: float = float("nan")
+    pause_s: float = float("nan")
     error_kinds: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def line(self, label: str) -> str:
         kinds = ", ".join(f"{kind} {count}" for kind, count in self.error_kinds.most_common())
         return (
             f"{label}: acked={self.acked} lost={self.lost} ran_twice={self.ran_twice} "
-            f"same_try_twice={self.same_try_twice} recovery={self.recovery_s:.2f}s "
+            f"same_try_twice={self.same_try_twice} longest_pause={self.pause_s:.2f}s "
             f"enqueue_errors={self.enqueue_errors}" + (f" ({kinds})" if kinds else "")
         )
 
 
 def read_runs(directory: Path) -> list[tuple[str, int]]:
+    """(job id, job_try) of every run recorded in ``directory``, in the order they were recorded."""
+    return [(job_id, job_try) for job_id, job_try, _ in read_timed_runs(directory)]
+
+
+def read_timed_runs(directory: Path) -> list[tuple[str, int, float]]:
     path = directory / RUN_LOG
     if not path.exists():
         return []
     runs = []
     for line in path.read_text().splitlines():
-        job_id, _, job_try = line.partition(" ")
+        job_id, job_try, at = ([*line.split(" "), "", ""])[:3]
         if job_try.isdigit():
-            runs.append((job_id, int(job_try)))
+            runs.append((job_id, int(job_try), float(at or 0)))
     return runs
 
 
@@ -75,8 +83,8 @@ async def run_through_fault(
     caller's, running in ``run_dir``."""
     report = FailoverReport()
     acked: set[str] = set()
-    fault_at: list[float] = []
-    after_fault: dict[str, float] = {}  # job id -> when it was enqueued (after the fault)
+    fault_at: list[float] = []  # time.time() of the fault
+    load_ended: list[float] = []
     stop = asyncio.Event()
     pool = await create_pool(settings)
 
@@ -92,18 +100,17 @@ async def run_through_fault(
                 await asyncio.sleep(0.05)
                 continue
             acked.add(job_id)
-            if fault_at:
-                after_fault.setdefault(job_id, time.monotonic())
             sequence += 1
             await asyncio.sleep(0.005)
 
     tasks = [asyncio.create_task(produce(number)) for number in range(producers)]
     try:
         await asyncio.sleep(before_s)
-        fault_at.append(time.monotonic())
+        fault_at.append(time.time())
         await fault()
         await asyncio.sleep(after_s)
     finally:
+        load_ended.append(time.time())
         stop.set()
         await asyncio.gather(*tasks)
         await pool.aclose()
@@ -111,10 +118,8 @@ async def run_through_fault(
     def all_ran() -> bool:
         return acked <= {job_id for job_id, _ in read_runs(run_dir)}
 
-    try:
+    with contextlib.suppress(AssertionError):  # what did not run is counted as lost below
         await wait_for(all_ran, timeout=drain_timeout, message="every acknowledged job ran")
-    except AssertionError:
-        pass  # counted as lost below
     runs = read_runs(run_dir)
     per_job = collections.Counter(job_id for job_id, _ in runs)
     per_try = collections.Counter(runs)
@@ -122,13 +127,12 @@ async def run_through_fault(
     report.lost = len(acked - set(per_job))
     report.ran_twice = sum(1 for count in per_job.values() if count > 1)
     report.same_try_twice = sum(1 for count in per_try.values() if count > 1)
-    report.recovery_s = _recovery(run_dir, after_fault, fault_at[0])
+    report.pause_s = longest_pause(run_dir, fault_at[0], load_ended[0])
     return report
 
 
-def _recovery(run_dir: Path, after_fault: dict[str, float], fault_at: float) -> float:
-    """From the fault to the enqueue of the first job acknowledged after it that ran: how long producers and
-    workers were cut off (each job runs within ms of its enqueue when the queue is healthy)."""
-    ran = {job_id for job_id, _ in read_runs(run_dir)}
-    times = [at for job_id, at in after_fault.items() if job_id in ran]
-    return min(times) - fault_at if times else float("nan")
+def longest_pause(run_dir: Path, start: float, end: float) -> float:
+    """The longest time between two consecutive job runs (or ``start``/``end``) within [start, end]."""
+    times = sorted(at for _, _, at in read_timed_runs(run_dir) if start <= at <= end)
+    edges = [start, *times, end]
+    return max(later - earlier for earlier, later in itertools.pairwise(edges))

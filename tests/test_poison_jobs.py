@@ -43,8 +43,6 @@ DEEP = 250  # levels of nesting that crashed msgpack's decoder (it died at ~200)
 TOO_DEEP = re.compile(r"nested more than \d+ levels deep")
 
 
-
-
 def deep_exception_ext(depth: int) -> msgpack.ExtType:
     """A ValueError wrapping a ValueError ... ``depth`` deep, encoded by hand as pool's exception extension
     (type 1: [module, qualname, packed args, message]), bypassing the encoder's depth check."""

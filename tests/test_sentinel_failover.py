@@ -7,7 +7,7 @@ The figures of longer runs (the chaos run's ``--sentinel`` faults) are in docs/s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,9 @@ from pool import PoolRedis, create_pool
 from pool.redis.replication import NotReplicated
 from pool.storage.keys import QueueKeys
 from tests.failover_load import read_runs, run_through_fault
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_sync
 from tests.sentinel_set import SentinelSet
+from tests.supervisor_utils import Supervisor, run_pool, supervisors
 from tests.worker_utils import WorkerProcess
 
 APP = "tests.apps.failover.WorkerSettings"
@@ -29,7 +30,7 @@ def with_query(url: str, **options: object) -> str:
 
 
 @pytest.fixture
-def sentinel_worker(tmp_path: Path, sentinel_set: SentinelSet) -> Callable[..., WorkerProcess]:
+def sentinel_worker(tmp_path: Path, sentinel_set: SentinelSet) -> Iterator[Callable[..., WorkerProcess]]:
     workers: list[WorkerProcess] = []
 
     def start(**options: object) -> WorkerProcess:
@@ -150,3 +151,33 @@ async def test_failover_under_load_with_durability_loses_nothing_and_repeats_no_
     assert report.acked > 0
     assert report.lost == 0, report.line(fault)
     assert report.same_try_twice == 0, report.line(fault)
+
+
+def test_pool_start_through_a_failover_runs_each_cron_tick_once_and_keeps_its_health(
+    tmp_path: Path, sentinel_set: SentinelSet
+) -> None:
+    """``pool start --procs 2`` behind Sentinel: the parent (cron leader, health) and the children all follow the
+    new master; no cron tick runs twice, ticks go on after the failover, and ``pool health`` stays healthy."""
+    url = with_query(sentinel_set.url, wait_replicas=1, sentinel_check_interval=0.5)
+    settings = "tests.apps.failover.CronSettings"
+
+    def ticks() -> list[str]:
+        return [job_id for job_id, _ in read_runs(tmp_path) if "tick" in job_id]
+
+    def healthy() -> bool:
+        return run_pool("health", "--redis", url, settings, cwd=tmp_path).returncode == 0
+
+    with supervisors() as started:
+        supervisor = Supervisor(tmp_path, "s", url, settings, "--procs", "2", "--health-interval", "0.3")
+        started.append(supervisor)
+        supervisor.wait_ready(2)
+        wait_for_sync(lambda: len(ticks()) >= 2, 15, message="cron ticks run")
+        wait_for_sync(healthy, 15, interval=0.3, message="healthy before the failover")
+        sentinel_set.wait_replicas_in_sync()
+        sentinel_set.failover()
+        before = len(ticks())
+        wait_for_sync(lambda: len(ticks()) >= before + 3, 60, message="cron ticks run after the failover")
+        wait_for_sync(healthy, 30, interval=0.3, message="healthy after the failover")
+        assert supervisor.process.poll() is None, supervisor.log
+    runs = ticks()
+    assert len(runs) == len(set(runs)), f"a tick ran twice: {sorted(runs)}"

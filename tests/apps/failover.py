@@ -1,13 +1,14 @@
 """Jobs for the Sentinel failover tests, run as ``pool worker tests.apps.failover.WorkerSettings``.
 
-Each run of ``record_run`` appends ``<job_id> <job_try>`` to ``runs.log`` in the worker's working directory, outside
-Redis: a failover cannot erase the record of a run, so a test can count the runs of every job.
+Each run of ``record_run`` appends ``<job_id> <job_try> <unix time>`` to ``runs.log`` in the worker's working
+directory, outside Redis: a failover cannot erase the record of a run, so a test can count the runs of every job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,13 @@ def log_run(line: str) -> None:
 
 
 async def record_run(ctx: dict[str, Any], n: int) -> int:
-    log_run(f"{ctx['job_id']} {ctx['job_try']}")
+    log_run(f"{ctx['job_id']} {ctx['job_try']} {time.time():.3f}")
     await asyncio.sleep(0.05)
     return n
 
 
 async def tick(ctx: dict[str, Any]) -> None:
-    log_run(f"{ctx['job_id']} {ctx['job_try']}")
+    log_run(f"{ctx['job_id']} {ctx['job_try']} {time.time():.3f}")
 
 
 class WorkerSettings:

@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis.exceptions import ConnectionError
 
-from pool import PoolRedis, create_pool
+from pool import PoolRedis, RedisSettings, create_pool
 from pool.redis.replication import NotReplicated
 from pool.storage.keys import QueueKeys
 from tests.failover_load import read_runs, run_through_fault
@@ -181,3 +182,26 @@ def test_pool_start_through_a_failover_runs_each_cron_tick_once_and_keeps_its_he
         assert supervisor.process.poll() is None, supervisor.log
     runs = ticks()
     assert len(runs) == len(set(runs)), f"a tick ran twice: {sorted(runs)}"
+
+
+async def test_passwords_database_and_url_reach_the_master_through_sentinel(
+    sentinel_set_factory: Callable[..., SentinelSet], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The master's password and database and the Sentinels' own password all apply, from settings or from the
+    URL, and neither password shows in ``describe()``."""
+    sentinels = sentinel_set_factory(service="jobs", password="m4ster secret", sentinel_password="s3ntinel:pw")
+    url = sentinels.url.replace("/jobs/0", "/jobs/3")
+    settings = RedisSettings.from_dsn(url)
+    assert (settings.database, settings.sentinel_master, settings.password) == (3, "jobs", "m4ster secret")
+    assert "secret" not in settings.describe() and "s3ntinel" not in settings.describe()
+    pool = await create_pool(settings)
+    try:
+        assert await pool.enqueue_job("record_run", 1, _job_id="in-db-3") is not None
+        with sentinels.master_node().client(db=3) as direct:
+            assert direct.exists(QueueKeys("default").job("in-db-3"))
+    finally:
+        await pool.aclose()
+    wrong = RedisSettings.from_dsn(url.replace("s3ntinel%3Apw", "wrong"))
+    wrong.conn_retries = 0
+    with pytest.raises(ConnectionError):
+        await create_pool(wrong)

@@ -28,6 +28,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import (
     ConnectionError,
     MasterDownError,
@@ -117,7 +119,7 @@ class SentinelMaster:
             if isinstance(answer, tuple) and (best is None or answer[0] > best[0]):
                 best = answer
         if best is None:
-            errors = "; ".join(str(answer) for answer in answers if isinstance(answer, BaseException))
+            errors = "; ".join(dict.fromkeys(str(answer) for answer in answers if isinstance(answer, BaseException)))
             raise MasterNotFoundError(
                 f"no Sentinel could name the master of {self.service!r}" + (f" ({errors})" if errors else "")
             )
@@ -195,6 +197,7 @@ def master_of(settings: RedisSettings) -> SentinelMaster:
             port=int(port),
             socket_connect_timeout=settings.conn_timeout,
             socket_timeout=max(settings.conn_timeout, 1.0),
+            retry=Retry(NoBackoff(), 0),  # the watch asks again anyway; redis-py's retries took seconds per ask
             decode_responses=True,
             **sentinel_kwargs(settings),
         )

@@ -109,7 +109,7 @@ BAD: dict[str, str] = {
     f"redis://h/0?sentinel_password={SENTINEL_PASSWORD}": "Sentinel URLs only",
     "redis+sentinel://h/m?sentinel_ssl=maybe": "sentinel_ssl must be true or false",
     "redis+sentinel://h/m?ssl_cert_reqs=maybe": "ssl_cert_reqs",
-    f"sentinel://:{PASSWORD}@h/mymaster": "use redis://, rediss://, redis+sentinel://, rediss+sentinel:// or unix://",
+    f"sentinel://:{PASSWORD}@h/mymaster": "use redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster:// or unix://",
     "redis+sentinel:/h/mymaster": "not a Redis URL",
 }
 
@@ -181,7 +181,7 @@ def test_redaction_and_the_secrets_to_mask_cover_the_sentinel_password_in_the_qu
         ({"wait_timeout": -1.0}, "wait_timeout"),
         ({"sentinel_check_interval": 0}, "sentinel_check_interval must be a number of seconds above 0"),
         ({"sentinel_check_interval": float("nan")}, "sentinel_check_interval"),
-        ({"host": [("s1", 26379)]}, "a list of hosts is a list of Sentinels: it needs sentinel=True"),
+        ({"host": [("s1", 26379)]}, "a list of hosts is a list of Sentinels or of cluster nodes"),
         ({"host": [], "sentinel": True}, "at least one Sentinel address"),
     ],
 )

@@ -61,8 +61,9 @@ BULK_BATCH = 200
 BULK_BATCH_BYTES = 512 * 1024
 
 
-class PoolRedis(Redis):
-    """A Redis client that also enqueues and inspects jobs."""
+class QueueClient:
+    """The queue side of a client (enqueue, bulk enqueue, inspection), on top of a redis-py asyncio client: a
+    single Redis (``PoolRedis``) or a Redis Cluster (``PoolRedisCluster``)."""
 
     def __init__(
         self,
@@ -73,71 +74,34 @@ class PoolRedis(Redis):
         expires_extra_ms: int = EXPIRES_EXTRA_MS,
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         durability: Durability | None = None,
-        followed_master: SentinelMaster | None = None,
         **kwargs: Any,
     ) -> None:
         self.max_payload_bytes = max_payload_bytes
         self.durability = durability  # WAIT for replicas after the writes that matter (pool/redis/replication.py)
-        self.followed_master = followed_master  # where the master is, behind Sentinel (pool/redis/sentinel.py)
-        self._failover_watch: asyncio.Task[None] | None = None
         self.job_serializer = job_serializer
         self.job_deserializer = job_deserializer
         self.default_queue_name = default_queue_name
         self.expires_extra_ms = expires_extra_ms
         super().__init__(*args, **kwargs)
-        # the queue's scripts skip redis-py's generic command path (pool/redis/fastpath.py); a sentinel pool
-        # resolves its master per connection, so it keeps the standard path
-        self.fast_path = (
-            None if isinstance(self.connection_pool, SentinelConnectionPool) else FastPath(self.connection_pool)
-        )
 
-    async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        if self._failover_watch is not None:
-            self._failover_watch.cancel()
-            with contextlib.suppress(BaseException):
-                await self._failover_watch
-            self._failover_watch = None
-            if self.followed_master is not None:
-                await self.followed_master.aclose()
-        if self.fast_path is not None:
-            await self.fast_path.close()
-        await super().aclose(close_connection_pool)
-
-    def follow_master(self) -> None:
-        """Behind Sentinel: watch where the master is and, when it moves, drop every connection of this client
-        (its pool's, in use or not, and its fast path's), so nothing more is written to a demoted master."""
-        if self.followed_master is None or self._failover_watch is not None:
-            return
-        self.followed_master.on_switch(self._drop_connections)
-        self._failover_watch = asyncio.create_task(self.followed_master.watch(), name="pool-sentinel-watch")
-
-    async def _drop_connections(self, old: tuple[str, int], new: tuple[str, int]) -> None:
-        await self.connection_pool.disconnect(inuse_connections=True)
-        if self.fast_path is not None:
-            await self.fast_path.drop_connections()
+    @property
+    def _as_redis(self) -> Redis:
+        """This client, typed as the redis-py client it also is (a cluster client quacks the same)."""
+        return cast(Redis, self)
 
     async def run_script(
         self, script: AsyncScript, calls: Iterable[ScriptCall], *, durable: bool = False, what: str = "a write"
     ) -> list[Any]:
-        """The replies of (keys, args) calls of one script, in order: on the fast path when it can take
-        them, else one by one on the standard path. ``calls`` may be a generator: the fast path sends each call as
-        it is made, so Redis runs the first while the next is built. The queue's scripts are all safe to send
-        twice, which a fall-back after a connection error does with the very calls already made.
-
-        ``durable``: with ``wait_replicas`` set, the calls are followed by WAIT on their connection, and
-        ``NotReplicated`` (carrying the replies as ``.replies``) is raised when too few replicas confirm them."""
+        """The replies of (keys, args) calls of one script, in order, through redis-py's command path (which
+        loads the script when Redis lacks it). ``durable``: with ``wait_replicas`` set, the calls are followed by
+        WAIT on their connection, and ``NotReplicated`` (carrying the replies as ``.replies``) is raised when too
+        few replicas confirm them."""
         wait = self.durability.wait_args if durable and self.durability is not None else ()
-        calls = iter(calls)
-        made: list[ScriptCall] = []
-        if self.fast_path is not None:
-            replies = await self.fast_path.run_scripts(script, _kept(calls, made), wait)
-            if replies is not None:
-                return self._confirmed(replies, wait, what)
         if not wait:
-            return [await script(keys=keys, args=args) for keys, args in itertools.chain(made, calls)]
-        async with self.pipeline(transaction=False) as pipe:  # one connection, so WAIT covers the calls
+            return [await script(keys=keys, args=args) for keys, args in calls]
+        async with self._as_redis.pipeline(transaction=False) as pipe:  # one connection, so WAIT covers the calls
             pipe.scripts.add(script)  # type: ignore[arg-type]  # (the async pipeline holds AsyncScripts)
-            for keys, args in itertools.chain(made, calls):
+            for keys, args in calls:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
             pipe.execute_command(*wait)
             replies = await pipe.execute()
@@ -153,28 +117,15 @@ class PoolRedis(Redis):
             self.durability.check(confirmed, what)
         except NotReplicated as exc:
             exc.replies = replies
-            if self.followed_master is not None:
-                self.followed_master.suspect()  # maybe the master lost its replicas to a failover
+            self._not_replicated()
             raise
         return replies
 
-    def auto_pipelined(self) -> PoolRedis:
-        """A client on the same connection pool whose commands, issued by concurrent tasks in one event-loop
-        turn, go out as one pipeline (see pool/redis/autopipeline.py). The worker gives this to jobs as
-        ``ctx['redis']``. Closing it leaves the shared pool open."""
-        return AutoPipelinedRedis(
-            connection_pool=self.connection_pool,
-            job_serializer=self.job_serializer,
-            job_deserializer=self.job_deserializer,
-            default_queue_name=self.default_queue_name,
-            expires_extra_ms=self.expires_extra_ms,
-            max_payload_bytes=self.max_payload_bytes,
-            durability=self.durability,
-            followed_master=self.followed_master,
-        )
+    def _not_replicated(self) -> None:
+        """Too few replicas confirmed a write: a hook for the client to look for a failover."""
 
     def _queue(self, queue_name: str | None) -> RedisQueue:
-        return queue_for(self, queue_name or self.default_queue_name)
+        return queue_for(self._as_redis, queue_name or self.default_queue_name)
 
     async def enqueue_job(
         self,
@@ -230,7 +181,7 @@ class PoolRedis(Redis):
         )
         if not enqueued:
             return None
-        return Job(spec.job_id, self, _queue_name=queue.name, _deserializer=self.job_deserializer)
+        return Job(spec.job_id, self._as_redis, _queue_name=queue.name, _deserializer=self.job_deserializer)
 
     def prepare(
         self,
@@ -312,7 +263,9 @@ class PoolRedis(Redis):
         batches = await self.run_script(scripts_for(self).enqueue, calls, durable=True, what=what)
         replies = [ok for batch in batches for ok in batch]
         return [
-            Job(spec.job_id, self, _queue_name=spec.queue_name, _deserializer=self.job_deserializer) if ok else None
+            Job(spec.job_id, self._as_redis, _queue_name=spec.queue_name, _deserializer=self.job_deserializer)
+            if ok
+            else None
             for spec, ok in zip(specs, replies, strict=True)
         ]
 
@@ -379,6 +332,89 @@ class PoolRedis(Redis):
 
     async def purge_failed(self, queue_name: str | None = None) -> int:
         return await inspection.purge_failed(self, queue_name)
+
+
+class PoolRedis(QueueClient, Redis):  # type: ignore[misc]  # (redis-py's own bases disagree on command_info)
+    """A Redis client that also enqueues and inspects jobs: ``QueueClient`` on a single Redis (or its master
+    behind Sentinel), with the fast path, auto-pipelining and, behind Sentinel, failover following."""
+
+    def __init__(
+        self,
+        *args: Any,
+        followed_master: SentinelMaster | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.followed_master = followed_master  # where the master is, behind Sentinel (pool/redis/sentinel.py)
+        self._failover_watch: asyncio.Task[None] | None = None
+        super().__init__(*args, **kwargs)
+        # the queue's scripts skip redis-py's generic command path (pool/redis/fastpath.py); a sentinel pool
+        # resolves its master per connection, so it keeps the standard path
+        self.fast_path = (
+            None if isinstance(self.connection_pool, SentinelConnectionPool) else FastPath(self.connection_pool)
+        )
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self._failover_watch is not None:
+            self._failover_watch.cancel()
+            with contextlib.suppress(BaseException):
+                await self._failover_watch
+            self._failover_watch = None
+            if self.followed_master is not None:
+                await self.followed_master.aclose()
+        if self.fast_path is not None:
+            await self.fast_path.close()
+        await super().aclose(close_connection_pool)
+
+    def follow_master(self) -> None:
+        """Behind Sentinel: watch where the master is and, when it moves, drop every connection of this client
+        (its pool's, in use or not, and its fast path's), so nothing more is written to a demoted master."""
+        if self.followed_master is None or self._failover_watch is not None:
+            return
+        self.followed_master.on_switch(self._drop_connections)
+        self._failover_watch = asyncio.create_task(self.followed_master.watch(), name="pool-sentinel-watch")
+
+    async def _drop_connections(self, old: tuple[str, int], new: tuple[str, int]) -> None:
+        await self.connection_pool.disconnect(inuse_connections=True)
+        if self.fast_path is not None:
+            await self.fast_path.drop_connections()
+
+    async def run_script(
+        self, script: AsyncScript, calls: Iterable[ScriptCall], *, durable: bool = False, what: str = "a write"
+    ) -> list[Any]:
+        """The replies of (keys, args) calls of one script, in order: on the fast path when it can take
+        them, else one by one on the standard path. ``calls`` may be a generator: the fast path sends each call as
+        it is made, so Redis runs the first while the next is built. The queue's scripts are all safe to send
+        twice, which a fall-back after a connection error does with the very calls already made.
+
+        ``durable``: with ``wait_replicas`` set, the calls are followed by WAIT on their connection, and
+        ``NotReplicated`` (carrying the replies as ``.replies``) is raised when too few replicas confirm them."""
+        wait = self.durability.wait_args if durable and self.durability is not None else ()
+        calls = iter(calls)
+        made: list[ScriptCall] = []
+        if self.fast_path is not None:
+            replies = await self.fast_path.run_scripts(script, _kept(calls, made), wait)
+            if replies is not None:
+                return self._confirmed(replies, wait, what)
+        return await super().run_script(script, itertools.chain(made, calls), durable=durable, what=what)
+
+    def _not_replicated(self) -> None:
+        if self.followed_master is not None:
+            self.followed_master.suspect()  # maybe the master lost its replicas to a failover
+
+    def auto_pipelined(self) -> PoolRedis:
+        """A client on the same connection pool whose commands, issued by concurrent tasks in one event-loop
+        turn, go out as one pipeline (see pool/redis/autopipeline.py). The worker gives this to jobs as
+        ``ctx['redis']``. Closing it leaves the shared pool open."""
+        return AutoPipelinedRedis(
+            connection_pool=self.connection_pool,
+            job_serializer=self.job_serializer,
+            job_deserializer=self.job_deserializer,
+            default_queue_name=self.default_queue_name,
+            expires_extra_ms=self.expires_extra_ms,
+            max_payload_bytes=self.max_payload_bytes,
+            durability=self.durability,
+            followed_master=self.followed_master,
+        )
 
     def __repr__(self) -> str:
         return f"<PoolRedis {self.connection_pool!r}>"

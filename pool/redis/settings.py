@@ -51,13 +51,26 @@ class RedisSettings:
     # seconds for this many replicas to confirm the write (Redis's WAIT); see docs/sentinel.md
     wait_replicas: int = 0
     wait_timeout: float = 1.0
+    # Redis Cluster: host (and port) or a list of (host, port) are some of its nodes, from which the client learns
+    # the rest (see docs/cluster.md)
+    cluster: bool = False
 
     def __post_init__(self) -> None:
         """Refuse values no connection could use, at construction: one line naming the field."""
-        if isinstance(self.host, list) and not self.sentinel:
-            raise ValueError("a list of hosts is a list of Sentinels: it needs sentinel=True")
+        if self.sentinel and self.cluster:
+            raise ValueError("sentinel=True and cluster=True exclude each other: a cluster fails over by itself")
+        if isinstance(self.host, list) and not (self.sentinel or self.cluster):
+            raise ValueError(
+                "a list of hosts is a list of Sentinels or of cluster nodes: set sentinel=True or cluster=True"
+            )
         if self.sentinel and isinstance(self.host, list) and not self.host:
             raise ValueError("sentinel=True needs at least one Sentinel address in host")
+        if self.cluster and isinstance(self.host, list) and not self.host:
+            raise ValueError("cluster=True needs at least one node's address in host")
+        if self.cluster and self.database != 0:
+            raise ValueError(f"a Redis Cluster has database 0 only, got database={self.database}")
+        if self.cluster and self.unix_socket_path:
+            raise ValueError("cluster=True connects over TCP: unix_socket_path does not apply")
         if isinstance(self.wait_replicas, bool) or not isinstance(self.wait_replicas, int) or self.wait_replicas < 0:
             raise ValueError(f"wait_replicas must be a whole number, 0 or more, got {self.wait_replicas!r}")
         for name in ("wait_timeout", "sentinel_check_interval"):
@@ -73,7 +86,9 @@ class RedisSettings:
         - ``unix://[user:password@]/path?db=N``;
         - ``redis+sentinel://[user:password@]host[:port][,host2[:port2],...]/service_name[/db]``, and
           ``rediss+sentinel://`` for TLS to the master and (unless ``sentinel_ssl=false``) to the Sentinels:
-          the hosts are Sentinels (port 26379 unless given); user and password are the master's.
+          the hosts are Sentinels (port 26379 unless given); user and password are the master's;
+        - ``redis+cluster://[user:password@]host[:port][,host2[:port2],...][/0]``, ``rediss+cluster://`` for TLS:
+          some nodes of a Redis Cluster (port 6379 unless given), from which the client learns the others.
 
         Query options, percent-decoded (a ``+`` stays a ``+``): TLS as redis-py reads them, ``ssl_cert_reqs``
         (required, optional, none), ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_check_hostname``
@@ -92,6 +107,8 @@ class RedisSettings:
             where = _unix_location(parts, query)
         elif sentinel:
             where = _sentinel_location(parts)
+        elif parts.scheme.endswith("+cluster"):
+            where = _cluster_location(parts)
         else:
             where = _plain_location(parts)
         return cls(
@@ -122,12 +139,18 @@ class RedisSettings:
             addresses = self.host if isinstance(self.host, list) else [(self.host, self.port)]
             hosts = ",".join(_address(host, port) for host, port in addresses)
             return f"{scheme}+sentinel://{user}{hosts}/{self.sentinel_master}/{self.database}"
+        if self.cluster:
+            addresses = self.host if isinstance(self.host, list) else [(self.host, self.port)]
+            hosts = ",".join(_address(host, port) for host, port in addresses)
+            return f"{scheme}+cluster://{user}{hosts}/0"
         return f"{scheme}://{user}{_address(str(self.host), self.port)}/{self.database}"
 
 
 _SECRET_FIELDS = frozenset({"password", "sentinel_password"})
-_SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel", "unix")
-_SCHEMES_ACCEPTED = "use redis://, rediss://, redis+sentinel://, rediss+sentinel:// or unix://"
+_SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster", "unix")
+_SCHEMES_ACCEPTED = (
+    "use redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster:// or unix://"
+)
 DEFAULT_PORT = 6379
 DEFAULT_SENTINEL_PORT = 26379
 
@@ -151,7 +174,10 @@ def _database(text: str, example: str) -> int:
 
 def _plain_location(parts: UrlParts) -> dict[str, Any]:
     if "," in parts.hostport:
-        raise ValueError("several hosts are Sentinels: use redis+sentinel://host1,host2/service_name")
+        raise ValueError(
+            "several hosts are Sentinels or cluster nodes: use redis+sentinel://host1,host2/service_name or "
+            "redis+cluster://host1,host2"
+        )
     host, port = parts.host_and_port()
     return {
         "host": host.lower() or "localhost",
@@ -178,6 +204,17 @@ def _sentinel_location(parts: UrlParts) -> dict[str, Any]:
         "sentinel_master": unquote(service),
         "database": _database(db_text or "0", "redis+sentinel://host/mymaster/0"),
     }
+
+
+def _cluster_location(parts: UrlParts) -> dict[str, Any]:
+    """``host[:port],...[/0]``: some nodes of the cluster (the client discovers the rest)."""
+    addresses = parts.hosts_and_ports()
+    if any(not host for host, _ in addresses):
+        raise ValueError("a cluster URL names each node's host: redis+cluster://host1[:port],host2[:port]")
+    db_text = parts.path.strip("/") or "0"
+    if db_text != "0":
+        raise ValueError("a Redis Cluster has database 0 only: redis+cluster://host:6379/0")
+    return {"host": [(host.lower(), port or DEFAULT_PORT) for host, port in addresses], "cluster": True}
 
 
 def _flag(name: str, text: str) -> bool:

@@ -714,6 +714,10 @@ async def lock_release_leaves_anothers_lock_alone(s: Store) -> tuple[Call, Check
     return ([KEYS.cron_leader], ["mine"]), check
 
 
+def wait_keys(job_id: str) -> list[str]:
+    return [KEYS.result(job_id), KEYS.job(job_id), KEYS.waiters(job_id), KEYS.notify(job_id)]
+
+
 @case("wait")
 async def wait_registers_a_waiter_for_a_job_without_a_result(s: Store) -> tuple[Call, Check]:
     await s.enqueue("a")
@@ -722,7 +726,7 @@ async def wait_registers_a_waiter_for_a_job_without_a_result(s: Store) -> tuple[
         assert reply == [2, b"q", b"0-0"]
         assert await s.redis.pttl(KEYS.waiters("a")) > 0
 
-    return ([], [PREFIX, "a", 10_000]), check
+    return (wait_keys("a"), [10_000]), check
 
 
 @case("wait")
@@ -735,7 +739,7 @@ async def wait_answers_the_result_of_a_finished_job(s: Store) -> tuple[Call, Che
         assert reply == [1, b"result of a"]
         assert not await s.redis.exists(KEYS.waiters("a"))
 
-    return ([], [PREFIX, "a", 10_000]), check
+    return (wait_keys("a"), [10_000]), check
 
 
 @case("wait")
@@ -744,7 +748,7 @@ async def wait_answers_nothing_for_an_unknown_job(s: Store) -> tuple[Call, Check
         assert reply == [0]
         assert not await s.redis.exists(KEYS.waiters("a"))
 
-    return ([], [PREFIX, "a", 10_000]), check
+    return (wait_keys("a"), [10_000]), check
 
 
 @case("write_health")

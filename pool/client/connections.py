@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import (
     BlockingConnectionPool,
     Connection,
@@ -33,7 +34,7 @@ from ..redis.fastpath import FastPath, ScriptCall
 from ..redis.replication import Durability, NotReplicated
 from ..redis.retries import transient
 from ..redis.sentinel import MasterConnection, MasterSSLConnection, SentinelMaster, master_of
-from ..redis.settings import RedisSettings, ssl_options
+from ..redis.settings import RedisSettings, ssl_options, tls_options
 from ..redis.tls_probe import permanent_problem, tls_mismatch
 from ..storage.codecs import JobDef, JobResult, check_job_size, deserialize_job, deserialize_result, serialize_job
 from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
@@ -422,6 +423,26 @@ class PoolRedis(QueueClient, Redis):  # type: ignore[misc]  # (redis-py's own ba
 
 ArqRedis = PoolRedis
 
+
+class PoolRedisCluster(QueueClient, RedisCluster):  # type: ignore[misc]  # (as PoolRedis)
+    """``QueueClient`` on a Redis Cluster. redis-py's cluster client sends each command, and each script by its
+    first key, to the node serving that key's slot, and follows MOVED and ASK redirections (and retries TRYAGAIN)
+    as slots move. Every key of a queue shares one hash tag, so all of a queue's commands go to one node. No fast
+    path and no auto-pipelining here: both hold connections to one node (see docs/cluster.md)."""
+
+    fast_path = None
+    followed_master = None
+
+    def auto_pipelined(self) -> PoolRedisCluster:
+        return self
+
+    def follow_master(self) -> None:
+        """A cluster follows its own failovers (MOVED after a replica's promotion): nothing to watch."""
+
+    def __repr__(self) -> str:
+        return f"<PoolRedisCluster {','.join(node.name for node in self.get_nodes())}>"
+
+
 DependsOn = Job | str | Sequence[Job | str] | None
 
 
@@ -535,6 +556,22 @@ def _function_name(function: Any) -> str:
     raise TypeError(f"cannot enqueue {function!r}: pass a function name or a function")
 
 
+def _cluster_client(settings: RedisSettings, common: dict[str, Any], extra: dict[str, Any]) -> PoolRedisCluster:
+    """A cluster client that learns the cluster's nodes from ``settings.host``'s; ``max_connections`` per node."""
+    if settings.wait_replicas:
+        raise ValueError("wait_replicas is not supported on a Redis Cluster yet")
+    addresses = settings.host if isinstance(settings.host, list) else [(settings.host, settings.port)]
+    kwargs = {k: v for k, v in common.items() if k not in {"max_connections", "retry_on_timeout"}}
+    return PoolRedisCluster(
+        startup_nodes=[ClusterNode(host, int(port)) for host, port in addresses],
+        max_connections=settings.max_connections or DEFAULT_MAX_CONNECTIONS,
+        ssl=settings.ssl,
+        **tls_options(settings) if settings.ssl else {},
+        **kwargs,
+        **extra,
+    )
+
+
 def _blocking_pool(
     settings: RedisSettings, common: dict[str, Any], master: SentinelMaster | None = None
 ) -> BlockingConnectionPool:
@@ -602,13 +639,17 @@ async def create_pool(
     # would fail its next command. Retry connection errors a few times, quickly.
     common["retry"] = settings.retry or Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
     extra["durability"] = Durability.from_settings(settings.wait_replicas, settings.wait_timeout)
-    if settings.sentinel:
+    if settings.cluster:
+        # typed as the PoolRedis it stands in for: QueueClient's methods and the redis-py commands pool uses
+        pool = cast(PoolRedis, _cluster_client(settings, common, extra))
+    elif settings.sentinel:
         master = master_of(settings)
         connection_pool = _blocking_pool(settings, common, master)
         pool = PoolRedis(connection_pool=connection_pool, followed_master=master, **extra)
+        pool.auto_close_connection_pool = True
     else:
         pool = PoolRedis(connection_pool=_blocking_pool(settings, common), **extra)
-    pool.auto_close_connection_pool = True
+        pool.auto_close_connection_pool = True
     try:
         await _first_ping(pool, settings)
     except TLSMismatch:

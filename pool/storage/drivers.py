@@ -51,7 +51,14 @@ def run_sync(client: Any, op: Op[T]) -> T:
         return result
 
 
+def on_cluster(client: Any) -> bool:
+    """Whether ``client`` is one of redis-py's Redis Cluster clients (async or sync)."""
+    return hasattr(client, "get_node_from_key")
+
+
 async def _execute(redis: Any, batch: list[Request]) -> list[Any]:
+    if on_cluster(redis):
+        return [await _execute_one_on_cluster(redis, request) for request in batch]
     if len(batch) == 1:
         request = batch[0]
         try:
@@ -66,7 +73,42 @@ async def _execute(redis: Any, batch: list[Request]) -> list[Any]:
         return replies
 
 
+async def _execute_one_on_cluster(redis: Any, request: Request) -> Any:
+    """One request on a cluster client, in turn (a batch's requests may name keys of different queues, so of
+    different nodes; the cluster pipeline also cannot load scripts). SCAN goes to the node that serves the
+    pattern's hash tag, the queue's node, rather than to every node."""
+    try:
+        if isinstance(request, ScriptCall):
+            return await getattr(scripts_for(redis), request.name)(keys=request.keys, args=request.args)
+        if request.method == "scan":
+            node = redis.get_node_from_key(dict(request.options)["match"])
+            return _node_scan_reply(await redis.scan(*request.args, **dict(request.options), target_nodes=node), node)
+        return await getattr(redis, request.method)(*request.args, **dict(request.options))
+    except ResponseError as exc:
+        return exc
+
+
+def _node_scan_reply(reply: Any, node: Any) -> tuple[int, list[Any]]:
+    """redis-py's cluster SCAN answers ({node name: cursor}, keys): as a single node's (cursor, keys)."""
+    cursors, keys = reply
+    return int(cursors[node.name]), keys
+
+
+def _execute_one_on_cluster_sync(client: Any, request: Request) -> Any:
+    try:
+        if isinstance(request, ScriptCall):
+            return getattr(scripts_for(client), request.name)(keys=request.keys, args=request.args)
+        if request.method == "scan":
+            node = client.get_node_from_key(dict(request.options)["match"])
+            return _node_scan_reply(client.scan(*request.args, **dict(request.options), target_nodes=node), node)
+        return getattr(client, request.method)(*request.args, **dict(request.options))
+    except ResponseError as exc:
+        return exc
+
+
 def _execute_sync(client: Any, batch: list[Request]) -> list[Any]:
+    if on_cluster(client):
+        return [_execute_one_on_cluster_sync(client, request) for request in batch]
     if len(batch) == 1:
         request = batch[0]
         try:

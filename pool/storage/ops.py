@@ -212,7 +212,8 @@ def abort(keys: QueueKeys, job_id: str, now_ms: int, aborted_result: bytes, resu
 def result_or_register_waiter(keys: QueueKeys, job_id: str, ttl_ms: int) -> Op[tuple[bytes | None, str | None, str]]:
     """(result, None, '') when the job has one; (None, None, '') when there is no such job; else (None, state,
     since), a waiter registered for ttl_ms unless it is 0 (see WAIT)."""
-    reply = yield from one(ScriptCall("wait", [], [keys.prefix, job_id, ttl_ms]))
+    wait_keys = [keys.result(job_id), keys.job(job_id), keys.waiters(job_id), keys.notify(job_id)]
+    reply = yield from one(ScriptCall("wait", wait_keys, [ttl_ms]))
     if int(reply[0]) == 1:
         return reply[1], None, ""
     if int(reply[0]) == 2:

@@ -1,5 +1,6 @@
--- KEYS: none (every key is built from the prefix, as in the other scripts)
--- ARGV: prefix, job_id, registration ttl_ms (0: check only, the caller will not wait)
+-- KEYS: result:<id>, job:<id>, wait:<id>, done:<id> (every key it touches, so a cluster routes the call by them
+--       and refuses it whole, rather than half way, while the queue's slot moves)
+-- ARGV: registration ttl_ms (0: check only, the caller will not wait)
 -- Job.result()'s one round trip before it blocks: the result if there is one ({1, payload}); nothing if there
 -- is neither a result nor a job ({0}); else {2, state, since}, where since is the id of the last notification
 -- already in done:<id> ('0-0': none). The caller then reads done:<id> after since (XREAD BLOCK), so it sees
@@ -9,15 +10,14 @@
 -- many callers wait or poll, and ends with its last caller's wait, not with the job. Atomic, so a result
 -- recorded between the check and the registration cannot be missed. Safe to run twice: the mark is set, not
 -- counted, and since is read again.
-local prefix, job_id = ARGV[1], ARGV[2]
-local result = redis.call('GET', prefix .. 'result:' .. job_id)
+local result_key, job_key, flag, done = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local result = redis.call('GET', result_key)
 if result then return {1, result} end
-local state = redis.call('HGET', prefix .. 'job:' .. job_id, 's')
+local state = redis.call('HGET', job_key, 's')
 if not state then return {0} end
-local ttl = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[1])
 if ttl > 0 then
-  local flag = prefix .. 'wait:' .. job_id
   if redis.call('PTTL', flag) < ttl then redis.call('SET', flag, '1', 'PX', ttl) end
 end
-local last = redis.call('XREVRANGE', prefix .. 'done:' .. job_id, '+', '-', 'COUNT', 1)[1]
+local last = redis.call('XREVRANGE', done, '+', '-', 'COUNT', 1)[1]
 return {2, state, last and last[1] or '0-0'}

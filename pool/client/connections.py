@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -688,8 +689,33 @@ async def create_pool(
         raise ConnectionError(f"cannot connect to Redis at {settings.describe()}: {exc}") from None
     if retry > 0:
         logger.info("redis connection successful")
+    if not (settings.cluster or settings.sentinel or settings.unix_socket_path) and await _is_cluster_node(pool):
+        # each of its commands would meet MOVED for most queues: talk to it as the cluster it is
+        logger.warning(
+            "Redis at %s is a node of a Redis Cluster: connecting in cluster mode (use redis+cluster:// or "
+            "RedisSettings(cluster=True) to say so)",
+            settings.describe(),
+        )
+        await pool.aclose()
+        return await create_pool(
+            dataclasses.replace(settings, cluster=True),
+            job_serializer=job_serializer,
+            job_deserializer=job_deserializer,
+            default_queue_name=default_queue_name,
+            expires_extra_ms=expires_extra_ms,
+            max_payload_bytes=max_payload_bytes,
+        )
     pool.follow_master()
     return pool
+
+
+async def _is_cluster_node(pool: PoolRedis) -> bool:
+    """Whether the server has cluster mode on (INFO's cluster section; a server that refuses INFO is not)."""
+    try:
+        info = await pool.info("cluster")
+    except ResponseError:
+        return False
+    return bool(int(info.get("cluster_enabled", 0)))
 
 
 async def _first_ping(pool: PoolRedis, settings: RedisSettings) -> None:

@@ -59,6 +59,6 @@ def master_client(settings: RedisSettings, sentinel_timeouts: dict[str, Any], **
 def close(client: redis.Redis) -> None:
     """Close the client's connections, and those to its Sentinels when it has some."""
     client.close()
-    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
     for sentinel in manager.sentinels if manager is not None else ():
         sentinel.close()

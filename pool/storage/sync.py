@@ -8,10 +8,12 @@ step with the async side.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import dataclasses
+from typing import Any, TypeVar, cast
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
 from ..redis.settings import RedisSettings, ssl_options
@@ -40,11 +42,38 @@ def connect(settings: RedisSettings) -> redis.Redis:
     }
     if settings.unix_socket_path:
         return redis.Redis(unix_socket_path=settings.unix_socket_path, **common)
+    if settings.cluster:
+        # typed as the Redis it stands in for: the ops run on it through run_sync's cluster branch
+        return cast(redis.Redis, _cluster_client(settings, common))
     if settings.sentinel:
         sentinel_timeouts = {"socket_connect_timeout": 0.5, "socket_timeout": 1, "retry": Retry(NoBackoff(), 0)}
         return master_client(settings, sentinel_timeouts, ssl=settings.ssl, **ssl_options(settings), **common)
     host = settings.host if isinstance(settings.host, str) else settings.host[0][0]
-    return redis.Redis(host=host, port=settings.port, ssl=settings.ssl, **ssl_options(settings), **common)
+    client = redis.Redis(host=host, port=settings.port, ssl=settings.ssl, **ssl_options(settings), **common)
+    if _is_cluster_node(client):  # as create_pool does: talk to a cluster node as the cluster it is
+        client.close()
+        return connect(dataclasses.replace(settings, cluster=True))
+    return client
+
+
+def _is_cluster_node(client: redis.Redis) -> bool:
+    """Whether the server has cluster mode on; False when it cannot tell now (Redis down: asked again never)."""
+    try:
+        return bool(int(client.info("cluster").get("cluster_enabled", 0)))
+    except (redis.RedisError, OSError):
+        return False
+
+
+def _cluster_client(settings: RedisSettings, common: dict[str, Any]) -> RedisCluster:
+    """A sync cluster client: it learns the nodes from ``settings.host``'s, with the same short timeouts."""
+    addresses = settings.host if isinstance(settings.host, list) else [(settings.host, settings.port)]
+    kwargs = {key: value for key, value in common.items() if key != "db"}
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, int(port)) for host, port in addresses],
+        ssl=settings.ssl,
+        **ssl_options(settings),
+        **kwargs,
+    )
 
 
 class SyncQueue:

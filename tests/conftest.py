@@ -13,6 +13,12 @@
                             data-node config); each is closed at teardown.
 - ``shared_sentinel_set``   one ``SentinelSet`` for the whole session, for tests that neither fail over nor kill
                             (nor flush: use keys of your own).
+- ``redis_cluster``         a fresh ``tests.redis_cluster.ClusterSet`` (three masters) per test: for tests that
+                            reshard or kill.
+- ``redis_cluster_factory`` ``redis_cluster_factory(**kwargs)`` starts a ``ClusterSet(**kwargs)`` (password,
+                            replicas, ...); each is closed at teardown.
+- ``shared_redis_cluster``  one ``ClusterSet`` for the whole session, for tests that neither reshard nor kill
+                            (nor flush: use keys of your own).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 import pytest
 
 from pool import PoolRedis, RedisSettings, create_pool
+from tests.redis_cluster import ClusterSet
 from tests.redis_server import RedisServer
 from tests.sentinel_set import SentinelSet
 from tests.worker_utils import WorkerProcess
@@ -115,3 +122,30 @@ def sentinel_set_factory() -> Iterator[Callable[..., SentinelSet]]:
 def shared_sentinel_set() -> Iterator[SentinelSet]:
     with SentinelSet() as sentinels:
         yield sentinels
+
+
+@pytest.fixture
+def redis_cluster() -> Iterator[ClusterSet]:
+    with ClusterSet() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster_factory() -> Iterator[Callable[..., ClusterSet]]:
+    """``redis_cluster_factory(**kwargs)`` starts a ``ClusterSet(**kwargs)`` and returns it."""
+    clusters: list[ClusterSet] = []
+
+    def factory(**kwargs: Any) -> ClusterSet:
+        cluster = ClusterSet(**kwargs)
+        clusters.append(cluster)
+        return cluster.start()
+
+    yield factory
+    for cluster in reversed(clusters):
+        cluster.close()
+
+
+@pytest.fixture(scope="session")
+def shared_redis_cluster() -> Iterator[ClusterSet]:
+    with ClusterSet() as cluster:
+        yield cluster

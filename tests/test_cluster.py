@@ -102,11 +102,12 @@ async def test_a_plain_url_to_a_cluster_node_connects_in_cluster_mode(
 
 
 async def test_pool_worker_runs_jobs_of_a_queue_on_another_master(
-    tmp_path: Path, shared_redis_cluster: ClusterSet
+    tmp_path: Path, shared_redis_cluster: ClusterSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = queues_on_every_master(shared_redis_cluster)[-1]
+    monkeypatch.setenv("POOL_TEST_QUEUE", name)
     url = shared_redis_cluster.url
-    worker = WorkerProcess(url, tmp_path / "worker.log", "--queue", name, settings="tests.apps.failover.WorkerSettings")
+    worker = WorkerProcess(url, tmp_path / "worker.log", settings="tests.apps.failover.QueueFromEnvSettings")
     pool = await create_pool(shared_redis_cluster.settings())
     try:
         jobs = [await pool.enqueue_job("record_run", n, _queue_name=name) for n in range(20)]

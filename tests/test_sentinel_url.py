@@ -109,7 +109,9 @@ BAD: dict[str, str] = {
     f"redis://h/0?sentinel_password={SENTINEL_PASSWORD}": "Sentinel URLs only",
     "redis+sentinel://h/m?sentinel_ssl=maybe": "sentinel_ssl must be true or false",
     "redis+sentinel://h/m?ssl_cert_reqs=maybe": "ssl_cert_reqs",
-    f"sentinel://:{PASSWORD}@h/mymaster": "use redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster:// or unix://",
+    f"sentinel://:{PASSWORD}@h/mymaster": (
+        "use redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster:// or unix://"
+    ),
     "redis+sentinel:/h/mymaster": "not a Redis URL",
 }
 

@@ -45,3 +45,9 @@ class CronSettings:
     functions = [record_run]
     cron_jobs = [cron(tick, second=set(range(60)), unique=True)]
     max_jobs = 20
+
+
+class QueueFromEnvSettings(WorkerSettings):
+    """``WorkerSettings`` on the queue named by $POOL_TEST_QUEUE (read at import)."""
+
+    queue_name = os.environ.get("POOL_TEST_QUEUE", "default")

@@ -193,7 +193,7 @@ class Arbiter:
             self.cron.release()
         if self.queue is not None:
             self.queue.close()
-        self.queue = SyncQueue.connect(self.redis_settings, self.queue_name)
+        self.queue = SyncQueue.connect(self.redis_settings, self.queue_name, int(kwargs.get("queue_partitions") or 1))
         self.cron = SupervisorCron(
             self.queue,
             cron_jobs,

@@ -35,7 +35,14 @@ class SupervisorCron:
     ) -> None:
         self.queue = queue
         self.duty = CronDuty(
-            queue.keys, cron_jobs, now=now, serializer=serializer, expires_ms=expires_ms, who="supervisor", token=token
+            queue.cron_keys,
+            cron_jobs,
+            now=now,
+            serializer=serializer,
+            expires_ms=expires_ms,
+            who="supervisor",
+            token=token,
+            partitioned=queue.partitions > 1,
         )
 
     @property

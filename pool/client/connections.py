@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -39,7 +39,17 @@ from ..redis.settings import RedisSettings, ssl_options, tls_options
 from ..redis.tls_probe import permanent_problem, tls_mismatch
 from ..storage.codecs import JobDef, JobResult, check_job_size, deserialize_job, deserialize_result, serialize_job
 from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
-from ..storage.queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for, scripts_for
+from ..storage.partitions import partition_key, partition_of, tagged
+from ..storage.queue import (
+    PartitionMismatch,
+    RedisQueue,
+    enqueue_args,
+    job_record,
+    new_job_id,
+    partition_count,
+    queue_for,
+    scripts_for,
+)
 from ..storage.serializers import Deserializer, Serializer
 from ..utils import caused_by, datetime_to_ms, ms_to_datetime, now_ms, to_ms
 from . import inspection
@@ -76,8 +86,11 @@ class QueueClient:
         expires_extra_ms: int = EXPIRES_EXTRA_MS,
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         durability: Durability | None = None,
+        queue_partitions: int | Mapping[str, int] = 1,
         **kwargs: Any,
     ) -> None:
+        self.queue_partitions = queue_partitions
+        self._agreed: set[str] = set()  # queues whose partition count was checked against Redis's
         self.max_payload_bytes = max_payload_bytes
         self.durability = durability  # WAIT for replicas after the writes that matter (pool/redis/replication.py)
         self.job_serializer = job_serializer
@@ -126,8 +139,31 @@ class QueueClient:
     def _not_replicated(self) -> None:
         """Too few replicas confirmed a write: a hook for the client to look for a failover."""
 
-    def _queue(self, queue_name: str | None) -> RedisQueue:
-        return queue_for(self._as_redis, queue_name or self.default_queue_name)
+    def partitions(self, queue_name: str) -> int:
+        """How many partitions ``queue_name`` has (``queue_partitions``: one count for every queue, or per name)."""
+        if isinstance(self.queue_partitions, int):
+            return self.queue_partitions
+        return self.queue_partitions.get(queue_name, 1)
+
+    def _queue(self, queue_name: str | None, partition: int = 0) -> RedisQueue:
+        return queue_for(self._as_redis, queue_name or self.default_queue_name, partition)
+
+    def _queues(self, queue_name: str | None) -> list[RedisQueue]:
+        """Every partition of a queue."""
+        name = queue_name or self.default_queue_name
+        return [self._queue(name, partition) for partition in range(self.partitions(name))]
+
+    async def _agree_partitions(self, queue_name: str) -> None:
+        """Before this client's first enqueue to a queue: its partition count must be the one producers and
+        workers recorded in Redis (a job's partition follows from its id and the count: with two counts, jobs
+        would be written where readers do not look). Once per queue and client."""
+        if queue_name in self._agreed:
+            return
+        wanted = self.partitions(queue_name)
+        recorded = await partition_count(self._as_redis, queue_name, wanted)
+        if recorded != wanted:
+            raise PartitionMismatch(queue_name, recorded, wanted)
+        self._agreed.add(queue_name)
 
     async def enqueue_job(
         self,
@@ -174,7 +210,8 @@ class QueueClient:
             _at_front=_at_front,
             **kwargs,
         )
-        queue = self._queue(spec.queue_name)
+        await self._agree_partitions(spec.queue_name)
+        queue = self._queue(spec.queue_name, spec.partition)
         ((enqueued,),) = await self.run_script(
             queue.scripts.enqueue,
             [enqueue_args(queue.keys, [spec.record(queue)])],
@@ -237,8 +274,13 @@ class QueueClient:
             options["da"] = True
         payload = serialize_job(name, args, kwargs, enqueue_ms, self.job_serializer, options)
         check_job_size(payload, self.max_payload_bytes, name)
+        depends_on = _dependency_ids(_depends_on)
+        partitions = self.partitions(queue_name)
+        if partitions > 1 and depends_on:
+            job_id = _with_dependencies(job_id, _job_id is None, depends_on, queue_name, partitions)
         return JobSpec(
             job_id=job_id,
+            partition=partition_of(job_id, partitions),
             queue_name=queue_name,
             payload=payload,
             score_ms=score,
@@ -246,7 +288,7 @@ class QueueClient:
             relative=relative,
             expires_ms=expires_ms,
             attempts_before=max((_job_try or 1) - 1, 0),
-            depends_on=_dependency_ids(_depends_on),
+            depends_on=depends_on,
             function=name,
             priority=TOP_PRIORITY if _at_front else _priority,
         )
@@ -260,10 +302,15 @@ class QueueClient:
             return []
         # each batch is written as soon as it is packed, before the first reply is read: one round trip in
         # all, and Redis runs a batch while the next one is packed
-        calls = self._enqueue_calls(specs)
+        for queue_name in {spec.queue_name for spec in specs}:
+            await self._agree_partitions(queue_name)
+        order: list[int] = []  # the specs' indices in the order their records are sent
+        calls = self._enqueue_calls(specs, order)
         what = f"enqueueing {len(specs)} jobs"
         batches = await self.run_script(scripts_for(self).enqueue, calls, durable=True, what=what)
-        replies = [ok for batch in batches for ok in batch]
+        replies: list[Any] = [None] * len(specs)
+        for index, ok in zip(order, (ok for batch in batches for ok in batch), strict=True):
+            replies[index] = ok
         return [
             Job(spec.job_id, self._as_redis, _queue_name=spec.queue_name, _deserializer=self.job_deserializer)
             if ok
@@ -271,27 +318,34 @@ class QueueClient:
             for spec, ok in zip(specs, replies, strict=True)
         ]
 
-    def _enqueue_calls(self, specs: list[JobSpec]) -> Iterator[ScriptCall]:
-        """One ENQUEUE call per batch, made only when it is about to be sent. (Each record has its own nonce:
-        with one per call, a second spec with the same id in that call would pass for a replay of the first.)"""
-        for queue_name, batch in _batches_by_queue(specs, BULK_BATCH, BULK_BATCH_BYTES):
-            queue = self._queue(queue_name)
-            yield enqueue_args(queue.keys, [spec.record(queue) for spec in batch])
+    def _enqueue_calls(self, specs: list[JobSpec], order: list[int]) -> Iterator[ScriptCall]:
+        """One ENQUEUE call per batch, made only when it is about to be sent; ``order`` gets the indices of the
+        specs sent. (Each record has its own nonce: with one per call, a second spec with the same id in that
+        call would pass for a replay of the first.)"""
+        for (queue_name, partition), batch in _batches_by_queue(specs, BULK_BATCH, BULK_BATCH_BYTES):
+            queue = self._queue(queue_name, partition)
+            order += batch
+            yield enqueue_args(queue.keys, [specs[index].record(queue) for index in batch])
 
     async def all_job_results(self, queue_name: str | None = None) -> list[JobResult]:
-        """Every kept result of the queue, oldest enqueue first."""
-        queue = self._queue(queue_name)
-        job_ids = await queue.result_job_ids()
+        """Every kept result of the queue (of all its partitions), oldest enqueue first."""
         results = []
-        for job_id in job_ids:
-            payload = await queue.result_payload(job_id)
-            if payload is not None:
-                results.append(deserialize_result(payload, self.job_deserializer))
+        for queue in self._queues(queue_name):
+            for job_id in await queue.result_job_ids():
+                payload = await queue.result_payload(job_id)
+                if payload is not None:
+                    results.append(deserialize_result(payload, self.job_deserializer))
         return sorted(results, key=lambda r: r.enqueue_time)
 
     async def queued_jobs(self, *, queue_name: str | None = None) -> list[JobDef]:
-        """Jobs waiting to run: ready ones in queue order, then deferred ones by due time."""
-        queue = self._queue(queue_name)
+        """Jobs waiting to run: ready ones in queue order, then deferred ones by due time (partition by partition,
+        in a partitioned queue)."""
+        defs = []
+        for queue in self._queues(queue_name):
+            defs += await self._queued_in(queue)
+        return defs
+
+    async def _queued_in(self, queue: RedisQueue) -> list[JobDef]:
         job_ids = await queue.job_ids_in_stream() + [job_id for job_id, _ in await queue.deferred_ids()]
         defs = []
         for job_id in job_ids:
@@ -416,6 +470,7 @@ class PoolRedis(QueueClient, Redis):  # type: ignore[misc]  # (redis-py's own ba
             max_payload_bytes=self.max_payload_bytes,
             durability=self.durability,
             followed_master=self.followed_master,
+            queue_partitions=self.queue_partitions,
         )
 
     def __repr__(self) -> str:
@@ -490,6 +545,7 @@ class JobSpec:
     function: str = ""
     priority: int = 0
     relative: bool = False  # score_ms is now_ms + a delay (_defer_by), not an instant (_defer_until)
+    partition: int = 0  # of the queue, from the job id (pool/storage/partitions.py)
 
     def packed_size(self) -> int:
         """An upper bound of this job's record in ENQUEUE's argument: its variable parts, plus the fixed-size
@@ -520,22 +576,46 @@ def _kept(calls: Iterator[ScriptCall], made: list[ScriptCall]) -> Iterator[Scrip
         yield call
 
 
-def _batches_by_queue(specs: list[JobSpec], size: int, max_bytes: int) -> Iterator[tuple[str, list[JobSpec]]]:
-    """Consecutive runs of one queue, at most ``size`` jobs and (but for a single larger job) ``max_bytes`` of
-    records long: one script call each, keeping order."""
-    batch: list[JobSpec] = []
-    batch_bytes = 0
-    for spec in specs:
-        spec_bytes = spec.packed_size()
-        if batch and (
-            spec.queue_name != batch[0].queue_name or len(batch) == size or batch_bytes + spec_bytes > max_bytes
-        ):
-            yield batch[0].queue_name, batch
-            batch, batch_bytes = [], 0
-        batch.append(spec)
-        batch_bytes += spec_bytes
-    if batch:
-        yield batch[0].queue_name, batch
+def _batches_by_queue(specs: list[JobSpec], size: int, max_bytes: int) -> Iterator[tuple[tuple[str, int], list[int]]]:
+    """The specs' indices grouped by queue and partition (in order within each), in runs of at most ``size``
+    jobs and (but for a single larger job) ``max_bytes`` of records: one script call each."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    for index, spec in enumerate(specs):
+        groups.setdefault((spec.queue_name, spec.partition), []).append(index)
+    for where, indices in groups.items():
+        batch: list[int] = []
+        batch_bytes = 0
+        for index in indices:
+            spec_bytes = specs[index].packed_size()
+            if batch and (len(batch) == size or batch_bytes + spec_bytes > max_bytes):
+                yield where, batch
+                batch, batch_bytes = [], 0
+            batch.append(index)
+            batch_bytes += spec_bytes
+        if batch:
+            yield where, batch
+
+
+def _with_dependencies(
+    job_id: str, generated: bool, depends_on: tuple[str, ...], queue_name: str, partitions: int
+) -> str:
+    """A job of a partitioned queue lives in the partition of the jobs it depends on (ENQUEUE reads their state,
+    and their completion releases it, within one partition): a generated id is tagged with theirs; a given one
+    must already fall there."""
+    where = {partition_of(dependency, partitions) for dependency in depends_on}
+    if len(where) > 1:
+        raise ValueError(
+            f"queue {queue_name!r} has {partitions} partitions: the jobs a job depends on must share one; give "
+            "them ids with one tag, as in '{{batch-7}}step-1' (see docs/cluster.md)"
+        )
+    if generated:
+        return tagged(job_id, partition_key(depends_on[0]))
+    if partition_of(job_id, partitions) not in where:
+        raise ValueError(
+            f"job {job_id!r} and the jobs it depends on fall in different partitions of queue {queue_name!r}: "
+            f"give them one tag, as in '{{{partition_key(depends_on[0])}}}{job_id}', or leave _job_id unset"
+        )
+    return job_id
 
 
 def _dependency_ids(depends_on: DependsOn) -> tuple[str, ...]:
@@ -612,8 +692,12 @@ async def create_pool(
     default_queue_name: str = DEFAULT_QUEUE_NAME,
     expires_extra_ms: int = EXPIRES_EXTRA_MS,
     max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+    queue_partitions: int | Mapping[str, int] = 1,
 ) -> PoolRedis:
     """Connect (retrying ``conn_retries`` times, ``conn_retry_delay`` apart) and return a ``PoolRedis``.
+
+    ``queue_partitions``: how many partitions the queues this client uses have (one count for all, or per queue
+    name; see docs/cluster.md); the same as the workers', which is checked at the first enqueue to each queue.
 
     Authentication failures are not retried: a wrong password does not become right by waiting.
     """
@@ -624,6 +708,7 @@ async def create_pool(
         "default_queue_name": default_queue_name,
         "expires_extra_ms": expires_extra_ms,
         "max_payload_bytes": max_payload_bytes,
+        "queue_partitions": queue_partitions,
     }
     common: dict[str, Any] = {
         "username": settings.username,
@@ -685,6 +770,7 @@ async def create_pool(
                 default_queue_name=default_queue_name,
                 expires_extra_ms=expires_extra_ms,
                 max_payload_bytes=max_payload_bytes,
+                queue_partitions=queue_partitions,
             )
         raise ConnectionError(f"cannot connect to Redis at {settings.describe()}: {exc}") from None
     if retry > 0:
@@ -704,6 +790,7 @@ async def create_pool(
             default_queue_name=default_queue_name,
             expires_extra_ms=expires_extra_ms,
             max_payload_bytes=max_payload_bytes,
+            queue_partitions=queue_partitions,
         )
     pool.follow_master()
     return pool

@@ -11,21 +11,27 @@ from __future__ import annotations
 from typing import Any
 
 from ..storage.codecs import UNREADABLE, JobResult, deserialize_result, unreadable_result
-from ..storage.queue import RedisQueue
+from ..storage.partitions import partition_of
+from ..storage.queue import RedisQueue, partition_count, partitions_of
 from .jobs import DeserializationError, JobStatus, status_of_state
 
 
 async def queue_info(redis: Any, queue_name: str | None = None) -> dict[str, int]:
     """How many jobs are ready, running, deferred (incl. waiting for dependencies), parked (waiting for a
-    max_concurrency slot) and failed for good."""
-    return await _queue(redis, queue_name).info()
+    max_concurrency slot) and failed for good: summed over the queue's partitions."""
+    total: dict[str, int] = {}
+    for queue in await _queues(redis, queue_name):
+        for name, count in (await queue.info()).items():
+            total[name] = total.get(name, 0) + count
+    return total
 
 
 async def job_statuses(redis: Any, queue_name: str | None = None) -> list[tuple[str, JobStatus]]:
     """Every job of the queue that is not finished, with its status, plus the ids with a kept result."""
-    queue = _queue(redis, queue_name)
-    found = [(job_id, status_of_state(state or "")) for job_id, state in await queue.job_states()]
-    found += [(job_id, JobStatus.complete) for job_id in await queue.result_job_ids()]
+    found: list[tuple[str, JobStatus]] = []
+    for queue in await _queues(redis, queue_name):
+        found += [(job_id, status_of_state(state or "")) for job_id, state in await queue.job_states()]
+        found += [(job_id, JobStatus.complete) for job_id in await queue.result_job_ids()]
     return sorted(found)
 
 
@@ -34,31 +40,34 @@ async def empty_queue(redis: Any, queue_name: str | None = None) -> int:
     how many. Running jobs finish, but jobs waiting on them are removed too: emptying leaves no backlog, and
     no job waits for one that is gone (it would report ``deferred`` forever). The ``dependents`` set of each
     removed job goes with it, so no key is left behind without a TTL."""
-    return await _queue(redis, queue_name).empty()
+    return sum([await queue.empty() for queue in await _queues(redis, queue_name)])
 
 
 async def delete_queue(redis: Any, queue_name: str | None = None) -> int:
-    """Delete every key of the queue (jobs, results, registry, health); returns how many keys."""
-    return await _queue(redis, queue_name).delete_all()
+    """Delete every key of the queue (jobs, results, registry, health; every partition's); returns how many."""
+    return sum([await queue.delete_all() for queue in await _queues(redis, queue_name)])
 
 
 async def failed_ids(redis: Any, queue_name: str | None = None) -> list[str]:
-    """Ids in the failed registry, latest expiry (so newest failure, for one failure_ttl) first; members whose
-    record expired are dropped. Three round trips at most, however many failures there are."""
-    return await _queue(redis, queue_name).failed_ids()
+    """Ids in the failed registry, latest expiry (so newest failure, for one failure_ttl) first (partition by
+    partition); members whose record expired are dropped. Three round trips a partition at most."""
+    return [job_id for queue in await _queues(redis, queue_name) for job_id in await queue.failed_ids()]
 
 
 async def failed_jobs(redis: Any, queue_name: str | None = None) -> list[JobResult]:
     """The failed registry's records (see ``failed_ids``), read with one MGET per 1,000."""
-    queue = _queue(redis, queue_name)
-    ids = await queue.failed_ids()
-    payloads = await queue.failed_records(ids)
-    return [_read_record(redis, i, p) for i, p in zip(ids, payloads, strict=True) if p is not None]
+    records: list[JobResult] = []
+    for queue in await _queues(redis, queue_name):
+        ids = await queue.failed_ids()
+        payloads = await queue.failed_records(ids)
+        records += [_read_record(redis, i, p) for i, p in zip(ids, payloads, strict=True) if p is not None]
+    return records
 
 
 async def failed_job(redis: Any, job_id: str, queue_name: str | None = None) -> JobResult | None:
     """A failed job's record: function, arguments, the exception and its traceback."""
-    (payload,) = await _queue(redis, queue_name).failed_records([job_id])
+    queue = await _job_queue(redis, job_id, queue_name)
+    (payload,) = await queue.failed_records([job_id])
     return None if payload is None else _read_record(redis, job_id, payload)
 
 
@@ -71,7 +80,7 @@ def _read_record(redis: Any, job_id: str, payload: bytes) -> JobResult:
 
 async def requeue_failed(redis: Any, job_id: str, queue_name: str | None = None) -> bool:
     """Enqueue a failed job again under its id, with its arguments; True if it was."""
-    queue = _queue(redis, queue_name)
+    queue = await _job_queue(redis, job_id, queue_name)
     record = await failed_job(redis, job_id, queue_name)
     if record is None:
         return False
@@ -85,8 +94,22 @@ async def requeue_failed(redis: Any, job_id: str, queue_name: str | None = None)
 
 
 async def purge_failed(redis: Any, queue_name: str | None = None) -> int:
-    return await _queue(redis, queue_name).purge_failed()
+    return sum([await queue.purge_failed() for queue in await _queues(redis, queue_name)])
 
 
-def _queue(redis: Any, queue_name: str | None) -> RedisQueue:
-    return RedisQueue(redis, queue_name or redis.default_queue_name)
+async def _partitions(redis: Any, name: str) -> int:
+    """The queue's partition count: the client's, else the one recorded in Redis, so ``pool queue`` and
+    ``pool failed`` see every partition with no setting of their own."""
+    configured = partitions_of(redis, name)
+    return configured if configured > 1 else await partition_count(redis, name, 1)
+
+
+async def _queues(redis: Any, queue_name: str | None) -> list[RedisQueue]:
+    """Every partition of the queue (one, unless it is partitioned)."""
+    name = queue_name or redis.default_queue_name
+    return [RedisQueue(redis, name, partition) for partition in range(await _partitions(redis, name))]
+
+
+async def _job_queue(redis: Any, job_id: str, queue_name: str | None) -> RedisQueue:
+    name = queue_name or redis.default_queue_name
+    return RedisQueue(redis, name, partition_of(job_id, await _partitions(redis, name)))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..storage.codecs import JobDef, JobResult, deserialize_job, deserialize_result, serialize_result
 from ..storage.keys import DEFAULT_QUEUE_NAME
-from ..storage.queue import queue_for
+from ..storage.queue import job_queue
 from ..storage.serializers import (
     DeserializationError,
     Deserializer,
@@ -74,7 +74,7 @@ class Job:
         self._redis = redis
         self._queue_name = _queue_name
         self._deserializer = _deserializer
-        self._queue = queue_for(redis, _queue_name)
+        self._queue = job_queue(redis, _queue_name, job_id)  # its partition, in a partitioned queue
 
     async def result(
         self, timeout: float | None = None, *, poll_delay: float = 0.5, pole_delay: float | None = None

@@ -6,7 +6,7 @@ slot; the same code then runs unchanged on a cluster. Nothing outside this modul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_QUEUE_NAME = "default"
 CONSUMER_GROUP = "workers"
@@ -15,10 +15,18 @@ TOP_PRIORITY = PRIORITIES[-1]  # what _at_front=True means
 
 
 def validate_queue_name(queue_name: str) -> str:
-    """Reject names that would break the hash tag (braces) or be invisible in logs (empty)."""
+    """Reject names that would break the hash tag (braces), be invisible in logs (empty), or read as another
+    queue's partition (``name#3`` is partition 3 of ``name``'s hash tag)."""
     if not queue_name or "{" in queue_name or "}" in queue_name:
         raise ValueError(f"invalid queue name {queue_name!r}: it must be non-empty and contain no braces")
+    base, hash_sign, number = queue_name.rpartition("#")
+    if hash_sign and base and number.isdigit():
+        raise ValueError(f"invalid queue name {queue_name!r}: a name ending in #<number> is a partition's hash tag")
     return queue_name
+
+
+def _prefix(queue_name: str, partition: int) -> str:
+    return f"pool:{{{queue_name}}}:" if partition == 0 else f"pool:{{{queue_name}#{partition}}}:"
 
 
 _GLOB_SPECIAL = str.maketrans({c: "\\" + c for c in "*?[]\\"})
@@ -32,16 +40,24 @@ def glob_escape(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class QueueKeys:
-    """The key names of one queue. ``prefix`` is handed to Lua scripts, which append job ids themselves."""
+    """The key names of one queue, or of one partition of a partitioned queue (pool/storage/partitions.py):
+    partition 0 has the queue's own hash tag (``pool:{default}:…``, the layout of an unpartitioned queue),
+    partition p > 0 the tag ``{default#p}``, so a cluster spreads the partitions over its masters. ``prefix`` is
+    handed to Lua scripts, which append job ids themselves."""
 
     queue_name: str
+    partition: int = 0
 
     def __post_init__(self) -> None:
         validate_queue_name(self.queue_name)
+        object.__setattr__(self, "prefix", _prefix(self.queue_name, self.partition))
+
+    prefix: str = field(init=False, repr=False, compare=False)  # from queue_name and partition
 
     @property
-    def prefix(self) -> str:
-        return f"pool:{{{self.queue_name}}}:"
+    def partition_count(self) -> str:
+        """How many partitions the queue has, as producers and workers agreed (kept in partition 0)."""
+        return _prefix(self.queue_name, 0) + "partitions"
 
     def pattern(self, key_start: str = "") -> str:
         """A SCAN MATCH pattern for this queue's keys that start with ``prefix + key_start`` (e.g. ``"job:"``);

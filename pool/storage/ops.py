@@ -138,6 +138,19 @@ def exists(key: str) -> Op[bool]:
     return bool((yield from one(Command("exists", key))))
 
 
+def agree_partitions(keys: QueueKeys, wanted: int) -> Op[int]:
+    """The queue's partition count as recorded in Redis (1 when none is), recording ``wanted`` first when none is
+    and ``wanted`` is more than 1 (SET NX: the first producer or worker to come records it)."""
+    if wanted > 1:
+        _, recorded = yield [
+            Command("set", keys.partition_count, wanted, nx=True),
+            Command("get", keys.partition_count),
+        ]
+    else:
+        recorded = yield from one(Command("get", keys.partition_count))
+    return int(recorded) if recorded else 1
+
+
 def scan(match: str, type_: str | None = None) -> Op[list[str]]:
     """Every key matching ``match`` (SCAN, 1,000 at a time): for inspection and recovery, never per job."""
     found: list[str] = []

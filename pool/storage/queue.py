@@ -33,6 +33,7 @@ from ..redis.replication import NotReplicated
 from . import ops
 from .drivers import run, scripts_for
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
+from .partitions import partition_of
 
 logger = logging.getLogger("pool.worker")
 
@@ -44,6 +45,7 @@ class Delivery:
     entry_id: str
     job_id: str
     priority: int = 0  # which lane (stream) the entry is in
+    partition: int = 0  # which partition of the queue (pool/storage/partitions.py)
     payload: bytes = b""
     attempts: int = 0
     score: int = 0
@@ -64,6 +66,7 @@ class Completion:
     callback_id: str = ""  # an on_success / on_failure job enqueued in the same step
     callback_payload: bytes = b""
     priority: int = 0  # the lane of the entry to ack
+    partition: int = 0  # the partition of the queue it is in
     callback_function: str = ""
 
 
@@ -73,17 +76,45 @@ WAITER_MARGIN_MS = 5_000  # a waiter's registration outlives its read by this mu
 _QUEUES_ATTR = "_pool_queues"
 
 
-def queue_for(redis: Redis, queue_name: str) -> RedisQueue:
-    """The client side's RedisQueue of a queue, cached on the client: an enqueue (and the Job it returns)
-    would otherwise build one, and its keys, every call. The worker keeps its own (it holds reclaim state)."""
-    queues: dict[str, RedisQueue] | None = getattr(redis, _QUEUES_ATTR, None)
+def queue_for(redis: Redis, queue_name: str, partition: int = 0) -> RedisQueue:
+    """The client side's RedisQueue of a queue (or of one of its partitions), cached on the client: an enqueue
+    (and the Job it returns) would otherwise build one, and its keys, every call. The worker keeps its own (it
+    holds reclaim state)."""
+    queues: dict[tuple[str, int], RedisQueue] | None = getattr(redis, _QUEUES_ATTR, None)
     if queues is None:
         queues = {}
         setattr(redis, _QUEUES_ATTR, queues)
-    queue = queues.get(queue_name)
+    queue = queues.get((queue_name, partition))
     if queue is None:
-        queue = queues[queue_name] = RedisQueue(redis, queue_name)
+        queue = queues[(queue_name, partition)] = RedisQueue(redis, queue_name, partition)
     return queue
+
+
+def partitions_of(redis: Any, queue_name: str) -> int:
+    """How many partitions ``queue_name`` has for this client (1 for a plain redis-py client)."""
+    count = getattr(redis, "partitions", None)
+    return int(count(queue_name)) if callable(count) else 1
+
+
+def job_queue(redis: Any, queue_name: str, job_id: str) -> RedisQueue:
+    """The RedisQueue of the partition that holds ``job_id``."""
+    return queue_for(redis, queue_name, partition_of(job_id, partitions_of(redis, queue_name)))
+
+
+class PartitionMismatch(ValueError):
+    """This process's ``queue_partitions`` is not the count producers and workers recorded for the queue."""
+
+    def __init__(self, queue_name: str, recorded: int, wanted: int) -> None:
+        super().__init__(
+            f"queue {queue_name!r} has {recorded} partition{'s' if recorded != 1 else ''} in Redis, but "
+            f"queue_partitions says {wanted} here: producers and workers must agree (to change it, empty the queue "
+            "and delete its keys first: pool queue delete)"
+        )
+
+
+async def partition_count(redis: Any, queue_name: str, wanted: int) -> int:
+    """The queue's recorded partition count, recording ``wanted`` when none is (see ops.agree_partitions)."""
+    return await run(redis, ops.agree_partitions(QueueKeys(queue_name), wanted))
 
 
 def new_job_id() -> str:
@@ -145,10 +176,11 @@ Limits = dict[str, int]  # function name -> max_concurrency across all workers
 
 
 class RedisQueue:
-    def __init__(self, redis: Redis, queue_name: str) -> None:
+    def __init__(self, redis: Redis, queue_name: str, partition: int = 0) -> None:
         # Typed Any: redis-py's reply types are unions over decode_responses; this module decodes replies itself.
         self.redis: Any = redis
-        self.keys = QueueKeys(queue_name)
+        self.keys = QueueKeys(queue_name, partition)
+        self.partition = partition
         self.scripts = scripts_for(redis)
         self._reclaim_cursors = {priority: "0-0" for priority in PRIORITIES}
 
@@ -177,7 +209,7 @@ class RedisQueue:
         except NotReplicated as exc:
             (reply,) = exc.replies
             if deliveries is None:  # FETCH: its reply names the entries it read
-                deliveries = [Delivery(_text(e), _text(j), int(p)) for e, j, p, _ in reply[1:]]
+                deliveries = [Delivery(_text(e), _text(j), int(p), self.partition) for e, j, p, _ in reply[1:]]
             with contextlib.suppress(RedisError, OSError):
                 await self.unread(consumer, deliveries)
             raise
@@ -286,7 +318,7 @@ class RedisQueue:
         started: list[Delivery] = []
         expired: list[Delivery] = []
         for entry_id, job_id, priority, item in reply[1:]:
-            delivery = Delivery(_text(entry_id), _text(job_id), int(priority))
+            delivery = Delivery(_text(entry_id), _text(job_id), int(priority), self.partition)
             _sort_started(delivery, item, started, expired)
         return started, expired
 
@@ -306,7 +338,9 @@ class RedisQueue:
         deliveries = []
         for stream, entries in reply or []:
             priority = _lane_priority(stream, self.keys)
-            deliveries += [Delivery(_text(entry_id), _text(f[b"id"]), priority) for entry_id, f in entries]
+            deliveries += [
+                Delivery(_text(entry_id), _text(f[b"id"]), priority, self.partition) for entry_id, f in entries
+            ]
         deliveries.sort(key=lambda d: -d.priority)
         return deliveries
 
@@ -413,7 +447,7 @@ class RedisQueue:
                     raise
                 continue
             self._reclaim_cursors[priority] = _text(reply[0])
-            claimed += [Delivery(_text(e), _text(f[b"id"]), priority) for e, f in reply[1] if f]
+            claimed += [Delivery(_text(e), _text(f[b"id"]), priority, self.partition) for e, f in reply[1] if f]
         return claimed
 
     async def hand_back_consumer(self, consumer: str) -> int:

@@ -22,6 +22,7 @@ from . import ops
 from .drivers import run_sync
 from .keys import QueueKeys
 from .ops import Op
+from .partitions import cron_partition
 
 T = TypeVar("T")
 
@@ -79,13 +80,17 @@ def _cluster_client(settings: RedisSettings, common: dict[str, Any]) -> RedisClu
 class SyncQueue:
     """One queue seen from a sync client."""
 
-    def __init__(self, client: redis.Redis, queue_name: str) -> None:
+    def __init__(self, client: redis.Redis, queue_name: str, partitions: int = 1) -> None:
         self.client = client
-        self.keys = QueueKeys(queue_name)
+        self.partitions = partitions  # of a partitioned queue: counts and hand-backs cover them all
+        self.keys = QueueKeys(queue_name)  # partition 0's: health is written there
+        self.every_partition = [QueueKeys(queue_name, partition) for partition in range(partitions)]
+        # the partition of the cron leader's lock, fences and ticks (pool/storage/partitions.py)
+        self.cron_keys = self.every_partition[cron_partition(partitions)]
 
     @classmethod
-    def connect(cls, settings: RedisSettings, queue_name: str) -> SyncQueue:
-        return cls(connect(settings), queue_name)
+    def connect(cls, settings: RedisSettings, queue_name: str, partitions: int = 1) -> SyncQueue:
+        return cls(connect(settings), queue_name, partitions)
 
     def close(self) -> None:
         close(self.client)
@@ -98,16 +103,20 @@ class SyncQueue:
         run_sync(self.client, ops.ping())
 
     def ensure_group(self) -> int:
-        return run_sync(self.client, ops.ensure_group(self.keys))
+        return sum(run_sync(self.client, ops.ensure_group(keys)) for keys in self.every_partition)
 
     def eviction_policy(self) -> str | None:
         return run_sync(self.client, ops.eviction_policy())
 
     def counts(self) -> dict[str, int]:
-        return run_sync(self.client, ops.counts(self.keys))
+        total: dict[str, int] = {}
+        for keys in self.every_partition:
+            for name, count in run_sync(self.client, ops.counts(keys)).items():
+                total[name] = total.get(name, 0) + count
+        return total
 
     def hand_back(self, consumer: str) -> int:
-        return run_sync(self.client, ops.hand_back(self.keys, consumer))
+        return sum(run_sync(self.client, ops.hand_back(keys, consumer)) for keys in self.every_partition)
 
     def write_supervisor_health(self, supervisor_id: str, entry: str, ttl_ms: int) -> None:
         key = self.keys.supervisor_health(supervisor_id)

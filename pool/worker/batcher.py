@@ -9,6 +9,7 @@ the jobs stay in the pending list meanwhile, so a crash here loses nothing (they
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from ..redis.replication import NotReplicated
 from ..redis.retries import retrying
@@ -16,8 +17,8 @@ from ..storage.queue import Completion, RedisQueue
 
 
 class CompletionBatcher:
-    def __init__(self, queue: RedisQueue, consumer: str = "", max_batch: int = 500) -> None:
-        self._queue = queue
+    def __init__(self, queues: Sequence[RedisQueue], consumer: str = "", max_batch: int = 500) -> None:
+        self._queues = queues  # one per partition of the queue
         self._consumer = consumer  # the worker whose jobs these are: see RedisQueue.complete
         self._max_batch = max_batch
         self._pending: list[tuple[Completion, asyncio.Future[None]]] = []
@@ -59,9 +60,14 @@ class CompletionBatcher:
         # NotReplicated: the results are on the master but not yet on enough replicas (a failover under way, or a
         # replica down). Writing them again is safe (COMPLETE knows its own acks) and, once the client follows the
         # new master, makes them durable there; given up, the jobs would run again.
-        await retrying(
-            lambda: self._queue.complete(batch, self._consumer), f"writing {len(batch)} results", also=(NotReplicated,)
-        )
+        for queue in self._queues:  # one COMPLETE per partition with results (each its own slot on a cluster)
+            part = batch if len(self._queues) == 1 else [c for c in batch if c.partition == queue.partition]
+            if part:
+                await retrying(
+                    lambda q=queue, p=part: q.complete(p, self._consumer),  # type: ignore[misc]
+                    f"writing {len(part)} results",
+                    also=(NotReplicated,),
+                )
 
 
 def _fail(items: list[tuple[Completion, asyncio.Future[None]]], exc: BaseException) -> None:

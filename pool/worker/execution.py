@@ -22,6 +22,7 @@ from typing import Any
 from ..client.jobs import JobAborted
 from ..logs import fast_writer
 from ..storage.codecs import deserialize_job, serialize_job, serialize_result
+from ..storage.partitions import partition_key, tagged
 from ..storage.queue import Delivery
 from ..storage.serializers import DeserializationError, Deserializer, JobExecutionFailed, SerializationError, Serializer
 from ..utils import ms_to_datetime, now_ms, truncate
@@ -86,6 +87,7 @@ class RunnerSettings:
     max_payload_bytes: int | None = None
     on_job_start: Hook | None = None
     on_job_end: Hook | None = None
+    partitioned: bool = False  # the queue has partitions: a callback's id is tagged to fall in its job's
 
 
 class JobRunner:
@@ -272,7 +274,9 @@ class JobRunner:
         except SerializationError as exc:
             logger.warning("job %s: callback %s not enqueued: %s", job_id, name, exc)
             return
-        outcome.callback_id = f"{job_id}:{'on_success' if success else 'on_failure'}"
+        callback_id = f"{job_id}:{'on_success' if success else 'on_failure'}"
+        # COMPLETE enqueues the callback in the job's own partition (one script, one slot)
+        outcome.callback_id = tagged(callback_id, partition_key(job_id)) if self.s.partitioned else callback_id
         outcome.callback_function = name
 
     def _tries_exceeded(self, delivery: Delivery, start_ms: int) -> Outcome | None:

@@ -31,7 +31,8 @@ from ..redis.retries import retrying
 from ..redis.settings import RedisSettings
 from ..storage.eviction import EvictionPolicyError, judge_policy
 from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
-from ..storage.queue import Completion, Delivery, RedisQueue
+from ..storage.partitions import cron_partition
+from ..storage.queue import Completion, Delivery, PartitionMismatch, RedisQueue, partition_count
 from ..storage.serializers import Deserializer, Serializer
 from ..utils import now_ms, run_on_best_loop, to_seconds
 from .batcher import CompletionBatcher
@@ -136,6 +137,7 @@ class Worker:
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         auto_pipeline: bool = True,
         allow_eviction: bool = False,
+        queue_partitions: int = 1,
     ) -> None:
         self.functions: dict[str, Function] = {f.name: f for f in (func(fn) for fn in functions)}
         self.cron_jobs: list[CronJob] = list(cron_jobs or [])
@@ -153,6 +155,10 @@ class Worker:
         if max_jobs < 1:
             raise ValueError(f"max_jobs must be at least 1, got {max_jobs}")
         self.queue_name = validate_queue_name(queue_name or DEFAULT_QUEUE_NAME)
+        if isinstance(queue_partitions, bool) or not isinstance(queue_partitions, int) or queue_partitions < 1:
+            raise ValueError(f"queue_partitions must be a whole number, 1 or more, got {queue_partitions!r}")
+        # a partitioned queue (pool/storage/partitions.py): the worker reads, heartbeats and schedules each one
+        self.queue_partitions = queue_partitions
         self.redis_settings = redis_settings or RedisSettings()
         self._given_pool = redis_pool
         self.burst = burst
@@ -196,6 +202,7 @@ class Worker:
                 on_job_end=on_job_end,
                 failure_ttl_s=to_seconds(failure_ttl) or 0.0,
                 max_payload_bytes=max_payload_bytes,
+                partitioned=queue_partitions > 1,
             )
         )
         self.jobs_complete = self.jobs_failed = self.jobs_retried = 0
@@ -203,8 +210,10 @@ class Worker:
         self.last_job_at = 0  # epoch seconds of the last finished job
         self._pool: PoolRedis | None = redis_pool
         self._queue: RedisQueue | None = None
+        self._queues: list[RedisQueue] = []  # one per partition (the first is self.queue)
         self._batcher: CompletionBatcher | None = None
-        self._running: dict[str, tuple[Delivery, asyncio.Task[None]]] = {}
+        # (partition, entry id) -> the job: entry ids are unique within a partition's streams only
+        self._running: dict[tuple[int, str], tuple[Delivery, asyncio.Task[None]]] = {}
         self._slot_free = asyncio.Event()
         self._schedule_changed = asyncio.Event()  # set when this worker defers a job: re-plan the next wake
         self.runner.threads.on_release = self._slot_free.set  # a thread that outlived its job returned
@@ -272,11 +281,15 @@ class Worker:
                 default_queue_name=self.queue_name,
                 expires_extra_ms=self.expires_extra_ms,
                 max_payload_bytes=self.runner.s.max_payload_bytes,
+                queue_partitions={self.queue_name: self.queue_partitions},
             )
         await self._check_eviction_policy()
-        self._queue = RedisQueue(self._pool, self.queue_name)
-        self._batcher = CompletionBatcher(self._queue, self.worker_id)
-        await retrying(self._queue.ensure_group, "creating the consumer groups")  # Redis may be busy or loading
+        await self._agree_partitions()
+        self._queues = [RedisQueue(self._pool, self.queue_name, p) for p in range(self.queue_partitions)]
+        self._queue = self._queues[0]
+        self._batcher = CompletionBatcher(self._queues, self.worker_id)
+        for queue in self._queues:  # Redis may be busy or loading
+            await retrying(queue.ensure_group, "creating the consumer groups")
         # Jobs' commands of one loop turn go out as one pipeline (pool/redis/autopipeline.py); the worker's own
         # commands are batched by hand and keep the plain client.
         self.ctx["redis"] = self._pool.auto_pipelined() if self.auto_pipeline else self._pool
@@ -304,6 +317,15 @@ class Worker:
                 self._pool = None
             raise
 
+    async def _agree_partitions(self) -> None:
+        """The queue's partition count in Redis must be this worker's (see PartitionMismatch): one line, exit 1."""
+        recorded = await partition_count(self.pool, self.queue_name, self.queue_partitions)
+        if recorded != self.queue_partitions:
+            if self._given_pool is None:
+                await self.pool.aclose()
+                self._pool = None
+            raise PartitionMismatch(self.queue_name, recorded, self.queue_partitions)
+
     async def serve(self) -> None:
         """Run the loops until a stop is requested (or, in burst mode, the queue is drained)."""
         assert self._stop_requested is not None
@@ -312,23 +334,27 @@ class Worker:
             asyncio.create_task(self._schedule_loop(), name="pool-schedule"),
             asyncio.create_task(self._health_loop(), name="pool-health"),
         ]
-        fetch = asyncio.create_task(self._fetch_loop(), name="pool-fetch")
+        # one fetch loop per partition, each blocking on its own partition's streams (on a cluster they are on
+        # different nodes, so one blocking read cannot cover them); they share the worker's slots
+        fetches = [asyncio.create_task(self._fetch_loop(queue), name="pool-fetch") for queue in self._queues]
         stop: asyncio.Task[Any] = asyncio.create_task(self._stop_requested.wait())
-        waiting: set[asyncio.Task[Any]] = {fetch, stop, self._heartbeat, *self._loops}
+        waiting: set[asyncio.Task[Any]] = {*fetches, stop, self._heartbeat, *self._loops}
+        if self.burst and len(fetches) > 1:  # a burst ends when every partition's loop has found its end
+            waiting -= set(fetches)
+            waiting.add(asyncio.ensure_future(asyncio.gather(*fetches)))
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         self._stopping = True
         stop.cancel()
-        # Let the fetch loop finish its blocking read (at most FETCH_BLOCK_MS) and see the stop, rather than
+        # Let the fetch loops finish their blocking reads (at most FETCH_BLOCK_MS) and see the stop, rather than
         # cancel a Redis command mid-flight: redis-py does not always abandon a blocked read promptly, and a
         # read cancelled after Redis delivered its entries leaves them to the hand-back.
-        await asyncio.wait({fetch}, timeout=FETCH_BLOCK_MS / 1000 + 1)
-        fetch.cancel()
-        await asyncio.gather(fetch, stop, return_exceptions=True)
+        await asyncio.wait(fetches, timeout=FETCH_BLOCK_MS / 1000 + 1)
+        for fetch in fetches:
+            fetch.cancel()
+        await asyncio.gather(*fetches, stop, return_exceptions=True)
         for task in done:
-            if task is not fetch and task is not stop and not task.cancelled() and task.exception() is not None:
+            if task is not stop and not task.cancelled() and task.exception() is not None:
                 raise cast(BaseException, task.exception())
-        if fetch in done and not fetch.cancelled() and fetch.exception() is not None:
-            raise cast(BaseException, fetch.exception())
 
     async def close(self) -> None:
         """Finish (or cancel and hand back) running jobs, write pending results, hand back anything left."""
@@ -349,7 +375,9 @@ class Worker:
             await _cancel_until_done([self._heartbeat])
         if self._queue is not None:
             with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
-                handed_back = await asyncio.wait_for(self._queue.hand_back_consumer(self.worker_id), 5)
+                handed_back = 0
+                for queue in self._queues:
+                    handed_back += await asyncio.wait_for(queue.hand_back_consumer(self.worker_id), 5)
                 if handed_back:
                     logger.info("handed back %d jobs", handed_back)
                 await self._queue.clear_health(self.worker_id)
@@ -387,8 +415,7 @@ class Worker:
 
     # --- fetch and run -----------------------------------------------------------------------------------------
 
-    async def _fetch_loop(self) -> None:
-        queue = self.queue
+    async def _fetch_loop(self, queue: RedisQueue) -> None:
         block_ms = 50 if self.burst else FETCH_BLOCK_MS
         # A busy worker fetches when a quarter of its slots are free, not after every job, and a quarter at a
         # time: fetched all at once, a worker's jobs move in one cohort (fetch, run, write results, fetch), so
@@ -441,15 +468,17 @@ class Worker:
         return GUARD_ORDERS[(self._fetches // STARVATION_GUARD - 1) % len(GUARD_ORDERS)]
 
     async def _queue_drained(self) -> bool:
-        counts = await self.queue.counts()
-        return not any(counts.values())
+        for queue in self._queues:
+            if any((await queue.counts()).values()):
+                return False
+        return True
 
     async def _start(self, deliveries: list[Delivery]) -> None:
         if self._stopping:
             return  # shutting down: leave them pending, close() hands them back
         # retried while Redis is busy or restarting: the entries are ours now, and given up they would wait for a
         # reclaim (3 heartbeats) to run
-        start = self.queue.start
+        start = self._queues[deliveries[0].partition].start  # (deliveries of one partition)
         started, expired = await retrying(
             lambda: start(self.worker_id, deliveries, self._limits), f"starting {len(deliveries)} jobs"
         )
@@ -460,23 +489,24 @@ class Worker:
             # A stop came while START ran: put them back, not counting the attempt (if this fails they stay
             # pending and close() hands them back, attempt counted: at-least-once either way).
             with contextlib.suppress(RedisError, OSError):
-                await self.queue.unread(self.worker_id, started + expired)
+                for queue in self._queues:
+                    await queue.unread(self.worker_id, [d for d in started + expired if d.partition == queue.partition])
             return
         for delivery in started:
             if self._runs_already(delivery):
                 continue
             self.jobs_started += 1
             task = asyncio.create_task(self._run_job(delivery))
-            self._running[delivery.entry_id] = (delivery, task)
+            self._running[delivery.partition, delivery.entry_id] = (delivery, task)
         for delivery in expired:
             task = asyncio.create_task(self._record(delivery, self.runner.expired(delivery)))
-            self._running[delivery.entry_id] = (delivery, task)
+            self._running[delivery.partition, delivery.entry_id] = (delivery, task)
 
     def _runs_already(self, delivery: Delivery) -> bool:
         """This worker already runs the job from this entry: a consumer group recreated from id 0 (after it
         was destroyed) delivered the entry to us again. START answers as to a replay; running it again would
         run the job twice at once. The entry is ours again, so our heartbeat and COMPLETE cover it."""
-        running = self._running.get(delivery.entry_id)
+        running = self._running.get((delivery.partition, delivery.entry_id))
         return running is not None and running[0].job_id == delivery.job_id
 
     async def _record(self, delivery: Delivery, outcome: Outcome) -> None:
@@ -514,7 +544,7 @@ class Worker:
                 logger.exception("after_job_end hook failed for job %s", delivery.job_id)
 
     def _release(self, delivery: Delivery) -> None:
-        if self._running.pop(delivery.entry_id, None) is not None:
+        if self._running.pop((delivery.partition, delivery.entry_id), None) is not None:
             self._slot_free.set()
 
     async def _commit(self, delivery: Delivery, outcome: Outcome) -> None:
@@ -526,7 +556,7 @@ class Worker:
         elif outcome.kind == _RETRIED:
             self.jobs_retried += 1
         if outcome.is_requeue:
-            requeue = self.queue.requeue
+            requeue = self._queues[delivery.partition].requeue
             await asyncio.shield(
                 retrying(
                     lambda: requeue(
@@ -560,6 +590,7 @@ class Worker:
                 callback_payload=outcome.callback_payload,
                 priority=delivery.priority,
                 callback_function=outcome.callback_function,
+                partition=delivery.partition,
             )
             await self._batcher.submit(completion)
 
@@ -587,16 +618,21 @@ class Worker:
                 return
             beats += 1
             try:
-                await self.queue.heartbeat(self.worker_id, [delivery for delivery, _ in self._running.values()])
+                running = [delivery for delivery, _ in self._running.values()]
+                for queue in self._queues:
+                    await queue.heartbeat(self.worker_id, [d for d in running if d.partition == queue.partition])
                 now = loop_time()
                 if now - last_ok > beat * 2.5:
                     reclaim_after = max(reclaim_after, now + beat * 3)
                 last_ok = now
                 if beats % 60 == 0:
-                    await self.queue.prune_consumers(max(min_idle_ms * 20, 60_000))
-                free = self._free_slots()
-                if free > 0 and not self._stopping and now >= reclaim_after:
-                    claimed = await self.queue.reclaim(self.worker_id, min_idle_ms, free)
+                    for queue in self._queues:
+                        await queue.prune_consumers(max(min_idle_ms * 20, 60_000))
+                for queue in self._queues:
+                    free = self._free_slots()
+                    if free <= 0 or self._stopping or now < reclaim_after:
+                        break
+                    claimed = await queue.reclaim(self.worker_id, min_idle_ms, free)
                     if claimed:
                         logger.info("took over %d jobs from workers that stopped heartbeating", len(claimed))
                         await self._start(claimed)
@@ -611,30 +647,34 @@ class Worker:
                 logger.warning("heartbeat failed (%s)", exc)
 
     async def _recreate_group(self) -> None:
-        with contextlib.suppress(RedisError, OSError):
-            await self.queue.recover_group()
+        for queue in self._queues:
+            with contextlib.suppress(RedisError, OSError):
+                await queue.recover_group()
 
     # --- deferred jobs, cron, aborts ---------------------------------------------------------------------------
 
     async def _schedule_loop(self) -> None:
         if self.schedule_cron:
             self._cron = CronScheduler(
-                self.queue,
+                self._queues[cron_partition(self.queue_partitions)],
                 self.cron_jobs,
                 now=self._now,
                 serializer=self.job_serializer,
                 expires_ms=self.expires_extra_ms,
+                partitioned=self.queue_partitions > 1,
             )
         while not self._stopping:
             next_wake_ms = now_ms() + int(self.poll_delay_s * 1000)
             try:
-                _, next_due_in = await self.queue.promote_due()  # due by Redis's clock, not this host's
-                if next_due_in is not None:
-                    next_wake_ms = min(next_wake_ms, now_ms() + next_due_in)
+                for queue in self._queues:
+                    _, next_due_in = await queue.promote_due()  # due by Redis's clock, not this host's
+                    if next_due_in is not None:
+                        next_wake_ms = min(next_wake_ms, now_ms() + next_due_in)
                 if self.allow_abort_jobs and self._running:
                     await self._cancel_aborted()
                 if self._limits:
-                    await self.queue.sweep_parked(self._limits)
+                    for queue in self._queues:
+                        await queue.sweep_parked(self._limits)
                 if self._cron is not None and not self._stopping:
                     next_wake_ms = min(next_wake_ms, now_ms() + int(await self._cron.run_due() * 1000))
             except (RedisError, OSError) as exc:
@@ -659,14 +699,15 @@ class Worker:
         return datetime.now(tz=self.timezone) if self.timezone else datetime.now().astimezone()
 
     async def _cancel_aborted(self) -> None:
-        requested = set(await self.queue.abort_requests())
-        handled = []
-        for delivery, task in list(self._running.values()):
-            if delivery.job_id in requested and not delivery.finishing:
-                self.runner.aborting.add(delivery.job_id)
-                task.cancel()
-                handled.append(delivery.job_id)
-        await self.queue.clear_abort_requests(handled)
+        for queue in self._queues:
+            requested = set(await queue.abort_requests())
+            handled = []
+            for delivery, task in list(self._running.values()):
+                if delivery.partition == queue.partition and delivery.job_id in requested and not delivery.finishing:
+                    self.runner.aborting.add(delivery.job_id)
+                    task.cancel()
+                    handled.append(delivery.job_id)
+            await queue.clear_abort_requests(handled)
 
     # --- health ------------------------------------------------------------------------------------------------
 
@@ -691,8 +732,11 @@ class Worker:
         ttl_ms = int((interval + 1) * 1000)
         while not self._stopping:
             try:
-                counts = await self.queue.counts()
-                line = self.health_line(counts["ready"] + counts["deferred"] + counts["parked"])
+                queued = 0
+                for queue in self._queues:
+                    counts = await queue.counts()
+                    queued += counts["ready"] + counts["deferred"] + counts["parked"]
+                line = self.health_line(queued)
                 await self.queue.write_health(self.worker_id, line, ttl_ms)
                 if self.health_check_key:
                     await self.queue.write_named_health(self.health_check_key, line, ttl_ms)

@@ -20,6 +20,7 @@ from ..storage.codecs import serialize_job
 from ..storage.drivers import run
 from ..storage.keys import QueueKeys
 from ..storage.ops import Op
+from ..storage.partitions import CRON_TAG, tagged
 from ..storage.queue import RedisQueue, job_record
 from ..storage.serializers import Serializer
 from ..utils import datetime_to_ms, now_ms
@@ -46,8 +47,11 @@ def advance(cron_job: CronJob) -> None:
     cron_job.calculate_next(cron_job.next_run)
 
 
-def cron_job_id(cron_job: CronJob, tick_ms: int) -> str:
-    return cron_job.job_id or (f"{cron_job.name}:{tick_ms}" if cron_job.unique else uuid4().hex)
+def cron_job_id(cron_job: CronJob, tick_ms: int, partitioned: bool = False) -> str:
+    """A tick's job id; in a partitioned queue tagged ``{cron}``, so every tick falls in the partition that holds
+    the leader's lock and the fences (pool/storage/partitions.py)."""
+    job_id = cron_job.job_id or (f"{cron_job.name}:{tick_ms}" if cron_job.unique else uuid4().hex)
+    return tagged(job_id, CRON_TAG) if partitioned else job_id
 
 
 class CronDuty:
@@ -65,8 +69,10 @@ class CronDuty:
         token: str | None = None,
         ttl_s: float = LOCK_TTL_S,
         catch_up_s: float = CATCH_UP_S,
+        partitioned: bool = False,
     ) -> None:
         self.keys, self.cron_jobs, self.now = keys, cron_jobs, now
+        self.partitioned = partitioned  # keys are the cron partition's: tick ids are tagged to fall there
         self.serializer, self.expires_ms, self.who = serializer, expires_ms, who
         self.catch_up_s = catch_up_s
         self.leadership = CronLeadership(keys, ttl_s, token)
@@ -127,7 +133,7 @@ class CronDuty:
         payload = serialize_job(cron_job.name, (), {}, now_ms(), self.serializer)
         record = job_record(
             self.keys,
-            cron_job_id(cron_job, tick_ms),
+            cron_job_id(cron_job, tick_ms, self.partitioned),
             payload,
             score_ms=now_ms(),
             now_ms=now_ms(),
@@ -155,10 +161,17 @@ class CronScheduler:
         serializer: Serializer | None,
         expires_ms: int,
         catch_up_s: float = CATCH_UP_S,
+        partitioned: bool = False,
     ) -> None:
         self.redis = queue.redis
         self.duty = CronDuty(
-            queue.keys, cron_jobs, now=now, serializer=serializer, expires_ms=expires_ms, catch_up_s=catch_up_s
+            queue.keys,
+            cron_jobs,
+            now=now,
+            serializer=serializer,
+            expires_ms=expires_ms,
+            catch_up_s=catch_up_s,
+            partitioned=partitioned,
         )
 
     async def run_due(self) -> float:

@@ -51,3 +51,10 @@ class QueueFromEnvSettings(WorkerSettings):
     """``WorkerSettings`` on the queue named by $POOL_TEST_QUEUE (read at import)."""
 
     queue_name = os.environ.get("POOL_TEST_QUEUE", "default")
+
+
+class PartitionedSettings(WorkerSettings):
+    """``WorkerSettings`` on a queue of 3 partitions, with a cron job every second."""
+
+    queue_partitions = 3
+    cron_jobs = [cron(tick, second=set(range(60)), unique=True)]

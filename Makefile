@@ -125,6 +125,11 @@ FORCE:
 #              restart and a supervisor kill, then checks that no job was lost; CHAOS_ARGS="--quick" for the
 #              2,000-job variant CI runs (tests/test_chaos_quick.py), see `python -m tests.chaos.run --help`
 CHAOS_ARGS ?=
+# make bench-cluster   a partitioned queue on a 3-master cluster against a plain queue on one Redis (perf/cluster.py)
+.PHONY: bench-cluster
+bench-cluster: install redis
+	$(VPY) -m perf.cluster $(BENCH_ARGS)
+
 .PHONY: chaos chaos-sentinel
 chaos: install redis
 	$(VPY) -m tests.chaos.run $(CHAOS_ARGS)

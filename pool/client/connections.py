@@ -47,6 +47,7 @@ from ..storage.queue import (
     job_record,
     new_job_id,
     partition_count,
+    partitions_of,
     queue_for,
     scripts_for,
 )
@@ -141,9 +142,7 @@ class QueueClient:
 
     def partitions(self, queue_name: str) -> int:
         """How many partitions ``queue_name`` has (``queue_partitions``: one count for every queue, or per name)."""
-        if isinstance(self.queue_partitions, int):
-            return self.queue_partitions
-        return self.queue_partitions.get(queue_name, 1)
+        return partitions_of(self, queue_name)
 
     def _queue(self, queue_name: str | None, partition: int = 0) -> RedisQueue:
         return queue_for(self._as_redis, queue_name or self.default_queue_name, partition)
@@ -280,7 +279,7 @@ class QueueClient:
             job_id = _with_dependencies(job_id, _job_id is None, depends_on, queue_name, partitions)
         return JobSpec(
             job_id=job_id,
-            partition=partition_of(job_id, partitions),
+            partition=partition_of(job_id, partitions) if partitions > 1 else 0,
             queue_name=queue_name,
             payload=payload,
             score_ms=score,
@@ -300,17 +299,23 @@ class QueueClient:
         specs = list(specs)
         if not specs:
             return []
-        # each batch is written as soon as it is packed, before the first reply is read: one round trip in
-        # all, and Redis runs a batch while the next one is packed
         for queue_name in {spec.queue_name for spec in specs}:
             await self._agree_partitions(queue_name)
-        order: list[int] = []  # the specs' indices in the order their records are sent
-        calls = self._enqueue_calls(specs, order)
+        # each batch is written as soon as it is packed, before the first reply is read: one round trip in
+        # all, and Redis runs a batch while the next one is packed
         what = f"enqueueing {len(specs)} jobs"
-        batches = await self.run_script(scripts_for(self).enqueue, calls, durable=True, what=what)
-        replies: list[Any] = [None] * len(specs)
-        for index, ok in zip(order, (ok for batch in batches for ok in batch), strict=True):
-            replies[index] = ok
+        if not any(spec.partition for spec in specs):  # no partitioned queue: batches in the specs' order
+            calls = self._enqueue_calls(_batches_in_order(specs, BULK_BATCH, BULK_BATCH_BYTES))
+            batches = await self.run_script(scripts_for(self).enqueue, calls, durable=True, what=what)
+            replies: list[Any] = [ok for batch in batches for ok in batch]
+        else:  # by partition: replies come back in the order the batches were sent
+            grouped = list(_batches_by_partition(specs, BULK_BATCH, BULK_BATCH_BYTES))
+            calls = self._enqueue_calls((where, [specs[index] for index in batch]) for where, batch in grouped)
+            batches = await self.run_script(scripts_for(self).enqueue, calls, durable=True, what=what)
+            replies = [None] * len(specs)
+            order = (index for _, batch in grouped for index in batch)
+            for index, ok in zip(order, (ok for batch in batches for ok in batch), strict=True):
+                replies[index] = ok
         return [
             Job(spec.job_id, self._as_redis, _queue_name=spec.queue_name, _deserializer=self.job_deserializer)
             if ok
@@ -318,14 +323,12 @@ class QueueClient:
             for spec, ok in zip(specs, replies, strict=True)
         ]
 
-    def _enqueue_calls(self, specs: list[JobSpec], order: list[int]) -> Iterator[ScriptCall]:
-        """One ENQUEUE call per batch, made only when it is about to be sent; ``order`` gets the indices of the
-        specs sent. (Each record has its own nonce: with one per call, a second spec with the same id in that
-        call would pass for a replay of the first.)"""
-        for (queue_name, partition), batch in _batches_by_queue(specs, BULK_BATCH, BULK_BATCH_BYTES):
+    def _enqueue_calls(self, batches: Iterable[tuple[tuple[str, int], list[JobSpec]]]) -> Iterator[ScriptCall]:
+        """One ENQUEUE call per batch, made only when it is about to be sent. (Each record has its own nonce:
+        with one per call, a second spec with the same id in that call would pass for a replay of the first.)"""
+        for (queue_name, partition), batch in batches:
             queue = self._queue(queue_name, partition)
-            order += batch
-            yield enqueue_args(queue.keys, [specs[index].record(queue) for index in batch])
+            yield enqueue_args(queue.keys, [spec.record(queue) for spec in batch])
 
     async def all_job_results(self, queue_name: str | None = None) -> list[JobResult]:
         """Every kept result of the queue (of all its partitions), oldest enqueue first."""
@@ -576,24 +579,38 @@ def _kept(calls: Iterator[ScriptCall], made: list[ScriptCall]) -> Iterator[Scrip
         yield call
 
 
-def _batches_by_queue(specs: list[JobSpec], size: int, max_bytes: int) -> Iterator[tuple[tuple[str, int], list[int]]]:
-    """The specs' indices grouped by queue and partition (in order within each), in runs of at most ``size``
-    jobs and (but for a single larger job) ``max_bytes`` of records: one script call each."""
+def _batches_in_order(
+    specs: list[JobSpec], size: int, max_bytes: int
+) -> Iterator[tuple[tuple[str, int], list[JobSpec]]]:
+    """Consecutive runs of one queue, at most ``size`` jobs and (but for a single larger job) ``max_bytes`` of
+    records long: one script call each, keeping order."""
+    batch: list[JobSpec] = []
+    batch_bytes = 0
+    for spec in specs:
+        spec_bytes = spec.packed_size()
+        if batch and (
+            spec.queue_name != batch[0].queue_name or len(batch) == size or batch_bytes + spec_bytes > max_bytes
+        ):
+            yield (batch[0].queue_name, 0), batch
+            batch, batch_bytes = [], 0
+        batch.append(spec)
+        batch_bytes += spec_bytes
+    if batch:
+        yield (batch[0].queue_name, 0), batch
+
+
+def _batches_by_partition(
+    specs: list[JobSpec], size: int, max_bytes: int
+) -> Iterator[tuple[tuple[str, int], list[int]]]:
+    """The specs' indices grouped by queue and partition (in order within each), in runs as ``_batches_in_order``
+    cuts them: a partitioned queue's jobs alternate partitions, and a run per partition keeps batches large."""
     groups: dict[tuple[str, int], list[int]] = {}
     for index, spec in enumerate(specs):
         groups.setdefault((spec.queue_name, spec.partition), []).append(index)
     for where, indices in groups.items():
-        batch: list[int] = []
-        batch_bytes = 0
-        for index in indices:
-            spec_bytes = specs[index].packed_size()
-            if batch and (len(batch) == size or batch_bytes + spec_bytes > max_bytes):
-                yield where, batch
-                batch, batch_bytes = [], 0
-            batch.append(index)
-            batch_bytes += spec_bytes
-        if batch:
-            yield where, batch
+        for _, batch in _batches_in_order([specs[index] for index in indices], size, max_bytes):
+            yield where, indices[: len(batch)]
+            indices = indices[len(batch) :]
 
 
 def _with_dependencies(

@@ -79,26 +79,29 @@ _QUEUES_ATTR = "_pool_queues"
 def queue_for(redis: Redis, queue_name: str, partition: int = 0) -> RedisQueue:
     """The client side's RedisQueue of a queue (or of one of its partitions), cached on the client: an enqueue
     (and the Job it returns) would otherwise build one, and its keys, every call. The worker keeps its own (it
-    holds reclaim state)."""
-    queues: dict[tuple[str, int], RedisQueue] | None = getattr(redis, _QUEUES_ATTR, None)
+    holds reclaim state). Keyed by name alone for partition 0 (every unpartitioned queue): no tuple per call."""
+    queues: dict[Any, RedisQueue] | None = getattr(redis, _QUEUES_ATTR, None)
     if queues is None:
         queues = {}
         setattr(redis, _QUEUES_ATTR, queues)
-    queue = queues.get((queue_name, partition))
+    key: Any = queue_name if partition == 0 else (queue_name, partition)
+    queue = queues.get(key)
     if queue is None:
-        queue = queues[(queue_name, partition)] = RedisQueue(redis, queue_name, partition)
+        queue = queues[key] = RedisQueue(redis, queue_name, partition)
     return queue
 
 
 def partitions_of(redis: Any, queue_name: str) -> int:
-    """How many partitions ``queue_name`` has for this client (1 for a plain redis-py client)."""
-    count = getattr(redis, "partitions", None)
-    return int(count(queue_name)) if callable(count) else 1
+    """How many partitions ``queue_name`` has for this client (``queue_partitions``: one count, or per name; 1 for
+    a plain redis-py client)."""
+    count = getattr(redis, "queue_partitions", 1)
+    return count if isinstance(count, int) else int(count.get(queue_name, 1))
 
 
 def job_queue(redis: Any, queue_name: str, job_id: str) -> RedisQueue:
     """The RedisQueue of the partition that holds ``job_id``."""
-    return queue_for(redis, queue_name, partition_of(job_id, partitions_of(redis, queue_name)))
+    partitions = partitions_of(redis, queue_name)
+    return queue_for(redis, queue_name, partition_of(job_id, partitions) if partitions > 1 else 0)
 
 
 class PartitionMismatch(ValueError):

@@ -1,0 +1,129 @@
+"""One queue over several Redis cores: ``python -m perf.cluster`` (``make bench-cluster``).
+
+Runs the same noop jobs through one worker process twice, in alternate rounds: a plain queue on a single Redis,
+and a queue of ``--partitions`` partitions on a Redis Cluster of three masters (tests/redis_cluster.py), named so
+that its partitions fall evenly on the masters. Prints jobs/s of each, the Redis CPU per job (in all, and per
+master for the cluster), and how evenly the masters shared the work. On this project's 2-core machine the worker
+and the Redis processes share two cores, so the wall-clock gain of spreading Redis over three is capped: the
+per-master CPU is the figure that shows one queue using several cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import psutil
+
+from pool import Worker, create_pool
+from pool.redis.settings import RedisSettings
+from pool.storage.keys import QueueKeys
+from tests.redis_cluster import ClusterSet
+from tests.redis_server import RedisServer
+
+
+async def noop(ctx: dict[str, Any]) -> None:
+    return None
+
+
+def cpu_s(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def even_queue_name(cluster: ClusterSet, partitions: int) -> str:
+    """A queue name whose partitions fall on the masters as evenly as they can."""
+    masters = len(cluster.masters())
+    best, best_spread = "bench", partitions + 1
+    for number in range(2000):
+        name = f"bench{number}"
+        per_master: dict[int, int] = {}
+        for partition in range(partitions):
+            port = cluster.node_for_key(QueueKeys(name, partition).stream).port
+            per_master[port] = per_master.get(port, 0) + 1
+        spread = (max(per_master.values()) - min(per_master.values())) if len(per_master) == masters else partitions
+        if spread < best_spread:
+            best, best_spread = name, spread
+        if spread == 0:
+            break
+    return best
+
+
+async def one_round(
+    settings: RedisSettings, queue_name: str, partitions: int, jobs: int, pids: list[int]
+) -> tuple[float, list[float]]:
+    """(jobs/s, Redis CPU seconds per Redis process) of one burst run over ``jobs`` pre-enqueued noop jobs."""
+    pool = await create_pool(settings, queue_partitions=partitions)
+    try:
+        specs = [pool.prepare("noop", _queue_name=queue_name) for _ in range(jobs)]
+        for start in range(0, jobs, 5000):
+            await pool.enqueue_many(specs[start : start + 5000])
+    finally:
+        await pool.aclose()
+    worker = Worker(
+        functions=[noop],
+        redis_settings=settings,
+        queue_name=queue_name,
+        queue_partitions=partitions,
+        burst=True,
+        max_jobs=100,
+        handle_signals=False,
+        log_results=False,
+        keep_result=0,
+    )
+    before = [cpu_s(pid) for pid in pids]
+    started = time.perf_counter()
+    await worker.async_run()
+    elapsed = time.perf_counter() - started
+    return jobs / elapsed, [cpu_s(pid) - cpu for pid, cpu in zip(pids, before, strict=True)]
+
+
+async def main(jobs: int, rounds: int, partitions: int) -> None:
+    plain_rates, cluster_rates, one_slot_rates = [], [], []
+    plain_cpu: list[float] = []
+    cluster_cpu: list[list[float]] = []
+    one_slot_cpu: list[float] = []
+    with RedisServer() as single, ClusterSet() as cluster:
+        single_settings = RedisSettings(host=single.host, port=single.port)
+        name = even_queue_name(cluster, partitions)
+        masters = cluster.masters()
+        pids = [node.pid for node in masters if node.pid is not None]
+        for _ in range(rounds):
+            assert single.pid is not None
+            rate, (cpu,) = await one_round(single_settings, "bench", 1, jobs, [single.pid])
+            plain_rates.append(rate)
+            plain_cpu.append(cpu)
+            rate, cpus = await one_round(cluster.settings(), name, partitions, jobs, pids)
+            cluster_rates.append(rate)
+            cluster_cpu.append(cpus)
+            rate, cpus = await one_round(cluster.settings(), "plain", 1, jobs, pids)
+            one_slot_rates.append(rate)
+            one_slot_cpu.append(sum(cpus))
+    plain_rate, cluster_rate = statistics.median(plain_rates), statistics.median(cluster_rates)
+    plain_us = statistics.median(plain_cpu) * 1e6 / jobs
+    per_master_us = [statistics.median(round_cpu[i] for round_cpu in cluster_cpu) * 1e6 / jobs for i in range(3)]
+    mean = statistics.mean(per_master_us)
+    print(f"{jobs:,} noop jobs, 1 worker process, max_jobs=100, median of {rounds} rounds")
+    print("| queue | jobs/s | Redis CPU µs/job (all) | per master |")
+    print("|---|---|---|---|")
+    print(f"| plain, one Redis | {plain_rate:,.0f} | {plain_us:.1f} | {plain_us:.1f} |")
+    shares = " / ".join(f"{us:.1f}" for us in per_master_us)
+    print(f"| {partitions} partitions, 3-master cluster | {cluster_rate:,.0f} | {sum(per_master_us):.1f} | {shares} |")
+    one_slot_us = statistics.median(one_slot_cpu) * 1e6 / jobs
+    print(f"| plain, same cluster (one slot) | {statistics.median(one_slot_rates):,.0f} | {one_slot_us:.1f} | - |")
+    print(
+        f"cluster/plain jobs/s: {cluster_rate / plain_rate:.2f}x; masters within "
+        f"{max(abs(us - mean) for us in per_master_us) / mean * 100:.0f}% of their mean"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m perf.cluster", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=3)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.jobs, arguments.rounds, arguments.partitions))

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import pickle
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
@@ -24,6 +26,7 @@ from redis import Redis
 from pool import RedisSettings
 from pool.rq import Dependency, DuplicateJobError, Job, JobStatus, Queue, Result, TimeoutFormatError
 from pool.storage.keys import QueueKeys
+from pool.storage.serializers import SerializationError
 from pool.worker import func
 from tests.helpers import wait_for_sync
 from tests.worker_utils import WorkerProcess
@@ -441,11 +444,13 @@ def test_job_decorator_delay_and_a_pool_function_taking_ctx(
     also = rq_app.add.enqueue(5, 6)
     assert job.id == "sum" and job.origin == "low" and job.timeout == 5
     with_ctx = Queue(connection=redis_conn).enqueue(rq_app.with_ctx, 5)
+    legacy = Queue(connection=redis_conn).enqueue(rq_app.legacy, 5)  # registered with takes_ctx=False
     spawn_worker(settings=LOW)
     spawn_worker(settings=DEFAULT)
     assert result_of(job).return_value == 7
     assert result_of(also).return_value == 11
     assert result_of(with_ctx).return_value == [with_ctx.id, 5]
+    assert result_of(legacy).return_value == 50
     assert rq_app.add(1, 2) == 3  # still the function
 
 
@@ -477,19 +482,20 @@ def test_is_async_false_runs_the_job_in_the_caller(rq_app: ModuleType, redis_con
     assert seen is not None and seen.return_value() == 21 and seen.description == "eight"
     assert len(q) == 0  # it never went through the queue
 
-    # unmarked rq functions are given as a worker registers them (a function marked @rq_function need not be)
-    failed = q.enqueue(func(rq_app.fail, takes_ctx=False), "inline", on_failure=rq_app.report_failure)
+    failed = q.enqueue(rq_app.fail, "inline", on_failure=rq_app.report_failure)
     assert failed.is_failed and failed.result is None
     assert "ValueError: inline" in (failed.exc_info or "")
     assert redis_conn.exists(keys.failed_job(failed.id))
     assert redis_conn.lrange("rq-test:callbacks", 0, -1) == [f"failure {failed.id} ValueError: inline".encode()]
 
-    async_job = q.enqueue(
-        func(rq_app.nap, takes_ctx=False), 0.01
-    )  # an async function: run to its end here (no loop was running)
+    async_job = q.enqueue(rq_app.nap, 0.01)  # an async function: run to its end here (no loop was running)
     assert async_job.result == 0.01
     ctx_job = q.enqueue(rq_app.with_ctx, 3)  # a pool function gets a ctx here too
     assert ctx_job.result == [ctx_job.id, 3]
+    # an rq function not marked is given as a worker registers it; as it is, it is called with ctx, as a worker
+    # that registered it as it is would call it (and fails the same way)
+    assert q.enqueue(func(rq_app.legacy, takes_ctx=False), 4).result == 40
+    assert "takes 1 positional argument but 2 were given" in (q.enqueue(rq_app.legacy, 4).exc_info or "")
     dependent = q.enqueue(rq_app.fib, 5, depends_on=job)  # finished already: runs
     assert dependent.result == 5
     with pytest.raises(DuplicateJobError):
@@ -497,6 +503,17 @@ def test_is_async_false_runs_the_job_in_the_caller(rq_app: ModuleType, redis_con
     with pytest.raises(TypeError, match="pass the function itself or its dotted path"):
         q.enqueue("fib", 3)
     assert q.enqueue("tests.apps.rq_jobs.fib", 9).result == 34
+
+
+def test_rq_serializer_encodes_the_jobs_and_results(rq_app: ModuleType, redis_conn: Redis) -> None:
+    """rq's ``serializer=`` (an object with dumps and loads): pickle carries what msgpack cannot, both ways."""
+    q = Queue("pickled", is_async=False, serializer=pickle, connection=redis_conn)
+    job = q.enqueue(rq_app.echo, Fraction(1, 3))
+    assert job.result == {"args": [Fraction(1, 3)], "kwargs": {}}
+    fetched = Job.fetch(job.id, connection=redis_conn, serializer=pickle, queue="pickled")
+    assert fetched.args == (Fraction(1, 3),) and fetched.return_value() == job.result
+    with pytest.raises(SerializationError):
+        Queue("pickled", connection=redis_conn).enqueue(rq_app.echo, Fraction(1, 3))  # msgpack refuses it
 
 
 def test_enqueue_many_sends_its_jobs_in_one_round_trip(

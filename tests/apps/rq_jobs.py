@@ -112,17 +112,25 @@ def record(tag: str) -> str:
     return tag
 
 
+@rq_function
 async def nap(seconds: float) -> float:
     await asyncio.sleep(seconds)
     return seconds
 
 
+@rq_function
 def fail(message: str) -> None:
     raise ValueError(message)
 
 
+@rq_function
 def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
     return {"args": list(args), "kwargs": kwargs}
+
+
+def legacy(x: int) -> int:
+    """Written for rq but not marked: registered with func(legacy, takes_ctx=False)."""
+    return x * 10
 
 
 async def with_ctx(ctx: dict[str, Any], x: int) -> list[Any]:
@@ -132,7 +140,7 @@ async def with_ctx(ctx: dict[str, Any], x: int) -> list[Any]:
 
 class WorkerSettings:
     """The default queue: rq's functions marked where they are defined (``@rq_function``, ``@job``) registered as
-    they are, unmarked ones registered with ``takes_ctx=False``, and a pool function that takes ctx."""
+    they are, an unmarked one registered with ``takes_ctx=False``, and a pool function that takes ctx."""
 
     functions = [
         count_words_at_url,
@@ -149,9 +157,10 @@ class WorkerSettings:
         report_success,
         report_failure,
         record,
-        func(nap, takes_ctx=False),
-        func(fail, takes_ctx=False),
-        func(echo, takes_ctx=False),
+        nap,
+        fail,
+        echo,
+        func(legacy, takes_ctx=False),
         with_ctx,
     ]
     job_completion_wait = 0

@@ -620,6 +620,8 @@ def test_bad_input_is_refused_with_a_clear_error(rq_app: ModuleType, redis_url: 
         q.enqueue(rq_app.fib, 1, meta={"a": 1})
     with pytest.raises(TypeError, match="retry= is not supported by pool: give the function max_tries"):
         q.enqueue(rq_app.fib, 1, retry=3)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'job_timout'"):
+        q.enqueue_call(rq_app.fib, (1,), job_timout=3)
     with pytest.raises(TypeError, match="pipeline= is not supported"):
         q.enqueue_many([], pipeline=object())
     with pytest.raises(ValueError, match="decode_responses=True"):

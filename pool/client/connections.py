@@ -668,4 +668,14 @@ def _caused_by_auth(exc: BaseException) -> bool:
     return caused_by(exc, lambda error: isinstance(error, AuthenticationError))
 
 
-__all__: Sequence[str] = ["ArqRedis", "PoolRedis", "RedisSettings", "create_pool"]
+__all__: Sequence[str] = [
+    "BULK_BATCH",
+    "BULK_BATCH_BYTES",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "EXPIRES_EXTRA_MS",
+    "ArqRedis",
+    "JobSpec",
+    "PoolRedis",
+    "RedisSettings",
+    "create_pool",
+]  # (the constants and JobSpec are pool/client/specs.py's, still importable from here)

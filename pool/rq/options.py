@@ -74,8 +74,11 @@ def parse_timeout(value: Timeout | None, what: str = "timeout") -> float | None:
 
 
 def check_unsupported(options: dict[str, Any]) -> None:
-    """Refuse the rq options pool has no equivalent for (when set), with what to do instead."""
+    """Refuse the rq options pool has no equivalent for (when set), with what to do instead, and any other
+    keyword as Python would."""
     for name, value in options.items():
+        if name not in UNSUPPORTED:
+            raise TypeError(f"unexpected keyword argument {name!r}")
         if value is not None and value is not False:
             raise TypeError(f"{name}= is not supported by pool: {UNSUPPORTED[name]}")
 

@@ -12,7 +12,6 @@ import dataclasses
 import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -37,41 +36,38 @@ from ..redis.retries import transient
 from ..redis.sentinel import MasterConnection, MasterSSLConnection, SentinelMaster, master_of
 from ..redis.settings import RedisSettings, ssl_options, tls_options
 from ..redis.tls_probe import permanent_problem, tls_mismatch
-from ..storage.codecs import JobDef, JobResult, check_job_size, deserialize_job, deserialize_result, serialize_job
-from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
+from ..storage.codecs import JobDef, JobResult, deserialize_job, deserialize_result
+from ..storage.keys import DEFAULT_QUEUE_NAME
 from ..storage.partitions import partition_key, partition_of, tagged
 from ..storage.queue import (
     PartitionMismatch,
     RedisQueue,
     enqueue_args,
-    job_record,
-    new_job_id,
     partition_count,
     partitions_of,
     queue_for,
     scripts_for,
 )
 from ..storage.serializers import Deserializer, Serializer
-from ..utils import caused_by, datetime_to_ms, ms_to_datetime, now_ms, to_ms
+from ..utils import caused_by, ms_to_datetime
 from . import inspection
 from .jobs import Job, JobStatus
+from .specs import (
+    BULK_BATCH,
+    BULK_BATCH_BYTES,
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    EXPIRES_EXTRA_MS,
+    DependsOn,
+    EnqueueDefaults,
+    JobSpec,
+    prepare_job,
+)
 
 logger = logging.getLogger("pool.connections")
-
-DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024  # a job or result larger than this is refused (None: no limit)
-EXPIRES_EXTRA_MS = 86_400_000  # a job not started within a day (beyond its deferral) expires, as in arq
 
 # redis-py's asyncio pool raises "Too many connections" once exhausted (100 by default in redis-py 8); a worker
 # whose 100 jobs all use ctx['redis'] must wait for a connection instead, so pools are blocking and bounded.
 DEFAULT_MAX_CONNECTIONS = 500
-# Jobs per ENQUEUE call of enqueue_many: small enough that Redis starts on the first batch while the client
-# packs the next, large enough that each call's fixed cost is spread thin.
-BULK_BATCH = 200
-# ... and at most this many bytes per call: a call carries its jobs in ONE argument, which Redis refuses past
-# proto-max-bulk-len (512 MB by default, 1 MB at the least). Half the least limit leaves room for the records'
-# other fields; a call this large costs far more to send than its fixed cost, so nothing is lost by cutting here.
-# A job larger than this goes alone (a job is at most max_payload_bytes).
-BULK_BATCH_BYTES = 512 * 1024
 
 
 class QueueClient:
@@ -181,6 +177,10 @@ class QueueClient:
         _on_failure: str | Any | None = None,
         _priority: int = 0,
         _at_front: bool = False,
+        _job_timeout: float | timedelta | None = None,
+        _keep_result: float | timedelta | None = None,
+        _failure_ttl: float | timedelta | None = None,
+        _description: str | None = None,
         **kwargs: Any,
     ) -> Job | None:
         """Enqueue ``function`` (a registered name, or the function itself); None if ``_job_id`` is taken.
@@ -190,7 +190,10 @@ class QueueClient:
         fails for good this job fails too, unless ``_allow_dependency_failure``), ``_on_success`` /
         ``_on_failure`` (functions enqueued with ``(job_id, result)`` / ``(job_id, "Type: message")``),
         ``_priority`` (0-3, higher runs first; see docs/features.md for the anti-starvation policy) and
-        ``_at_front`` (the same as the top priority, 3).
+        ``_at_front`` (the same as the top priority, 3). rq's per-job options, which override the function's and
+        the worker's settings for this job: ``_job_timeout`` (negative: no timeout), ``_keep_result`` (how long
+        its result is kept; 0 not at all, negative forever), ``_failure_ttl`` (how long a failure stays in the
+        failed registry; 0 not at all) and ``_description`` (shown by ``Job.info()``).
         """
         spec = self.prepare(
             function,
@@ -207,6 +210,10 @@ class QueueClient:
             _on_failure=_on_failure,
             _priority=_priority,
             _at_front=_at_front,
+            _job_timeout=_job_timeout,
+            _keep_result=_keep_result,
+            _failure_ttl=_failure_ttl,
+            _description=_description,
             **kwargs,
         )
         await self._agree_partitions(spec.queue_name)
@@ -237,60 +244,51 @@ class QueueClient:
         _on_failure: str | Any | None = None,
         _priority: int = 0,
         _at_front: bool = False,
+        _job_timeout: float | timedelta | None = None,
+        _keep_result: float | timedelta | None = None,
+        _failure_ttl: float | timedelta | None = None,
+        _description: str | None = None,
         **kwargs: Any,
     ) -> JobSpec:
         """Validate and encode a job without sending it: for ``enqueue_many``. Errors (bad arguments, values
-        the serializer can't encode) are raised here, in the caller."""
-        name = _function_name(function)
-        queue_name = _queue_name or self.default_queue_name
-        job_id = _job_id or new_job_id()
-        if _defer_until is not None and _defer_by is not None:
-            raise ValueError("use either _defer_until or _defer_by, not both")
-        if _priority not in PRIORITIES or isinstance(_priority, bool):
-            raise ValueError(f"_priority must be one of {', '.join(map(str, PRIORITIES))}, got {_priority!r}")
-        enqueue_ms = now_ms()
-        relative = _defer_by is not None
-        if _defer_until is not None:
-            score = datetime_to_ms(_defer_until)
-        elif _defer_by is not None:
-            defer_ms = to_ms(_defer_by) or 0
-            if defer_ms < 0:
-                raise ValueError(f"_defer_by must not be negative, got {_defer_by!r}")
-            score = enqueue_ms + defer_ms
-        else:
-            score = enqueue_ms
-        expires_ms = to_ms(_expires)
-        if expires_ms is not None and expires_ms < 0:
-            raise ValueError(f"_expires must not be negative, got {_expires!r}")
-        if expires_ms is None:
-            expires_ms = max(score - enqueue_ms, 0) + self.expires_extra_ms
-        options: dict[str, Any] = {}
-        if _on_success is not None:
-            options["os"] = _function_name(_on_success)
-        if _on_failure is not None:
-            options["of"] = _function_name(_on_failure)
-        if _allow_dependency_failure:
-            options["da"] = True
-        payload = serialize_job(name, args, kwargs, enqueue_ms, self.job_serializer, options)
-        check_job_size(payload, self.max_payload_bytes, name)
-        depends_on = _dependency_ids(_depends_on)
-        partitions = self.partitions(queue_name)
-        if partitions > 1 and depends_on:
-            job_id = _with_dependencies(job_id, _job_id is None, depends_on, queue_name, partitions)
-        return JobSpec(
-            job_id=job_id,
-            partition=partition_of(job_id, partitions) if partitions > 1 else 0,
-            queue_name=queue_name,
-            payload=payload,
-            score_ms=score,
-            now_ms=enqueue_ms,
-            relative=relative,
-            expires_ms=expires_ms,
-            attempts_before=max((_job_try or 1) - 1, 0),
-            depends_on=depends_on,
-            function=name,
-            priority=TOP_PRIORITY if _at_front else _priority,
+        the serializer can't encode) are raised here, in the caller. (pool/client/specs.py does it, for the
+        synchronous client too.)"""
+        defaults = EnqueueDefaults(
+            queue_name=self.default_queue_name,
+            serializer=self.job_serializer,
+            max_payload_bytes=self.max_payload_bytes,
+            expires_extra_ms=self.expires_extra_ms,
         )
+        spec = prepare_job(
+            function,
+            args,
+            kwargs,
+            defaults,
+            job_id=_job_id,
+            queue_name=_queue_name,
+            defer_until=_defer_until,
+            defer_by=_defer_by,
+            expires=_expires,
+            job_try=_job_try,
+            depends_on=_depends_on,
+            allow_dependency_failure=_allow_dependency_failure,
+            on_success=_on_success,
+            on_failure=_on_failure,
+            priority=_priority,
+            at_front=_at_front,
+            job_timeout=_job_timeout,
+            keep_result=_keep_result,
+            failure_ttl=_failure_ttl,
+            description=_description,
+        )
+        partitions = self.partitions(spec.queue_name)
+        if partitions > 1:
+            if spec.depends_on:
+                spec.job_id = _with_dependencies(
+                    spec.job_id, _job_id is None, spec.depends_on, spec.queue_name, partitions
+                )
+            spec.partition = partition_of(spec.job_id, partitions)
+        return spec
 
     async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Job | None]:
         """Enqueue prepared jobs, a script call per ``BULK_BATCH`` (all in one round trip); each id's uniqueness is
@@ -502,9 +500,6 @@ class PoolRedisCluster(QueueClient, RedisCluster):  # type: ignore[misc]  # (as 
         return f"<PoolRedisCluster {','.join(node.name for node in self.get_nodes())}>"
 
 
-DependsOn = Job | str | Sequence[Job | str] | None
-
-
 class AutoPipelinedRedis(PoolRedis):
     """``PoolRedis.auto_pipelined()``: commands of one event-loop turn go out as one pipeline."""
 
@@ -526,50 +521,6 @@ class AutoPipelinedRedis(PoolRedis):
         if must_bypass(args):
             return await super().execute_command(*args, **options)
         return await self.auto_pipeline.submit(args, options)
-
-
-# A record's fixed-size fields packed (5 numbers as text, the nonce, the cron fence key's prefix, ~60 bytes) and
-# msgpack's headers (at most 5 bytes a field), rounded up.
-RECORD_OVERHEAD = 256
-
-
-@dataclass(slots=True)
-class JobSpec:
-    """A job encoded and ready to send (``PoolRedis.prepare``), for ``enqueue_many``."""
-
-    job_id: str
-    queue_name: str
-    payload: bytes
-    score_ms: int
-    now_ms: int
-    expires_ms: int
-    attempts_before: int
-    depends_on: tuple[str, ...] = ()
-    function: str = ""
-    priority: int = 0
-    relative: bool = False  # score_ms is now_ms + a delay (_defer_by), not an instant (_defer_until)
-    partition: int = 0  # of the queue, from the job id (pool/storage/partitions.py)
-
-    def packed_size(self) -> int:
-        """An upper bound of this job's record in ENQUEUE's argument: its variable parts, plus the fixed-size
-        fields (numbers as text, the nonce) and msgpack's headers, bounded by RECORD_OVERHEAD."""
-        texts = (self.job_id, self.function, *self.depends_on)
-        return len(self.payload) + sum(len(text.encode()) + 5 for text in texts) + RECORD_OVERHEAD
-
-    def record(self, queue: RedisQueue) -> tuple[Any, ...]:
-        return job_record(
-            queue.keys,
-            self.job_id,
-            self.payload,
-            score_ms=self.score_ms,
-            now_ms=self.now_ms,
-            expires_ms=self.expires_ms,
-            attempts_before=self.attempts_before,
-            depends_on=self.depends_on,
-            function=self.function,
-            priority=self.priority,
-            relative=self.relative,
-        )
 
 
 def _kept(calls: Iterator[ScriptCall], made: list[ScriptCall]) -> Iterator[ScriptCall]:
@@ -633,25 +584,6 @@ def _with_dependencies(
             f"give them one tag, as in '{{{partition_key(depends_on[0])}}}{job_id}', or leave _job_id unset"
         )
     return job_id
-
-
-def _dependency_ids(depends_on: DependsOn) -> tuple[str, ...]:
-    if depends_on is None:
-        return ()
-    items = [depends_on] if isinstance(depends_on, (Job, str)) else list(depends_on)
-    return tuple(item.job_id if isinstance(item, Job) else str(item) for item in items)
-
-
-def _function_name(function: Any) -> str:
-    if isinstance(function, str):
-        return function
-    name = getattr(function, "name", None)  # a pool Function (from func())
-    if isinstance(name, str):
-        return name
-    qualname = getattr(function, "__qualname__", None)
-    if isinstance(qualname, str):
-        return cast(str, getattr(function, "__name__", qualname))
-    raise TypeError(f"cannot enqueue {function!r}: pass a function name or a function")
 
 
 def _cluster_client(settings: RedisSettings, common: dict[str, Any], extra: dict[str, Any]) -> PoolRedisCluster:
@@ -857,4 +789,14 @@ def _caused_by_auth(exc: BaseException) -> bool:
     return caused_by(exc, lambda error: isinstance(error, AuthenticationError))
 
 
-__all__: Sequence[str] = ["ArqRedis", "PoolRedis", "RedisSettings", "create_pool"]
+__all__: Sequence[str] = [
+    "BULK_BATCH",
+    "BULK_BATCH_BYTES",
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "EXPIRES_EXTRA_MS",
+    "ArqRedis",
+    "JobSpec",
+    "PoolRedis",
+    "RedisSettings",
+    "create_pool",
+]  # (the constants and JobSpec are pool/client/specs.py's, still importable from here)

@@ -115,6 +115,7 @@ class Job:
                 enqueue_time=ms_to_datetime(data["et"]),
                 score=score,
                 job_id=self.job_id,
+                description=data.get("ds"),
             )
         return info
 

@@ -2,9 +2,11 @@
 
 Payload shapes (serialized with the queue's serializer, msgpack by default), kept close to arq's:
 job    ``{"f": function, "a": args, "k": kwargs, "et": enqueue_ms}``, and when set: "os"/"of" (on_success /
-       on_failure callback names), "da" (run even if a dependency failed)
+       on_failure callback names), "da" (run even if a dependency failed), and the per-job settings the worker
+       honours over its own: "jt" (timeout ms, -1 none), "kr" (keep the result ms, -1 forever), "fk" (keep a
+       failure in the failed registry ms, 0 not at all), "ds" (description)
 result ``{"f", "a", "k", "et", "t": attempts, "s": success, "r": result or exception, "st": start_ms,
-         "ft": finish_ms, "q": queue_name, "id": job_id, "tb": traceback of a failure}``
+         "ft": finish_ms, "q": queue_name, "id": job_id, "tb": traceback of a failure, "ds": description}``
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class JobDef:
     enqueue_time: datetime
     score: int | None
     job_id: str | None = None
+    description: str | None = None  # the job's ``_description`` (rq's), if it was given one
 
 
 @dataclass
@@ -113,6 +116,7 @@ def serialize_result(
     job_id: str,
     serializer: Serializer | None,
     traceback: str | None = None,
+    description: str | None = None,
 ) -> bytes:
     """Encode a result; if the job's return value (or exception) can't be encoded, encode that failure."""
     data = {
@@ -130,6 +134,8 @@ def serialize_result(
     }
     if traceback:
         data["tb"] = traceback
+    if description is not None:
+        data["ds"] = description
     encode = serializer or msgpack_serializer
     try:
         return encode(data)
@@ -162,6 +168,7 @@ def deserialize_result(payload: bytes, deserializer: Deserializer | None) -> Job
         queue_name=data["q"],
         job_id=data.get("id"),
         traceback=data.get("tb"),
+        description=data.get("ds"),
     )
 
 

@@ -535,3 +535,66 @@ def restore_queued(keys: QueueKeys) -> Op[int]:
             args: list[Any] = [keys.prefix, priority, last_id, *missing[start : start + 500]]
             restored += int((yield from one(ScriptCall("restore_queued", [keys.stream], args))))
     return restored
+
+
+# --- the synchronous client (pool.rq) --------------------------------------------------------------------------------
+
+
+def enqueue_calls(calls: Sequence[tuple[list[str], list[Any]]]) -> Op[list[int]]:
+    """ENQUEUE calls (KEYS and ARGV as ``queue.enqueue_args`` builds them, so the async client and this one send
+    the same) as one batch, one round trip on a single Redis: 1 per job enqueued, 0 per id taken, in order."""
+    replies = yield [ScriptCall("enqueue", list(keys), list(args)) for keys, args in calls]
+    return [int(r) for reply in replies for r in _ok(reply)]
+
+
+def ready_job_ids(keys: QueueKeys) -> Op[list[str]]:
+    """Ids of the jobs on the lanes that no worker has taken yet, highest priority first, each lane in queue order
+    (one round trip: every lane's entries and its group's pending entries)."""
+    replies = yield [
+        request
+        for lane in keys.lanes
+        for request in (Command("xpending_range", lane, CONSUMER_GROUP, "-", "+", 100_000), Command("xrange", lane))
+    ]
+    ready: list[str] = []
+    for pending, entries in zip(replies[::2], replies[1::2], strict=True):
+        # no group yet: nothing delivered
+        taken = set() if isinstance(pending, Exception) else {_text(p["message_id"]) for p in pending}
+        ready += [_text(fields[b"id"]) for entry_id, fields in _ok(entries) if _text(entry_id) not in taken]
+    return ready
+
+
+def job_exists(keys: QueueKeys, job_id: str) -> Op[bool]:
+    """Whether the id is taken: a job not finished, or a kept result (what ENQUEUE refuses an id for)."""
+    return bool((yield from one(Command("exists", keys.job(job_id), keys.result(job_id)))))
+
+
+def record_result(keys: QueueKeys, job_id: str, payload: bytes, ttl_ms: int, failure_ttl_ms: int) -> Op[None]:
+    """A result written by the caller that ran the job itself (pool.rq's ``is_async=False``), as COMPLETE writes a
+    worker's: kept ttl_ms (0 not at all, < 0 forever); a failure with failure_ttl_ms > 0 also goes to the failed
+    registry, scored by its expiry on Redis's clock."""
+    batch: list[Request] = []
+    if ttl_ms > 0:
+        batch.append(Command("set", keys.result(job_id), payload, px=ttl_ms))
+    elif ttl_ms < 0:
+        batch.append(Command("set", keys.result(job_id), payload))
+    if failure_ttl_ms > 0:
+        now_ms = yield from redis_now_ms()
+        batch.append(Command("set", keys.failed_job(job_id), payload, px=failure_ttl_ms))
+        batch.append(Command("zadd", keys.failed, {job_id: now_ms + failure_ttl_ms}))
+    if batch:
+        for reply in (yield batch):
+            _ok(reply)
+
+
+def job_snapshot(
+    keys: QueueKeys, job_id: str
+) -> Op[tuple[tuple[bytes | None, str | None, int], bytes | None, bytes | None]]:
+    """((payload, state, score) of the job hash, its result, its failed record), read in that order in one round
+    trip: a job that finishes between the reads shows its result rather than nothing."""
+    fields, result, failed = yield [
+        Command("hmget", keys.job(job_id), ["d", "s", "sc"]),
+        Command("get", keys.result(job_id)),
+        Command("get", keys.failed_job(job_id)),
+    ]
+    payload, state, score = _ok(fields)
+    return (payload, _text(state) if state is not None else None, int(score or 0)), _ok(result), _ok(failed)

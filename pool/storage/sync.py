@@ -1,18 +1,20 @@
-"""The supervisor's synchronous facade over the storage ops: the same code the async ``RedisQueue`` runs.
+"""The synchronous facade over the storage ops: the same code the async ``RedisQueue`` runs.
 
-The parent process is a single-threaded loop without an event loop, so it drives pool/storage/ops.py with
-``run_sync`` on a redis-py client of its own: short timeouts and no hidden retries, so a dead Redis costs the
-parent loop at most a second or two, never a hang. Each method is one line; there is no logic here to keep in
-step with the async side.
+The supervisor's parent process is a single-threaded loop without an event loop, so it drives
+pool/storage/ops.py with ``run_sync`` on a redis-py client of its own: short timeouts and no hidden retries, so a
+dead Redis costs the parent loop at most a second or two, never a hang. Synchronous applications enqueue through
+it too (``pool.rq.Queue``), with the same ENQUEUE records as the async client. Each method is one line; there is
+no logic here to keep in step with the async side.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
@@ -23,12 +25,15 @@ from .drivers import run_sync
 from .keys import QueueKeys
 from .ops import Op
 from .partitions import cron_partition
+from .queue import enqueue_args
 
 T = TypeVar("T")
 
 
-def connect(settings: RedisSettings) -> redis.Redis:
-    """A sync client for ``settings``: 1 s to connect, 2 s per reply, no retries.
+def connect(settings: RedisSettings, *, socket_timeout: float = 2, retries: int = 0) -> redis.Redis:
+    """A sync client for ``settings``: 1 s to connect, ``socket_timeout`` per reply, ``retries`` quick retries of
+    a call whose connection failed (none by default: the supervisor's loop must not wait; an application's
+    enqueue may retry, every script being safe to run twice).
 
     Behind Sentinel (pool/redis/sync_sentinel.py) each Sentinel has 0.5 s to connect and 1 s to answer, and the
     client re-asks them for the master every ``sentinel_check_interval``: after a promotion a call fails at most
@@ -38,8 +43,8 @@ def connect(settings: RedisSettings) -> redis.Redis:
         "username": settings.username,
         "password": settings.password,
         "socket_connect_timeout": 1,
-        "socket_timeout": 2,
-        "retry": Retry(NoBackoff(), 0),
+        "socket_timeout": socket_timeout,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries) if retries else Retry(NoBackoff(), 0),
     }
     if settings.unix_socket_path:
         return redis.Redis(unix_socket_path=settings.unix_socket_path, **common)
@@ -53,7 +58,7 @@ def connect(settings: RedisSettings) -> redis.Redis:
     client = redis.Redis(host=host, port=settings.port, ssl=settings.ssl, **ssl_options(settings), **common)
     if _is_cluster_node(client):  # as create_pool does: talk to a cluster node as the cluster it is
         client.close()
-        return connect(dataclasses.replace(settings, cluster=True))
+        return connect(dataclasses.replace(settings, cluster=True), socket_timeout=socket_timeout, retries=retries)
     return client
 
 
@@ -125,3 +130,42 @@ class SyncQueue:
     def clear_supervisor_health(self, supervisor_id: str) -> None:
         key = self.keys.supervisor_health(supervisor_id)
         run_sync(self.client, ops.clear_health(key, self.keys.supervisors, supervisor_id))
+
+    # --- the synchronous client (pool.rq) ------------------------------------------------------------------------
+
+    def enqueue(self, batches: Sequence[Sequence[tuple[Any, ...]]]) -> list[int]:
+        """ENQUEUE batches of ``job_record``s in one round trip: 1 per job enqueued, 0 per id taken."""
+        return run_sync(self.client, ops.enqueue_calls([enqueue_args(self.keys, records) for records in batches]))
+
+    def job_exists(self, job_id: str) -> bool:
+        return run_sync(self.client, ops.job_exists(self.keys, job_id))
+
+    def job_fields(self, job_id: str) -> tuple[bytes | None, int, str | None, int]:
+        return run_sync(self.client, ops.job_fields(self.keys, job_id))
+
+    def result_payload(self, job_id: str) -> bytes | None:
+        return run_sync(self.client, ops.value(self.keys.result(job_id)))
+
+    def job_snapshot(self, job_id: str) -> tuple[tuple[bytes | None, str | None, int], bytes | None, bytes | None]:
+        return run_sync(self.client, ops.job_snapshot(self.keys, job_id))
+
+    def failed_record(self, job_id: str) -> bytes | None:
+        return run_sync(self.client, ops.failed_records(self.keys, [job_id]))[0]
+
+    def result_or_register_waiter(self, job_id: str, ttl_ms: int) -> tuple[bytes | None, str | None, str]:
+        return run_sync(self.client, ops.result_or_register_waiter(self.keys, job_id, ttl_ms))
+
+    def notified_result(self, job_id: str, since: str, block_ms: int) -> bytes | None:
+        return run_sync(self.client, ops.notified_result(self.keys, job_id, since, block_ms))
+
+    def record_result(self, job_id: str, payload: bytes, ttl_ms: int, failure_ttl_ms: int) -> None:
+        run_sync(self.client, ops.record_result(self.keys, job_id, payload, ttl_ms, failure_ttl_ms))
+
+    def ready_job_ids(self) -> list[str]:
+        return run_sync(self.client, ops.ready_job_ids(self.keys))
+
+    def empty(self) -> int:
+        return run_sync(self.client, ops.empty_queue(self.keys))
+
+    def delete_all(self) -> int:
+        return run_sync(self.client, ops.delete_queue(self.keys))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import threading
 import traceback
 from collections.abc import Awaitable, Callable
@@ -64,6 +65,7 @@ class Outcome:
     callback_id: str = ""
     callback_payload: bytes = b""
     callback_function: str = ""
+    failure_ttl_ms: int = 0  # a failure's own failure_ttl (the job's ``_failure_ttl``): > 0 kept, -1 not; 0 unset
 
     @property
     def is_requeue(self) -> bool:
@@ -97,6 +99,7 @@ class JobRunner:
         self.timed_out: set[str] = set()  # job ids cancelled by their timeout
         self.threads = JobThreads()  # sync jobs' threads, and those still running after their job ended
         self._deadlines = Deadlines(self._time_out)
+        self._by_path: dict[str, Function] | None = None  # registered functions by module.qualname
         self._info = False
         self._write_line: Callable[[str], None] | None = None
         self.refresh_logging()
@@ -136,23 +139,25 @@ class JobRunner:
             return self._failure(delivery, "<unknown>", (), {}, start_ms, start_ms, exc, ttl_s=None)
         name, args, kwargs, enqueue_ms = data["f"], tuple(data["a"]), data["k"], int(data.get("et", start_ms))
         ref = f"{job_id}:{name}"
-        function = s.functions.get(name)
+        function = self.function(name)
         if function is None:
             logger.warning("job %s, function %r not found", job_id, name)
             missing = JobExecutionFailed(f"function {name!r} not found")
-            return self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, missing, ttl_s=None)
+            return _own_ttls(
+                self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, missing, _job_keep_s(data)), data
+            )
 
         max_tries = function.max_tries or s.max_tries
-        ttl_s = _keep_seconds(function, s)
+        ttl_s = _keep_seconds(function, s, data)
         if attempts > max_tries:  # the payload names another function than the hash does (a hand edit)
             logger.warning("%6.2fs ! %s max retries %d exceeded", _since(delivery.score), ref, max_tries)
             too_many = JobExecutionFailed(f"max {max_tries} retries exceeded")
-            return self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, too_many, ttl_s=ttl_s)
+            return _own_ttls(self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, too_many, ttl_s), data)
 
         if delivery.failed_dependency and not data.get("da"):
             logger.warning("job %s: dependency %s failed, not running it", job_id, delivery.failed_dependency)
             dependency = JobExecutionFailed(f"dependency {delivery.failed_dependency} failed")
-            return self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, dependency, ttl_s=ttl_s)
+            return _own_ttls(self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, dependency, ttl_s), data)
 
         ctx = {
             **s.ctx,
@@ -166,7 +171,7 @@ class JobRunner:
             if delivery.score > enqueue_ms:
                 extra += f" delayed={(delivery.score - enqueue_ms) / 1000:0.2f}s"
             self._job_line("%6.2fs → %s(%s)%s", _since(delivery.score), ref, _args_repr(args, kwargs), extra)
-        timeout_s = function.timeout_s if function.timeout_s is not None else s.job_timeout_s
+        timeout_s = _timeout_seconds(function, s, data)
         success, result, aborted, deadline_slot = False, None, False, None
         task = asyncio.current_task()
         assert task is not None
@@ -176,7 +181,10 @@ class JobRunner:
             # The job's timeout: a shared timer (pool/worker/deadlines.py) rather than asyncio.timeout(), which cost
             # ten times as much per job
             deadline_slot = self._deadlines.add((job_id, task), asyncio.get_running_loop().time() + timeout_s)
-            if function.is_async:
+            if not function.takes_ctx:  # rq's functions: f(*args, **kwargs)
+                call = functools.partial(function.coroutine, *args, **kwargs)
+                result = await (call() if function.is_async else self.threads.run(call, ref))
+            elif function.is_async:
                 result = await function.coroutine(ctx, *args, **kwargs)
             else:
                 result = await self.threads.run(functools.partial(function.coroutine, ctx, *args, **kwargs), ref)
@@ -239,6 +247,7 @@ class JobRunner:
             job_id=job_id,
             serializer=s.serializer,
             traceback=None if success else _traceback(result),
+            description=data.get("ds"),
         )
         limit = s.max_payload_bytes
         if limit is not None and len(payload) > limit:
@@ -261,7 +270,17 @@ class JobRunner:
         kind = _COMPLETE if success else _ABORTED if aborted else _FAILED
         outcome = Outcome(kind, payload, _ttl_ms(ttl_s), after_hook_ctx=ctx)
         self._add_callback(outcome, data, job_id, success, result)
-        return outcome
+        return _own_ttls(outcome, data)
+
+    def function(self, name: str) -> Function | None:
+        """The registered function a job names: by its registered name, or by its dotted path (rq's
+        ``'app.tasks.count_words'``) when a function registered by reference lives there."""
+        function = self.s.functions.get(name)
+        if function is None and "." in name:
+            if self._by_path is None:
+                self._by_path = {_dotted_path(f.coroutine): f for f in self.s.functions.values()}
+            function = self._by_path.get(name)
+        return function
 
     def _add_callback(self, outcome: Outcome, data: dict[str, Any], job_id: str, success: bool, result: Any) -> None:
         """on_success(ctx, job_id, result) / on_failure(ctx, job_id, "Type: message"), enqueued with the result."""
@@ -283,7 +302,7 @@ class JobRunner:
         """The final failure of a job started more than max_tries times, or None. Checked on the attempt count
         and function name START returned, before the payload is decoded: a job whose decoding (or anything else)
         kills its worker must still reach its final failure rather than kill every worker that takes it."""
-        function = self.s.functions.get(delivery.function)
+        function = self.function(delivery.function)
         max_tries = (function.max_tries if function is not None else None) or self.s.max_tries
         if delivery.attempts <= max_tries:
             return None
@@ -441,12 +460,44 @@ def _safe_str(value: Any) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
-def _keep_seconds(function: Function, s: RunnerSettings) -> float:
-    """-1 means forever; the function's setting wins over the worker's."""
+def _keep_seconds(function: Function, s: RunnerSettings, data: dict[str, Any] | None = None) -> float:
+    """-1 means forever; the job's own setting (``_keep_result``) wins over the function's, which wins over the
+    worker's."""
+    own = _job_keep_s(data) if data is not None else None
+    if own is not None:
+        return own
     forever = function.keep_result_forever if function.keep_result_forever is not None else s.keep_result_forever
     if forever:
         return -1.0
     return function.keep_result_s if function.keep_result_s is not None else s.keep_result_s
+
+
+def _job_keep_s(data: dict[str, Any]) -> float | None:
+    """The job's ``_keep_result`` in seconds (-1 forever), None when it has none."""
+    kept = data.get("kr")
+    if not isinstance(kept, int):
+        return None
+    return -1.0 if kept < 0 else kept / 1000
+
+
+def _timeout_seconds(function: Function, s: RunnerSettings, data: dict[str, Any]) -> float:
+    """The job's ``_job_timeout`` (negative: none), else the function's, else the worker's."""
+    own = data.get("jt")
+    if isinstance(own, int) and own != 0:
+        return math.inf if own < 0 else own / 1000
+    return function.timeout_s if function.timeout_s is not None else s.job_timeout_s
+
+
+def _own_ttls(outcome: Outcome, data: dict[str, Any]) -> Outcome:
+    """A failure kept in the failed registry for the job's own ``_failure_ttl`` (0: not kept), when it has one."""
+    own = data.get("fk")
+    if outcome.kind == _FAILED and isinstance(own, int) and own >= 0:
+        outcome.failure_ttl_ms = own or -1
+    return outcome
+
+
+def _dotted_path(function: Any) -> str:
+    return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
 
 
 def _ttl_ms(ttl_s: float) -> int:

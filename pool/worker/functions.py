@@ -12,6 +12,10 @@ from ..utils import import_string, to_seconds
 
 JobFunction = Callable[..., Awaitable[Any]] | Callable[..., Any]
 
+# A function carrying this attribute set to False is called without ``ctx`` (rq's convention: ``f(*args)``); the
+# rq decorator (pool.rq.job) sets it, so ``func()`` and the worker register such a function as it is written.
+TAKES_CTX_ATTR = "pool_takes_ctx"
+
 
 class Retry(RuntimeError):
     """Raise inside a job to run it again, after ``defer`` seconds (or a timedelta); counts toward max_tries."""
@@ -38,6 +42,7 @@ class Function:
     keep_result_forever: bool | None
     max_tries: int | None
     max_concurrency: int | None = None  # across all workers of the queue, enforced in Redis
+    takes_ctx: bool = True  # False: called as f(*args, **kwargs), without the ctx dict (rq's functions)
     # Sync functions run in a thread so they cannot block the event loop (and the heartbeat). Computed once:
     # inspect.iscoroutinefunction is too slow for the per-job path.
     is_async: bool = field(init=False)
@@ -55,11 +60,14 @@ def func(
     keep_result_forever: bool | None = None,
     max_tries: int | None = None,
     max_concurrency: int | None = None,
+    takes_ctx: bool | None = None,
 ) -> Function:
     """Wrap a job function (or its dotted import path) with settings that override the worker's.
 
     ``max_concurrency``: at most this many jobs of the function run at once across every worker of the queue
-    (beyond each worker's ``max_jobs``); further jobs wait, parked in Redis, until one finishes."""
+    (beyond each worker's ``max_jobs``); further jobs wait, parked in Redis, until one finishes.
+    ``takes_ctx=False``: call it without ``ctx``, as rq calls its functions (``f(*args, **kwargs)``); by default
+    it takes ``ctx`` first, unless it was decorated with ``pool.rq.job``."""
     if isinstance(coroutine, Function):
         return coroutine
     if isinstance(coroutine, str):
@@ -79,4 +87,5 @@ def func(
         keep_result_forever=keep_result_forever,
         max_tries=max_tries,
         max_concurrency=max_concurrency,
+        takes_ctx=takes_ctx if takes_ctx is not None else getattr(coroutine, TAKES_CTX_ATTR, True) is not False,
     )

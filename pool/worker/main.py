@@ -576,8 +576,8 @@ class Worker:
             # > 0: a failure kept in the registry; -1: a failure not kept there (aborted, or failure_ttl=0);
             # 0: a success (only then do the jobs that depend on it run)
             failure_ttl_ms = 0
-            if outcome.kind == _FAILED:
-                failure_ttl_ms = int(self.runner.s.failure_ttl_s * 1000) or -1
+            if outcome.kind == _FAILED:  # the job's own _failure_ttl, else the worker's
+                failure_ttl_ms = outcome.failure_ttl_ms or int(self.runner.s.failure_ttl_s * 1000) or -1
             elif outcome.kind == _ABORTED:
                 failure_ttl_ms = -1
             completion = Completion(

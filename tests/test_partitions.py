@@ -200,3 +200,19 @@ def test_pool_start_serves_every_partition_and_hands_back_a_killed_workers_jobs(
         ticks_seen = [j for j, _ in read_runs(tmp_path) if "tick" in j]
         assert len(ticks_seen) == len(set(ticks_seen))
         assert run_pool("queue", "info", "--redis", redis_url, settings, cwd=tmp_path).returncode == 0
+
+
+async def test_the_sync_rq_queue_refuses_a_partitioned_queue(redis_url: str) -> None:
+    from pool.rq import Queue
+
+    pool = await create_pool(RedisSettings.from_dsn(redis_url), queue_partitions=PARTITIONS)
+    try:
+        await pool.enqueue_job("double", 1)
+    finally:
+        await pool.aclose()
+
+    def enqueue_sync() -> None:
+        Queue("default", connection=redis_lib.Redis.from_url(redis_url)).enqueue("double", 2)
+
+    with pytest.raises(PartitionMismatch, match="has 4 partitions in Redis, but queue_partitions says 1"):
+        await asyncio.to_thread(enqueue_sync)

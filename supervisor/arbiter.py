@@ -121,6 +121,7 @@ class Arbiter:
         self.cron_token = uuid4().hex
         self.last_health = 0.0
         self.cron_wake_at = 0.0
+        self.pidfile_fd: int | None = None  # the pidfile, locked while we run (see pidfile.py)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -137,7 +138,7 @@ class Arbiter:
         set_title(f"supervisor [{self.config.settings_path}]")  # before the pidfile: stop/reload check it
         if self.config.pidfile:
             try:
-                pidfile.create(self.config.pidfile)
+                self.pidfile_fd = pidfile.create(self.config.pidfile)
             except pidfile.PidfileError as exc:
                 logger.error("%s", exc)
                 return 1
@@ -169,7 +170,7 @@ class Arbiter:
         finally:
             self.close_redis()
             if self.config.pidfile:
-                pidfile.remove(self.config.pidfile)
+                pidfile.remove(self.config.pidfile, self.pidfile_fd)
         logger.info("supervisor %d stopped", os.getpid())
         return self.exit_code
 
@@ -366,6 +367,8 @@ class Arbiter:
         if pid == 0:
             os.close(read_fd)
             inherited = [self._wake_r, self._wake_w, *(c.reader.fd for c in self.children.values())]
+            if self.pidfile_fd is not None:  # the pidfile's lock must die with the supervisor, not its children
+                inherited.append(self.pidfile_fd)
             run_child(spec, self.app.settings, write_fd, inherited)
         os.close(write_fd)
         os.set_blocking(read_fd, False)

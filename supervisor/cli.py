@@ -80,10 +80,11 @@ def _redirect_output(path: str) -> None:
 
 
 def _running_pid(pidfile: str) -> int:
-    pid = pidfiles.read_pid(pidfile)
-    if pid is None:
-        raise Failure(f"no running supervisor (pidfile {pidfile})")
-    return pid
+    """The pid of the live supervisor that owns the pidfile; a stale pidfile is never trusted (pidfile.py)."""
+    found = pidfiles.find(pidfile)
+    if found.pid is None:
+        raise Failure(f"no running supervisor (pidfile {pidfile}: {found.note})")
+    return found.pid
 
 
 def cmd_reload(args: argparse.Namespace) -> int:

@@ -46,6 +46,7 @@ from .app import App, AppLoadError
 from .child import ChildSpec, run_child
 from .config import SupervisorConfig
 from .handback import hand_back
+from .launcher import Reporter
 from .leader import SupervisorCron
 from .proctitle import set_title
 
@@ -111,6 +112,7 @@ class Arbiter:
         self.announced_ready = False
         self.started_wall = time.time()
         self.last_status = 0.0
+        self.last_state: tuple[Any, ...] = ()
         self.last_memory_sample = 0.0
         self.queue_name = DEFAULT_QUEUE_NAME
         self.redis_settings = RedisSettings()
@@ -122,6 +124,7 @@ class Arbiter:
         self.last_health = 0.0
         self.cron_wake_at = 0.0
         self.pidfile_fd: int | None = None  # the pidfile, locked while we run (see pidfile.py)
+        self.reporter: Reporter | None = None  # `pool start --daemon`: the launching process waits on it
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -129,6 +132,18 @@ class Arbiter:
     # --- the loop -----------------------------------------------------------------------------------------------
 
     def run(self) -> int:
+        if self.reporter is not None:
+            logger.addHandler(self.reporter)
+        try:
+            code = self._run()
+        finally:
+            if self.reporter is not None:
+                logger.removeHandler(self.reporter)
+        if self.reporter is not None:
+            self.reporter.failed(code)  # exiting before it was ready (after ready, this says nothing)
+        return code
+
+    def _run(self) -> int:
         if self.app.settings is None:  # `pool start --daemon` loads before detaching, to report errors
             try:
                 self.load_app()
@@ -369,6 +384,8 @@ class Arbiter:
             inherited = [self._wake_r, self._wake_w, *(c.reader.fd for c in self.children.values())]
             if self.pidfile_fd is not None:  # the pidfile's lock must die with the supervisor, not its children
                 inherited.append(self.pidfile_fd)
+            if self.reporter is not None and self.reporter.fd is not None:  # nor may they hold the launcher's pipe
+                inherited.append(self.reporter.fd)
             run_child(spec, self.app.settings, write_fd, inherited)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
@@ -550,18 +567,32 @@ class Arbiter:
     # --- reporting --------------------------------------------------------------------------------------------------
 
     def report(self) -> None:
+        """Write the status file (``pool status``) when a child's state changed, and at least every second;
+        then, once every worker is ready, say so (systemd, the --daemon launcher): anyone told "ready" who
+        looks at the status file sees it."""
+        now = time.monotonic()
+        state = self.state_signature()
+        if self.config.pidfile and (state != self.last_state or now - self.last_status >= 1.0):
+            self.last_status, self.last_state = now, state
+            pidfile.write_status(self.config.pidfile, self.status())
         ready = [c for c in self.children.values() if c.ready and c.generation == self.generation]
         if not self.announced_ready and len(ready) >= self.procs and not self.stopping:
             self.announced_ready = True
             systemd.notify("READY=1")
             logger.info("%d workers ready", len(ready))
-        now = time.monotonic()
-        if self.config.pidfile and now - self.last_status >= 1.0:
-            self.last_status = now
-            pidfile.write_status(self.config.pidfile, self.status())
+            if self.reporter is not None:
+                self.reporter.ready(
+                    f"supervisor pid {os.getpid()} ready with {len(ready)} workers (pidfile {self.config.pidfile})"
+                )
         if self.queue is not None and not self.stopping and now - self.last_health >= self.config.health_interval:
             self.last_health = now
             self.write_health()
+
+    def state_signature(self) -> tuple[Any, ...]:
+        """What ``pool status`` must show without delay when it changes: each child's pid and state, the wanted
+        count, whether stopping."""
+        children = tuple(sorted((c.pid, c.state) for c in self.children.values()))
+        return (self.procs, self.stopping, children)
 
     def write_health(self) -> None:
         assert self.queue is not None

@@ -813,6 +813,66 @@ def test_daemon_reports_bad_settings_before_detaching(app_dir: Path, redis_url: 
         wait_for_sync(lambda: not processes_in(app_dir), message="the daemon exited")
 
 
+def start_daemon(app_dir: Path, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_pool(
+        app_dir,
+        *("start", "--daemon", "--log-file", str(app_dir / "daemon.log"), "--pidfile", str(app_dir / "pool.pid")),
+        *("--redis", redis_url, "--procs", "2", *args, SETTINGS),
+    )
+
+
+def test_daemon_exits_0_only_once_its_workers_are_ready(app_dir: Path, redis_url: str) -> None:
+    """`pool start --daemon` returns when the workers serve: `pool status` right after shows them all ready."""
+    write_app(app_dir)
+    try:
+        proc = start_daemon(app_dir, redis_url)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        line = one_line(proc)
+        assert "ready with 2 workers" in line and str(app_dir / "daemon.log") in line
+        status = run_pool(app_dir, "status", "--pidfile", str(app_dir / "pool.pid"))
+        assert status.returncode == 0, status.stderr
+        assert len(re.findall(r"^\s*\d+\s+\d+\s+ready\s", status.stdout, re.M)) == 2, status.stdout
+
+        again = start_daemon(app_dir, redis_url)  # a second start while this one runs
+        assert again.returncode == 1, again.stdout + again.stderr
+        assert "already running" in one_line(again)
+
+        stop = run_pool(app_dir, "stop", "--pidfile", str(app_dir / "pool.pid"))
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+    finally:
+        for proc_left in processes_in(app_dir):
+            proc_left.kill()
+    wait_for_sync(lambda: not processes_in(app_dir), message="the daemon exited")
+
+
+def test_daemon_that_cannot_come_up_exits_1_with_the_reason(
+    app_dir: Path, redis_server_factory: Callable[..., Any]
+) -> None:
+    """A wrong password and workers that fail to boot: exit 1 and the reason in one line, nothing left running."""
+    server = redis_server_factory(password=PASSWORD)
+    write_app(app_dir)
+    try:
+        proc = start_daemon(app_dir, server.url.replace(PASSWORD, "wrong-password"))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "refused authentication" in one_line(proc)
+        assert "wrong-password" not in proc.stderr
+        wait_for_sync(lambda: not processes_in(app_dir), message="the daemon exited")
+
+        write_app(
+            app_dir,
+            "class WorkerSettings:\n    functions = [whoami]\n    on_startup = startup\n",
+            extra="async def startup(ctx):\n    raise RuntimeError('startup boom')\n",
+        )
+        proc = start_daemon(app_dir, server.url)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "fail to boot" in one_line(proc)
+    finally:
+        for proc_left in processes_in(app_dir):
+            proc_left.kill()
+    wait_for_sync(lambda: not processes_in(app_dir), message="the daemon exited")
+    assert not (app_dir / "pool.pid").exists()
+
+
 async def test_children_use_the_settings_heartbeat_interval(
     app_dir: Path, redis_url: str, redis: PoolRedis, start_supervisor: Callable[..., Supervisor]
 ) -> None:

@@ -375,7 +375,7 @@ class Arbiter:
             os.getpid(),
         )
         read_fd, write_fd = os.pipe()
-        flush_logs()
+        flush_logs(0)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()

@@ -39,6 +39,7 @@ from pool.redis.tls_probe import permanent_problem
 from pool.storage.eviction import EvictionPolicyError, judge_policy
 from pool.storage.keys import DEFAULT_QUEUE_NAME
 from pool.storage.sync import SyncQueue
+from pool.worker.checks import SettingsError, check_worker_kwargs
 from pool.worker.main import get_kwargs
 
 from . import health, messages, pidfile, systemd
@@ -194,6 +195,10 @@ class Arbiter:
         kwargs = get_kwargs(settings)
         if not kwargs.get("functions") and not kwargs.get("cron_jobs"):
             raise AppLoadError(f"settings {self.config.settings_path!r} define no functions or cron_jobs")
+        try:  # here, not in each forked worker: one line naming the bad entry, and no fork
+            check_worker_kwargs(kwargs)
+        except SettingsError as exc:
+            raise AppLoadError(f"invalid settings {self.config.settings_path!r}: {exc}") from None
         self.procs = self.config.procs or int(getattr(settings, "procs", 0) or 0) or (os.cpu_count() or 1)
         self.queue_name = kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
         self.redis_settings = self.config.redis_settings or kwargs.get("redis_settings") or RedisSettings()

@@ -306,6 +306,7 @@ FORK_SPY = """
 import os
 os.register_at_fork(after_in_child=lambda: open("forked", "w").close())
 """
+BARE_JOB = "async def job(ctx):\n    return 1\n"
 
 
 @pytest.mark.parametrize(
@@ -315,8 +316,33 @@ os.register_at_fork(after_in_child=lambda: open("forked", "w").close())
         (FORK_SPY + "raise RuntimeError('boom at import')\n", SETTINGS, "RuntimeError: boom at import"),
         (FORK_SPY + "class WorkerSettings:\n    functions = []\n", SETTINGS, "no functions"),
         (FORK_SPY + "class Other:\n    pass\n", SETTINGS, "cannot import settings 'app.WorkerSettings'"),
+        (FORK_SPY + "class WorkerSettings:\n    functions = ['nope']\n", SETTINGS, "functions[0]: 'nope' is not"),
+        (
+            FORK_SPY + "class WorkerSettings:\n    functions = ['app.nonexistent']\n",
+            SETTINGS,
+            "functions[0]: cannot import 'app.nonexistent': module 'app' has no attribute 'nonexistent'",
+        ),
+        (
+            FORK_SPY + BARE_JOB + "class WorkerSettings:\n    functions = [job]\n    cron_jobs = [job]\n",
+            SETTINGS,
+            "cron_jobs[0]: expected cron(...), got function job",
+        ),
+        (
+            FORK_SPY + BARE_JOB + "class WorkerSettings:\n    functions = [job]\n    on_startup = 'app.boot'\n",
+            SETTINGS,
+            "on_startup: expected an async function, got the string 'app.boot'",
+        ),
     ],
-    ids=["missing-module", "raises-at-import", "no-functions", "missing-attribute"],
+    ids=[
+        "missing-module",
+        "raises-at-import",
+        "no-functions",
+        "missing-attribute",
+        "function-not-a-path",
+        "function-not-found",
+        "cron-job-not-a-cron",
+        "hook-not-callable",
+    ],
 )
 def test_bad_settings_exit_1_before_any_fork(
     app_dir: Path, redis_url: str, source: str | None, settings: str, expected: str

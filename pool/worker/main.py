@@ -35,6 +35,7 @@ from ..storage.queue import Completion, Delivery, RedisQueue
 from ..storage.serializers import Deserializer, Serializer
 from ..utils import now_ms, run_on_best_loop, to_seconds
 from .batcher import CompletionBatcher
+from .checks import check_cron_jobs, check_hooks, resolve_functions
 from .cron import CronJob
 from .execution import Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
 from .functions import Function, Retry, func
@@ -137,8 +138,18 @@ class Worker:
         auto_pipeline: bool = True,
         allow_eviction: bool = False,
     ) -> None:
-        self.functions: dict[str, Function] = {f.name: f for f in (func(fn) for fn in functions)}
-        self.cron_jobs: list[CronJob] = list(cron_jobs or [])
+        # a bad entry is one SettingsError (a ValueError) naming it, before anything runs (checks.py)
+        self.functions: dict[str, Function] = {f.name: f for f in resolve_functions(functions)}
+        self.cron_jobs: list[CronJob] = check_cron_jobs(cron_jobs)
+        check_hooks(
+            {
+                "on_startup": on_startup,
+                "on_shutdown": on_shutdown,
+                "on_job_start": on_job_start,
+                "on_job_end": on_job_end,
+                "after_job_end": after_job_end,
+            }
+        )
         for cron_job in self.cron_jobs:
             self.functions[cron_job.name] = Function(
                 name=cron_job.name,

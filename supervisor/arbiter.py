@@ -33,14 +33,13 @@ import redis
 
 from pool.client.connections import EXPIRES_EXTRA_MS
 from pool.logs import flush_logs
-from pool.redis.retries import transient
 from pool.redis.settings import RedisSettings
-from pool.redis.tls_probe import permanent_problem
 from pool.storage.eviction import EvictionPolicyError, judge_policy
 from pool.storage.keys import DEFAULT_QUEUE_NAME
 from pool.storage.sync import SyncQueue
 from pool.worker.checks import SettingsError, check_worker_kwargs
 from pool.worker.main import get_kwargs
+from pool.worker.redis_wait import RedisUnavailable, default_wait_s, wait_for_redis
 
 from . import health, messages, pidfile, systemd
 from .app import App, AppLoadError
@@ -57,7 +56,6 @@ BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 30.0
 SERVED_S = 0.5  # a child that died after serving this long is replaced at once: killed, not crash-looping
 KILL_MARGIN_S = 5.0  # after the graceful timeout, this long before SIGKILL
-FIRST_WAIT_S = 0.5  # first pause while Redis is unreachable at start; doubles up to 5 s
 MEMORY_STRIKES = 3  # consecutive samples over --max-memory-per-child before recycling
 
 
@@ -245,41 +243,41 @@ class Arbiter:
         return None
 
     def wait_for_redis(self) -> int | None:
-        """Before forking: wait (with backoff) while Redis is unreachable; a refusal (password, ACL) is one line
-        and exit 1. Returns None to go on, or the exit code (0 when stopped while waiting)."""
+        """Before forking: wait up to --wait-for-redis while Redis is unreachable or not ready (see
+        pool/worker/redis_wait.py, which `pool worker` shares); a refusal (password, ACL) or the wait running out
+        is one line and exit 1. Returns None to go on, or the exit code (0 when stopped while waiting)."""
         assert self.queue is not None
-        delay = FIRST_WAIT_S
-        while True:
-            try:
-                self.queue.ping()
-                self.queue.ensure_group()  # also proves the ACL lets us at the queue's keys
-                return self.check_eviction_policy()
-            except redis.AuthenticationError as exc:
-                logger.error("Redis at %s refused authentication: %s", self.redis_settings.describe(), exc)
-                return 1
-            except redis.ResponseError as exc:  # NoPermissionError (an ACL) among others; BUSY, LOADING... pass
-                if not transient(exc):
-                    logger.error("Redis at %s refused (permission): %s", self.redis_settings.describe(), exc)
-                    return 1
-                logger.warning(
-                    "waiting for Redis at %s (%s); retrying in %.1fs", self.redis_settings.describe(), exc, delay
-                )
-            except (redis.RedisError, OSError) as exc:
-                if delay == FIRST_WAIT_S and (problem := permanent_problem(self.redis_settings, exc, 1.0)):
-                    logger.error("cannot connect to Redis at %s: %s", self.redis_settings.describe(), problem)
-                    return 1
-                logger.warning(
-                    "waiting for Redis at %s (%s); retrying in %.1fs", self.redis_settings.describe(), exc, delay
-                )
-            deadline = time.monotonic() + delay
-            while time.monotonic() < deadline:
-                with contextlib.suppress(InterruptedError):
-                    select.select([self._wake_r], [], [], max(deadline - time.monotonic(), 0))
-                self.drain_wake_pipe()
-                self.handle_signals()
-                if self.stopping:
-                    return 0
-            delay = min(delay * 2, 5.0)
+        queue = self.queue
+
+        def reachable() -> bool:
+            queue.ping()
+            queue.ensure_group()  # also proves the ACL lets us at the queue's keys
+            return True
+
+        seconds = self.config.wait_for_redis
+        try:
+            ok = wait_for_redis(
+                reachable,
+                self.redis_settings,
+                default_wait_s(self.redis_settings) if seconds is None else seconds,
+                self.pause_while_waiting,
+            )
+        except RedisUnavailable as exc:
+            logger.error("%s", exc)
+            return 1
+        return self.check_eviction_policy() if ok else 0
+
+    def pause_while_waiting(self, seconds: float) -> bool:
+        """Sleep, handling signals meanwhile; False when a stop was asked for."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(InterruptedError):
+                select.select([self._wake_r], [], [], max(deadline - time.monotonic(), 0))
+            self.drain_wake_pipe()
+            self.handle_signals()
+            if self.stopping:
+                return False
+        return True
 
     def drain_wake_pipe(self) -> None:
         with contextlib.suppress(BlockingIOError):

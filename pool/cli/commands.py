@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 failure (Redis unreachable, settings that fail to impor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import os
@@ -17,10 +18,21 @@ from typing import Any, NoReturn
 from redis.exceptions import RedisError
 
 from ..logs import setup_logging
+from ..redis.settings import RedisSettings
 from ..storage.keys import DEFAULT_QUEUE_NAME, validate_queue_name
 from ..utils import redact_text, set_process_title, url_secrets
+from ..worker.redis_wait import WAIT_FLAG, WAIT_HELP, wait_seconds
 from . import queue as cli_queue
-from .common import REDIS_URL_ENV, Failure, UsageError, load_settings, redis_settings_override, redis_target, redis_url
+from .common import (
+    REDIS_URL_ENV,
+    Failure,
+    UsageError,
+    load_settings,
+    one_attempt,
+    redis_settings_override,
+    redis_target,
+    redis_url,
+)
 
 logger = logging.getLogger("pool.cli")
 
@@ -53,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = settings_command("worker", "Run one worker process (like `arq app.WorkerSettings`).")
     worker.add_argument("--burst", action="store_true", default=None, help="stop when the queue is empty")
     worker.add_argument("--watch", metavar="DIR", help="restart the worker when files under DIR change")
+    worker.add_argument(WAIT_FLAG, dest="wait_for_redis", type=_wait_seconds, metavar="S", help=WAIT_HELP)
     settings_command("check", "Check that a worker of the queue is alive (arq's --check); exit 0 if so, 1 if not.")
     health = settings_command(
         "health", "Show every live supervisor of the queue and its workers; exit 0 if healthy, 1 if not."
@@ -96,6 +109,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = create_worker(settings, **overrides)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise Failure(f"invalid settings {args.settings!r}: {exc}") from None
+    _wait_for_redis(worker.redis_settings, worker.queue_name, args.wait_for_redis)
+    # waited already: the worker's own connection makes one attempt, as `pool start`'s workers do
+    worker.redis_settings = dataclasses.replace(worker.redis_settings, conn_retries=0)
     try:
         worker.run()
     except (RedisError, OSError):
@@ -104,6 +120,28 @@ def cmd_worker(args: argparse.Namespace) -> int:
         logger.debug("the worker stopped on an error", exc_info=True)
         raise Failure(f"worker stopped: {type(exc).__name__}: {exc} (run with -v for the traceback)") from None
     return 0
+
+
+def _wait_seconds(text: str) -> float:
+    try:
+        return wait_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _wait_for_redis(settings: RedisSettings, queue_name: str, seconds: float | None) -> None:
+    """Wait for Redis as `pool start` does (pool/worker/redis_wait.py); Failure with one line if it is refused or
+    does not come up in time."""
+    from ..storage.sync import SyncQueue
+    from ..worker.redis_wait import RedisUnavailable, default_wait_s, wait_for_redis
+
+    queue = SyncQueue.connect(settings, queue_name)
+    try:
+        wait_for_redis(queue.ping, settings, default_wait_s(settings) if seconds is None else seconds)
+    except RedisUnavailable as exc:
+        raise Failure(str(exc)) from None
+    finally:
+        queue.close()
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -119,6 +157,8 @@ def _watch(args: argparse.Namespace) -> int:
         command.append("--burst")
     if args.verbose:
         command.append("--verbose")
+    if args.wait_for_redis is not None:
+        command += [WAIT_FLAG, format(args.wait_for_redis, "g")]
     # only Python sources: a log file or a .pyc written under DIR must not restart the worker in a loop
     watchfiles.run_process(
         args.watch,
@@ -144,9 +184,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         validate_queue_name(kwargs.get("queue_name") or DEFAULT_QUEUE_NAME)
     except ValueError as exc:
         raise Failure(f"invalid settings {args.settings!r}: {exc}") from None
-    redis_settings = redis_settings_override(args.redis)
-    if redis_settings is not None:
-        kwargs["redis_settings"] = redis_settings
+    kwargs["redis_settings"] = one_attempt(
+        redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
+    )
     return check_health(kwargs)
 
 

@@ -7,6 +7,7 @@ commands.py, which imports them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import Any
@@ -62,9 +63,16 @@ def redis_settings_override(url_arg: str | None) -> RedisSettings | None:
 
 
 def redis_target(args: argparse.Namespace) -> tuple[RedisSettings, str]:
-    """The Redis and the queue a command acts on: --redis (or $POOL_REDIS_URL) over the settings' Redis."""
+    """The Redis and the queue a one-shot command acts on: --redis (or $POOL_REDIS_URL) over the settings' Redis,
+    connected to with one attempt (``one_attempt``)."""
     from ..worker.main import get_kwargs
 
     kwargs = get_kwargs(load_settings(args.settings))
     settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
-    return settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
+    return one_attempt(settings), kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
+
+
+def one_attempt(settings: RedisSettings) -> RedisSettings:
+    """Settings for a command that looks and exits (check, health, queue, failed): when Redis is down it says so
+    at once, in one line, rather than retrying ``conn_retries`` times a second apart."""
+    return dataclasses.replace(settings, conn_retries=0)

@@ -78,7 +78,7 @@ class Child:
     rss: int = 0
     cpu: float = 0.0
     process: psutil.Process | None = None
-    stats: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=health.zero_counters)  # every counter, 0 until it reports
 
     @property
     def state(self) -> str:
@@ -121,6 +121,7 @@ class Arbiter:
         self.cron: SupervisorCron | None = None
         self.cron_token = uuid4().hex
         self.last_health = 0.0
+        self.health_id = health.new_supervisor_id()
         self.cron_wake_at = 0.0
         self.pidfile_fd: int | None = None  # the pidfile, locked while we run (see pidfile.py)
         self.reporter: Reporter | None = None  # `pool start --daemon`: the launching process waits on it
@@ -228,7 +229,7 @@ class Arbiter:
         if self.cron is not None:
             self.cron.release()
         with contextlib.suppress(redis.RedisError, OSError):
-            health.remove(self.queue)
+            health.remove(self.queue, self.health_id)
         self.queue.close()
 
     def check_eviction_policy(self) -> int | None:
@@ -406,9 +407,10 @@ class Arbiter:
             if message.get("t") == messages.READY and not child.ready:
                 child.ready, child.ready_at = True, time.monotonic()
                 self.boot_failures = 0
+                self.sample_memory(child)  # reported with its ready state, not a second later
                 logger.info("worker %d (pid %d) ready", child.slot, child.pid)
             elif message.get("t") == messages.HEARTBEAT:
-                child.stats = {k: int(v) for k, v in message.items() if k != "t"}
+                child.stats = {**health.zero_counters(), **{k: int(v) for k, v in message.items() if k != "t"}}
 
     def reap(self) -> None:
         while True:
@@ -570,14 +572,24 @@ class Arbiter:
     # --- reporting --------------------------------------------------------------------------------------------------
 
     def report(self) -> None:
-        """Write the status file (``pool status``) when a child's state changed, and at least every second;
-        then, once every worker is ready, say so (systemd, the --daemon launcher): anyone told "ready" who
-        looks at the status file sees it."""
+        """Write the status file (``pool status``) and the health entry (``pool health``) from one snapshot when a
+        child's state changed, and otherwise every second (status) and every --health-interval (health); then,
+        once every worker is ready, say so (systemd, the --daemon launcher): anyone told "ready" who looks at
+        either sees it."""
         now = time.monotonic()
         state = self.state_signature()
-        if self.config.pidfile and (state != self.last_state or now - self.last_status >= 1.0):
-            self.last_status, self.last_state = now, state
-            pidfile.write_status(self.config.pidfile, self.status())
+        changed = state != self.last_state
+        self.last_state = state
+        snapshot: dict[str, Any] | None = None
+        if self.config.pidfile and (changed or now - self.last_status >= 1.0):
+            self.last_status = now
+            snapshot = self.status()
+            pidfile.write_status(self.config.pidfile, snapshot)
+        if self.queue is not None and not self.stopping and (
+            changed or now - self.last_health >= self.config.health_interval
+        ):
+            self.last_health = now
+            self.write_health(snapshot or self.status())
         ready = [c for c in self.children.values() if c.ready and c.generation == self.generation]
         if not self.announced_ready and len(ready) >= self.procs and not self.stopping:
             self.announced_ready = True
@@ -587,9 +599,6 @@ class Arbiter:
                 self.reporter.ready(
                     f"supervisor pid {os.getpid()} ready with {len(ready)} workers (pidfile {self.config.pidfile})"
                 )
-        if self.queue is not None and not self.stopping and now - self.last_health >= self.config.health_interval:
-            self.last_health = now
-            self.write_health()
 
     def state_signature(self) -> tuple[Any, ...]:
         """What ``pool status`` must show without delay when it changes: each child's pid and state, the wanted
@@ -597,10 +606,17 @@ class Arbiter:
         children = tuple(sorted((c.pid, c.state) for c in self.children.values()))
         return (self.procs, self.stopping, children)
 
-    def write_health(self) -> None:
+    def write_health(self, status: dict[str, Any]) -> None:
         assert self.queue is not None
         try:
-            entry = health.build_entry(self.status(), self.queue.counts(), self.cron is not None and self.cron.leading)
+            entry = health.build_entry(
+                self.health_id,
+                status,
+                self.queue.counts(),
+                self.cron is not None and self.cron.leading,
+                self.config.health_interval,
+                health.redis_now_ms(self.queue),
+            )
             health.write(self.queue, entry, self.config.health_interval)
         except (redis.RedisError, OSError) as exc:
             logger.warning("health: redis error (%s)", exc)

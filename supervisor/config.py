@@ -91,11 +91,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "health_interval",
-        5.0,
+        2.0,
         "--health-interval",
         positive_float,
         "S",
-        "write this supervisor's health entry every S seconds (%(default)g); it expires after 2S+1",
+        "write this supervisor's health entry every S seconds (%(default)g) and whenever a worker's state changes; "
+        "readers call it stale after S+2 seconds, and it expires after 2S+1",
     ),
     WAIT_FOR_REDIS,
     Setting("heartbeat_interval", 1.0),

@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         "health", "Show every live supervisor of the queue and its workers; exit 0 if healthy, 1 if not."
     )
     health.add_argument("--json", action="store_true", help="one JSON object per supervisor, in a list")
+    health.add_argument(
+        "--max-age",
+        type=_positive_seconds,
+        metavar="S",
+        help="an entry not written for S seconds is stale: its supervisor died or hangs (default: each entry's "
+        "health interval + 2)",
+    )
     cli_queue.add_commands(settings_command)
     supervisor_cli = _supervisor_cli()
     if supervisor_cli is not None:
@@ -120,6 +127,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
         logger.debug("the worker stopped on an error", exc_info=True)
         raise Failure(f"worker stopped: {type(exc).__name__}: {exc} (run with -v for the traceback)") from None
     return 0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
 
 
 def _wait_seconds(text: str) -> float:
@@ -196,7 +213,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     from ..client.health_report import format_report, healthy, read_entries
     from ..utils import run_on_best_loop
 
-    entries = run_on_best_loop(read_entries(*redis_target(args)))
+    entries = run_on_best_loop(read_entries(*redis_target(args), max_age_s=args.max_age))
     print(json.dumps(entries, indent=1) if args.json else format_report(entries))
     return 0 if healthy(entries) else 1
 

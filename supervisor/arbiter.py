@@ -37,6 +37,7 @@ from pool.redis.settings import RedisSettings
 from pool.storage.eviction import EvictionPolicyError, judge_policy
 from pool.storage.keys import DEFAULT_QUEUE_NAME
 from pool.storage.sync import SyncQueue
+from pool.utils import plural
 from pool.worker.checks import SettingsError, check_worker_kwargs
 from pool.worker.main import get_kwargs
 from pool.worker.redis_wait import RedisUnavailable, default_wait_s, wait_for_redis
@@ -159,9 +160,9 @@ class Arbiter:
                 return 1
         self.install_signals()
         logger.info(
-            "supervisor %d starting %d workers for %s (redis %s, queue %r)",
+            "supervisor %d starting %s for %s (redis %s, queue %r)",
             os.getpid(),
-            self.procs,
+            plural(self.procs, "worker"),
             self.config.settings_path,
             self.redis_settings.describe(),
             self.queue_name,
@@ -345,11 +346,11 @@ class Arbiter:
 
     def handle_sigttin(self) -> None:
         self.procs += 1
-        logger.info("scaling up to %d workers", self.procs)
+        logger.info("scaling up to %s", plural(self.procs, "worker"))
 
     def handle_sigttou(self) -> None:
         self.procs = max(self.procs - 1, 1)
-        logger.info("scaling down to %d workers", self.procs)
+        logger.info("scaling down to %s", plural(self.procs, "worker"))
 
     def stop(self, how: str) -> None:
         if self.stopping == "now" or self.stopping == how:
@@ -358,7 +359,8 @@ class Arbiter:
         systemd.notify("STOPPING=1")
         grace = self.graceful_timeout() if how == "graceful" else 0.0
         sig = signal.SIGTERM if how == "graceful" else signal.SIGQUIT
-        logger.info("%s shutdown of %d workers", "graceful" if how == "graceful" else "immediate", len(self.children))
+        kind = "graceful" if how == "graceful" else "immediate"
+        logger.info("%s shutdown of %s", kind, plural(len(self.children), "worker"))
         for child in self.children.values():
             self.signal_child(child, sig, kill_after=grace + KILL_MARGIN_S)
 
@@ -429,7 +431,7 @@ class Arbiter:
         os.close(child.reader.fd)
         how = describe_exit(status)
         handed_back = hand_back(self.queue, child.worker_id) if self.queue else 0
-        note = f"; {handed_back} jobs handed back to the queue" if handed_back else ""
+        note = f"; {plural(handed_back, 'job')} handed back to the queue" if handed_back else ""
         if child.retiring or self.stopping:
             logger.info("worker %d (pid %d) %s%s", child.slot, child.pid, how, note)
             return
@@ -518,7 +520,7 @@ class Arbiter:
                 continue
             done = child.stats.get("complete", 0) + child.stats.get("failed", 0)
             if child.job_limit and done >= child.job_limit:
-                self.retire(child, f"{done} jobs done (limit {child.job_limit})")
+                self.retire(child, f"{plural(done, 'job')} done (limit {child.job_limit})")
                 continue
             if sample_memory:
                 self.sample_memory(child)
@@ -594,10 +596,11 @@ class Arbiter:
         if not self.announced_ready and len(ready) >= self.procs and not self.stopping:
             self.announced_ready = True
             systemd.notify("READY=1")
-            logger.info("%d workers ready", len(ready))
+            logger.info("%s ready", plural(len(ready), "worker"))
             if self.reporter is not None:
                 self.reporter.ready(
-                    f"supervisor pid {os.getpid()} ready with {len(ready)} workers (pidfile {self.config.pidfile})"
+                    f"supervisor pid {os.getpid()} ready with {plural(len(ready), 'worker')} "
+                    f"(pidfile {self.config.pidfile})"
                 )
 
     def state_signature(self) -> tuple[Any, ...]:

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from pool.cli.common import Failure, prepare_settings_import, redis_settings_override
+from pool.utils import plural
 
 from . import config, launcher
 from . import pidfile as pidfiles
@@ -112,7 +113,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     now = time.time()
     print(
         f"supervisor pid {pid} [{status.get('settings', '?')}] up {_duration(now - status.get('started', now))}, "
-        f"{status.get('procs', '?')} workers wanted"
+        f"{_wanted(status.get('procs'))} wanted"
     )
     print(
         f"{'slot':>4} {'pid':>8} {'state':<9} {'uptime':>8} {'rss MB':>8} {'complete':>9} {'failed':>7} "
@@ -125,6 +126,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{c.get('retried', 0):>8} {c.get('ongoing', 0):>8}"
         )
     return 0
+
+
+def _wanted(procs: Any) -> str:
+    return plural(procs, "worker") if isinstance(procs, int) else "? workers"
 
 
 def _duration(seconds: float) -> str:

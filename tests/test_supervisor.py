@@ -476,7 +476,7 @@ async def test_killed_child_is_replaced_and_its_job_handed_back_at_once(
     assert await done(redis, "victim") == 1
     info = await job.result_info()
     assert info is not None and info.job_try == 2
-    assert re.search(rf"\(pid {victim}\) was killed by SIGKILL.*1 jobs handed back", sup.log())
+    assert re.search(rf"\(pid {victim}\) was killed by SIGKILL.*1 job handed back", sup.log())
     assert sup.child_pids() == (pids - {victim}) | {replacement}
 
 
@@ -585,7 +585,7 @@ async def test_stalled_child_is_dumped_killed_and_its_job_rerun(
     assert re.search(r'File ".*app\.py", line \d+ in stall_the_loop', log), log
     assert replacement != stalled
     assert [t for t, _ in await starts(redis, "staller")] == [1, 2]
-    assert re.search(rf"\(pid {stalled}\) was killed by SIGKILL.*1 jobs handed back", log)
+    assert re.search(rf"\(pid {stalled}\) was killed by SIGKILL.*1 job handed back", log)
 
 
 # --- 6. stopping ----------------------------------------------------------------------------------------------------

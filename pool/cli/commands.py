@@ -19,16 +19,14 @@ from redis.exceptions import RedisError
 
 from ..logs import setup_logging
 from ..redis.settings import RedisSettings
-from ..storage.keys import DEFAULT_QUEUE_NAME, validate_queue_name
 from ..utils import redact_text, set_process_title, url_secrets
-from ..worker.redis_wait import WAIT_FLAG, WAIT_HELP, wait_seconds
+from ..worker.redis_wait import WAIT_FLAG, WAIT_HELP, explain, wait_seconds
 from . import queue as cli_queue
 from .common import (
     REDIS_URL_ENV,
     Failure,
     UsageError,
     load_settings,
-    one_attempt,
     redis_settings_override,
     redis_target,
     redis_url,
@@ -49,15 +47,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pool", description="A fast, reliable Redis job queue for asyncio.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def settings_command(name: str, help_text: str, actions: list[str] | None = None) -> argparse.ArgumentParser:
+    parser.add_argument("--version", action="version", version=f"pool {_version()}")
+
+    def settings_command(
+        name: str, help_text: str, actions: list[str] | None = None, looks: bool = False
+    ) -> argparse.ArgumentParser:
         """A command that reads a settings class: every one takes SETTINGS, --redis and -v the same way.
-        With ``actions``, an ACTION argument comes first (``pool queue info SETTINGS``)."""
+        With ``actions``, an ACTION argument comes first (``pool queue info SETTINGS``). ``looks``: a command that
+        only looks at a queue also takes ``--queue NAME``, and then needs no SETTINGS."""
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if actions:
             sub.add_argument("action", choices=actions)
         sub.add_argument(
-            "settings", metavar="SETTINGS", help="dotted path to the WorkerSettings, e.g. app.WorkerSettings"
+            "settings",
+            metavar="SETTINGS",
+            nargs="?" if looks else None,
+            help="dotted path to the WorkerSettings, e.g. app.WorkerSettings"
+            + (" (not needed with --queue)" if looks else ""),
         )
+        if looks:
+            sub.add_argument(
+                "--queue",
+                metavar="NAME",
+                help="the queue to look at (default: the settings' queue_name); with it, SETTINGS may be left out",
+            )
         sub.add_argument("--redis", metavar="URL", help=f"Redis URL (default: ${REDIS_URL_ENV}, then the settings)")
         sub.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         return sub
@@ -66,9 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", default=None, help="stop when the queue is empty")
     worker.add_argument("--watch", metavar="DIR", help="restart the worker when files under DIR change")
     worker.add_argument(WAIT_FLAG, dest="wait_for_redis", type=_wait_seconds, metavar="S", help=WAIT_HELP)
-    settings_command("check", "Check that a worker of the queue is alive (arq's --check); exit 0 if so, 1 if not.")
+    settings_command(
+        "check", "Check that a worker of the queue is alive (arq's --check); exit 0 if so, 1 if not.", looks=True
+    )
     health = settings_command(
-        "health", "Show every live supervisor of the queue and its workers; exit 0 if healthy, 1 if not."
+        "health", "Show every live supervisor of the queue and its workers; exit 0 if healthy, 1 if not.", looks=True
     )
     health.add_argument("--json", action="store_true", help="one JSON object per supervisor, in a list")
     health.add_argument(
@@ -195,15 +210,9 @@ def _quote(part: str) -> str:
 def cmd_check(args: argparse.Namespace) -> int:
     from ..worker.main import check_health, get_kwargs
 
-    settings = load_settings(args.settings)
-    kwargs = get_kwargs(settings)
-    try:
-        validate_queue_name(kwargs.get("queue_name") or DEFAULT_QUEUE_NAME)
-    except ValueError as exc:
-        raise Failure(f"invalid settings {args.settings!r}: {exc}") from None
-    kwargs["redis_settings"] = one_attempt(
-        redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
-    )
+    kwargs = get_kwargs(load_settings(args.settings)) if args.settings else {}
+    settings, queue_name = redis_target(args)
+    kwargs["queue_name"], kwargs["redis_settings"] = queue_name, settings
     return check_health(kwargs)
 
 
@@ -223,7 +232,10 @@ COMMANDS = {"worker": cmd_worker, "check": cmd_check, "health": cmd_health, **cl
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    extras = _place_late_positionals(args, extras)
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
@@ -241,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(args, str(exc))
         return 1
     except (RedisError, OSError) as exc:
-        _error(args, str(exc))
+        _error(args, explain(str(exc)))  # Redis's raw HELLO/NOAUTH text for a missing password, explained
         return 1
     except KeyboardInterrupt:
         return 1
@@ -252,6 +264,35 @@ def _error(args: argparse.Namespace, message: str) -> None:
     URLs are redacted and the password of the URL in use masked, wherever a message came to include it."""
     secrets = url_secrets(redis_url(getattr(args, "redis", None)))
     print(f"pool {args.command}: {redact_text(message, secrets)}", file=sys.stderr)
+
+
+# Positionals a command may leave out (SETTINGS with --queue, a failed job's id), in the order they are given
+OPTIONAL_POSITIONALS = ("settings", "job_id")
+
+
+def _place_late_positionals(args: argparse.Namespace, extras: list[str]) -> list[str]:
+    """argparse fills an optional positional with nothing as soon as it meets it, so in ``pool queue info --redis
+    URL app.WorkerSettings`` the settings, after an option, come back unplaced: place them (and a job id after
+    them) as the command's optional positionals. Returns what is left over."""
+    left = []
+    for token in extras:
+        empty = next((name for name in OPTIONAL_POSITIONALS if getattr(args, name, "") is None), None)
+        if empty is not None and not token.startswith("-"):
+            setattr(args, empty, token)
+        else:
+            left.append(token)
+    return left
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .. import __version__
+
+    try:
+        return version("pool-queue")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return __version__
 
 
 def run() -> None:

@@ -33,7 +33,7 @@ from ..storage.eviction import EvictionPolicyError, judge_policy
 from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
 from ..storage.queue import Completion, Delivery, RedisQueue
 from ..storage.serializers import Deserializer, Serializer
-from ..utils import now_ms, run_on_best_loop, to_seconds
+from ..utils import now_ms, plural, run_on_best_loop, to_seconds
 from .batcher import CompletionBatcher
 from .checks import check_cron_jobs, check_hooks, resolve_functions
 from .cron import CronJob
@@ -74,7 +74,7 @@ async def _cancel_until_done(tasks: list[asyncio.Task[Any]], rounds: int = 5) ->
         await asyncio.wait(pending, timeout=2.0)
     stuck = [task for task in tasks if not task.done()]
     if stuck:
-        logger.warning("%d tasks did not stop when cancelled; shutting down without them", len(stuck))
+        logger.warning("%s did not stop when cancelled; shutting down without them", plural(len(stuck), "task"))
     for task in tasks:
         # A loop that ended on the same error as the one serve() raised (a refused permission meets every loop):
         # retrieved here, or asyncio prints its traceback as "never retrieved" when the task is collected.
@@ -294,7 +294,9 @@ class Worker:
         self.runner.refresh_logging()
         if self.handle_signals:
             self._add_signal_handlers()
-        logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(sorted(self.functions)))
+        logger.info(
+            "Starting worker for %s: %s", plural(len(self.functions), "function"), ", ".join(sorted(self.functions))
+        )
         logger.info(
             "redis at %s, queue %r, worker %s",
             self.redis_settings.describe(),
@@ -345,7 +347,9 @@ class Worker:
         """Finish (or cancel and hand back) running jobs, write pending results, hand back anything left."""
         self._stopping = True
         if self._running and self.job_completion_wait > 0 and not self._force_stop:
-            logger.info("waiting up to %gs for %d running jobs", self.job_completion_wait, len(self._running))
+            logger.info(
+                "waiting up to %gs for %s", self.job_completion_wait, plural(len(self._running), "running job")
+            )
             await self._wait_running(self.job_completion_wait)
         self._cancel_running()
         await self._wait_running(10.0)  # results of finished jobs; if Redis is down, give up: they run again
@@ -362,7 +366,7 @@ class Worker:
             with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
                 handed_back = await asyncio.wait_for(self._queue.hand_back_consumer(self.worker_id), 5)
                 if handed_back:
-                    logger.info("handed back %d jobs", handed_back)
+                    logger.info("handed back %s", plural(handed_back, "job"))
                 await self._queue.clear_health(self.worker_id)
                 if self._cron is not None:
                     await self._cron.close()
@@ -393,7 +397,7 @@ class Worker:
                 loop.add_signal_handler(sig, self._on_signal, sig)
 
     def _on_signal(self, sig: int) -> None:
-        logger.info("shutdown on %s ◆ %d jobs running", signal.Signals(sig).name, len(self._running))
+        logger.info("shutdown on %s ◆ %s running", signal.Signals(sig).name, plural(len(self._running), "job"))
         self.request_stop()
 
     # --- fetch and run -----------------------------------------------------------------------------------------
@@ -609,7 +613,9 @@ class Worker:
                 if free > 0 and not self._stopping and now >= reclaim_after:
                     claimed = await self.queue.reclaim(self.worker_id, min_idle_ms, free)
                     if claimed:
-                        logger.info("took over %d jobs from workers that stopped heartbeating", len(claimed))
+                        logger.info(
+                            "took over %s from workers that stopped heartbeating", plural(len(claimed), "job")
+                        )
                         await self._start(claimed)
             except ResponseError as exc:
                 _raise_if_fatal(exc)

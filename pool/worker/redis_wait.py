@@ -68,12 +68,20 @@ def refusal(settings: RedisSettings, exc: BaseException, probe: bool) -> str | N
     return None
 
 
-def explain_auth_error(exc: BaseException) -> str:
+_NO_PASSWORD_GIVEN = ("HELLO must be called", "NOAUTH", "Authentication required")
+NEEDS_PASSWORD = "it needs a password (give it in the Redis URL as user:password@ before the host, or in the settings)"
+
+
+def explain_auth_error(exc: BaseException | str) -> str:
     """Redis's own words for a missing password are about HELLO or AUTH syntax; say what to do instead."""
     text = str(exc)
-    if "NOAUTH" in text or "HELLO must be called" in text or "Authentication required" in text:
-        return "it needs a password (redis://:PASSWORD@host:port, or the settings' password)"
-    return text
+    return NEEDS_PASSWORD if any(phrase in text for phrase in _NO_PASSWORD_GIVEN) else text
+
+
+def explain(message: str) -> str:
+    """An error line (``... refused authentication: <Redis's words>``) with a missing password explained."""
+    head, sep, tail = message.partition("refused authentication: ")
+    return head + sep + explain_auth_error(tail) if sep else message
 
 
 def wait_for_redis(

@@ -178,10 +178,12 @@ def _wait_for_redis(settings: RedisSettings, queue_name: str, seconds: float | N
 
 def _watch(args: argparse.Namespace) -> int:
     """Run the worker as a subprocess and restart it whenever a file under --watch changes."""
-    import watchfiles
-
     if not os.path.isdir(args.watch):
         raise UsageError(f"--watch: {args.watch!r} is not a directory")
+    try:
+        import watchfiles
+    except ImportError:  # an extra, as in arq: not every install wants it
+        raise Failure("--watch needs the watchfiles package: pip install 'pool-queue[watch]'") from None
     command = [sys.executable, "-m", "pool", "worker", args.settings]
     if args.redis:  # through the environment (readable by this user only), not a command line anyone can read
         os.environ[REDIS_URL_ENV] = args.redis
@@ -287,12 +289,10 @@ def _place_late_positionals(args: argparse.Namespace, extras: list[str]) -> list
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    from .. import __version__
-
     try:
         return version("pool-queue")
-    except PackageNotFoundError:  # run from a checkout that is not installed
-        return __version__
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def run() -> None:

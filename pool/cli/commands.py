@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 failure (Redis unreachable, settings that fail to impor
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import logging
 import os
@@ -132,8 +131,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except (TypeError, ValueError, RuntimeError) as exc:
         raise Failure(f"invalid settings {args.settings!r}: {exc}") from None
     _wait_for_redis(worker.redis_settings, worker.queue_name, args.wait_for_redis)
-    # waited already: the worker's own connection makes one attempt, as `pool start`'s workers do
-    worker.redis_settings = dataclasses.replace(worker.redis_settings, conn_retries=0)
     try:
         worker.run()
     except (RedisError, OSError):

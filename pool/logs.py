@@ -5,6 +5,13 @@ than running a no-op job (a LogRecord, formatting, and a write syscall: stderr i
 handler is built for that load: lines logged during one event-loop turn go out in one write at the end of the
 turn, and ``fast_writer`` lets the worker write its job lines without building a LogRecord when nothing but
 this handler would see them (no filters, no other handlers). Output is the same, line for line.
+
+Logging never blocks a process on its reader. A pipe, terminal or socket whose reader stops reading (``pool start
+| less`` left open, ``2>&1 | sleep``, a stalled log collector) would block every write once the kernel's buffer
+is full: the supervisor's loop would stop reaping and replacing workers, and a worker's event loop would stop
+running jobs. So to such a sink the lines are written by a thread of their own (``LogSink``): a writer only
+appends to a bounded buffer; past ``LogSink.LIMIT`` bytes waiting, lines are dropped and counted, and a line
+says how many once the reader is back. A regular file (``--log-file``) is written directly, as before.
 """
 
 from __future__ import annotations
@@ -12,7 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.config
+import os
+import stat
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -35,17 +46,117 @@ class Formatter(logging.Formatter):
         return self._cached[1]
 
 
+class LogSink:
+    """Writes to a file descriptor from a thread of its own, so that writers never wait for the reader.
+
+    ``write`` appends to a buffer and returns; the thread writes the buffer out (blocking as long as the reader
+    makes it). Past ``LIMIT`` bytes waiting, new text is dropped and its lines counted; the thread writes
+    "N log lines dropped" after what it had. After a fork the child's copy starts empty (the parent writes
+    what was waiting) and gets a thread of its own when it first writes."""
+
+    LIMIT = 2 * 1024 * 1024
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._reset()
+        _SINKS.add(self)
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._dropped = 0
+        self._busy = False  # the thread is writing (or about to): no need to wake it
+        self._thread: threading.Thread | None = None
+
+    def write(self, data: bytes) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pool-log-writer", daemon=True)
+                self._thread.start()
+            if self._size + len(data) > self.LIMIT:
+                self._dropped += data.count(b"\n") or 1
+            else:
+                self._chunks.append(data)
+                self._size += len(data)
+            if not self._busy:
+                self._cond.notify()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for everything written so far to reach the descriptor."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._busy and not self._chunks and not self._dropped, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._chunks and not self._dropped:
+                    self._busy = False
+                    self._cond.notify_all()  # flush() waits for this
+                    self._cond.wait()
+                self._busy = True
+                chunks, self._chunks, self._size = self._chunks, [], 0
+                dropped, self._dropped = self._dropped, 0
+            data = b"".join(chunks)
+            if dropped:
+                data += (
+                    f"{time.strftime(DEFAULT_DATEFMT)}: {dropped} log line{'s' if dropped != 1 else ''} dropped: the "
+                    "log output was not read fast enough\n"
+                ).encode()
+            self._write_all(data)
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except InterruptedError:
+                continue
+            except OSError:  # the reader is gone (EPIPE), or the descriptor was closed: nothing to write to
+                return
+
+
+_SINKS: weakref.WeakSet[LogSink] = weakref.WeakSet()
+
+
+def _reset_sinks_after_fork() -> None:
+    for sink in list(_SINKS):
+        sink._reset()
+
+
+os.register_at_fork(after_in_child=_reset_sinks_after_fork)
+
+FLUSH_WAIT_S = 1.0  # how long flush() (and the exit) waits for a slow reader before giving up on the rest
+
+
+def _sink_for(stream: Any) -> LogSink | None:
+    """A LogSink for a stream on a pipe, terminal or socket; None for a regular file (writes do not wait on a
+    reader) or a stream without a descriptor (tests' StringIO)."""
+    try:
+        fd = stream.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, OSError, ValueError):
+        return None
+    return None if stat.S_ISREG(mode) else LogSink(fd)
+
+
 class BatchingStreamHandler(logging.StreamHandler[Any]):
     """A StreamHandler that, inside a running event loop, writes the lines of one loop turn together.
 
     Lines are kept in order and written before the loop runs anything else that could wait long (the write is
     scheduled with ``call_soon``); outside an event loop (another thread, the supervisor's parent, start-up)
-    each line is written at once. ``logging.shutdown`` and ``flush`` write whatever is pending."""
+    each line is written at once. ``logging.shutdown`` and ``flush`` write whatever is pending. A stream on a pipe,
+    terminal or socket is written through a ``LogSink``, so no write waits for the reader."""
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
         self._pending: list[str] = []
         self._scheduled_on: asyncio.AbstractEventLoop | None = None  # the loop that will write the pending lines
+        self._sink: LogSink | bool | None = False  # False: not looked at yet (see _sink_for)
+
+    def setStream(self, stream: Any) -> Any:
+        self._sink = False
+        return super().setStream(stream)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -72,12 +183,16 @@ class BatchingStreamHandler(logging.StreamHandler[Any]):
         finally:
             self.release()
 
-    def flush(self) -> None:
+    def flush(self, timeout: float = FLUSH_WAIT_S) -> None:
+        """Write what is pending; through a LogSink, wait up to ``timeout`` seconds for it to be written."""
         self.acquire()
         try:
             self._write_pending()
+            sink = self._sink
         finally:
             self.release()
+        if isinstance(sink, LogSink):
+            sink.flush(timeout)
 
     def _write_scheduled_lines(self) -> None:
         self.acquire()
@@ -91,9 +206,15 @@ class BatchingStreamHandler(logging.StreamHandler[Any]):
         if not self._pending:
             return
         lines, self._pending = self._pending, []
+        text = self.terminator.join(lines) + self.terminator
+        if self._sink is False:
+            self._sink = _sink_for(self.stream)
         try:
-            self.stream.write(self.terminator.join(lines) + self.terminator)
-            super().flush()
+            if isinstance(self._sink, LogSink):
+                self._sink.write(text.encode(getattr(self.stream, "encoding", None) or "utf-8", "backslashreplace"))
+            else:
+                self.stream.write(text)
+                super().flush()
         except Exception:  # a closed or broken stream: logging must never take the worker down
             pass
 
@@ -149,7 +270,11 @@ def setup_logging(verbose: bool = False) -> None:
     logging.config.dictConfig(default_log_config(verbose))
 
 
-def flush_logs() -> None:
-    """Write pending log lines now: before a fork, and before ``os._exit`` (which skips logging.shutdown)."""
+def flush_logs(timeout: float = FLUSH_WAIT_S) -> None:
+    """Write pending log lines now: before a fork (``timeout=0``: a forked child never writes its parent's
+    lines, so there is nothing to wait for), and before ``os._exit`` (which skips logging.shutdown)."""
     for handler in logging.getLogger("pool").handlers:
-        handler.flush()
+        if isinstance(handler, BatchingStreamHandler):
+            handler.flush(timeout)
+        else:
+            handler.flush()

@@ -222,6 +222,11 @@ def set_process_title(title: str) -> None:
     setproctitle.setproctitle(f"pool: {redact_text(title)}")
 
 
+def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
+    """``1 job``, ``2 jobs``, ``0 jobs``."""
+    return f"{count} {noun if count == 1 else plural_noun or noun + 's'}"
+
+
 def truncate(text: str, length: int = 80) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 

@@ -33,19 +33,21 @@ import redis
 
 from pool.client.connections import EXPIRES_EXTRA_MS
 from pool.logs import flush_logs
-from pool.redis.retries import transient
 from pool.redis.settings import RedisSettings
-from pool.redis.tls_probe import permanent_problem
 from pool.storage.eviction import EvictionPolicyError, judge_policy
 from pool.storage.keys import DEFAULT_QUEUE_NAME
 from pool.storage.sync import SyncQueue
+from pool.utils import plural
+from pool.worker.checks import SettingsError, check_worker_kwargs
 from pool.worker.main import get_kwargs
+from pool.worker.redis_wait import RedisUnavailable, default_wait_s, wait_for_redis
 
 from . import health, messages, pidfile, systemd
 from .app import App, AppLoadError
 from .child import ChildSpec, run_child
 from .config import SupervisorConfig
 from .handback import hand_back
+from .launcher import Reporter
 from .leader import SupervisorCron
 from .proctitle import set_title
 
@@ -55,7 +57,6 @@ BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 30.0
 SERVED_S = 0.5  # a child that died after serving this long is replaced at once: killed, not crash-looping
 KILL_MARGIN_S = 5.0  # after the graceful timeout, this long before SIGKILL
-FIRST_WAIT_S = 0.5  # first pause while Redis is unreachable at start; doubles up to 5 s
 MEMORY_STRIKES = 3  # consecutive samples over --max-memory-per-child before recycling
 
 
@@ -78,7 +79,7 @@ class Child:
     rss: int = 0
     cpu: float = 0.0
     process: psutil.Process | None = None
-    stats: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=health.zero_counters)  # every counter, 0 until it reports
 
     @property
     def state(self) -> str:
@@ -111,6 +112,7 @@ class Arbiter:
         self.announced_ready = False
         self.started_wall = time.time()
         self.last_status = 0.0
+        self.last_state: tuple[Any, ...] = ()
         self.last_memory_sample = 0.0
         self.queue_name = DEFAULT_QUEUE_NAME
         self.redis_settings = RedisSettings()
@@ -120,7 +122,10 @@ class Arbiter:
         self.cron: SupervisorCron | None = None
         self.cron_token = uuid4().hex
         self.last_health = 0.0
+        self.health_id = health.new_supervisor_id()
         self.cron_wake_at = 0.0
+        self.pidfile_fd: int | None = None  # the pidfile, locked while we run (see pidfile.py)
+        self.reporter: Reporter | None = None  # `pool start --daemon`: the launching process waits on it
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -128,6 +133,18 @@ class Arbiter:
     # --- the loop -----------------------------------------------------------------------------------------------
 
     def run(self) -> int:
+        if self.reporter is not None:
+            logger.addHandler(self.reporter)
+        try:
+            code = self._run()
+        finally:
+            if self.reporter is not None:
+                logger.removeHandler(self.reporter)
+        if self.reporter is not None:
+            self.reporter.failed(code)  # exiting before it was ready (after ready, this says nothing)
+        return code
+
+    def _run(self) -> int:
         if self.app.settings is None:  # `pool start --daemon` loads before detaching, to report errors
             try:
                 self.load_app()
@@ -137,15 +154,15 @@ class Arbiter:
         set_title(f"supervisor [{self.config.settings_path}]")  # before the pidfile: stop/reload check it
         if self.config.pidfile:
             try:
-                pidfile.create(self.config.pidfile)
+                self.pidfile_fd = pidfile.create(self.config.pidfile)
             except pidfile.PidfileError as exc:
                 logger.error("%s", exc)
                 return 1
         self.install_signals()
         logger.info(
-            "supervisor %d starting %d workers for %s (redis %s, queue %r)",
+            "supervisor %d starting %s for %s (redis %s, queue %r)",
             os.getpid(),
-            self.procs,
+            plural(self.procs, "worker"),
             self.config.settings_path,
             self.redis_settings.describe(),
             self.queue_name,
@@ -169,7 +186,7 @@ class Arbiter:
         finally:
             self.close_redis()
             if self.config.pidfile:
-                pidfile.remove(self.config.pidfile)
+                pidfile.remove(self.config.pidfile, self.pidfile_fd)
         logger.info("supervisor %d stopped", os.getpid())
         return self.exit_code
 
@@ -178,6 +195,10 @@ class Arbiter:
         kwargs = get_kwargs(settings)
         if not kwargs.get("functions") and not kwargs.get("cron_jobs"):
             raise AppLoadError(f"settings {self.config.settings_path!r} define no functions or cron_jobs")
+        try:  # here, not in each forked worker: one line naming the bad entry, and no fork
+            check_worker_kwargs(kwargs)
+        except SettingsError as exc:
+            raise AppLoadError(f"invalid settings {self.config.settings_path!r}: {exc}") from None
         self.procs = self.config.procs or int(getattr(settings, "procs", 0) or 0) or (os.cpu_count() or 1)
         self.queue_name = kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
         self.redis_settings = self.config.redis_settings or kwargs.get("redis_settings") or RedisSettings()
@@ -209,7 +230,7 @@ class Arbiter:
         if self.cron is not None:
             self.cron.release()
         with contextlib.suppress(redis.RedisError, OSError):
-            health.remove(self.queue)
+            health.remove(self.queue, self.health_id)
         self.queue.close()
 
     def check_eviction_policy(self) -> int | None:
@@ -224,41 +245,41 @@ class Arbiter:
         return None
 
     def wait_for_redis(self) -> int | None:
-        """Before forking: wait (with backoff) while Redis is unreachable; a refusal (password, ACL) is one line
-        and exit 1. Returns None to go on, or the exit code (0 when stopped while waiting)."""
+        """Before forking: wait up to --wait-for-redis while Redis is unreachable or not ready (see
+        pool/worker/redis_wait.py, which `pool worker` shares); a refusal (password, ACL) or the wait running out
+        is one line and exit 1. Returns None to go on, or the exit code (0 when stopped while waiting)."""
         assert self.queue is not None
-        delay = FIRST_WAIT_S
-        while True:
-            try:
-                self.queue.ping()
-                self.queue.ensure_group()  # also proves the ACL lets us at the queue's keys
-                return self.check_eviction_policy()
-            except redis.AuthenticationError as exc:
-                logger.error("Redis at %s refused authentication: %s", self.redis_settings.describe(), exc)
-                return 1
-            except redis.ResponseError as exc:  # NoPermissionError (an ACL) among others; BUSY, LOADING... pass
-                if not transient(exc):
-                    logger.error("Redis at %s refused (permission): %s", self.redis_settings.describe(), exc)
-                    return 1
-                logger.warning(
-                    "waiting for Redis at %s (%s); retrying in %.1fs", self.redis_settings.describe(), exc, delay
-                )
-            except (redis.RedisError, OSError) as exc:
-                if delay == FIRST_WAIT_S and (problem := permanent_problem(self.redis_settings, exc, 1.0)):
-                    logger.error("cannot connect to Redis at %s: %s", self.redis_settings.describe(), problem)
-                    return 1
-                logger.warning(
-                    "waiting for Redis at %s (%s); retrying in %.1fs", self.redis_settings.describe(), exc, delay
-                )
-            deadline = time.monotonic() + delay
-            while time.monotonic() < deadline:
-                with contextlib.suppress(InterruptedError):
-                    select.select([self._wake_r], [], [], max(deadline - time.monotonic(), 0))
-                self.drain_wake_pipe()
-                self.handle_signals()
-                if self.stopping:
-                    return 0
-            delay = min(delay * 2, 5.0)
+        queue = self.queue
+
+        def reachable() -> bool:
+            queue.ping()
+            queue.ensure_group()  # also proves the ACL lets us at the queue's keys
+            return True
+
+        seconds = self.config.wait_for_redis
+        try:
+            ok = wait_for_redis(
+                reachable,
+                self.redis_settings,
+                default_wait_s(self.redis_settings) if seconds is None else seconds,
+                self.pause_while_waiting,
+            )
+        except RedisUnavailable as exc:
+            logger.error("%s", exc)
+            return 1
+        return self.check_eviction_policy() if ok else 0
+
+    def pause_while_waiting(self, seconds: float) -> bool:
+        """Sleep, handling signals meanwhile; False when a stop was asked for."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(InterruptedError):
+                select.select([self._wake_r], [], [], max(deadline - time.monotonic(), 0))
+            self.drain_wake_pipe()
+            self.handle_signals()
+            if self.stopping:
+                return False
+        return True
 
     def drain_wake_pipe(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -325,11 +346,11 @@ class Arbiter:
 
     def handle_sigttin(self) -> None:
         self.procs += 1
-        logger.info("scaling up to %d workers", self.procs)
+        logger.info("scaling up to %s", plural(self.procs, "worker"))
 
     def handle_sigttou(self) -> None:
         self.procs = max(self.procs - 1, 1)
-        logger.info("scaling down to %d workers", self.procs)
+        logger.info("scaling down to %s", plural(self.procs, "worker"))
 
     def stop(self, how: str) -> None:
         if self.stopping == "now" or self.stopping == how:
@@ -338,7 +359,8 @@ class Arbiter:
         systemd.notify("STOPPING=1")
         grace = self.graceful_timeout() if how == "graceful" else 0.0
         sig = signal.SIGTERM if how == "graceful" else signal.SIGQUIT
-        logger.info("%s shutdown of %d workers", "graceful" if how == "graceful" else "immediate", len(self.children))
+        kind = "graceful" if how == "graceful" else "immediate"
+        logger.info("%s shutdown of %s", kind, plural(len(self.children), "worker"))
         for child in self.children.values():
             self.signal_child(child, sig, kill_after=grace + KILL_MARGIN_S)
 
@@ -359,13 +381,17 @@ class Arbiter:
             os.getpid(),
         )
         read_fd, write_fd = os.pipe()
-        flush_logs()
+        flush_logs(0)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
             inherited = [self._wake_r, self._wake_w, *(c.reader.fd for c in self.children.values())]
+            if self.pidfile_fd is not None:  # the pidfile's lock must die with the supervisor, not its children
+                inherited.append(self.pidfile_fd)
+            if self.reporter is not None and self.reporter.fd is not None:  # nor may they hold the launcher's pipe
+                inherited.append(self.reporter.fd)
             run_child(spec, self.app.settings, write_fd, inherited)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
@@ -383,9 +409,10 @@ class Arbiter:
             if message.get("t") == messages.READY and not child.ready:
                 child.ready, child.ready_at = True, time.monotonic()
                 self.boot_failures = 0
+                self.sample_memory(child)  # reported with its ready state, not a second later
                 logger.info("worker %d (pid %d) ready", child.slot, child.pid)
             elif message.get("t") == messages.HEARTBEAT:
-                child.stats = {k: int(v) for k, v in message.items() if k != "t"}
+                child.stats = {**health.zero_counters(), **{k: int(v) for k, v in message.items() if k != "t"}}
 
     def reap(self) -> None:
         while True:
@@ -404,7 +431,7 @@ class Arbiter:
         os.close(child.reader.fd)
         how = describe_exit(status)
         handed_back = hand_back(self.queue, child.worker_id) if self.queue else 0
-        note = f"; {handed_back} jobs handed back to the queue" if handed_back else ""
+        note = f"; {plural(handed_back, 'job')} handed back to the queue" if handed_back else ""
         if child.retiring or self.stopping:
             logger.info("worker %d (pid %d) %s%s", child.slot, child.pid, how, note)
             return
@@ -493,7 +520,7 @@ class Arbiter:
                 continue
             done = child.stats.get("complete", 0) + child.stats.get("failed", 0)
             if child.job_limit and done >= child.job_limit:
-                self.retire(child, f"{done} jobs done (limit {child.job_limit})")
+                self.retire(child, f"{plural(done, 'job')} done (limit {child.job_limit})")
                 continue
             if sample_memory:
                 self.sample_memory(child)
@@ -547,23 +574,52 @@ class Arbiter:
     # --- reporting --------------------------------------------------------------------------------------------------
 
     def report(self) -> None:
+        """Write the status file (``pool status``) and the health entry (``pool health``) from one snapshot when a
+        child's state changed, and otherwise every second (status) and every --health-interval (health); then,
+        once every worker is ready, say so (systemd, the --daemon launcher): anyone told "ready" who looks at
+        either sees it."""
+        now = time.monotonic()
+        state = self.state_signature()
+        changed = state != self.last_state
+        self.last_state = state
+        snapshot: dict[str, Any] | None = None
+        if self.config.pidfile and (changed or now - self.last_status >= 1.0):
+            self.last_status = now
+            snapshot = self.status()
+            pidfile.write_status(self.config.pidfile, snapshot)
+        if self.queue is not None and not self.stopping and (
+            changed or now - self.last_health >= self.config.health_interval
+        ):
+            self.last_health = now
+            self.write_health(snapshot or self.status())
         ready = [c for c in self.children.values() if c.ready and c.generation == self.generation]
         if not self.announced_ready and len(ready) >= self.procs and not self.stopping:
             self.announced_ready = True
             systemd.notify("READY=1")
-            logger.info("%d workers ready", len(ready))
-        now = time.monotonic()
-        if self.config.pidfile and now - self.last_status >= 1.0:
-            self.last_status = now
-            pidfile.write_status(self.config.pidfile, self.status())
-        if self.queue is not None and not self.stopping and now - self.last_health >= self.config.health_interval:
-            self.last_health = now
-            self.write_health()
+            logger.info("%s ready", plural(len(ready), "worker"))
+            if self.reporter is not None:
+                self.reporter.ready(
+                    f"supervisor pid {os.getpid()} ready with {plural(len(ready), 'worker')} "
+                    f"(pidfile {self.config.pidfile})"
+                )
 
-    def write_health(self) -> None:
+    def state_signature(self) -> tuple[Any, ...]:
+        """What ``pool status`` must show without delay when it changes: each child's pid and state, the wanted
+        count, whether stopping."""
+        children = tuple(sorted((c.pid, c.state) for c in self.children.values()))
+        return (self.procs, self.stopping, children)
+
+    def write_health(self, status: dict[str, Any]) -> None:
         assert self.queue is not None
         try:
-            entry = health.build_entry(self.status(), self.queue.counts(), self.cron is not None and self.cron.leading)
+            entry = health.build_entry(
+                self.health_id,
+                status,
+                self.queue.counts(),
+                self.cron is not None and self.cron.leading,
+                self.config.health_interval,
+                health.redis_now_ms(self.queue),
+            )
             health.write(self.queue, entry, self.config.health_interval)
         except (redis.RedisError, OSError) as exc:
             logger.warning("health: redis error (%s)", exc)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 import time
 from typing import Any
 
 from pool.cli.common import Failure, prepare_settings_import, redis_settings_override
+from pool.utils import plural
 
-from . import config
+from . import config, launcher
 from . import pidfile as pidfiles
 from .app import AppLoadError
 from .arbiter import Arbiter
@@ -53,37 +53,27 @@ def cmd_start(args: argparse.Namespace) -> int:
     except AppLoadError as exc:
         raise Failure(str(exc)) from None
     if args.daemon:
-        _daemonize(args.log_file)
+        running = pidfiles.find(supervisor_config.pidfile).pid if supervisor_config.pidfile else None
+        if running is not None:  # the daemon checks again, holding the lock; this answers at once
+            raise Failure(f"a supervisor is already running with pid {running} (pidfile {supervisor_config.pidfile})")
+        try:
+            reporter = launcher.detach(args.log_file)
+        except launcher.LaunchFailed as exc:
+            raise Failure(str(exc)) from None
+        if reporter is None:  # the launching process: the daemon is ready
+            return 0
+        arbiter.reporter = reporter
     elif args.log_file:
-        _redirect_output(args.log_file)
+        launcher.redirect_output(args.log_file)
     return arbiter.run()
 
 
-def _daemonize(log_file: str | None) -> None:
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    _redirect_output(log_file or os.devnull)
-    with open(os.devnull, "rb") as devnull:
-        os.dup2(devnull.fileno(), sys.stdin.fileno())
-
-
-def _redirect_output(path: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, sys.stdout.fileno())
-    os.dup2(fd, sys.stderr.fileno())
-    os.close(fd)
-
-
 def _running_pid(pidfile: str) -> int:
-    pid = pidfiles.read_pid(pidfile)
-    if pid is None:
-        raise Failure(f"no running supervisor (pidfile {pidfile})")
-    return pid
+    """The pid of the live supervisor that owns the pidfile; a stale pidfile is never trusted (pidfile.py)."""
+    found = pidfiles.find(pidfile)
+    if found.pid is None:
+        raise Failure(f"no running supervisor (pidfile {pidfile}: {found.note})")
+    return found.pid
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
@@ -123,7 +113,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     now = time.time()
     print(
         f"supervisor pid {pid} [{status.get('settings', '?')}] up {_duration(now - status.get('started', now))}, "
-        f"{status.get('procs', '?')} workers wanted"
+        f"{_wanted(status.get('procs'))} wanted"
     )
     print(
         f"{'slot':>4} {'pid':>8} {'state':<9} {'uptime':>8} {'rss MB':>8} {'complete':>9} {'failed':>7} "
@@ -136,6 +126,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{c.get('retried', 0):>8} {c.get('ongoing', 0):>8}"
         )
     return 0
+
+
+def _wanted(procs: Any) -> str:
+    return plural(procs, "worker") if isinstance(procs, int) else "? workers"
 
 
 def _duration(seconds: float) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pool.redis.settings import RedisSettings
+from pool.worker.redis_wait import WAIT_FLAG, WAIT_HELP
 
 from .pidfile import DEFAULT_PIDFILE
 
@@ -56,6 +57,9 @@ class Setting:
         )
 
 
+# shared with `pool worker` (pool/worker/redis_wait.py): one behaviour when Redis is down at start
+WAIT_FOR_REDIS = Setting("wait_for_redis", None, WAIT_FLAG, non_negative_float, "S", WAIT_HELP)
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("procs", None, "--procs", positive_int, help="worker processes (default: settings.procs, else CPUs)"),
     Setting("pidfile", DEFAULT_PIDFILE, "--pidfile", help="default: %(default)s"),
@@ -87,12 +91,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "health_interval",
-        5.0,
+        2.0,
         "--health-interval",
         positive_float,
         "S",
-        "write this supervisor's health entry every S seconds (%(default)g); it expires after 2S+1",
+        "write this supervisor's health entry every S seconds (%(default)g) and whenever a worker's state changes; "
+        "readers call it stale after S+2 seconds, and it expires after 2S+1",
     ),
+    WAIT_FOR_REDIS,
     Setting("heartbeat_interval", 1.0),
     Setting("boot_failure_limit", 5),
 )
@@ -126,6 +132,7 @@ class SupervisorConfig:
     max_jobs_per_child: int | None = default("max_jobs_per_child")
     max_memory_per_child_mb: float | None = default("max_memory_per_child_mb")
     health_interval: float = default("health_interval")
+    wait_for_redis: float | None = default("wait_for_redis")
     heartbeat_interval: float = default("heartbeat_interval")
     boot_failure_limit: int = default("boot_failure_limit")
 

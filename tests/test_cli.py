@@ -194,6 +194,29 @@ def test_settings_without_functions(tmp_path: Path, redis_url: str) -> None:
     assert_one_line_error(proc, 1, "NoFunctions", "function")
 
 
+@pytest.mark.parametrize(
+    ("functions", "fragments"),
+    [
+        ("['nope']", ["functions[0]: 'nope' is not a function nor a dotted path"]),
+        ("[add, 'bad_functions.nonexistent']", ["functions[1]: cannot import 'bad_functions.nonexistent'"]),
+        ("[add, 'no_such_module.job']", ["functions[1]: cannot import 'no_such_module.job'", "No module"]),
+        ("'bad_functions.add'", ["functions must be a list of job functions"]),
+    ],
+    ids=["not-a-path", "missing-attribute", "missing-module", "not-a-list"],
+)
+def test_a_bad_entry_in_functions_is_one_line_naming_it(
+    tmp_path: Path, redis_url: str, functions: str, fragments: list[str]
+) -> None:
+    write_app(
+        tmp_path,
+        "bad_functions",
+        f"async def add(ctx, a, b):\n    return a + b\n\nclass WorkerSettings:\n    functions = {functions}\n",
+    )
+    proc = run_pool("worker", "bad_functions.WorkerSettings", "--redis", redis_url, cwd=tmp_path)
+    line = assert_one_line_error(proc, 1, "invalid settings 'bad_functions.WorkerSettings'", *fragments)
+    assert "app.WorkerSettings" not in line  # the example given for settings paths, not for functions
+
+
 @pytest.mark.parametrize("command", ["worker", "check"])
 def test_settings_with_an_invalid_queue_name(tmp_path: Path, redis_url: str, command: str) -> None:
     proc = run_pool(command, f"{APP}.BadQueueName", "--redis", redis_url, cwd=tmp_path)

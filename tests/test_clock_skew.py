@@ -157,9 +157,11 @@ def _repo() -> Any:
     return REPO
 
 
-def _entry(pid: int) -> dict[str, Any]:
+def _entry(pid: int, queue: SyncQueue, interval_s: float) -> dict[str, Any]:
     status = {"children": [], "pid": pid, "settings": "app.WorkerSettings", "started": time.time(), "procs": 1}
-    return health.build_entry(status, {"ready": 0, "running": 0, "deferred": 0, "parked": 0}, False)
+    counts = {"ready": 0, "running": 0, "deferred": 0, "parked": 0}
+    written_ms = health.redis_now_ms(queue)
+    return health.build_entry(health.new_supervisor_id(), status, counts, False, interval_s, written_ms)
 
 
 @pytest.mark.parametrize("offset_ms", [-15_000, HOUR_MS])
@@ -174,10 +176,12 @@ async def test_a_supervisor_health_entry_lives_by_redis_clock_not_its_writer(
     client = redis_server.client()
     settings = RedisSettings.from_dsn(redis_url)
     try:
-        health.write(SyncQueue(client, "default"), _entry(1234), interval_s=0.2)  # TTL 1.4 s
+        queue = SyncQueue(client, "default")
+        health.write(queue, _entry(1234, queue, 0.2), interval_s=0.2)  # TTL 1.4 s
         written = now_ms()
         entries = await read_entries(settings, "default")
         assert [e["pid"] for e in entries] == [1234]
+        assert entries[0]["age"] < 1 and not entries[0]["stale"]  # its age measured on Redis's clock too
         await wait_for(lambda: _no_entries(settings), timeout=5, message="the entry stale")
         assert now_ms() - written >= 1000  # stale by its TTL, not at once
     finally:

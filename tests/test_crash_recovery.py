@@ -57,7 +57,7 @@ async def test_killed_worker_job_runs_again_soon(pool: PoolRedis, spawn_worker: 
     assert await runs(pool, "long-1") == 2
 
     assert await second.wait_exit(5) == 0, second.output()
-    assert "took over 1 jobs" in second.output()
+    assert "took over 1 job" in second.output()
     assert "Traceback" not in second.output()
 
 

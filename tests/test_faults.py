@@ -148,8 +148,9 @@ async def persistent(redis_server_factory: Callable[..., RedisServer]) -> AsyncI
 
 
 async def test_pool_start_waits_for_redis_then_serves(tmp_path: Path, spawn: Callable[..., PoolProcess]) -> None:
-    """Scenario: Redis is down when the service starts (a reboot where Redis comes up later). Expected: one clear
-    line naming the Redis it waits for, no traceback, retries with backoff for as long as it takes, then serves.
+    """Scenario: Redis is down when the service starts (a reboot where Redis comes up later), started with a wait
+    longer than that (--wait-for-redis; the default is the settings' conn_retries x conn_retry_delay, 0 here).
+    Expected: one clear line naming the Redis it waits for, no traceback, retries with backoff, then serves.
     """
     port = free_port()
     (tmp_path / "downapp.py").write_text(
@@ -166,7 +167,10 @@ async def test_pool_start_waits_for_redis_then_serves(tmp_path: Path, spawn: Cal
     )
     server = RedisServer(port=port)
     try:
-        sup = spawn("sup", "start", "--procs", "2", "--pidfile", str(tmp_path / "pool.pid"), "downapp.WorkerSettings")
+        sup = spawn(
+            "sup", "start", "--procs", "2", "--pidfile", str(tmp_path / "pool.pid"), "--wait-for-redis", "60",
+            "downapp.WorkerSettings",
+        )
         assert stays(sup.exited, 5.0), f"pool start gave up while Redis was down:\n{sup.log()[-3000:]}"
         log = sup.log()
         assert "Traceback" not in log, log[-3000:]

@@ -225,6 +225,7 @@ def test_queue_and_failed_commands(tmp_path: Any, redis_url: str) -> None:
             [sys.executable, "-m", "pool", *args, "--redis", redis_url],
             cwd=tmp_path,
             env=pool_env(),
+            stdin=subprocess.DEVNULL,  # not a terminal: removal needs --yes rather than asking
             capture_output=True,
             text=True,
             timeout=30,
@@ -244,7 +245,7 @@ def test_queue_and_failed_commands(tmp_path: Any, redis_url: str) -> None:
     shown = pool("failed", "show", "qapp.WorkerSettings", "b1").stdout
     assert "Traceback" in shown and "boom 1" in shown
     assert pool("failed", "show", "qapp.WorkerSettings", "nope").returncode == 1
-    assert pool("failed", "requeue", "qapp.WorkerSettings", "b1").stdout.strip() == "requeued 1 jobs"
+    assert pool("failed", "requeue", "qapp.WorkerSettings", "b1").stdout.strip() == "requeued 1 job"
     assert "ready=1" in pool("queue", "info", "qapp.WorkerSettings").stdout
     assert pool("queue", "delete", "qapp.WorkerSettings").returncode == 2  # needs --yes
     assert pool("queue", "delete", "qapp.WorkerSettings", "--yes").returncode == 0

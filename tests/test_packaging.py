@@ -9,10 +9,13 @@ own install does).
 
 from __future__ import annotations
 
+import email.message
+import email.parser
 import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,16 +43,53 @@ def _run(*args: str | Path, cwd: Path | None = None, env: dict[str, str] | None 
     return done.stdout
 
 
-def test_pool_installed_beside_pypi_supervisor_leaves_both_importable_and_working(tmp_path: Path) -> None:
+def _build_wheel(tmp_path: Path) -> Path:
+    """pool's wheel, built from a copy of what the distribution is made of."""
     source = tmp_path / "source"
     source.mkdir()
     for part in ("pool", "supervisor"):
         shutil.copytree(REPO / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "pyproject.toml", source)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source)
     wheels = tmp_path / "wheels"
     _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, source)
-    target = tmp_path / "site"
     (wheel,) = wheels.glob("pool_queue-*.whl")
+    return wheel
+
+
+def _metadata(wheel: Path) -> email.message.Message:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        return email.parser.BytesParser().parsebytes(archive.read(name))
+
+
+def test_the_wheel_says_its_license_readme_pythons_and_optional_dependencies(tmp_path: Path) -> None:
+    wheel = _build_wheel(tmp_path)
+    metadata = _metadata(wheel)
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    with zipfile.ZipFile(wheel) as archive:
+        assert any(n.endswith("licenses/LICENSE") for n in archive.namelist())
+    assert metadata["Description-Content-Type"] == "text/markdown"
+    assert metadata.get_payload().startswith("# pool\n")  # the README is the long description
+    classifiers = metadata.get_all("Classifier")
+    minimum = int(_pyproject()["project"]["requires-python"].removeprefix(">=3."))
+    for minor in range(minimum, 14):  # every supported Python is named
+        assert f"Programming Language :: Python :: 3.{minor}" in classifiers
+    requires = metadata.get_all("Requires-Dist")
+    (uvloop,) = [r for r in requires if r.startswith("uvloop")]
+    # uvloop only where it installs (CPython on POSIX): elsewhere pool runs on asyncio's loop
+    assert 'sys_platform != "win32"' in uvloop and 'platform_python_implementation == "CPython"' in uvloop
+    # watchfiles only for `pool worker --watch` (arq's [watch] extra; the dev extra has it for the tests)
+    watchfiles = [r for r in requires if r.startswith("watchfiles")]
+    assert watchfiles and all("extra ==" in r for r in watchfiles)
+    assert any(r.endswith('extra == "watch"') for r in watchfiles)
+    assert "watch" in metadata.get_all("Provides-Extra")
+
+
+def test_pool_installed_beside_pypi_supervisor_leaves_both_importable_and_working(tmp_path: Path) -> None:
+    wheel = _build_wheel(tmp_path)
+    target = tmp_path / "site"
     _run(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, "supervisor", wheel)
 
     # one directory each: pool's supervisor is inside pool/, supervisord's package holds none of pool's files

@@ -306,6 +306,7 @@ FORK_SPY = """
 import os
 os.register_at_fork(after_in_child=lambda: open("forked", "w").close())
 """
+BARE_JOB = "async def job(ctx):\n    return 1\n"
 
 
 @pytest.mark.parametrize(
@@ -315,8 +316,33 @@ os.register_at_fork(after_in_child=lambda: open("forked", "w").close())
         (FORK_SPY + "raise RuntimeError('boom at import')\n", SETTINGS, "RuntimeError: boom at import"),
         (FORK_SPY + "class WorkerSettings:\n    functions = []\n", SETTINGS, "no functions"),
         (FORK_SPY + "class Other:\n    pass\n", SETTINGS, "cannot import settings 'app.WorkerSettings'"),
+        (FORK_SPY + "class WorkerSettings:\n    functions = ['nope']\n", SETTINGS, "functions[0]: 'nope' is not"),
+        (
+            FORK_SPY + "class WorkerSettings:\n    functions = ['app.nonexistent']\n",
+            SETTINGS,
+            "functions[0]: cannot import 'app.nonexistent': module 'app' has no attribute 'nonexistent'",
+        ),
+        (
+            FORK_SPY + BARE_JOB + "class WorkerSettings:\n    functions = [job]\n    cron_jobs = [job]\n",
+            SETTINGS,
+            "cron_jobs[0]: expected cron(...), got function job",
+        ),
+        (
+            FORK_SPY + BARE_JOB + "class WorkerSettings:\n    functions = [job]\n    on_startup = 'app.boot'\n",
+            SETTINGS,
+            "on_startup: expected an async function, got the string 'app.boot'",
+        ),
     ],
-    ids=["missing-module", "raises-at-import", "no-functions", "missing-attribute"],
+    ids=[
+        "missing-module",
+        "raises-at-import",
+        "no-functions",
+        "missing-attribute",
+        "function-not-a-path",
+        "function-not-found",
+        "cron-job-not-a-cron",
+        "hook-not-callable",
+    ],
 )
 def test_bad_settings_exit_1_before_any_fork(
     app_dir: Path, redis_url: str, source: str | None, settings: str, expected: str
@@ -450,7 +476,7 @@ async def test_killed_child_is_replaced_and_its_job_handed_back_at_once(
     assert await done(redis, "victim") == 1
     info = await job.result_info()
     assert info is not None and info.job_try == 2
-    assert re.search(rf"\(pid {victim}\) was killed by SIGKILL.*1 jobs handed back", sup.log())
+    assert re.search(rf"\(pid {victim}\) was killed by SIGKILL.*1 job handed back", sup.log())
     assert sup.child_pids() == (pids - {victim}) | {replacement}
 
 
@@ -559,7 +585,7 @@ async def test_stalled_child_is_dumped_killed_and_its_job_rerun(
     assert re.search(r'File ".*app\.py", line \d+ in stall_the_loop', log), log
     assert replacement != stalled
     assert [t for t, _ in await starts(redis, "staller")] == [1, 2]
-    assert re.search(rf"\(pid {stalled}\) was killed by SIGKILL.*1 jobs handed back", log)
+    assert re.search(rf"\(pid {stalled}\) was killed by SIGKILL.*1 job handed back", log)
 
 
 # --- 6. stopping ----------------------------------------------------------------------------------------------------
@@ -811,6 +837,66 @@ def test_daemon_reports_bad_settings_before_detaching(app_dir: Path, redis_url: 
         assert "cannot import settings" in one_line(proc)
     finally:
         wait_for_sync(lambda: not processes_in(app_dir), message="the daemon exited")
+
+
+def start_daemon(app_dir: Path, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_pool(
+        app_dir,
+        *("start", "--daemon", "--log-file", str(app_dir / "daemon.log"), "--pidfile", str(app_dir / "pool.pid")),
+        *("--redis", redis_url, "--procs", "2", *args, SETTINGS),
+    )
+
+
+def test_daemon_exits_0_only_once_its_workers_are_ready(app_dir: Path, redis_url: str) -> None:
+    """`pool start --daemon` returns when the workers serve: `pool status` right after shows them all ready."""
+    write_app(app_dir)
+    try:
+        proc = start_daemon(app_dir, redis_url)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        line = one_line(proc)
+        assert "ready with 2 workers" in line and str(app_dir / "daemon.log") in line
+        status = run_pool(app_dir, "status", "--pidfile", str(app_dir / "pool.pid"))
+        assert status.returncode == 0, status.stderr
+        assert len(re.findall(r"^\s*\d+\s+\d+\s+ready\s", status.stdout, re.M)) == 2, status.stdout
+
+        again = start_daemon(app_dir, redis_url)  # a second start while this one runs
+        assert again.returncode == 1, again.stdout + again.stderr
+        assert "already running" in one_line(again)
+
+        stop = run_pool(app_dir, "stop", "--pidfile", str(app_dir / "pool.pid"))
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+    finally:
+        for proc_left in processes_in(app_dir):
+            proc_left.kill()
+    wait_for_sync(lambda: not processes_in(app_dir), message="the daemon exited")
+
+
+def test_daemon_that_cannot_come_up_exits_1_with_the_reason(
+    app_dir: Path, redis_server_factory: Callable[..., Any]
+) -> None:
+    """A wrong password and workers that fail to boot: exit 1 and the reason in one line, nothing left running."""
+    server = redis_server_factory(password=PASSWORD)
+    write_app(app_dir)
+    try:
+        proc = start_daemon(app_dir, server.url.replace(PASSWORD, "wrong-password"))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "refused authentication" in one_line(proc)
+        assert "wrong-password" not in proc.stderr
+        wait_for_sync(lambda: not processes_in(app_dir), message="the daemon exited")
+
+        write_app(
+            app_dir,
+            "class WorkerSettings:\n    functions = [whoami]\n    on_startup = startup\n",
+            extra="async def startup(ctx):\n    raise RuntimeError('startup boom')\n",
+        )
+        proc = start_daemon(app_dir, server.url)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "fail to boot" in one_line(proc)
+    finally:
+        for proc_left in processes_in(app_dir):
+            proc_left.kill()
+    wait_for_sync(lambda: not processes_in(app_dir), message="the daemon exited")
+    assert not (app_dir / "pool.pid").exists()
 
 
 async def test_children_use_the_settings_heartbeat_interval(

@@ -43,3 +43,24 @@ def test_watch_restarts_the_worker_on_change(tmp_path: Path, redis_url: str) -> 
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_watch_without_watchfiles_says_how_to_install_it(tmp_path: Path) -> None:
+    """watchfiles is an extra (pool-queue[watch]): without it, one line saying how to get it, not a traceback."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / "watchfiles.py").write_text("raise ModuleNotFoundError('no watchfiles here', name='watchfiles')\n")
+    env = pool_env()
+    env["PYTHONPATH"] = f"{hidden}:{env['PYTHONPATH']}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pool", "worker", "--watch", str(tmp_path), "tests.apps.basic.WorkerSettings"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "pip install 'pool-queue[watch]'" in lines[0]

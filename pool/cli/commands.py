@@ -17,10 +17,19 @@ from typing import Any, NoReturn
 from redis.exceptions import RedisError
 
 from ..logs import setup_logging
-from ..storage.keys import DEFAULT_QUEUE_NAME, validate_queue_name
+from ..redis.settings import RedisSettings
 from ..utils import redact_text, set_process_title, url_secrets
+from ..worker.redis_wait import WAIT_FLAG, WAIT_HELP, explain, wait_seconds
 from . import queue as cli_queue
-from .common import REDIS_URL_ENV, Failure, UsageError, load_settings, redis_settings_override, redis_target, redis_url
+from .common import (
+    REDIS_URL_ENV,
+    Failure,
+    UsageError,
+    load_settings,
+    redis_settings_override,
+    redis_target,
+    redis_url,
+)
 
 logger = logging.getLogger("pool.cli")
 
@@ -37,15 +46,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pool", description="A fast, reliable Redis job queue for asyncio.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def settings_command(name: str, help_text: str, actions: list[str] | None = None) -> argparse.ArgumentParser:
+    parser.add_argument("--version", action="version", version=f"pool {_version()}")
+
+    def settings_command(
+        name: str, help_text: str, actions: list[str] | None = None, looks: bool = False
+    ) -> argparse.ArgumentParser:
         """A command that reads a settings class: every one takes SETTINGS, --redis and -v the same way.
-        With ``actions``, an ACTION argument comes first (``pool queue info SETTINGS``)."""
+        With ``actions``, an ACTION argument comes first (``pool queue info SETTINGS``). ``looks``: a command that
+        only looks at a queue also takes ``--queue NAME``, and then needs no SETTINGS."""
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if actions:
             sub.add_argument("action", choices=actions)
         sub.add_argument(
-            "settings", metavar="SETTINGS", help="dotted path to the WorkerSettings, e.g. app.WorkerSettings"
+            "settings",
+            metavar="SETTINGS",
+            nargs="?" if looks else None,
+            help="dotted path to the WorkerSettings, e.g. app.WorkerSettings"
+            + (" (not needed with --queue)" if looks else ""),
         )
+        if looks:
+            sub.add_argument(
+                "--queue",
+                metavar="NAME",
+                help="the queue to look at (default: the settings' queue_name); with it, SETTINGS may be left out",
+            )
         sub.add_argument("--redis", metavar="URL", help=f"Redis URL (default: ${REDIS_URL_ENV}, then the settings)")
         sub.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         return sub
@@ -53,11 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     worker = settings_command("worker", "Run one worker process (like `arq app.WorkerSettings`).")
     worker.add_argument("--burst", action="store_true", default=None, help="stop when the queue is empty")
     worker.add_argument("--watch", metavar="DIR", help="restart the worker when files under DIR change")
-    settings_command("check", "Check that a worker of the queue is alive (arq's --check); exit 0 if so, 1 if not.")
+    worker.add_argument(WAIT_FLAG, dest="wait_for_redis", type=_wait_seconds, metavar="S", help=WAIT_HELP)
+    settings_command(
+        "check", "Check that a worker of the queue is alive (arq's --check); exit 0 if so, 1 if not.", looks=True
+    )
     health = settings_command(
-        "health", "Show every live supervisor of the queue and its workers; exit 0 if healthy, 1 if not."
+        "health", "Show every live supervisor of the queue and its workers; exit 0 if healthy, 1 if not.", looks=True
     )
     health.add_argument("--json", action="store_true", help="one JSON object per supervisor, in a list")
+    health.add_argument(
+        "--max-age",
+        type=_positive_seconds,
+        metavar="S",
+        help="an entry not written for S seconds is stale: its supervisor died or hangs (default: each entry's "
+        "health interval + 2)",
+    )
     cli_queue.add_commands(settings_command)
     supervisor_cli = _supervisor_cli()
     if supervisor_cli is not None:
@@ -96,6 +130,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = create_worker(settings, **overrides)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise Failure(f"invalid settings {args.settings!r}: {exc}") from None
+    _wait_for_redis(worker.redis_settings, worker.queue_name, args.wait_for_redis)
     try:
         worker.run()
     except (RedisError, OSError):
@@ -106,12 +141,46 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def _wait_seconds(text: str) -> float:
+    try:
+        return wait_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _wait_for_redis(settings: RedisSettings, queue_name: str, seconds: float | None) -> None:
+    """Wait for Redis as `pool start` does (pool/worker/redis_wait.py); Failure with one line if it is refused or
+    does not come up in time."""
+    from ..storage.sync import SyncQueue
+    from ..worker.redis_wait import RedisUnavailable, default_wait_s, wait_for_redis
+
+    queue = SyncQueue.connect(settings, queue_name)
+    try:
+        wait_for_redis(queue.ping, settings, default_wait_s(settings) if seconds is None else seconds)
+    except RedisUnavailable as exc:
+        raise Failure(str(exc)) from None
+    finally:
+        queue.close()
+
+
 def _watch(args: argparse.Namespace) -> int:
     """Run the worker as a subprocess and restart it whenever a file under --watch changes."""
-    import watchfiles
-
     if not os.path.isdir(args.watch):
         raise UsageError(f"--watch: {args.watch!r} is not a directory")
+    try:
+        import watchfiles
+    except ImportError:  # an extra, as in arq: not every install wants it
+        raise Failure("--watch needs the watchfiles package: pip install 'pool-queue[watch]'") from None
     command = [sys.executable, "-m", "pool", "worker", args.settings]
     if args.redis:  # through the environment (readable by this user only), not a command line anyone can read
         os.environ[REDIS_URL_ENV] = args.redis
@@ -119,6 +188,8 @@ def _watch(args: argparse.Namespace) -> int:
         command.append("--burst")
     if args.verbose:
         command.append("--verbose")
+    if args.wait_for_redis is not None:
+        command += [WAIT_FLAG, format(args.wait_for_redis, "g")]
     # only Python sources: a log file or a .pyc written under DIR must not restart the worker in a loop
     watchfiles.run_process(
         args.watch,
@@ -138,15 +209,9 @@ def _quote(part: str) -> str:
 def cmd_check(args: argparse.Namespace) -> int:
     from ..worker.main import check_health, get_kwargs
 
-    settings = load_settings(args.settings)
-    kwargs = get_kwargs(settings)
-    try:
-        validate_queue_name(kwargs.get("queue_name") or DEFAULT_QUEUE_NAME)
-    except ValueError as exc:
-        raise Failure(f"invalid settings {args.settings!r}: {exc}") from None
-    redis_settings = redis_settings_override(args.redis)
-    if redis_settings is not None:
-        kwargs["redis_settings"] = redis_settings
+    kwargs = get_kwargs(load_settings(args.settings)) if args.settings else {}
+    settings, queue_name = redis_target(args)
+    kwargs["queue_name"], kwargs["redis_settings"] = queue_name, settings
     return check_health(kwargs)
 
 
@@ -156,7 +221,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     from ..client.health_report import format_report, healthy, read_entries
     from ..utils import run_on_best_loop
 
-    entries = run_on_best_loop(read_entries(*redis_target(args)))
+    entries = run_on_best_loop(read_entries(*redis_target(args), max_age_s=args.max_age))
     print(json.dumps(entries, indent=1) if args.json else format_report(entries))
     return 0 if healthy(entries) else 1
 
@@ -166,7 +231,10 @@ COMMANDS = {"worker": cmd_worker, "check": cmd_check, "health": cmd_health, **cl
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    extras = _place_late_positionals(args, extras)
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
@@ -184,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(args, str(exc))
         return 1
     except (RedisError, OSError) as exc:
-        _error(args, str(exc))
+        _error(args, explain(str(exc)))  # Redis's raw HELLO/NOAUTH text for a missing password, explained
         return 1
     except KeyboardInterrupt:
         return 1
@@ -195,6 +263,33 @@ def _error(args: argparse.Namespace, message: str) -> None:
     URLs are redacted and the password of the URL in use masked, wherever a message came to include it."""
     secrets = url_secrets(redis_url(getattr(args, "redis", None)))
     print(f"pool {args.command}: {redact_text(message, secrets)}", file=sys.stderr)
+
+
+# Positionals a command may leave out (SETTINGS with --queue, a failed job's id), in the order they are given
+OPTIONAL_POSITIONALS = ("settings", "job_id")
+
+
+def _place_late_positionals(args: argparse.Namespace, extras: list[str]) -> list[str]:
+    """argparse fills an optional positional with nothing as soon as it meets it, so in ``pool queue info --redis
+    URL app.WorkerSettings`` the settings, after an option, come back unplaced: place them (and a job id after
+    them) as the command's optional positionals. Returns what is left over."""
+    left = []
+    for token in extras:
+        empty = next((name for name in OPTIONAL_POSITIONALS if getattr(args, name, "") is None), None)
+        if empty is not None and not token.startswith("-"):
+            setattr(args, empty, token)
+        else:
+            left.append(token)
+    return left
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pool-queue")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def run() -> None:

@@ -7,12 +7,13 @@ commands.py, which imports them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import Any
 
 from ..redis.settings import RedisSettings
-from ..storage.keys import DEFAULT_QUEUE_NAME
+from ..storage.keys import DEFAULT_QUEUE_NAME, validate_queue_name
 from ..utils import import_string, redact_url
 
 REDIS_URL_ENV = "POOL_REDIS_URL"
@@ -62,9 +63,27 @@ def redis_settings_override(url_arg: str | None) -> RedisSettings | None:
 
 
 def redis_target(args: argparse.Namespace) -> tuple[RedisSettings, str]:
-    """The Redis and the queue a command acts on: --redis (or $POOL_REDIS_URL) over the settings' Redis."""
+    """The Redis and the queue a one-shot command acts on: --redis (or $POOL_REDIS_URL) over the settings' Redis,
+    --queue over the settings' queue_name (then no settings are needed), connected to with one attempt
+    (``one_attempt``)."""
     from ..worker.main import get_kwargs
 
-    kwargs = get_kwargs(load_settings(args.settings))
+    given_queue = getattr(args, "queue", None)
+    if not args.settings and not given_queue:
+        raise UsageError("give SETTINGS (a dotted path like 'app.WorkerSettings') or --queue NAME")
+    kwargs = get_kwargs(load_settings(args.settings)) if args.settings else {}
     settings = redis_settings_override(args.redis) or kwargs.get("redis_settings") or RedisSettings()
-    return settings, kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
+    queue_name = given_queue or kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
+    try:
+        validate_queue_name(queue_name)
+    except ValueError as exc:
+        if given_queue:
+            raise UsageError(f"--queue: {exc}") from None
+        raise Failure(f"invalid settings {args.settings!r}: {exc}") from None
+    return one_attempt(settings), queue_name
+
+
+def one_attempt(settings: RedisSettings) -> RedisSettings:
+    """Settings for a command that looks and exits (check, health, queue, failed): when Redis is down it says so
+    at once, in one line, rather than retrying ``conn_retries`` times a second apart."""
+    return dataclasses.replace(settings, conn_retries=0)

@@ -1,28 +1,44 @@
-"""``pool queue info|list|empty|delete`` and ``pool failed list|show|requeue|purge``."""
+"""``pool queue info|list|empty|delete`` and ``pool failed list|show|requeue|purge``.
+
+They only look at a queue, so ``--queue NAME`` may stand in for the settings. What removes data (``queue empty``,
+``queue delete``, ``failed purge``) asks first on a terminal, and needs ``--yes`` otherwise.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from ..client.connections import PoolRedis, create_pool
+from ..client.jobs import Job, JobStatus
 from ..redis.settings import RedisSettings
+from ..utils import plural
+
+LIST_CONCURRENCY = 100  # job definitions read at once by `queue list`
 
 
 def add_commands(settings_command: Callable[..., argparse.ArgumentParser]) -> None:
     """Added by pool/cli/commands.py with its ``settings_command``, so these take SETTINGS, --redis and -v as every
     command."""
     queue = settings_command(
-        "queue", "Inspect or clear the queue: info, list, empty, delete.", ["info", "list", "empty", "delete"]
+        "queue",
+        "Inspect or clear the queue: info, list, empty, delete.",
+        ["info", "list", "empty", "delete"],
+        looks=True,
     )
-    queue.add_argument("--yes", action="store_true", help="confirm 'delete' (removes every key of the queue)")
+    queue.add_argument("--yes", action="store_true", help="'empty' and 'delete' without asking")
     failed = settings_command(
         "failed",
         "The failed-job registry: list, show ID, requeue ID|--all, purge.",
         ["list", "show", "requeue", "purge"],
+        looks=True,
     )
     failed.add_argument("job_id", nargs="?", help="for show and requeue")
     failed.add_argument("--all", action="store_true", help="requeue every failed job")
+    failed.add_argument("--yes", action="store_true", help="'purge' without asking")
 
 
 async def _with_pool(settings: RedisSettings, queue_name: str, action: Callable[[PoolRedis], Awaitable[int]]) -> int:
@@ -33,37 +49,98 @@ async def _with_pool(settings: RedisSettings, queue_name: str, action: Callable[
         await redis.aclose()
 
 
+def confirm(args: argparse.Namespace, question: str, what: str) -> None:
+    """Go on with ``--yes``, or when the user says so on a terminal; else a usage error (a script must say
+    --yes) or Failure (the user said no)."""
+    from .common import Failure, UsageError
+
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{what}: add --yes")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise Failure("cancelled, nothing removed")
+
+
 def cmd_queue(args: argparse.Namespace) -> int:
     from ..utils import run_on_best_loop
-    from .common import UsageError, redis_target
+    from .common import redis_target
 
-    if args.action == "delete" and not args.yes:
-        raise UsageError("'queue delete' removes every job, result and record of the queue: add --yes")
     settings, queue_name = redis_target(args)
+    if args.action == "delete":
+        confirm(
+            args,
+            f"delete every job, result and record of queue {queue_name!r}?",
+            "'queue delete' removes every job, result and record of the queue",
+        )
+    elif args.action == "empty":
+        confirm(args, f"remove every waiting job of queue {queue_name!r}?", "'queue empty' removes every waiting job")
 
     async def act(redis: PoolRedis) -> int:
         if args.action == "info":
             info = await redis.queue_info()
             print(f"queue {queue_name!r}: " + " ".join(f"{k}={v}" for k, v in info.items()))
         elif args.action == "list":
-            for job_id, status in await redis.job_statuses():
-                print(f"{job_id}\t{status.value}")
+            await list_jobs(redis, queue_name)
         elif args.action == "empty":
-            print(f"removed {await redis.empty_queue()} waiting jobs")
+            print(f"removed {plural(await redis.empty_queue(), 'waiting job')}")
         else:
-            print(f"deleted {await redis.delete_queue()} keys")
+            print(f"deleted {plural(await redis.delete_queue(), 'key')}")
         return 0
 
     return int(run_on_best_loop(_with_pool(settings, queue_name, act)))
+
+
+async def list_jobs(redis: PoolRedis, queue_name: str) -> None:
+    """One line per job: id, function, try, enqueue time, status."""
+    statuses = await redis.job_statuses()
+    if not statuses:
+        print(f"no jobs in queue {queue_name!r}")
+        return
+    rows = []
+    for start in range(0, len(statuses), LIST_CONCURRENCY):
+        chunk = statuses[start : start + LIST_CONCURRENCY]
+        rows += await asyncio.gather(*(_row(redis, queue_name, job_id, status) for job_id, status in chunk))
+    width = max(len("job id"), *(len(r[0]) for r in rows))
+    function_width = max(len("function"), *(len(r[1]) for r in rows))
+    print(f"{'job id':<{width}}  {'function':<{function_width}}  {'try':>3}  {'enqueued':<19}  status")
+    for job_id, function, job_try, enqueued, status in rows:
+        print(f"{job_id:<{width}}  {function:<{function_width}}  {job_try:>3}  {enqueued:<19}  {status}")
+
+
+async def _row(redis: PoolRedis, queue_name: str, job_id: str, status: JobStatus) -> tuple[str, str, str, str, str]:
+    try:
+        info = await Job(job_id, redis, _queue_name=queue_name, _deserializer=redis.job_deserializer).info()
+    except Exception:  # a payload this reader cannot decode (another serializer): still list the job
+        info = None
+    if info is None:
+        return job_id, "?", "?", "?", status.value
+    return job_id, info.function, str(info.job_try), _local_time(info.enqueue_time), status.value
+
+
+def _local_time(when: datetime) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
     from ..utils import run_on_best_loop
     from .common import Failure, UsageError, redis_target
 
+    if args.queue and args.settings and args.job_id is None and args.action in ("show", "requeue"):
+        args.job_id, args.settings = args.settings, None  # `pool failed show --queue q ID`: no SETTINGS
     if args.action in ("show", "requeue") and not args.job_id and not (args.action == "requeue" and args.all):
         raise UsageError(f"'failed {args.action}' needs a job id" + (" or --all" if args.action == "requeue" else ""))
+    if args.action == "requeue" and args.all and args.job_id:
+        raise UsageError("'failed requeue' takes a job id or --all, not both")
+    if args.all and args.action != "requeue":
+        raise UsageError(f"--all is for 'failed requeue', not 'failed {args.action}'")
     settings, queue_name = redis_target(args)
+    if args.action == "purge":
+        confirm(args, f"purge every failed job of queue {queue_name!r}?", "'failed purge' removes every failed job")
 
     async def act(redis: PoolRedis) -> int:
         if args.action == "list":
@@ -79,11 +156,11 @@ def cmd_failed(args: argparse.Namespace) -> int:
         elif args.action == "requeue":
             ids = [r.job_id for r in await redis.failed_jobs()] if args.all else [args.job_id]
             done = [i for i in ids if i and await redis.requeue_failed(i)]
-            print(f"requeued {len(done)} jobs")
+            print(f"requeued {plural(len(done), 'job')}")
             if not done and not args.all:
                 raise Failure(f"no failed job {args.job_id!r}")
         else:
-            print(f"purged {await redis.purge_failed()} failed jobs")
+            print(f"purged {plural(await redis.purge_failed(), 'failed job')}")
         return 0
 
     return int(run_on_best_loop(_with_pool(settings, queue_name, act)))

@@ -34,8 +34,9 @@ from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
 from ..storage.partitions import cron_partition
 from ..storage.queue import Completion, Delivery, PartitionMismatch, RedisQueue, partition_count
 from ..storage.serializers import Deserializer, Serializer
-from ..utils import now_ms, run_on_best_loop, to_seconds
+from ..utils import now_ms, plural, run_on_best_loop, to_seconds
 from .batcher import CompletionBatcher
+from .checks import check_cron_jobs, check_hooks, resolve_functions
 from .cron import CronJob
 from .execution import Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
 from .functions import Function, Retry, func
@@ -74,7 +75,7 @@ async def _cancel_until_done(tasks: list[asyncio.Task[Any]], rounds: int = 5) ->
         await asyncio.wait(pending, timeout=2.0)
     stuck = [task for task in tasks if not task.done()]
     if stuck:
-        logger.warning("%d tasks did not stop when cancelled; shutting down without them", len(stuck))
+        logger.warning("%s did not stop when cancelled; shutting down without them", plural(len(stuck), "task"))
     for task in tasks:
         # A loop that ended on the same error as the one serve() raised (a refused permission meets every loop):
         # retrieved here, or asyncio prints its traceback as "never retrieved" when the task is collected.
@@ -139,8 +140,18 @@ class Worker:
         allow_eviction: bool = False,
         queue_partitions: int = 1,
     ) -> None:
-        self.functions: dict[str, Function] = {f.name: f for f in (func(fn) for fn in functions)}
-        self.cron_jobs: list[CronJob] = list(cron_jobs or [])
+        # a bad entry is one SettingsError (a ValueError) naming it, before anything runs (checks.py)
+        self.functions: dict[str, Function] = {f.name: f for f in resolve_functions(functions)}
+        self.cron_jobs: list[CronJob] = check_cron_jobs(cron_jobs)
+        check_hooks(
+            {
+                "on_startup": on_startup,
+                "on_shutdown": on_shutdown,
+                "on_job_start": on_job_start,
+                "on_job_end": on_job_end,
+                "after_job_end": after_job_end,
+            }
+        )
         for cron_job in self.cron_jobs:
             self.functions[cron_job.name] = Function(
                 name=cron_job.name,
@@ -296,7 +307,9 @@ class Worker:
         self.runner.refresh_logging()
         if self.handle_signals:
             self._add_signal_handlers()
-        logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(sorted(self.functions)))
+        logger.info(
+            "Starting worker for %s: %s", plural(len(self.functions), "function"), ", ".join(sorted(self.functions))
+        )
         logger.info(
             "redis at %s, queue %r, worker %s",
             self.redis_settings.describe(),
@@ -360,7 +373,9 @@ class Worker:
         """Finish (or cancel and hand back) running jobs, write pending results, hand back anything left."""
         self._stopping = True
         if self._running and self.job_completion_wait > 0 and not self._force_stop:
-            logger.info("waiting up to %gs for %d running jobs", self.job_completion_wait, len(self._running))
+            logger.info(
+                "waiting up to %gs for %s", self.job_completion_wait, plural(len(self._running), "running job")
+            )
             await self._wait_running(self.job_completion_wait)
         self._cancel_running()
         await self._wait_running(10.0)  # results of finished jobs; if Redis is down, give up: they run again
@@ -379,7 +394,7 @@ class Worker:
                 for queue in self._queues:
                     handed_back += await asyncio.wait_for(queue.hand_back_consumer(self.worker_id), 5)
                 if handed_back:
-                    logger.info("handed back %d jobs", handed_back)
+                    logger.info("handed back %s", plural(handed_back, "job"))
                 await self._queue.clear_health(self.worker_id)
                 if self._cron is not None:
                     await self._cron.close()
@@ -410,7 +425,7 @@ class Worker:
                 loop.add_signal_handler(sig, self._on_signal, sig)
 
     def _on_signal(self, sig: int) -> None:
-        logger.info("shutdown on %s ◆ %d jobs running", signal.Signals(sig).name, len(self._running))
+        logger.info("shutdown on %s ◆ %s running", signal.Signals(sig).name, plural(len(self._running), "job"))
         self.request_stop()
 
     # --- fetch and run -----------------------------------------------------------------------------------------
@@ -634,7 +649,9 @@ class Worker:
                         break
                     claimed = await queue.reclaim(self.worker_id, min_idle_ms, free)
                     if claimed:
-                        logger.info("took over %d jobs from workers that stopped heartbeating", len(claimed))
+                        logger.info(
+                            "took over %s from workers that stopped heartbeating", plural(len(claimed), "job")
+                        )
                         await self._start(claimed)
             except ResponseError as exc:
                 _raise_if_fatal(exc)

@@ -67,6 +67,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -191,7 +192,7 @@ class Supervisor:
 
     async def wait_ready(self, timeout: float) -> None:
         await wait_for(
-            lambda: " workers ready" in self.log() or self.popen.poll() is not None,
+            lambda: re.search(r" workers? ready", self.log()) or self.popen.poll() is not None,
             timeout=timeout,
             interval=0.05,
             message=f"supervisor {self.name} ready",

@@ -587,8 +587,10 @@ class Arbiter:
             self.last_status = now
             snapshot = self.status()
             pidfile.write_status(self.config.pidfile, snapshot)
-        if self.queue is not None and not self.stopping and (
-            changed or now - self.last_health >= self.config.health_interval
+        if (
+            self.queue is not None
+            and not self.stopping
+            and (changed or now - self.last_health >= self.config.health_interval)
         ):
             self.last_health = now
             self.write_health(snapshot or self.status())

@@ -115,7 +115,11 @@ def answer_on_a_terminal(answer: str, *args: str, cwd: Path) -> subprocess.Compl
     leader, follower = pty.openpty()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pool", *args], cwd=cwd, env=pool_env(), stdin=follower, stdout=follower,
+            [sys.executable, "-m", "pool", *args],
+            cwd=cwd,
+            env=pool_env(),
+            stdin=follower,
+            stdout=follower,
             stderr=follower,
         )
         os.write(leader, answer.encode())

@@ -168,7 +168,14 @@ async def test_pool_start_waits_for_redis_then_serves(tmp_path: Path, spawn: Cal
     server = RedisServer(port=port)
     try:
         sup = spawn(
-            "sup", "start", "--procs", "2", "--pidfile", str(tmp_path / "pool.pid"), "--wait-for-redis", "60",
+            "sup",
+            "start",
+            "--procs",
+            "2",
+            "--pidfile",
+            str(tmp_path / "pool.pid"),
+            "--wait-for-redis",
+            "60",
             "downapp.WorkerSettings",
         )
         assert stays(sup.exited, 5.0), f"pool start gave up while Redis was down:\n{sup.log()[-3000:]}"

@@ -125,21 +125,17 @@ def test_health_says_ready_as_soon_as_status_does(tmp_path: Path, redis_url: str
         def health_agrees() -> bool:
             code, entries = health_json(tmp_path, redis_url)
             children = entries[0]["children"] if entries else []
-            return code == 0 and {c["pid"]: c["state"] for c in children} == states and all(
-                c["rss"] > 0 for c in children
+            return (
+                code == 0 and {c["pid"]: c["state"] for c in children} == states and all(c["rss"] > 0 for c in children)
             )
 
         wait_for_sync(health_agrees, 2, interval=0.05, message="pool health: both ready, with their memory")
 
 
-def test_a_killed_supervisor_is_stale_within_max_age_before_its_entry_expires(
-    tmp_path: Path, redis_url: str
-) -> None:
+def test_a_killed_supervisor_is_stale_within_max_age_before_its_entry_expires(tmp_path: Path, redis_url: str) -> None:
     (tmp_path / "healthapp.py").write_text(APP)
     with supervisors() as started:
-        sup = Supervisor(
-            tmp_path, "h", redis_url, "healthapp.WorkerSettings", "--procs", "1", "--health-interval", "2"
-        )
+        sup = Supervisor(tmp_path, "h", redis_url, "healthapp.WorkerSettings", "--procs", "1", "--health-interval", "2")
         started.append(sup)
         sup.wait_ready(1)
         wait_for_sync(lambda: health_json(tmp_path, redis_url)[0] == 0, 10, interval=0.1, message="healthy")

@@ -373,9 +373,7 @@ class Worker:
         """Finish (or cancel and hand back) running jobs, write pending results, hand back anything left."""
         self._stopping = True
         if self._running and self.job_completion_wait > 0 and not self._force_stop:
-            logger.info(
-                "waiting up to %gs for %s", self.job_completion_wait, plural(len(self._running), "running job")
-            )
+            logger.info("waiting up to %gs for %s", self.job_completion_wait, plural(len(self._running), "running job"))
             await self._wait_running(self.job_completion_wait)
         self._cancel_running()
         await self._wait_running(10.0)  # results of finished jobs; if Redis is down, give up: they run again
@@ -649,9 +647,7 @@ class Worker:
                         break
                     claimed = await queue.reclaim(self.worker_id, min_idle_ms, free)
                     if claimed:
-                        logger.info(
-                            "took over %s from workers that stopped heartbeating", plural(len(claimed), "job")
-                        )
+                        logger.info("took over %s from workers that stopped heartbeating", plural(len(claimed), "job"))
                         await self._start(claimed)
             except ResponseError as exc:
                 _raise_if_fatal(exc)

@@ -161,6 +161,8 @@ class Job:
         )
         if state == 0:
             return False
+        if state == 2:  # not started: aborted by the script itself (its record written, whatever it reads back as)
+            return True
         try:
             await self.result(timeout=timeout)
         except JobAborted:

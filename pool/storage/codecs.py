@@ -9,6 +9,7 @@ result ``{"f", "a", "k", "et", "t": attempts, "s": success, "r": result or excep
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,8 @@ from .serializers import (
     msgpack_deserializer,
     msgpack_serializer,
 )
+
+logger = logging.getLogger("pool.jobs")
 
 
 @dataclass
@@ -114,7 +117,49 @@ def serialize_result(
     serializer: Serializer | None,
     traceback: str | None = None,
 ) -> bytes:
-    """Encode a result; if the job's return value (or exception) can't be encoded, encode that failure."""
+    """Encode a result (see ``encode_result``); never raises."""
+    return encode_result(
+        function=function,
+        args=args,
+        kwargs=kwargs,
+        attempts=attempts,
+        enqueue_ms=enqueue_ms,
+        success=success,
+        result=result,
+        start_ms=start_ms,
+        finish_ms=finish_ms,
+        queue_name=queue_name,
+        job_id=job_id,
+        serializer=serializer,
+        traceback=traceback,
+    )[0]
+
+
+def encode_result(
+    *,
+    function: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    attempts: int,
+    enqueue_ms: int,
+    success: bool,
+    result: Any,
+    start_ms: int,
+    finish_ms: int,
+    queue_name: str,
+    job_id: str,
+    serializer: Serializer | None,
+    traceback: str | None = None,
+) -> tuple[bytes, bool]:
+    """Encode a result, and say whether it was kept as given (False: recorded as a failure to encode it).
+    Never raises: a job must reach a final state whatever it returned or raised.
+
+    When the job's return value (or exception) cannot be encoded, the job is recorded as failed with, in turn, the
+    first of these that the serializer takes: a ``SerializationError`` saying why (the default msgpack keeps
+    exceptions); arq's string ``'unable to serialize result'`` (a plain ``msgpack.packb`` keeps no exception;
+    ``Job.result()`` raises it as a SerializationError); the same without the job's arguments (a serializer that
+    cannot encode them either). If the serializer encodes none of them, the record is written with pool's msgpack,
+    which always can: a reader with another deserializer sees it as unreadable, but the job is finished."""
     data = {
         "f": function,
         "a": list(args),
@@ -132,15 +177,29 @@ def serialize_result(
         data["tb"] = traceback
     encode = serializer or msgpack_serializer
     try:
-        return encode(data)
+        return encode(data), True
     except Exception as exc:
-        what = "result" if success else "exception"
-        data.update(s=False, r=SerializationError(f"unable to serialize {what}: {exc}"))
+        reason = exc
+    ref = f"{job_id}:{function}"
+    logger.warning("error serializing result of %s: %s: %s", ref, type(reason).__name__, reason)
+    what = "result" if success else "exception"
+    fallbacks = (
+        {"s": False, "r": SerializationError(f"unable to serialize {what}: {reason}")},
+        {"s": False, "r": UNSERIALIZABLE_RESULT},
+        {"s": False, "r": UNSERIALIZABLE_RESULT, "a": [], "k": {}},
+    )
+    for replacement in fallbacks:
+        data.update(replacement)
         try:
-            return encode(data)
-        except Exception:  # args are unencodable too (a custom serializer): keep what surely encodes
-            data.update(a=[], k={})
-            return encode(data)
+            return encode(data), False
+        except Exception:
+            continue
+    logger.critical("error serializing result of %s even after replacing result: written with msgpack", ref)
+    data.pop("tb", None)
+    return msgpack_serializer(data), False
+
+
+UNSERIALIZABLE_RESULT = "unable to serialize result"  # arq's record of a result its serializer could not encode
 
 
 def deserialize_result(payload: bytes, deserializer: Deserializer | None) -> JobResult:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..client.jobs import JobAborted
 from ..logs import fast_writer
-from ..storage.codecs import deserialize_job, serialize_job, serialize_result
+from ..storage.codecs import deserialize_job, encode_result, serialize_job, serialize_result
 from ..storage.queue import Delivery
 from ..storage.serializers import DeserializationError, Deserializer, JobExecutionFailed, SerializationError, Serializer
 from ..utils import ms_to_datetime, now_ms, truncate
@@ -223,7 +223,7 @@ class JobRunner:
             self._job_line("%6.2fs ← %s%s", _since(start_ms), ref, shown)
         await self._end_hook(ctx)
         finish_ms = now_ms()
-        payload = serialize_result(
+        payload, kept = encode_result(
             function=name,
             args=args,
             kwargs=kwargs,
@@ -238,6 +238,8 @@ class JobRunner:
             serializer=s.serializer,
             traceback=None if success else _traceback(result),
         )
+        if not kept:  # recorded as a failure to encode it (see encode_result): counted as one too
+            success = False
         limit = s.max_payload_bytes
         if limit is not None and len(payload) > limit:
             logger.warning("job %s: result is %d bytes, over the limit of %d", job_id, len(payload), limit)

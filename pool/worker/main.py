@@ -500,7 +500,12 @@ class Worker:
             raise
         except BaseException as exc:  # any other BaseException too: the job must reach a final state
             logger.exception("job %s: unexpected error around the job; recorded as its failure", delivery.job_id)
-            outcome = self.runner.crashed(delivery, exc)
+            try:
+                outcome = self.runner.crashed(delivery, exc)
+            except Exception:  # never leave the slot taken: a burst run would wait for this job forever
+                logger.exception("job %s: could not record its failure; it will run again", delivery.job_id)
+                self._release(delivery)
+                return
         try:
             await self._commit(delivery, outcome)
         except Exception:

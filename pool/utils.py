@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
+import logging
+import os
 import re
 import time
+import zoneinfo
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -16,13 +20,33 @@ from .logs import flush_logs
 
 T = TypeVar("T")
 
+logger = logging.getLogger("pool.utils")
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+TIMEZONE_ENV_VARS = ("POOL_TIMEZONE", "ARQ_TIMEZONE", "arq_timezone", "TIMEZONE", "timezone")  # first set wins
+
+
+@functools.lru_cache
+def get_tz() -> tzinfo | None:
+    """The zone the environment names for datetimes read back (enqueue, start and finish times), as arq reads
+    it (``ARQ_TIMEZONE``, then ``TIMEZONE``; ``POOL_TIMEZONE`` first); None: UTC. Read once (cached)."""
+    for name in TIMEZONE_ENV_VARS:
+        zone = os.environ.get(name)
+        if zone:
+            try:
+                return zoneinfo.ZoneInfo(zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                logger.warning("unknown timezone: %r", zone)
+    return None
+
+
 def ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    tz = get_tz()
+    return datetime.fromtimestamp(ms / 1000, tz=UTC if tz is None else tz)
 
 
 def datetime_to_ms(value: datetime) -> int:

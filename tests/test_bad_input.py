@@ -305,16 +305,16 @@ async def test_defer_until_naive_is_local_time_aware_is_exact(redis: PoolRedis, 
     assert await Job("naive-utc-wall-time", redis).status() == JobStatus.queued
 
 
-async def test_defer_by_negative_timedelta_is_refused_and_a_past_defer_until_runs_now(
-    redis: PoolRedis, redis_url: str
-) -> None:
-    with pytest.raises(ValueError, match="negative"):
-        await redis.enqueue_job("add", 1, 1, _defer_by=timedelta(seconds=-1))
-    assert await redis.keys("pool:*") == []
+async def test_a_negative_defer_by_and_a_past_defer_until_run_at_once(redis: PoolRedis, redis_url: str) -> None:
+    """As in arq: a job due in the past is queued, not deferred, and runs at once (it was refused before)."""
+    negative = await redis.enqueue_job("add", 1, 2, _defer_by=timedelta(seconds=-1))
+    negative_float = await redis.enqueue_job("add", 1, 3, _defer_by=-2.5)
     past = await redis.enqueue_job("add", 1, 1, _defer_until=datetime.now(UTC) - timedelta(days=1))
-    assert past is not None and await past.status() == JobStatus.queued
+    assert negative and negative_float and past
+    for job in (negative, negative_float, past):
+        assert await job.status() == JobStatus.queued
     await run_burst(redis_url, functions=[add])
-    assert await past.result(timeout=1) == 2
+    assert [await job.result(timeout=1) for job in (negative, negative_float, past)] == [3, 4, 2]
 
 
 async def test_negative_expires_is_refused(redis: PoolRedis) -> None:

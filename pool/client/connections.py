@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -35,7 +35,15 @@ from ..redis.retries import transient
 from ..redis.sentinel import MasterConnection, MasterSSLConnection, SentinelMaster, master_of
 from ..redis.settings import RedisSettings, ssl_options
 from ..redis.tls_probe import permanent_problem, tls_mismatch
-from ..storage.codecs import JobDef, JobResult, check_job_size, deserialize_job, deserialize_result, serialize_job
+from ..storage.codecs import (
+    JobDef,
+    JobResult,
+    check_job_size,
+    deserialize_job,
+    deserialize_result,
+    job_try_before_end,
+    serialize_job,
+)
 from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY
 from ..storage.queue import RedisQueue, enqueue_args, job_record, new_job_id, queue_for, scripts_for
 from ..storage.serializers import Deserializer, Serializer
@@ -263,11 +271,8 @@ class PoolRedis(Redis):
         relative = _defer_by is not None
         if _defer_until is not None:
             score = datetime_to_ms(_defer_until)
-        elif _defer_by is not None:
-            defer_ms = to_ms(_defer_by) or 0
-            if defer_ms < 0:
-                raise ValueError(f"_defer_by must not be negative, got {_defer_by!r}")
-            score = enqueue_ms + defer_ms
+        elif _defer_by is not None:  # negative: due in the past, so it runs at once (as in arq)
+            score = enqueue_ms + (to_ms(_defer_by) or 0)
         else:
             score = enqueue_ms
         expires_ms = to_ms(_expires)
@@ -324,12 +329,14 @@ class PoolRedis(Redis):
             yield enqueue_args(queue.keys, [spec.record(queue) for spec in batch])
 
     async def all_job_results(self, queue_name: str | None = None) -> list[JobResult]:
-        """Every kept result of the queue, oldest enqueue first."""
-        queue = self._queue(queue_name)
-        job_ids = await queue.result_job_ids()
+        """Every kept result, oldest enqueue first: of every queue (as arq's), or of ``queue_name`` only."""
+        if queue_name is None:
+            found = await self._queue(None).all_result_ids()
+        else:
+            found = [(queue_name, job_id) for job_id in await self._queue(queue_name).result_job_ids()]
         results = []
-        for job_id in job_ids:
-            payload = await queue.result_payload(job_id)
+        for name, job_id in found:
+            payload = await self._queue(name).result_payload(job_id)
             if payload is not None:
                 results.append(deserialize_result(payload, self.job_deserializer))
         return sorted(results, key=lambda r: r.enqueue_time)
@@ -349,7 +356,7 @@ class PoolRedis(Redis):
                     function=data["f"],
                     args=tuple(data["a"]),
                     kwargs=data["k"],
-                    job_try=attempts,
+                    job_try=job_try_before_end(attempts, state),
                     enqueue_time=ms_to_datetime(data["et"]),
                     score=score,
                     job_id=job_id,
@@ -380,11 +387,46 @@ class PoolRedis(Redis):
     async def purge_failed(self, queue_name: str | None = None) -> int:
         return await inspection.purge_failed(self, queue_name)
 
+    def describe(self) -> str:
+        """Where this client connects, for logs (as ``RedisSettings.describe``): never the password."""
+        if self.followed_master is not None:
+            return f"the master of {self.followed_master.service!r} (Sentinel)"
+        kwargs = self.connection_pool.connection_kwargs
+        tls = issubclass(self.connection_pool.connection_class, SSLConnection)
+        return RedisSettings(
+            host=kwargs.get("host", "localhost"),
+            port=kwargs.get("port", 6379),
+            unix_socket_path=kwargs.get("path"),
+            database=kwargs.get("db", 0),
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            ssl=tls,
+        ).describe()
+
     def __repr__(self) -> str:
         return f"<PoolRedis {self.connection_pool!r}>"
 
 
 ArqRedis = PoolRedis
+
+
+async def redis_summary(redis: Redis) -> str:
+    """arq's one line about the server: version, memory used, clients connected, keys in the database."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.info(section="Server")
+        pipe.info(section="Memory")
+        pipe.info(section="Clients")
+        pipe.dbsize()
+        server, memory, clients, key_count = await pipe.execute()
+    return (
+        f"redis_version={server.get('redis_version', '?')} mem_usage={memory.get('used_memory_human', '?')} "
+        f"clients_connected={clients.get('connected_clients', '?')} db_keys={key_count}"
+    )
+
+
+async def log_redis_info(redis: Redis, log_func: Callable[[str], Any]) -> None:
+    """arq's: pass ``redis_summary`` to ``log_func`` (e.g. ``logger.info``)."""
+    log_func(await redis_summary(redis))
 
 DependsOn = Job | str | Sequence[Job | str] | None
 

@@ -9,7 +9,14 @@ import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ..storage.codecs import JobDef, JobResult, deserialize_job, deserialize_result, serialize_result
+from ..storage.codecs import (
+    JobDef,
+    JobResult,
+    deserialize_job,
+    deserialize_result,
+    job_try_before_end,
+    serialize_result,
+)
 from ..storage.keys import DEFAULT_QUEUE_NAME
 from ..storage.queue import queue_for
 from ..storage.serializers import (
@@ -103,7 +110,7 @@ class Job:
         """The job's result if it has one, else its definition; None when the job is unknown."""
         info: JobDef | None = await self.result_info()
         if info is None:
-            payload, attempts, _, score = await self._queue.job_fields(self.job_id)
+            payload, attempts, state, score = await self._queue.job_fields(self.job_id)
             if payload is None:
                 return None
             data = deserialize_job(payload, self._deserializer)
@@ -111,7 +118,7 @@ class Job:
                 function=data["f"],
                 args=tuple(data["a"]),
                 kwargs=data["k"],
-                job_try=attempts,
+                job_try=job_try_before_end(attempts, state),
                 enqueue_time=ms_to_datetime(data["et"]),
                 score=score,
                 job_id=self.job_id,

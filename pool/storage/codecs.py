@@ -33,7 +33,7 @@ class JobDef:
     function: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    job_try: int
+    job_try: int | None  # None: a job that has not run yet (arq's)
     enqueue_time: datetime
     score: int | None
     job_id: str | None = None
@@ -47,6 +47,14 @@ class JobResult(JobDef):
     finish_time: datetime | None = None
     queue_name: str = DEFAULT_QUEUE_NAME
     traceback: str | None = None  # of a failure, for the failed-job registry
+
+
+def job_try_before_end(attempts: int, state: str | None) -> int | None:
+    """``JobDef.job_try`` of a job not finished: None when it has not run (arq's), the try it is on while it
+    runs, else the try its next run will be (``_job_try=3`` shows 3; after one run and a Retry, 2)."""
+    if state == "r":
+        return attempts or None
+    return attempts + 1 if attempts else None
 
 
 def serialize_job(
@@ -197,6 +205,48 @@ def encode_result(
     logger.critical("error serializing result of %s even after replacing result: written with msgpack", ref)
     data.pop("tb", None)
     return msgpack_serializer(data), False
+
+
+def serialize_result_arq(
+    function: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    job_try: int,
+    enqueue_time_ms: int,
+    success: bool,
+    result: Any,
+    start_ms: int,
+    finished_ms: int,
+    ref: str,
+    queue_name: str,
+    job_id: str,
+    *,
+    serializer: Serializer | None = None,
+) -> bytes:
+    """``serialize_result`` with arq's positional signature (``pool.jobs.serialize_result``); ``ref`` is unused.
+    Never None, unlike arq's: a result that cannot be encoded is recorded as such (see ``encode_result``)."""
+    return encode_result(
+        function=function,
+        args=args,
+        kwargs=kwargs,
+        attempts=job_try,
+        enqueue_ms=enqueue_time_ms,
+        success=success,
+        result=result,
+        start_ms=start_ms,
+        finish_ms=finished_ms,
+        queue_name=queue_name,
+        job_id=job_id,
+        serializer=serializer,
+    )[0]
+
+
+def deserialize_job_raw(
+    payload: bytes, *, deserializer: Deserializer | None = None
+) -> tuple[str, tuple[Any, ...], dict[str, Any], int | None, int]:
+    """arq's: (function, args, kwargs, job_try given at enqueue or None, enqueue time ms) of a job payload."""
+    data = deserialize_job(payload, deserializer)
+    return data["f"], tuple(data["a"]), data["k"], data.get("t"), data["et"]
 
 
 UNSERIALIZABLE_RESULT = "unable to serialize result"  # arq's record of a result its serializer could not encode

@@ -30,6 +30,21 @@ def glob_escape(text: str) -> str:
     return text.translate(_GLOB_SPECIAL)
 
 
+ALL_RESULTS_PATTERN = "pool:{*}:result:*"  # SCAN MATCH for the results of every queue (see ``result_key_parts``)
+
+
+def result_key_parts(key: str) -> tuple[str, str] | None:
+    """(queue name, job id) of a result key of any queue; None for a key that is not one (the pattern above
+    also matches e.g. a job hash whose id holds ``}:result:``: queue names hold no braces, so the tag ends at
+    the first ``}``)."""
+    if not key.startswith("pool:{"):
+        return None
+    queue_name, sep, rest = key[len("pool:{") :].partition("}:result:")
+    if not sep or not queue_name or "}" in queue_name:
+        return None
+    return queue_name, rest
+
+
 @dataclass(frozen=True, slots=True)
 class QueueKeys:
     """The key names of one queue. ``prefix`` is handed to Lua scripts, which append job ids themselves."""

@@ -26,7 +26,7 @@ from ..storage.queue import Delivery
 from ..storage.serializers import DeserializationError, Deserializer, JobExecutionFailed, SerializationError, Serializer
 from ..utils import ms_to_datetime, now_ms, truncate
 from .deadlines import Deadlines
-from .functions import Function, Retry
+from .functions import Function, Retry, RetryJob
 
 logger = logging.getLogger("pool.worker")
 
@@ -63,6 +63,7 @@ class Outcome:
     callback_id: str = ""
     callback_payload: bytes = b""
     callback_function: str = ""
+    retries_ran_out: bool = False  # failed on a Retry that max_tries refused: counted as a retry too (arq's count)
 
     @property
     def is_requeue(self) -> bool:
@@ -86,6 +87,7 @@ class RunnerSettings:
     max_payload_bytes: int | None = None
     on_job_start: Hook | None = None
     on_job_end: Hook | None = None
+    cron_names: frozenset[str] = frozenset()  # cron jobs' functions: their log lines name the function only
 
 
 class JobRunner:
@@ -133,7 +135,7 @@ class JobRunner:
             logger.error("job %s: %s", job_id, exc)
             return self._failure(delivery, "<unknown>", (), {}, start_ms, start_ms, exc, ttl_s=None)
         name, args, kwargs, enqueue_ms = data["f"], tuple(data["a"]), data["k"], int(data.get("et", start_ms))
-        ref = f"{job_id}:{name}"
+        ref = name if name in s.cron_names else f"{job_id}:{name}"
         function = s.functions.get(name)
         if function is None:
             logger.warning("job %s, function %r not found", job_id, name)
@@ -159,13 +161,13 @@ class JobRunner:
             "enqueue_time": ms_to_datetime(enqueue_ms),
             "score": delivery.score,
         }
-        if self._info:
+        if self._info:  # arq's line: time since the enqueue, and how late the job starts when over 1.2 s
             extra = f" try={attempts}" if attempts > 1 else ""
-            if delivery.score > enqueue_ms:
-                extra += f" delayed={(delivery.score - enqueue_ms) / 1000:0.2f}s"
-            self._job_line("%6.2fs → %s(%s)%s", _since(delivery.score), ref, _args_repr(args, kwargs), extra)
+            if start_ms - delivery.score > 1200:
+                extra += f" delayed={(start_ms - delivery.score) / 1000:0.2f}s"
+            self._job_line("%6.2fs → %s(%s)%s", _since(enqueue_ms), ref, _args_repr(args, kwargs), extra)
         timeout_s = function.timeout_s if function.timeout_s is not None else s.job_timeout_s
-        success, result, aborted, deadline_slot = False, None, False, None
+        success, result, aborted, deadline_slot, retries_ran_out = False, None, False, None, False
         task = asyncio.current_task()
         assert task is not None
         try:
@@ -179,18 +181,24 @@ class JobRunner:
             else:
                 result = await self.threads.run(functools.partial(function.coroutine, ctx, *args, **kwargs), ref)
             success = True
-        except Retry as retry:
-            if s.retry_jobs and attempts < max_tries:
-                logger.info("%6.2fs ↻ %s retrying job in %0.2fs", _since(start_ms), ref, retry.defer_s)
+        except (Retry, RetryJob) as retry:
+            defer_s = retry.defer_s if isinstance(retry, Retry) else 0.0
+            if not s.retry_jobs:  # as arq: the Retry is the job's failure
+                logger.exception("%6.2fs ! %s failed, %s: %s", _since(start_ms), ref, type(retry).__name__, retry)
+                result = retry
+            elif attempts < max_tries:
+                if isinstance(retry, Retry):
+                    logger.info("%6.2fs ↻ %s retrying job in %0.2fs", _since(start_ms), ref, defer_s)
+                else:
+                    logger.info("%6.2fs ↻ %s cancelled, will be run again", _since(start_ms), ref)
                 await self._end_hook(ctx)
-                return Outcome(_RETRIED, requeue_at_ms=now_ms() + int(retry.defer_s * 1000))
-            logger.warning("%6.2fs ! %s max retries %d exceeded", _since(start_ms), ref, max_tries)
-            result = JobExecutionFailed(f"max {max_tries} retries exceeded")
+                return Outcome(_RETRIED, requeue_at_ms=now_ms() + int(defer_s * 1000))
+            else:
+                logger.warning("%6.2fs ! %s max retries %d exceeded", _since(start_ms), ref, max_tries)
+                result, retries_ran_out = JobExecutionFailed(f"max {max_tries} retries exceeded"), True
         except asyncio.CancelledError as exc:
-            if job_id in self.timed_out:
-                logger.warning(
-                    "%6.2fs ! %s failed, TimeoutError: timed out after %gs", _since(start_ms), ref, timeout_s
-                )
+            if job_id in self.timed_out:  # an error, as arq logs it: alerting on errors must see timeouts
+                logger.error("%6.2fs ! %s failed, TimeoutError: timed out after %gs", _since(start_ms), ref, timeout_s)
                 result = TimeoutError(f"job timed out after {timeout_s:g}s")
             elif job_id in self.aborting:
                 logger.info("%6.2fs ⊘ %s aborted", _since(start_ms), ref)
@@ -259,7 +267,7 @@ class JobRunner:
                 serializer=s.serializer,
             )
         kind = _COMPLETE if success else _ABORTED if aborted else _FAILED
-        outcome = Outcome(kind, payload, _ttl_ms(ttl_s), after_hook_ctx=ctx)
+        outcome = Outcome(kind, payload, _ttl_ms(ttl_s), after_hook_ctx=ctx, retries_ran_out=retries_ran_out)
         self._add_callback(outcome, data, job_id, success, result)
         return outcome
 

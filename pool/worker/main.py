@@ -26,9 +26,17 @@ from uuid import uuid4
 
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
 
-from ..client.connections import DEFAULT_MAX_PAYLOAD_BYTES, EXPIRES_EXTRA_MS, AutoPipelinedRedis, PoolRedis, create_pool
+from ..client.connections import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    EXPIRES_EXTRA_MS,
+    AutoPipelinedRedis,
+    PoolRedis,
+    create_pool,
+    redis_summary,
+)
 from ..redis.retries import retrying
 from ..redis.settings import RedisSettings
+from ..storage.codecs import JobResult
 from ..storage.eviction import EvictionPolicyError, judge_policy
 from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
 from ..storage.queue import Completion, Delivery, RedisQueue
@@ -79,6 +87,22 @@ async def _cancel_until_done(tasks: list[asyncio.Task[Any]], rounds: int = 5) ->
         # retrieved here, or asyncio prints its traceback as "never retrieved" when the task is collected.
         if task.done() and not task.cancelled():
             task.exception()
+
+
+class FailedJobs(RuntimeError):
+    """Raised by ``Worker.run_check`` when jobs failed: ``count`` of them, with the failed results kept in Redis."""
+
+    def __init__(self, count: int, job_results: list[JobResult]) -> None:
+        self.count = count
+        self.job_results = job_results
+
+    def __str__(self) -> str:
+        if self.count == 1 and self.job_results:
+            return f"1 job failed {self.job_results[0].result!r}"
+        return f"{self.count} jobs failed:\n" + "\n".join(repr(r.result) for r in self.job_results)
+
+    def __repr__(self) -> str:
+        return f"<{self}>"
 
 
 FETCH_BLOCK_MS = 1000  # how long a fetch blocks in XREADGROUP: bounds how long a stop waits for it
@@ -152,7 +176,9 @@ class Worker:
             raise RuntimeError("at least one function or cron_job must be registered")
         if max_jobs < 1:
             raise ValueError(f"max_jobs must be at least 1, got {max_jobs}")
-        self.queue_name = validate_queue_name(queue_name or DEFAULT_QUEUE_NAME)
+        if queue_name is None:  # arq: the given pool's default queue
+            queue_name = redis_pool.default_queue_name if redis_pool is not None else DEFAULT_QUEUE_NAME
+        self.queue_name = validate_queue_name(queue_name)
         self.redis_settings = redis_settings or RedisSettings()
         self._given_pool = redis_pool
         self.burst = burst
@@ -162,6 +188,7 @@ class Worker:
         self.max_jobs = max_jobs
         if queue_read_limit is not None:
             logger.debug("queue_read_limit=%s is not needed: each fetch reads up to the free slots", queue_read_limit)
+        self.queue_read_limit = queue_read_limit or max(max_jobs * 5, 100)  # arq's attribute; unused
         self.poll_delay_s = to_seconds(poll_delay) or 0.5
         self.health_check_interval_s = to_seconds(health_check_interval) or 3600.0
         self.health_check_key = health_check_key
@@ -194,6 +221,7 @@ class Worker:
                 deserializer=job_deserializer,
                 on_job_start=on_job_start,
                 on_job_end=on_job_end,
+                cron_names=frozenset(cron_job.name for cron_job in self.cron_jobs),
                 failure_ttl_s=to_seconds(failure_ttl) or 0.0,
                 max_payload_bytes=max_payload_bytes,
             )
@@ -208,6 +236,7 @@ class Worker:
         self._slot_free = asyncio.Event()
         self._schedule_changed = asyncio.Event()  # set when this worker defers a job: re-plan the next wake
         self.runner.threads.on_release = self._slot_free.set  # a thread that outlived its job returned
+        self._started = False  # between startup() and close(): close() acts once per run
         self._stopping = False
         self._stop_requested: asyncio.Event | None = None
         self._force_stop = False
@@ -227,6 +256,23 @@ class Worker:
 
     async def async_run(self) -> None:
         await self.main()
+
+    async def run_check(self, retry_jobs: bool | None = None, max_burst_jobs: int | None = None) -> int:
+        """arq's: run (in burst mode, until the queue is drained); the number of jobs completed, or
+        ``FailedJobs`` with the failed results kept in Redis when any job failed."""
+        if retry_jobs is not None:
+            self.runner.s.retry_jobs = retry_jobs
+        if max_burst_jobs is not None:
+            self.max_burst_jobs = max_burst_jobs
+        await self.startup()
+        try:
+            await self.serve()
+            failed = [r for r in await self.pool.all_job_results() if not r.success] if self.jobs_failed else []
+        finally:
+            await self.close()
+        if self.jobs_failed:
+            raise FailedJobs(self.jobs_failed, failed)
+        return self.jobs_complete
 
     async def main(self) -> None:
         await self.startup()
@@ -262,6 +308,7 @@ class Worker:
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
     async def startup(self) -> None:
+        self._started = True
         self._stop_requested = asyncio.Event()
         self._released = asyncio.Event()
         if self._pool is None:
@@ -285,13 +332,21 @@ class Worker:
             self._add_signal_handlers()
         logger.info("Starting worker for %d functions: %s", len(self.functions), ", ".join(sorted(self.functions)))
         logger.info(
-            "redis at %s, queue %r, worker %s",
-            self.redis_settings.describe(),
+            "redis at %s%s, queue %r, worker %s",
+            self.redis_settings.describe() if self._given_pool is None else self._given_pool.describe(),
+            await self._redis_summary(),
             self.queue_name,
             self.worker_id,
         )
         if self.on_startup is not None:
             await self.on_startup(self.ctx)
+
+    async def _redis_summary(self) -> str:
+        """arq's line about the server (version, memory, clients, keys) for the start-up log; empty if refused."""
+        try:
+            return f" ({await redis_summary(self.pool)})"
+        except (RedisError, OSError):
+            return ""
 
     async def _check_eviction_policy(self) -> None:
         """Refuse a Redis that may evict the queue's keys (see pool/storage/eviction.py): one line, exit 1."""
@@ -331,7 +386,12 @@ class Worker:
             raise cast(BaseException, fetch.exception())
 
     async def close(self) -> None:
-        """Finish (or cancel and hand back) running jobs, write pending results, hand back anything left."""
+        """Finish (or cancel and hand back) running jobs, write pending results, hand back anything left.
+        Once per run: closing a worker that is not running (again, or never started) does nothing. Afterwards
+        the worker can run again (``main`` again)."""
+        if not self._started:
+            return
+        self._started = False
         self._stopping = True
         if self._running and self.job_completion_wait > 0 and not self._force_stop:
             logger.info("waiting up to %gs for %d running jobs", self.job_completion_wait, len(self._running))
@@ -369,6 +429,9 @@ class Worker:
             self.jobs_failed,
             self.jobs_retried,
         )
+        # ready to run again, as a new worker would be (counters go on, as arq's do)
+        self._stopping = self._force_stop = False
+        self._loops, self._heartbeat, self._cron = [], None, None
 
     async def _wait_running(self, timeout: float | None) -> None:
         tasks = [task for _, task in self._running.values()]
@@ -406,7 +469,7 @@ class Worker:
                 await self._wait_running(None)
                 return
             try:
-                batch = min(free, quarter)
+                batch = min(free, quarter, self._burst_left())
                 started, expired = await queue.fetch(self.worker_id, batch, self._fetch_order(), self._limits)
                 if started or expired:
                     await self._launch(started, expired)
@@ -426,6 +489,12 @@ class Worker:
                 _raise_if_fatal(exc)
                 logger.warning("fetching jobs failed (%s), retrying", exc)
                 await asyncio.sleep(0.5)
+
+    def _burst_left(self) -> int:
+        """How many more jobs this burst run may start (``max_burst_jobs``); a fetch never takes more."""
+        if self.burst and self.max_burst_jobs >= 0:
+            return max(self.max_burst_jobs - self.jobs_started, 0)
+        return self.max_jobs
 
     def _free_slots(self) -> int:
         """Slots for new jobs: max_jobs less the running jobs and the sync jobs' threads that outlived their job
@@ -530,6 +599,8 @@ class Worker:
             self.jobs_failed += 1
         elif outcome.kind == _RETRIED:
             self.jobs_retried += 1
+        if outcome.retries_ran_out:  # its last Retry was refused by max_tries: a retry asked for, as arq counts
+            self.jobs_retried += 1
         if outcome.is_requeue:
             requeue = self.queue.requeue
             await asyncio.shield(
@@ -599,7 +670,7 @@ class Worker:
                 last_ok = now
                 if beats % 60 == 0:
                     await self.queue.prune_consumers(max(min_idle_ms * 20, 60_000))
-                free = self._free_slots()
+                free = min(self._free_slots(), self._burst_left())
                 if free > 0 and not self._stopping and now >= reclaim_after:
                     claimed = await self.queue.reclaim(self.worker_id, min_idle_ms, free)
                     if claimed:
@@ -736,7 +807,7 @@ def run_worker(settings_cls: Any, **kwargs: Any) -> Worker:
     return worker
 
 
-async def async_check_health(
+async def async_health_lines(
     redis_settings: RedisSettings | None, health_check_key: str | None = None, queue_name: str | None = None
 ) -> list[str]:
     """The health lines of the live workers of a queue (or the value of an explicit health_check_key)."""
@@ -751,15 +822,23 @@ async def async_check_health(
         await pool.aclose()
 
 
-def check_health(settings_cls: Any) -> int:
-    """arq's ``--check``: 0 when a live worker's health line was found, 1 otherwise."""
-    kwargs = get_kwargs(settings_cls)
-    lines = run_on_best_loop(
-        async_check_health(kwargs.get("redis_settings"), kwargs.get("health_check_key"), kwargs.get("queue_name"))
-    )
+async def async_check_health(
+    redis_settings: RedisSettings | None, health_check_key: str | None = None, queue_name: str | None = None
+) -> int:
+    """arq's: 0 when a live worker's health line was found (each logged), 1 otherwise. The lines themselves:
+    ``async_health_lines``."""
+    lines = await async_health_lines(redis_settings, health_check_key, queue_name)
     if not lines:
         logger.warning("Health check failed: no health check sentinel value found")
         return 1
     for line in lines:
         logger.info("Health check successful: %s", line)
     return 0
+
+
+def check_health(settings_cls: Any) -> int:
+    """arq's ``--check``: 0 when a live worker's health line was found, 1 otherwise."""
+    kwargs = get_kwargs(settings_cls)
+    return run_on_best_loop(
+        async_check_health(kwargs.get("redis_settings"), kwargs.get("health_check_key"), kwargs.get("queue_name"))
+    )

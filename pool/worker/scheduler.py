@@ -116,11 +116,12 @@ class CronDuty:
         """Resume each cron job after the last tick any leader enqueued (within the catch-up window); the jobs
         that run at startup run once, at the first takeover only."""
         logger.info("this %s now enqueues cron jobs (cron leader)", self.who)
-        now = self.now()
+        now, startup_tick = self.now(), now_ms()
         for cron_job in self.cron_jobs:
             resume_after(cron_job, (yield from ops.cron_fence(self.keys, cron_job.name)), now, self.catch_up_s)
             if cron_job.run_at_startup and not self._ever_led:
-                yield from self.enqueue(cron_job, now_ms())
+                # one tick for every start-up run: two identical cron jobs get one job id, so it runs once (arq's)
+                yield from self.enqueue(cron_job, startup_tick)
         self._ever_led = True
 
     def enqueue(self, cron_job: CronJob, tick_ms: int) -> Op[None]:

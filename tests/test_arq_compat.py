@@ -6,6 +6,7 @@ Where pool deliberately differs from arq (docs/arq.md lists every difference), t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import logging.config
 from datetime import datetime
@@ -17,6 +18,7 @@ from pool import Job, JobStatus, PoolRedis, RedisSettings, Retry, Worker, create
 from pool.logs import default_log_config
 from pool.utils import get_tz, ms_to_datetime
 from pool.worker import FailedJobs, JobExecutionFailed, RetryJob
+from tests.helpers import wait_for
 from tests.worker_utils import make_worker, run_burst
 
 
@@ -216,9 +218,7 @@ async def tick(ctx: dict[str, Any]) -> int:
     return 42
 
 
-async def test_a_cron_jobs_log_lines_name_the_function_only(
-    redis_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_cron_jobs_log_lines_name_the_function_only(redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="pool")
     await run_burst(redis_url, cron_jobs=[cron(tick, hour=1, run_at_startup=True)])
     assert "→ cron:tick()" in caplog.text and "← cron:tick ● 42" in caplog.text
@@ -265,3 +265,79 @@ async def test_the_start_up_line_names_the_given_pools_redis_and_its_server(
 
 async def test_job_handles_compare_to_arqs_repr(redis: PoolRedis) -> None:
     assert repr(Job("foobar", redis)) == "<pool job foobar>"
+
+
+async def test_two_cron_jobs_of_one_function_with_their_own_job_ids_both_run(redis_url: str) -> None:
+    worker = await run_burst(
+        redis_url,
+        cron_jobs=[
+            cron(tick, minute=10, run_at_startup=True, job_id="custom_id"),
+            cron(tick, minute=20, run_at_startup=True, job_id="custom_id2"),
+        ],
+    )
+    assert worker.jobs_complete == 2
+
+
+class CustomError(RuntimeError):
+    def extra(self) -> dict[str, str]:
+        return {"x": "y"}
+
+
+async def raises_custom(ctx: dict[str, Any]) -> None:
+    raise CustomError("this is the error")
+
+
+async def test_a_jobs_exception_extra_reaches_its_error_record(
+    redis: PoolRedis, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await redis.enqueue_job("raises_custom", _job_id="testing")
+    caplog.set_level(logging.INFO, logger="pool")
+    await run_burst(redis_url, functions=[raises_custom])
+    error = next(r for r in caplog.records if r.levelno == logging.ERROR)
+    assert "testing:raises_custom failed, CustomError: this is the error" in error.getMessage()
+    assert error.extra == {"x": "y"}  # type: ignore[attr-defined]
+
+
+async def test_the_health_line_is_logged_when_the_counters_change(
+    redis: PoolRedis, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="pool")
+    worker = make_worker(redis_url, functions=[add], burst=True)
+    await redis.enqueue_job("add", 1, 1)
+    await asyncio.wait_for(worker.main(), 30)
+    await asyncio.wait_for(worker.main(), 30)
+    assert "recording health: " in caplog.text
+    assert "j_complete=1 j_failed=0 j_retried=0 j_ongoing=0 queued=0" in caplog.text
+
+
+async def test_the_workers_repr_and_its_views_of_running_jobs(redis: PoolRedis, redis_url: str) -> None:
+    started = asyncio.Event()
+
+    async def waits(ctx: dict[str, Any]) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    await redis.enqueue_job("waits", _job_id="slow")
+    worker = make_worker(redis_url, functions=[func(waits, name="waits")], allow_abort_jobs=True, poll_delay=0.05)
+    run = asyncio.create_task(worker.main())
+    await asyncio.wait_for(started.wait(), 10)
+    assert list(worker.tasks) == ["slow"] and worker.job_tasks == worker.tasks
+    assert repr(worker) == "<Worker j_complete=0 j_failed=0 j_retried=0 j_ongoing=1>"
+    assert await Job("slow", redis).abort(timeout=5) is True
+    worker.request_stop()
+    await asyncio.wait_for(run, 15)
+    assert worker.tasks == {} and worker.aborting_tasks == set() and worker.jobs_failed == 1
+
+
+async def test_a_close_while_another_runs_waits_for_it(redis_url: str) -> None:
+    """arq's tests cancel a running main() and then close(): the second close returns only once the first (in
+    the cancelled main) has released everything, so nothing is left open when the caller's loop ends."""
+    worker = make_worker(redis_url, functions=[add])
+    run = asyncio.create_task(worker.main())
+    await wait_for(lambda: worker._queue is not None, message="worker started")
+    run.cancel()
+    await asyncio.sleep(0)  # the cancelled main() is now in its own close()
+    await worker.close()
+    assert worker._pool is None
+    with contextlib.suppress(asyncio.CancelledError):
+        await run

@@ -199,7 +199,7 @@ def _circular() -> list[Any]:
 )
 async def test_an_argument_msgpack_cannot_encode_is_refused_at_enqueue(redis: PoolRedis, argument: Any) -> None:
     """The caller gets SerializationError from enqueue_job; nothing reaches Redis, so the id stays free."""
-    with pytest.raises(SerializationError, match="unable to serialize job 'add'"):
+    with pytest.raises(SerializationError, match='unable to serialize job "add"'):
         await redis.enqueue_job("add", argument, 1, _job_id="refused")
     assert await redis.keys("pool:*") == []
     assert await redis.enqueue_job("add", 1, 1, _job_id="refused") is not None

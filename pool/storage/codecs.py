@@ -71,7 +71,7 @@ def serialize_job(
     try:
         return (serializer or msgpack_serializer)(data)
     except Exception as exc:
-        raise SerializationError(f"unable to serialize job {function!r}: {exc}") from exc
+        raise SerializationError(f'unable to serialize job "{function}": {exc}') from exc
 
 
 def deserialize_job(payload: bytes, deserializer: Deserializer | None) -> dict[str, Any]:

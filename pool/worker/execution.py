@@ -24,7 +24,7 @@ from ..logs import fast_writer
 from ..storage.codecs import deserialize_job, encode_result, serialize_job, serialize_result
 from ..storage.queue import Delivery
 from ..storage.serializers import DeserializationError, Deserializer, JobExecutionFailed, SerializationError, Serializer
-from ..utils import ms_to_datetime, now_ms, truncate
+from ..utils import args_to_string, ms_to_datetime, now_ms, truncate
 from .deadlines import Deadlines
 from .functions import Function, Retry, RetryJob
 
@@ -165,7 +165,7 @@ class JobRunner:
             extra = f" try={attempts}" if attempts > 1 else ""
             if start_ms - delivery.score > 1200:
                 extra += f" delayed={(start_ms - delivery.score) / 1000:0.2f}s"
-            self._job_line("%6.2fs → %s(%s)%s", _since(enqueue_ms), ref, _args_repr(args, kwargs), extra)
+            self._job_line("%6.2fs → %s(%s)%s", _since(enqueue_ms), ref, args_to_string(args, kwargs), extra)
         timeout_s = function.timeout_s if function.timeout_s is not None else s.job_timeout_s
         success, result, aborted, deadline_slot, retries_ran_out = False, None, False, None, False
         task = asyncio.current_task()
@@ -214,7 +214,14 @@ class JobRunner:
             logger.warning("%6.2fs ! %s failed: the job called sys.exit(%r)", _since(start_ms), ref, exc.code)
             result = JobExecutionFailed(f"SystemExit: the job called sys.exit({exc.code!r})")
         except Exception as exc:
-            logger.exception("%6.2fs ! %s failed, %s: %s", _since(start_ms), ref, type(exc).__name__, _safe_str(exc))
+            logger.exception(
+                "%6.2fs ! %s failed, %s: %s",
+                _since(start_ms),
+                ref,
+                type(exc).__name__,
+                _safe_str(exc),
+                extra={"extra": _extra(exc)},
+            )
             result = exc
         except BaseException as exc:  # GeneratorExit, KeyboardInterrupt, a job's own BaseException subclass
             result = _raised_base_exception(exc, ref, start_ms)
@@ -227,7 +234,7 @@ class JobRunner:
                 self.timed_out.discard(job_id)
                 task.uncancel()
         if success and self._info:
-            shown = f" ● {truncate(repr(result))}" if s.log_results else " ●"
+            shown = f" ● {truncate(repr(result))}" if s.log_results and result is not None else " ● "
             self._job_line("%6.2fs ← %s%s", _since(start_ms), ref, shown)
         await self._end_hook(ctx)
         finish_ms = now_ms()
@@ -440,6 +447,16 @@ def _traceback(error: Any) -> str | None:
     return None
 
 
+def _extra(error: BaseException) -> Any:
+    """arq's ``extra`` of a job's exception (an attribute, or a method returning it), put on its error record
+    (``record.extra``) for handlers that report it, Sentry's among them; None when absent or when it raises."""
+    try:
+        extra = getattr(error, "extra", None)
+        return extra() if callable(extra) else extra
+    except Exception:
+        return None
+
+
 def _safe_str(value: Any) -> str:
     try:
         return str(value)
@@ -461,10 +478,3 @@ def _ttl_ms(ttl_s: float) -> int:
 
 def _since(ms: int) -> float:
     return (now_ms() - ms) / 1000
-
-
-def _args_repr(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    if not args and not kwargs:
-        return ""
-    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
-    return truncate(", ".join(parts))

@@ -237,8 +237,12 @@ class Worker:
         self._schedule_changed = asyncio.Event()  # set when this worker defers a job: re-plan the next wake
         self.runner.threads.on_release = self._slot_free.set  # a thread that outlived its job returned
         self._started = False  # between startup() and close(): close() acts once per run
+        self._closing: asyncio.Future[None] | None = None  # set while close() runs
         self._stopping = False
         self._stop_requested: asyncio.Event | None = None
+        # set after the schedule loop's first turn: a burst run ends only after it (cron's start-up runs)
+        self._scheduled_once = asyncio.Event()
+        self._last_health: str | None = None  # the counters of the last health line written, for its log line
         self._force_stop = False
         self._loops: list[asyncio.Task[None]] = []
         self._fetches = 0
@@ -310,6 +314,7 @@ class Worker:
     async def startup(self) -> None:
         self._started = True
         self._stop_requested = asyncio.Event()
+        self._scheduled_once = asyncio.Event()
         self._released = asyncio.Event()
         if self._pool is None:
             self._pool = await create_pool(
@@ -387,11 +392,22 @@ class Worker:
 
     async def close(self) -> None:
         """Finish (or cancel and hand back) running jobs, write pending results, hand back anything left.
-        Once per run: closing a worker that is not running (again, or never started) does nothing. Afterwards
-        the worker can run again (``main`` again)."""
+        Once per run: closing a worker that is not running (again, or never started) does nothing, and a close
+        while another runs waits for that one. Afterwards the worker can run again (``main`` again)."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+            return
         if not self._started:
             return
         self._started = False
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            await self._close()
+        finally:
+            self._closing.set_result(None)
+            self._closing = None
+
+    async def _close(self) -> None:
         self._stopping = True
         if self._running and self.job_completion_wait > 0 and not self._force_stop:
             logger.info("waiting up to %gs for %d running jobs", self.job_completion_wait, len(self._running))
@@ -483,7 +499,7 @@ class Worker:
                 if deliveries:
                     await self._start(deliveries)
                     await asyncio.sleep(0)  # (pickup latency: ~0.1 ms here on a 2-core VM)
-                elif self.burst and not self._running and await self._queue_drained():
+                elif self.burst and not self._running and self._scheduled_once.is_set() and await self._queue_drained():
                     return
             except (RedisError, OSError) as exc:
                 _raise_if_fatal(exc)
@@ -717,6 +733,7 @@ class Worker:
                 _raise_if_fatal(exc)
                 logger.warning("scheduler: redis error (%s)", exc)
             self._schedule_changed.clear()
+            self._scheduled_once.set()
             if not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(next_wake_ms - now_ms(), 1) / 1000):
@@ -762,6 +779,13 @@ class Worker:
             f"j_retried={self.jobs_retried} j_ongoing={len(self._running)} queued={queued}"
         )
 
+    def _log_health(self, line: str) -> None:
+        """arq's "recording health" line, when the counters changed since the last line written."""
+        counters = line[line.index("j_complete=") :]
+        if self._last_health is not None and counters != self._last_health:
+            logger.info("recording health: %s", line)
+        self._last_health = counters
+
     async def _health_loop(self) -> None:
         interval = self.health_check_interval_s
         ttl_ms = int((interval + 1) * 1000)
@@ -770,6 +794,7 @@ class Worker:
                 counts = await self.queue.counts()
                 line = self.health_line(counts["ready"] + counts["deferred"] + counts["parked"])
                 await self.queue.write_health(self.worker_id, line, ttl_ms)
+                self._log_health(line)
                 if self.health_check_key:
                     await self.queue.write_named_health(self.health_check_key, line, ttl_ms)
             except (RedisError, OSError) as exc:
@@ -777,9 +802,22 @@ class Worker:
                 logger.warning("health check write failed (%s)", exc)
             await self._pause(interval)
 
+    # arq's views of the running jobs (read-only here)
+    @property
+    def tasks(self) -> dict[str, asyncio.Task[None]]:
+        """The running jobs' tasks by job id."""
+        return {delivery.job_id: task for delivery, task in self._running.values()}
+
+    job_tasks = tasks
+
+    @property
+    def aborting_tasks(self) -> set[str]:
+        """Ids of running jobs being aborted."""
+        return self.runner.aborting
+
     def __repr__(self) -> str:
         return (
-            f"<Worker {self.worker_id} j_complete={self.jobs_complete} j_failed={self.jobs_failed} "
+            f"<Worker j_complete={self.jobs_complete} j_failed={self.jobs_failed} "
             f"j_retried={self.jobs_retried} j_ongoing={len(self._running)}>"
         )
 

@@ -46,6 +46,12 @@ def advance(cron_job: CronJob) -> None:
     cron_job.calculate_next(cron_job.next_run)
 
 
+def fence_name(cron_job: CronJob) -> str:
+    """Whose ticks a fence counts: a cron job's name, or name and ``job_id`` when it has one, so two cron jobs of
+    one function with their own job ids both run (arq's), while identical ones share a fence and run once."""
+    return cron_job.name if cron_job.job_id is None else f"{cron_job.name}@{cron_job.job_id}"
+
+
 def cron_job_id(cron_job: CronJob, tick_ms: int) -> str:
     return cron_job.job_id or (f"{cron_job.name}:{tick_ms}" if cron_job.unique else uuid4().hex)
 
@@ -118,7 +124,7 @@ class CronDuty:
         logger.info("this %s now enqueues cron jobs (cron leader)", self.who)
         now, startup_tick = self.now(), now_ms()
         for cron_job in self.cron_jobs:
-            resume_after(cron_job, (yield from ops.cron_fence(self.keys, cron_job.name)), now, self.catch_up_s)
+            resume_after(cron_job, (yield from ops.cron_fence(self.keys, fence_name(cron_job))), now, self.catch_up_s)
             if cron_job.run_at_startup and not self._ever_led:
                 # one tick for every start-up run: two identical cron jobs get one job id, so it runs once (arq's)
                 yield from self.enqueue(cron_job, startup_tick)
@@ -133,7 +139,7 @@ class CronDuty:
             score_ms=now_ms(),
             now_ms=now_ms(),
             expires_ms=self.expires_ms,
-            fence=(cron_job.name, tick_ms),
+            fence=(fence_name(cron_job), tick_ms),
             function=cron_job.name,
         )
         yield from ops.enqueue(self.keys, [record])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from redis.exceptions import RedisError
 from ..logs import setup_logging
 from ..storage.keys import DEFAULT_QUEUE_NAME, validate_queue_name
 from ..utils import redact_text, set_process_title, url_secrets
+from ..version import VERSION
 from . import queue as cli_queue
 from .common import REDIS_URL_ENV, Failure, UsageError, load_settings, redis_settings_override, redis_target, redis_url
 
@@ -35,6 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pool", description="A fast, reliable Redis job queue for asyncio.")
+    parser.add_argument("-V", "--version", action="version", version=f"pool, version {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def settings_command(name: str, help_text: str, actions: list[str] | None = None) -> argparse.ArgumentParser:
@@ -52,7 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = settings_command("worker", "Run one worker process (like `arq app.WorkerSettings`).")
     worker.add_argument("--burst", action="store_true", default=None, help="stop when the queue is empty")
+    worker.add_argument("--no-burst", dest="burst", action="store_false", help="run until stopped (the default)")
     worker.add_argument("--watch", metavar="DIR", help="restart the worker when files under DIR change")
+    worker.add_argument("--check", action="store_true", help="run the health check and exit (as `pool check`)")
+    worker.add_argument(
+        "--custom-log-dict",
+        metavar="DOTTED",
+        help="import path of a dict for logging.config.dictConfig, used instead of pool's log set-up",
+    )
     settings_command("check", "Check that a worker of the queue is alive (arq's --check); exit 0 if so, 1 if not.")
     health = settings_command(
         "health", "Show every live supervisor of the queue and its workers; exit 0 if healthy, 1 if not."
@@ -79,6 +89,8 @@ def _supervisor_cli() -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.check:  # arq's `arq app.WorkerSettings --check`
+        return cmd_check(args)
     # before the settings import or any connection: until then `ps` shows the command line, --redis URL included
     set_process_title(f"worker{' --watch' if args.watch else ''} [{args.settings}]")
     if args.watch:
@@ -117,6 +129,8 @@ def _watch(args: argparse.Namespace) -> int:
         os.environ[REDIS_URL_ENV] = args.redis
     if args.burst:
         command.append("--burst")
+    if args.custom_log_dict:
+        command += ["--custom-log-dict", args.custom_log_dict]
     if args.verbose:
         command.append("--verbose")
     # only Python sources: a log file or a .pyc written under DIR must not restart the worker in a loop
@@ -170,7 +184,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    setup_logging(getattr(args, "verbose", False))
+    try:
+        log_dict = getattr(args, "custom_log_dict", None)
+        if log_dict:
+            from .arq_cli import load_log_config
+
+            logging.config.dictConfig(load_log_config(log_dict))
+        else:
+            setup_logging(getattr(args, "verbose", False))
+    except (Failure, ValueError, TypeError, AttributeError, ImportError) as exc:  # dictConfig refused the dict
+        _error(args, str(exc))
+        return 1
     if getattr(args, "redis", None):  # every command: `ps` must not show --redis URL while it runs
         set_process_title(f"{args.command} [{getattr(args, 'settings', '')}]")
     supervisor_cli = _supervisor_cli()

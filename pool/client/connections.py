@@ -111,6 +111,10 @@ class PoolRedis(Redis):
             await self.fast_path.close()
         await super().aclose(close_connection_pool)
 
+    async def close(self, close_connection_pool: bool | None = None) -> None:
+        """arq's ``ArqRedis.close``: the same as ``aclose`` (redis-py's own ``close`` is deprecated)."""
+        await self.aclose(close_connection_pool)
+
     def follow_master(self) -> None:
         """Behind Sentinel: watch where the master is and, when it moves, drop every connection of this client
         (its pool's, in use or not, and its fast path's), so nothing more is written to a demoted master."""
@@ -427,6 +431,7 @@ async def redis_summary(redis: Redis) -> str:
 async def log_redis_info(redis: Redis, log_func: Callable[[str], Any]) -> None:
     """arq's: pass ``redis_summary`` to ``log_func`` (e.g. ``logger.info``)."""
     log_func(await redis_summary(redis))
+
 
 DependsOn = Job | str | Sequence[Job | str] | None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,12 @@ class Job:
         reads of a few seconds at most, each shorter than the connection's socket timeout, which would
         otherwise cut them short (see pool/redis/blocking.py).
         """
+        if pole_delay is not None:
+            warnings.warn(
+                '"pole_delay" is deprecated, use the correct spelling "poll_delay" instead',
+                DeprecationWarning,
+                stacklevel=2,
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait_s = self._queue.result_wait_s(None if deadline is None else deadline - time.monotonic())

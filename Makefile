@@ -9,7 +9,8 @@
 #   make bench     python -m perf.run in $(BENCH_VENV), which adds the `bench` extra (arq, saq, streaq);
 #                  BENCH_ARGS="..." are passed on
 #   make arq-suite arq 0.26.3's own test suite run against pool (tests/arq_suite.py) in $(ARQ_VENV), which holds
-#                  arq's pinned test tools; ARQ_SUITE_ARGS="-- -k abort" are passed on; see docs/arq.md
+#                  arq's pinned test tools; ARQ_SUITE_ARGS="-- -k abort" or "--arq-version 0.28.0" are passed on;
+#                  see docs/arq.md
 #   make clean     caches and build artefacts;  make distclean  also the venvs
 
 PYTHON ?= python3

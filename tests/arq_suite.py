@@ -26,10 +26,9 @@ from pathlib import Path
 
 from tests.redis_server import RedisServer
 
-ARQ_VERSION = "0.26.3"
+ARQ_VERSION = "0.26.3"  # the default; --arq-version runs another release's tests (0.27 and 0.28 add no API)
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "build" / "arq-suite"
-SDIST = CACHE / f"arq-{ARQ_VERSION}.tar.gz"
 SUITE = CACHE / "run"  # holds tests/ (arq's test modules import themselves as tests.*), pytest.ini
 VENV_PYTHON = REPO / ".venv-arq" / "bin" / "python"
 
@@ -175,20 +174,21 @@ def rewrite_conftest(text: str) -> str:
     return text.replace("import os\n", "import os\nimport socket\n", 1)
 
 
-def fetch_sdist() -> None:
-    if SDIST.exists():
-        return
-    CACHE.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-    subprocess.run([*command, f"arq=={ARQ_VERSION}", "-d", str(CACHE)], check=True)
+def fetch_sdist(version: str) -> Path:
+    sdist = CACHE / f"arq-{version}.tar.gz"
+    if not sdist.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+        subprocess.run([*command, f"arq=={version}", "-d", str(CACHE)], check=True)
+    return sdist
 
 
-def prepare() -> None:
+def prepare(version: str, sdist_path: Path) -> None:
     """build/arq-suite/run/tests: arq's tests with its imports mapped to pool."""
     shutil.rmtree(SUITE, ignore_errors=True)
     (SUITE / "tests").mkdir(parents=True)
-    prefix = f"arq-{ARQ_VERSION}/tests/"
-    with tarfile.open(SDIST) as sdist:
+    prefix = f"arq-{version}/tests/"
+    with tarfile.open(sdist_path) as sdist:
         for member in sdist.getmembers():
             if member.isfile() and member.name.startswith(prefix) and member.name.endswith(".py"):
                 source = sdist.extractfile(member)
@@ -223,12 +223,12 @@ def outcomes(report: Path) -> dict[str, tuple[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.arq_suite", description=__doc__.splitlines()[0])
+    parser.add_argument("--arq-version", default=ARQ_VERSION, help=f"the arq release whose tests run ({ARQ_VERSION})")
     parser.add_argument("pytest_args", nargs="*", help="passed on to pytest (after --)")
     args = parser.parse_args(argv)
     if not VENV_PYTHON.exists():
         raise SystemExit(f"{VENV_PYTHON} is missing: run `make arq-suite`, which creates it")
-    fetch_sdist()
-    prepare()
+    prepare(args.arq_version, fetch_sdist(args.arq_version))
     report = CACHE / "report.xml"
     with RedisServer() as server:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("POOL_", "ARQ_"))}
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     counts["failed"] += sum(1 for outcome, _ in results.values() if outcome == "error")
     skipped = sum(1 for outcome, _ in results.values() if outcome == "skipped")
     unexpected = []
-    print(f"\narq {ARQ_VERSION}'s test suite on pool")
+    print(f"\narq {args.arq_version}'s test suite on pool")
     for test_id, (outcome, message) in sorted(results.items()):
         if outcome in ("failed", "error"):
             reason = KNOWN_FAILURES.get(test_id)

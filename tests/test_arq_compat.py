@@ -341,3 +341,11 @@ async def test_a_close_while_another_runs_waits_for_it(redis_url: str) -> None:
     assert worker._pool is None
     with contextlib.suppress(asyncio.CancelledError):
         await run
+
+
+def test_a_worker_is_built_outside_an_event_loop() -> None:
+    """arq 0.27's change (Python 3.14 has no implicit event loop): building a Worker needs no loop."""
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+    worker = Worker([add], handle_signals=False)
+    assert worker.queue_name == "default" and worker.jobs_complete == 0

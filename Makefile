@@ -8,7 +8,10 @@
 #   make demo      python -m examples.demo
 #   make bench     python -m perf.run in $(BENCH_VENV), which adds the `bench` extra (arq, saq, streaq);
 #                  BENCH_ARGS="..." are passed on
-#   make clean     caches and build artefacts;  make distclean  also the venv
+#   make arq-suite arq 0.26.3's own test suite run against pool (tests/arq_suite.py) in $(ARQ_VENV), which holds
+#                  arq's pinned test tools; ARQ_SUITE_ARGS="-- -k abort" or "--arq-version 0.28.0" are passed on;
+#                  see docs/arq.md
+#   make clean     caches and build artefacts;  make distclean  also the venvs
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -117,7 +120,7 @@ clean:
 	find . -path ./$(VENV) -prune -o -path ./$(BENCH_VENV) -prune -o -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(BENCH_VENV)
+	rm -rf $(VENV) $(BENCH_VENV) $(ARQ_VENV)
 
 FORCE:
 
@@ -138,3 +141,21 @@ chaos: install redis
 #                       (tests/chaos/sentinel.py; its short variant is tests/test_sentinel_failover.py)
 chaos-sentinel: install redis
 	$(VPY) -m tests.chaos.sentinel $(CHAOS_ARGS)
+
+# make arq-suite   arq 0.26.3's tests (from its sdist, cached in build/arq-suite/) with `arq` imports mapped to pool,
+#                  against a private redis-server; prints the totals and each test that fails by design, and fails
+#                  on any other failure. Its own venv: arq's tests need pytest-asyncio 0.23 (its `event_loop`
+#                  fixture), which the project's venv must not get.
+ARQ_VENV ?= .venv-arq
+ARQ_STAMP := $(ARQ_VENV)/.installed
+ARQ_SUITE_ARGS ?=
+ARQ_TEST_TOOLS := 'pytest==8.1.1' 'pytest-asyncio==0.23.6' 'pytest-mock==3.14.0' 'pytest-timeout==2.3.1' \
+	'dirty-equals==0.7.1.post0' 'pydantic>=2,<3' pytz
+.PHONY: arq-suite
+$(ARQ_STAMP): pyproject.toml $(PKG_LIST)
+	test -x $(ARQ_VENV)/bin/python || $(PYTHON) -m venv $(ARQ_VENV)
+	$(ARQ_VENV)/bin/python -m pip install -q -e . $(ARQ_TEST_TOOLS)
+	touch $@
+
+arq-suite: install redis $(ARQ_STAMP)
+	$(VPY) -m tests.arq_suite $(ARQ_SUITE_ARGS)

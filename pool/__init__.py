@@ -7,12 +7,14 @@ from .client.jobs import Job, JobStatus
 # function over it, where a later first `import pool.cron` would rebind `pool.cron` to the module.
 from .cron import cron
 from .redis.settings import RedisSettings
+from .version import VERSION
 from .worker.functions import Retry, func
 from .worker.main import Worker, check_health, run_worker
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
+    "VERSION",
     "ArqRedis",
     "Job",
     "JobStatus",

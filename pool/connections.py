@@ -12,6 +12,7 @@ from .client.connections import (
     PoolRedis,
     TLSMismatch,
     create_pool,
+    log_redis_info,
 )
 from .redis.settings import RedisSettings, ssl_options
 
@@ -28,5 +29,6 @@ __all__ = [
     "RedisSettings",
     "TLSMismatch",
     "create_pool",
+    "log_redis_info",
     "ssl_options",
 ]

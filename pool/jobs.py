@@ -1,5 +1,8 @@
 """arq's import path for jobs: re-exports ``pool.client.jobs`` (the handle) and ``pool.storage.codecs`` (what a
-job and its result are as stored)."""
+job and its result are as stored).
+
+``serialize_result`` here has arq's positional signature (``pool.storage.codecs.serialize_result_arq``); pool's
+own, keyword-only one is ``pool.storage.codecs.serialize_result``."""
 
 from .client.jobs import Job, JobAborted, JobStatus, ResultNotFound, status_of_state
 from .storage.codecs import (
@@ -9,16 +12,18 @@ from .storage.codecs import (
     PayloadTooLarge,
     check_job_size,
     deserialize_job,
+    deserialize_job_raw,
     deserialize_result,
     serialize_job,
-    serialize_result,
     unreadable_result,
 )
-from .storage.serializers import DeserializationError, SerializationError
+from .storage.codecs import serialize_result_arq as serialize_result
+from .storage.serializers import DeserializationError, Deserializer, SerializationError, Serializer
 
 __all__ = [
     "UNREADABLE",
     "DeserializationError",
+    "Deserializer",
     "Job",
     "JobAborted",
     "JobDef",
@@ -27,8 +32,10 @@ __all__ = [
     "PayloadTooLarge",
     "ResultNotFound",
     "SerializationError",
+    "Serializer",
     "check_job_size",
     "deserialize_job",
+    "deserialize_job_raw",
     "deserialize_result",
     "serialize_job",
     "serialize_result",

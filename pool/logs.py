@@ -262,7 +262,8 @@ def default_log_config(verbose: bool) -> dict[str, Any]:
             }
         },
         "formatters": {"pool.standard": {"()": Formatter, "format": DEFAULT_FORMAT, "datefmt": DEFAULT_DATEFMT}},
-        "loggers": {"pool": {"handlers": ["pool.standard"], "level": level, "propagate": False}},
+        # propagating, as arq's: the application's own handlers (and pytest's caplog) see pool's records too
+        "loggers": {"pool": {"handlers": ["pool.standard"], "level": level}},
     }
 
 

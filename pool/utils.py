@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
+import logging
+import os
 import re
 import time
-from collections.abc import Callable, Coroutine, Iterable
+import zoneinfo
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -16,13 +20,48 @@ from .logs import flush_logs
 
 T = TypeVar("T")
 
+logger = logging.getLogger("pool.utils")
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+TIMEZONE_ENV_VARS = ("POOL_TIMEZONE", "ARQ_TIMEZONE", "arq_timezone", "TIMEZONE", "timezone")  # first set wins
+
+
+@functools.lru_cache
+def get_tz() -> tzinfo | None:
+    """The zone the environment names for datetimes read back (enqueue, start and finish times), as arq reads
+    it (``ARQ_TIMEZONE``, then ``TIMEZONE``; ``POOL_TIMEZONE`` first); None: UTC. Read once (cached)."""
+    for name in TIMEZONE_ENV_VARS:
+        zone = os.environ.get(name)
+        if zone:
+            try:
+                return zoneinfo.ZoneInfo(zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                logger.warning("unknown timezone: %r", zone)
+    return None
+
+
 def ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    tz = get_tz()
+    return datetime.fromtimestamp(ms / 1000, tz=UTC if tz is None else tz)
+
+
+def timestamp_ms() -> int:
+    """arq's: now in ms, rounded (``now_ms`` truncates, a little cheaper)."""
+    return round(time.time() * 1000)
+
+
+def as_int(value: float) -> int:
+    """arq's: round to the nearest int."""
+    return round(value)
+
+
+def to_unix_ms(value: datetime) -> int:
+    """arq's: a datetime as epoch ms, rounded."""
+    return round(value.timestamp() * 1000)
 
 
 def datetime_to_ms(value: datetime) -> int:
@@ -229,6 +268,22 @@ def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
 
 def truncate(text: str, length: int = 80) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def args_to_string(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
+    """A job's arguments as its log line shows them (arq's): ``1, 2, d=4``, keyword arguments sorted, truncated."""
+    parts = [repr(arg) for arg in args] + [f"{key}={value!r}" for key, value in sorted(kwargs.items())]
+    return truncate(", ".join(parts))
+
+
+async def poll(step: float = 0.5) -> AsyncGenerator[float, None]:
+    """arq's: yield the seconds since the start every ``step`` seconds (counting the time the caller took)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while True:
+        before = loop.time()
+        yield before - start
+        await asyncio.sleep(max(0.0, step - (loop.time() - before)))
 
 
 def run_on_best_loop(coro: Coroutine[Any, Any, T]) -> T:

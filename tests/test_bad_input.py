@@ -15,6 +15,7 @@ Each test's docstring says what the worker must do with its input.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import pickle
@@ -32,6 +33,7 @@ import psutil
 import pytest
 
 from pool import Job, JobStatus, PoolRedis, RedisSettings, create_pool, func
+from pool.storage.codecs import deserialize_result, encode_result
 from pool.storage.keys import QueueKeys
 from pool.storage.serializers import DeserializationError, JobExecutionFailed, SerializationError
 from tests.helpers import wait_for
@@ -197,7 +199,7 @@ def _circular() -> list[Any]:
 )
 async def test_an_argument_msgpack_cannot_encode_is_refused_at_enqueue(redis: PoolRedis, argument: Any) -> None:
     """The caller gets SerializationError from enqueue_job; nothing reaches Redis, so the id stays free."""
-    with pytest.raises(SerializationError, match="unable to serialize job 'add'"):
+    with pytest.raises(SerializationError, match='unable to serialize job "add"'):
         await redis.enqueue_job("add", argument, 1, _job_id="refused")
     assert await redis.keys("pool:*") == []
     assert await redis.enqueue_job("add", 1, 1, _job_id="refused") is not None
@@ -303,16 +305,16 @@ async def test_defer_until_naive_is_local_time_aware_is_exact(redis: PoolRedis, 
     assert await Job("naive-utc-wall-time", redis).status() == JobStatus.queued
 
 
-async def test_defer_by_negative_timedelta_is_refused_and_a_past_defer_until_runs_now(
-    redis: PoolRedis, redis_url: str
-) -> None:
-    with pytest.raises(ValueError, match="negative"):
-        await redis.enqueue_job("add", 1, 1, _defer_by=timedelta(seconds=-1))
-    assert await redis.keys("pool:*") == []
+async def test_a_negative_defer_by_and_a_past_defer_until_run_at_once(redis: PoolRedis, redis_url: str) -> None:
+    """As in arq: a job due in the past is queued, not deferred, and runs at once (it was refused before)."""
+    negative = await redis.enqueue_job("add", 1, 2, _defer_by=timedelta(seconds=-1))
+    negative_float = await redis.enqueue_job("add", 1, 3, _defer_by=-2.5)
     past = await redis.enqueue_job("add", 1, 1, _defer_until=datetime.now(UTC) - timedelta(days=1))
-    assert past is not None and await past.status() == JobStatus.queued
+    assert negative and negative_float and past
+    for job in (negative, negative_float, past):
+        assert await job.status() == JobStatus.queued
     await run_burst(redis_url, functions=[add])
-    assert await past.result(timeout=1) == 2
+    assert [await job.result(timeout=1) for job in (negative, negative_float, past)] == [3, 4, 2]
 
 
 async def test_negative_expires_is_refused(redis: PoolRedis) -> None:
@@ -524,3 +526,80 @@ def test_invalid_cron_fields_are_rejected_at_start(tmp_path: Path, redis_url: st
     assert len(lines) == 1, lines
     assert "cron job 'cron:report': hour=25 is out of range 0-23" in lines[0]
     assert not (tmp_path / "pool.pid").exists()
+
+
+# --- a serializer that cannot encode what a job ended with ---------------------------------------------------------
+
+
+async def fails_plainly(ctx: dict[str, Any]) -> None:
+    raise ValueError("plain msgpack cannot encode me")
+
+
+async def returns_an_object(ctx: dict[str, Any]) -> object:
+    return object()
+
+
+async def test_a_serializer_that_cannot_encode_the_outcome_still_fails_the_job_and_the_burst_returns(
+    redis_url: str,
+) -> None:
+    """arq's documented ``job_serializer=msgpack.packb`` encodes neither an exception nor an arbitrary object.
+    Each such job must still reach a final state: failed, its result the string 'unable to serialize result'
+    (arq's), which ``Job.result()`` raises as a SerializationError; the worker goes on, a burst run returns, and
+    aborting a queued job (whose record is an exception too) works with that serializer."""
+    serializer = msgpack.packb
+    deserializer = functools.partial(msgpack.unpackb, raw=False)
+    redis = await create_pool(
+        RedisSettings.from_dsn(redis_url), job_serializer=serializer, job_deserializer=deserializer
+    )
+    try:
+        raised = await redis.enqueue_job("fails_plainly")
+        returned = await redis.enqueue_job("returns_an_object")
+        good = await redis.enqueue_job("add", 2, 3)
+        assert raised and returned and good
+        worker = await run_burst(
+            redis_url,
+            functions=[fails_plainly, returns_an_object, add],
+            job_serializer=serializer,
+            job_deserializer=deserializer,
+        )
+        assert (worker.jobs_failed, worker.jobs_complete) == (2, 1)
+        for job in (raised, returned):
+            assert await job.status() == JobStatus.complete
+            with pytest.raises(SerializationError, match="unable to serialize result"):
+                await job.result(timeout=1)
+            info = await job.result_info()
+            assert info is not None and info.success is False and info.result == "unable to serialize result"
+        assert await good.result(timeout=1) == 5
+
+        queued = await redis.enqueue_job("add", 1, 1, _defer_by=60)
+        assert queued is not None
+        assert await queued.abort(timeout=1) is True
+        assert await queued.status() == JobStatus.complete
+    finally:
+        await redis.aclose()
+
+
+def test_a_result_no_serializer_attempt_can_encode_is_still_written() -> None:
+    """A serializer that refuses everything (even arq's fallback string): the record is written with pool's
+    msgpack, marked as not kept, rather than raising out of the worker and leaving the job running."""
+
+    def refuses(data: dict[str, Any]) -> bytes:
+        raise TypeError("nothing today")
+
+    payload, kept = encode_result(
+        function="f",
+        args=(1,),
+        kwargs={},
+        attempts=1,
+        enqueue_ms=1,
+        success=True,
+        result=2,
+        start_ms=1,
+        finish_ms=2,
+        queue_name="default",
+        job_id="j",
+        serializer=refuses,
+    )
+    assert kept is False
+    record = deserialize_result(payload, None)
+    assert (record.success, record.result, record.job_id) == (False, "unable to serialize result", "j")

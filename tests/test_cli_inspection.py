@@ -45,7 +45,7 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int) -> str:
 def test_version(tmp_path: Path) -> None:
     proc = run_pool("--version", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == f"pool {__version__}"
+    assert proc.stdout.strip() == f"pool, version {__version__}"  # arq's form (click's)
 
 
 async def enqueue(redis_url: str, queue: str, *job_ids: str) -> PoolRedis:

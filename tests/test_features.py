@@ -150,8 +150,8 @@ async def test_enqueue_many_in_one_round_trip_honours_unique_ids(redis: PoolRedi
 
 
 async def test_prepare_reports_bad_input_in_the_caller(redis: PoolRedis) -> None:
-    with pytest.raises(ValueError, match="negative"):
-        redis.prepare("record", "x", _defer_by=-1)
+    with pytest.raises(ValueError, match="_expires"):
+        redis.prepare("record", "x", _expires=-1)
 
 
 # --- inspection ---------------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from pool import JobStatus, PoolRedis
-from pool.jobs import Job, serialize_result
+from pool.jobs import Job
+from pool.storage.codecs import serialize_result
 from pool.storage.queue import Completion, Delivery, RedisQueue, queue_for
 from pool.utils import now_ms
 from tests.helpers import wait_for

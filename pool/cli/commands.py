@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from redis.exceptions import RedisError
 from ..logs import setup_logging
 from ..redis.settings import RedisSettings
 from ..utils import redact_text, set_process_title, url_secrets
+from ..version import VERSION
 from ..worker.redis_wait import WAIT_FLAG, WAIT_HELP, explain, wait_seconds
 from . import queue as cli_queue
 from .common import (
@@ -44,9 +46,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pool", description="A fast, reliable Redis job queue for asyncio.")
+    parser.add_argument("-V", "--version", action="version", version=f"pool, version {VERSION}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    parser.add_argument("--version", action="version", version=f"pool {_version()}")
 
     def settings_command(
         name: str, help_text: str, actions: list[str] | None = None, looks: bool = False
@@ -76,8 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = settings_command("worker", "Run one worker process (like `arq app.WorkerSettings`).")
     worker.add_argument("--burst", action="store_true", default=None, help="stop when the queue is empty")
+    worker.add_argument("--no-burst", dest="burst", action="store_false", help="run until stopped (the default)")
     worker.add_argument("--watch", metavar="DIR", help="restart the worker when files under DIR change")
     worker.add_argument(WAIT_FLAG, dest="wait_for_redis", type=_wait_seconds, metavar="S", help=WAIT_HELP)
+    worker.add_argument("--check", action="store_true", help="run the health check and exit (as `pool check`)")
+    worker.add_argument(
+        "--custom-log-dict",
+        metavar="DOTTED",
+        help="import path of a dict for logging.config.dictConfig, used instead of pool's log set-up",
+    )
     settings_command(
         "check", "Check that a worker of the queue is alive (arq's --check); exit 0 if so, 1 if not.", looks=True
     )
@@ -113,6 +121,8 @@ def _supervisor_cli() -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.check:  # arq's `arq app.WorkerSettings --check`
+        return cmd_check(args)
     # before the settings import or any connection: until then `ps` shows the command line, --redis URL included
     set_process_title(f"worker{' --watch' if args.watch else ''} [{args.settings}]")
     if args.watch:
@@ -186,6 +196,8 @@ def _watch(args: argparse.Namespace) -> int:
         os.environ[REDIS_URL_ENV] = args.redis
     if args.burst:
         command.append("--burst")
+    if args.custom_log_dict:
+        command += ["--custom-log-dict", args.custom_log_dict]
     if args.verbose:
         command.append("--verbose")
     if args.wait_for_redis is not None:
@@ -238,7 +250,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    setup_logging(getattr(args, "verbose", False))
+    try:
+        log_dict = getattr(args, "custom_log_dict", None)
+        if log_dict:
+            from .arq_cli import load_log_config
+
+            logging.config.dictConfig(load_log_config(log_dict))
+        else:
+            setup_logging(getattr(args, "verbose", False))
+    except (Failure, ValueError, TypeError, AttributeError, ImportError) as exc:  # dictConfig refused the dict
+        _error(args, str(exc))
+        return 1
     if getattr(args, "redis", None):  # every command: `ps` must not show --redis URL while it runs
         set_process_title(f"{args.command} [{getattr(args, 'settings', '')}]")
     supervisor_cli = _supervisor_cli()
@@ -281,15 +303,6 @@ def _place_late_positionals(args: argparse.Namespace, extras: list[str]) -> list
         else:
             left.append(token)
     return left
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("pool-queue")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "(not installed)"
 
 
 def run() -> None:

@@ -119,7 +119,7 @@ async def _row(redis: PoolRedis, queue_name: str, job_id: str, status: JobStatus
         info = None
     if info is None:
         return job_id, "?", "?", "?", status.value
-    return job_id, info.function, str(info.job_try), _local_time(info.enqueue_time), status.value
+    return job_id, info.function, str(info.job_try or 0), _local_time(info.enqueue_time), status.value
 
 
 def _local_time(when: datetime) -> str:

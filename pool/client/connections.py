@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -36,13 +36,14 @@ from ..redis.retries import transient
 from ..redis.sentinel import MasterConnection, MasterSSLConnection, SentinelMaster, master_of
 from ..redis.settings import RedisSettings, ssl_options, tls_options
 from ..redis.tls_probe import permanent_problem, tls_mismatch
-from ..storage.codecs import JobDef, JobResult, deserialize_job, deserialize_result
+from ..storage.codecs import JobDef, JobResult, deserialize_job, deserialize_result, job_try_before_end
 from ..storage.keys import DEFAULT_QUEUE_NAME
 from ..storage.partitions import partition_key, partition_of, tagged
 from ..storage.queue import (
     PartitionMismatch,
     RedisQueue,
     enqueue_args,
+    job_queue,
     partition_count,
     partitions_of,
     queue_for,
@@ -329,13 +330,19 @@ class QueueClient:
             yield enqueue_args(queue.keys, [spec.record(queue) for spec in batch])
 
     async def all_job_results(self, queue_name: str | None = None) -> list[JobResult]:
-        """Every kept result of the queue (of all its partitions), oldest enqueue first."""
+        """Every kept result, oldest enqueue first: of every queue (as arq's; every partition of each), or of
+        ``queue_name`` only."""
+        if queue_name is None:
+            found = await self._queue(None).all_result_ids()
+        else:
+            found = [
+                (queue.name, job_id) for queue in self._queues(queue_name) for job_id in await queue.result_job_ids()
+            ]
         results = []
-        for queue in self._queues(queue_name):
-            for job_id in await queue.result_job_ids():
-                payload = await queue.result_payload(job_id)
-                if payload is not None:
-                    results.append(deserialize_result(payload, self.job_deserializer))
+        for name, job_id in found:
+            payload = await job_queue(self, name, job_id).result_payload(job_id)
+            if payload is not None:
+                results.append(deserialize_result(payload, self.job_deserializer))
         return sorted(results, key=lambda r: r.enqueue_time)
 
     async def queued_jobs(self, *, queue_name: str | None = None) -> list[JobDef]:
@@ -359,7 +366,7 @@ class QueueClient:
                     function=data["f"],
                     args=tuple(data["a"]),
                     kwargs=data["k"],
-                    job_try=attempts,
+                    job_try=job_try_before_end(attempts, state),
                     enqueue_time=ms_to_datetime(data["et"]),
                     score=score,
                     job_id=job_id,
@@ -422,6 +429,10 @@ class PoolRedis(QueueClient, Redis):  # type: ignore[misc]  # (redis-py's own ba
             await self.fast_path.close()
         await super().aclose(close_connection_pool)
 
+    async def close(self, close_connection_pool: bool | None = None) -> None:
+        """arq's ``ArqRedis.close``: the same as ``aclose`` (redis-py's own ``close`` is deprecated)."""
+        await self.aclose(close_connection_pool)
+
     def follow_master(self) -> None:
         """Behind Sentinel: watch where the master is and, when it moves, drop every connection of this client
         (its pool's, in use or not, and its fast path's), so nothing more is written to a demoted master."""
@@ -474,6 +485,22 @@ class PoolRedis(QueueClient, Redis):  # type: ignore[misc]  # (redis-py's own ba
             queue_partitions=self.queue_partitions,
         )
 
+    def describe(self) -> str:
+        """Where this client connects, for logs (as ``RedisSettings.describe``): never the password."""
+        if self.followed_master is not None:
+            return f"the master of {self.followed_master.service!r} (Sentinel)"
+        kwargs = self.connection_pool.connection_kwargs
+        tls = issubclass(self.connection_pool.connection_class, SSLConnection)
+        return RedisSettings(
+            host=kwargs.get("host", "localhost"),
+            port=kwargs.get("port", 6379),
+            unix_socket_path=kwargs.get("path"),
+            database=kwargs.get("db", 0),
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            ssl=tls,
+        ).describe()
+
     def __repr__(self) -> str:
         return f"<PoolRedis {self.connection_pool!r}>"
 
@@ -496,8 +523,34 @@ class PoolRedisCluster(QueueClient, RedisCluster):  # type: ignore[misc]  # (as 
     def follow_master(self) -> None:
         """A cluster follows its own failovers (MOVED after a replica's promotion): nothing to watch."""
 
+    def describe(self) -> str:
+        """Where this client connects, for logs: the cluster's nodes (never the password)."""
+        return "redis+cluster://" + ",".join(node.name for node in self.get_nodes())
+
     def __repr__(self) -> str:
         return f"<PoolRedisCluster {','.join(node.name for node in self.get_nodes())}>"
+
+
+async def redis_summary(redis: Redis) -> str:
+    """arq's one line about the server: version, memory used, clients connected, keys in the database. On a
+    cluster, the node count (its pipelines refuse INFO, and one node's figures would say little)."""
+    if isinstance(redis, RedisCluster):
+        return f"redis cluster of {len(redis.get_nodes())} nodes"
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.info(section="Server")
+        pipe.info(section="Memory")
+        pipe.info(section="Clients")
+        pipe.dbsize()
+        server, memory, clients, key_count = await pipe.execute()
+    return (
+        f"redis_version={server.get('redis_version', '?')} mem_usage={memory.get('used_memory_human', '?')} "
+        f"clients_connected={clients.get('connected_clients', '?')} db_keys={key_count}"
+    )
+
+
+async def log_redis_info(redis: Redis, log_func: Callable[[str], Any]) -> None:
+    """arq's: pass ``redis_summary`` to ``log_func`` (e.g. ``logger.info``)."""
+    log_func(await redis_summary(redis))
 
 
 class AutoPipelinedRedis(PoolRedis):

@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from ..storage.codecs import JobDef, JobResult, deserialize_job, deserialize_result, serialize_result
+from ..storage.codecs import (
+    JobDef,
+    JobResult,
+    deserialize_job,
+    deserialize_result,
+    job_try_before_end,
+    serialize_result,
+)
 from ..storage.keys import DEFAULT_QUEUE_NAME
 from ..storage.queue import job_queue
 from ..storage.serializers import (
@@ -86,6 +94,12 @@ class Job:
         reads of a few seconds at most, each shorter than the connection's socket timeout, which would
         otherwise cut them short (see pool/redis/blocking.py).
         """
+        if pole_delay is not None:
+            warnings.warn(
+                '"pole_delay" is deprecated, use the correct spelling "poll_delay" instead',
+                DeprecationWarning,
+                stacklevel=2,
+            )
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait_s = self._queue.result_wait_s(None if deadline is None else deadline - time.monotonic())
@@ -103,7 +117,7 @@ class Job:
         """The job's result if it has one, else its definition; None when the job is unknown."""
         info: JobDef | None = await self.result_info()
         if info is None:
-            payload, attempts, _, score = await self._queue.job_fields(self.job_id)
+            payload, attempts, state, score = await self._queue.job_fields(self.job_id)
             if payload is None:
                 return None
             data = deserialize_job(payload, self._deserializer)
@@ -111,7 +125,7 @@ class Job:
                 function=data["f"],
                 args=tuple(data["a"]),
                 kwargs=data["k"],
-                job_try=attempts,
+                job_try=job_try_before_end(attempts, state),
                 enqueue_time=ms_to_datetime(data["et"]),
                 score=score,
                 job_id=self.job_id,
@@ -162,6 +176,8 @@ class Job:
         )
         if state == 0:
             return False
+        if state == 2:  # not started: aborted by the script itself (its record written, whatever it reads back as)
+            return True
         try:
             await self.result(timeout=timeout)
         except JobAborted:

@@ -131,11 +131,8 @@ def prepare_job(
     enqueue_ms = now_ms()
     if defer_until is not None:
         score = datetime_to_ms(defer_until)
-    elif defer_by is not None:
-        defer_ms = to_ms(defer_by) or 0
-        if defer_ms < 0:
-            raise ValueError(f"_defer_by must not be negative, got {defer_by!r}")
-        score = enqueue_ms + defer_ms
+    elif defer_by is not None:  # negative: due in the past, so it runs at once (as in arq)
+        score = enqueue_ms + (to_ms(defer_by) or 0)
     else:
         score = enqueue_ms
     expires_ms = to_ms(expires)

@@ -11,6 +11,7 @@ result ``{"f", "a", "k", "et", "t": attempts, "s": success, "r": result or excep
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,13 +27,15 @@ from .serializers import (
     msgpack_serializer,
 )
 
+logger = logging.getLogger("pool.jobs")
+
 
 @dataclass
 class JobDef:
     function: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    job_try: int
+    job_try: int | None  # None: a job that has not run yet (arq's)
     enqueue_time: datetime
     score: int | None
     job_id: str | None = None
@@ -49,6 +52,14 @@ class JobResult(JobDef):
     traceback: str | None = None  # of a failure, for the failed-job registry
 
 
+def job_try_before_end(attempts: int, state: str | None) -> int | None:
+    """``JobDef.job_try`` of a job not finished: None when it has not run (arq's), the try it is on while it
+    runs, else the try its next run will be (``_job_try=3`` shows 3; after one run and a Retry, 2)."""
+    if state == "r":
+        return attempts or None
+    return attempts + 1 if attempts else None
+
+
 def serialize_job(
     function: str,
     args: tuple[Any, ...],
@@ -63,7 +74,7 @@ def serialize_job(
     try:
         return (serializer or msgpack_serializer)(data)
     except Exception as exc:
-        raise SerializationError(f"unable to serialize job {function!r}: {exc}") from exc
+        raise SerializationError(f'unable to serialize job "{function}": {exc}') from exc
 
 
 def deserialize_job(payload: bytes, deserializer: Deserializer | None) -> dict[str, Any]:
@@ -118,7 +129,51 @@ def serialize_result(
     traceback: str | None = None,
     description: str | None = None,
 ) -> bytes:
-    """Encode a result; if the job's return value (or exception) can't be encoded, encode that failure."""
+    """Encode a result (see ``encode_result``); never raises."""
+    return encode_result(
+        function=function,
+        args=args,
+        kwargs=kwargs,
+        attempts=attempts,
+        enqueue_ms=enqueue_ms,
+        success=success,
+        result=result,
+        start_ms=start_ms,
+        finish_ms=finish_ms,
+        queue_name=queue_name,
+        job_id=job_id,
+        serializer=serializer,
+        traceback=traceback,
+        description=description,
+    )[0]
+
+
+def encode_result(
+    *,
+    function: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    attempts: int,
+    enqueue_ms: int,
+    success: bool,
+    result: Any,
+    start_ms: int,
+    finish_ms: int,
+    queue_name: str,
+    job_id: str,
+    serializer: Serializer | None,
+    traceback: str | None = None,
+    description: str | None = None,
+) -> tuple[bytes, bool]:
+    """Encode a result, and say whether it was kept as given (False: recorded as a failure to encode it).
+    Never raises: a job must reach a final state whatever it returned or raised.
+
+    When the job's return value (or exception) cannot be encoded, the job is recorded as failed with, in turn, the
+    first of these that the serializer takes: a ``SerializationError`` saying why (the default msgpack keeps
+    exceptions); arq's string ``'unable to serialize result'`` (a plain ``msgpack.packb`` keeps no exception;
+    ``Job.result()`` raises it as a SerializationError); the same without the job's arguments (a serializer that
+    cannot encode them either). If the serializer encodes none of them, the record is written with pool's msgpack,
+    which always can: a reader with another deserializer sees it as unreadable, but the job is finished."""
     data = {
         "f": function,
         "a": list(args),
@@ -138,15 +193,71 @@ def serialize_result(
         data["ds"] = description
     encode = serializer or msgpack_serializer
     try:
-        return encode(data)
+        return encode(data), True
     except Exception as exc:
-        what = "result" if success else "exception"
-        data.update(s=False, r=SerializationError(f"unable to serialize {what}: {exc}"))
+        reason = exc
+    ref = f"{job_id}:{function}"
+    logger.warning("error serializing result of %s: %s: %s", ref, type(reason).__name__, reason)
+    what = "result" if success else "exception"
+    fallbacks = (
+        {"s": False, "r": SerializationError(f"unable to serialize {what}: {reason}")},
+        {"s": False, "r": UNSERIALIZABLE_RESULT},
+        {"s": False, "r": UNSERIALIZABLE_RESULT, "a": [], "k": {}},
+    )
+    for replacement in fallbacks:
+        data.update(replacement)
         try:
-            return encode(data)
-        except Exception:  # args are unencodable too (a custom serializer): keep what surely encodes
-            data.update(a=[], k={})
-            return encode(data)
+            return encode(data), False
+        except Exception:
+            continue
+    logger.critical("error serializing result of %s even after replacing result: written with msgpack", ref)
+    data.pop("tb", None)
+    return msgpack_serializer(data), False
+
+
+def serialize_result_arq(
+    function: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    job_try: int,
+    enqueue_time_ms: int,
+    success: bool,
+    result: Any,
+    start_ms: int,
+    finished_ms: int,
+    ref: str,
+    queue_name: str,
+    job_id: str,
+    *,
+    serializer: Serializer | None = None,
+) -> bytes:
+    """``serialize_result`` with arq's positional signature (``pool.jobs.serialize_result``); ``ref`` is unused.
+    Never None, unlike arq's: a result that cannot be encoded is recorded as such (see ``encode_result``)."""
+    return encode_result(
+        function=function,
+        args=args,
+        kwargs=kwargs,
+        attempts=job_try,
+        enqueue_ms=enqueue_time_ms,
+        success=success,
+        result=result,
+        start_ms=start_ms,
+        finish_ms=finished_ms,
+        queue_name=queue_name,
+        job_id=job_id,
+        serializer=serializer,
+    )[0]
+
+
+def deserialize_job_raw(
+    payload: bytes, *, deserializer: Deserializer | None = None
+) -> tuple[str, tuple[Any, ...], dict[str, Any], int | None, int]:
+    """arq's: (function, args, kwargs, job_try given at enqueue or None, enqueue time ms) of a job payload."""
+    data = deserialize_job(payload, deserializer)
+    return data["f"], tuple(data["a"]), data["k"], data.get("t"), data["et"]
+
+
+UNSERIALIZABLE_RESULT = "unable to serialize result"  # arq's record of a result its serializer could not encode
 
 
 def deserialize_result(payload: bytes, deserializer: Deserializer | None) -> JobResult:

@@ -38,6 +38,22 @@ def glob_escape(text: str) -> str:
     return text.translate(_GLOB_SPECIAL)
 
 
+ALL_RESULTS_PATTERN = "pool:{*}:result:*"  # SCAN MATCH for the results of every queue (see ``result_key_parts``)
+
+
+def result_key_parts(key: str) -> tuple[str, str] | None:
+    """(queue name, job id) of a result key of any queue; None for a key that is not one (the pattern above
+    also matches e.g. a job hash whose id holds ``}:result:``: queue names hold no braces, so the tag ends at
+    the first ``}``)."""
+    if not key.startswith("pool:{"):
+        return None
+    tag, sep, rest = key[len("pool:{") :].partition("}:result:")
+    if not sep or not tag or "}" in tag:
+        return None
+    base, hash_sign, number = tag.rpartition("#")  # a partition's tag: queue#p
+    return (base if hash_sign and base and number.isdigit() else tag), rest
+
+
 @dataclass(frozen=True, slots=True)
 class QueueKeys:
     """The key names of one queue, or of one partition of a partitioned queue (pool/storage/partitions.py):

@@ -20,7 +20,7 @@ import msgpack
 from redis.exceptions import ResponseError
 
 from .eviction import policy_from_reply
-from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
+from .keys import ALL_RESULTS_PATTERN, CONSUMER_GROUP, PRIORITIES, QueueKeys, result_key_parts
 
 T = TypeVar("T")
 
@@ -176,6 +176,12 @@ def deferred_ids(keys: QueueKeys) -> Op[list[tuple[str, int]]]:
 def result_job_ids(keys: QueueKeys) -> Op[list[str]]:
     prefix = keys.result("")
     return [key[len(prefix) :] for key in (yield from scan(keys.pattern("result:")))]
+
+
+def all_result_ids() -> Op[list[tuple[str, str]]]:
+    """(queue name, job id) of every kept result, of every queue."""
+    found = [result_key_parts(key) for key in (yield from scan(ALL_RESULTS_PATTERN))]
+    return [parts for parts in found if parts is not None]
 
 
 def job_states(keys: QueueKeys) -> Op[list[tuple[str, str | None]]]:

@@ -279,6 +279,10 @@ class RedisQueue:
     async def result_job_ids(self) -> list[str]:
         return await run(self.redis, ops.result_job_ids(self.keys))
 
+    async def all_result_ids(self) -> list[tuple[str, str]]:
+        """(queue name, job id) of every kept result of every queue on this Redis, not only this one's."""
+        return await run(self.redis, ops.all_result_ids())
+
     # --- consumer side ---------------------------------------------------------------------------------------
 
     async def ensure_group(self) -> int:

@@ -48,7 +48,19 @@ class NestingTooDeep(SerializationError):
 
 
 class JobExecutionFailed(RuntimeError):
-    """Stands in for a job's exception whose class is not importable (or not rebuildable) in this process."""
+    """Stands in for a job's exception whose class is not importable (or not rebuildable) in this process, and
+    records failures around a job (not found, expired, max retries). Equal when the messages are (arq's)."""
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JobExecutionFailed):
+            return self.args == other.args
+        return False
+
+    def __hash__(self) -> int:  # equal ones hash alike (arq's is unhashable)
+        try:
+            return hash(self.args)
+        except TypeError:  # an unhashable argument
+            return id(self)
 
 
 _packers = threading.local()  # msgpack_serializer's Packer, one per thread

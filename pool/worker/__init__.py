@@ -4,12 +4,15 @@
 ``pool.worker`` is arq's import path for the worker: its names stay importable from here.
 """
 
-from .functions import Function, Retry, func
+from ..storage.serializers import JobExecutionFailed
+from .functions import Function, Retry, RetryJob, func
 from .main import (
     FETCH_BLOCK_MS,
     STARVATION_GUARD,
+    FailedJobs,
     Worker,
     async_check_health,
+    async_health_lines,
     check_health,
     create_worker,
     get_kwargs,
@@ -19,10 +22,14 @@ from .main import (
 __all__ = [
     "FETCH_BLOCK_MS",
     "STARVATION_GUARD",
+    "FailedJobs",
     "Function",
+    "JobExecutionFailed",
     "Retry",
+    "RetryJob",
     "Worker",
     "async_check_health",
+    "async_health_lines",
     "check_health",
     "create_worker",
     "func",

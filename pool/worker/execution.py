@@ -22,13 +22,13 @@ from typing import Any
 
 from ..client.jobs import JobAborted
 from ..logs import fast_writer
-from ..storage.codecs import deserialize_job, serialize_job, serialize_result
+from ..storage.codecs import deserialize_job, encode_result, serialize_job, serialize_result
 from ..storage.partitions import partition_key, tagged
 from ..storage.queue import Delivery
 from ..storage.serializers import DeserializationError, Deserializer, JobExecutionFailed, SerializationError, Serializer
-from ..utils import ms_to_datetime, now_ms, truncate
+from ..utils import args_to_string, ms_to_datetime, now_ms, truncate
 from .deadlines import Deadlines
-from .functions import Function, Retry
+from .functions import Function, Retry, RetryJob
 
 logger = logging.getLogger("pool.worker")
 
@@ -66,6 +66,7 @@ class Outcome:
     callback_payload: bytes = b""
     callback_function: str = ""
     failure_ttl_ms: int = 0  # a failure's own failure_ttl (the job's ``_failure_ttl``): > 0 kept, -1 not; 0 unset
+    retries_ran_out: bool = False  # failed on a Retry that max_tries refused: counted as a retry too (arq's count)
 
     @property
     def is_requeue(self) -> bool:
@@ -90,6 +91,7 @@ class RunnerSettings:
     on_job_start: Hook | None = None
     on_job_end: Hook | None = None
     partitioned: bool = False  # the queue has partitions: a callback's id is tagged to fall in its job's
+    cron_names: frozenset[str] = frozenset()  # cron jobs' functions: their log lines name the function only
 
 
 class JobRunner:
@@ -138,7 +140,7 @@ class JobRunner:
             logger.error("job %s: %s", job_id, exc)
             return self._failure(delivery, "<unknown>", (), {}, start_ms, start_ms, exc, ttl_s=None)
         name, args, kwargs, enqueue_ms = data["f"], tuple(data["a"]), data["k"], int(data.get("et", start_ms))
-        ref = f"{job_id}:{name}"
+        ref = name if name in s.cron_names else f"{job_id}:{name}"
         function = self.function(name)
         if function is None:
             logger.warning("job %s, function %r not found", job_id, name)
@@ -166,13 +168,13 @@ class JobRunner:
             "enqueue_time": ms_to_datetime(enqueue_ms),
             "score": delivery.score,
         }
-        if self._info:
+        if self._info:  # arq's line: time since the enqueue, and how late the job starts when over 1.2 s
             extra = f" try={attempts}" if attempts > 1 else ""
-            if delivery.score > enqueue_ms:
-                extra += f" delayed={(delivery.score - enqueue_ms) / 1000:0.2f}s"
-            self._job_line("%6.2fs → %s(%s)%s", _since(delivery.score), ref, _args_repr(args, kwargs), extra)
+            if start_ms - delivery.score > 1200:
+                extra += f" delayed={(start_ms - delivery.score) / 1000:0.2f}s"
+            self._job_line("%6.2fs → %s(%s)%s", _since(enqueue_ms), ref, args_to_string(args, kwargs), extra)
         timeout_s = _timeout_seconds(function, s, data)
-        success, result, aborted, deadline_slot = False, None, False, None
+        success, result, aborted, deadline_slot, retries_ran_out = False, None, False, None, False
         task = asyncio.current_task()
         assert task is not None
         try:
@@ -189,18 +191,24 @@ class JobRunner:
             else:
                 result = await self.threads.run(functools.partial(function.coroutine, ctx, *args, **kwargs), ref)
             success = True
-        except Retry as retry:
-            if s.retry_jobs and attempts < max_tries:
-                logger.info("%6.2fs ↻ %s retrying job in %0.2fs", _since(start_ms), ref, retry.defer_s)
+        except (Retry, RetryJob) as retry:
+            defer_s = retry.defer_s if isinstance(retry, Retry) else 0.0
+            if not s.retry_jobs:  # as arq: the Retry is the job's failure
+                logger.exception("%6.2fs ! %s failed, %s: %s", _since(start_ms), ref, type(retry).__name__, retry)
+                result = retry
+            elif attempts < max_tries:
+                if isinstance(retry, Retry):
+                    logger.info("%6.2fs ↻ %s retrying job in %0.2fs", _since(start_ms), ref, defer_s)
+                else:
+                    logger.info("%6.2fs ↻ %s cancelled, will be run again", _since(start_ms), ref)
                 await self._end_hook(ctx)
-                return Outcome(_RETRIED, requeue_at_ms=now_ms() + int(retry.defer_s * 1000))
-            logger.warning("%6.2fs ! %s max retries %d exceeded", _since(start_ms), ref, max_tries)
-            result = JobExecutionFailed(f"max {max_tries} retries exceeded")
+                return Outcome(_RETRIED, requeue_at_ms=now_ms() + int(defer_s * 1000))
+            else:
+                logger.warning("%6.2fs ! %s max retries %d exceeded", _since(start_ms), ref, max_tries)
+                result, retries_ran_out = JobExecutionFailed(f"max {max_tries} retries exceeded"), True
         except asyncio.CancelledError as exc:
-            if job_id in self.timed_out:
-                logger.warning(
-                    "%6.2fs ! %s failed, TimeoutError: timed out after %gs", _since(start_ms), ref, timeout_s
-                )
+            if job_id in self.timed_out:  # an error, as arq logs it: alerting on errors must see timeouts
+                logger.error("%6.2fs ! %s failed, TimeoutError: timed out after %gs", _since(start_ms), ref, timeout_s)
                 result = TimeoutError(f"job timed out after {timeout_s:g}s")
             elif job_id in self.aborting:
                 logger.info("%6.2fs ⊘ %s aborted", _since(start_ms), ref)
@@ -216,7 +224,14 @@ class JobRunner:
             logger.warning("%6.2fs ! %s failed: the job called sys.exit(%r)", _since(start_ms), ref, exc.code)
             result = JobExecutionFailed(f"SystemExit: the job called sys.exit({exc.code!r})")
         except Exception as exc:
-            logger.exception("%6.2fs ! %s failed, %s: %s", _since(start_ms), ref, type(exc).__name__, _safe_str(exc))
+            logger.exception(
+                "%6.2fs ! %s failed, %s: %s",
+                _since(start_ms),
+                ref,
+                type(exc).__name__,
+                _safe_str(exc),
+                extra={"extra": _extra(exc)},
+            )
             result = exc
         except BaseException as exc:  # GeneratorExit, KeyboardInterrupt, a job's own BaseException subclass
             result = _raised_base_exception(exc, ref, start_ms)
@@ -229,11 +244,11 @@ class JobRunner:
                 self.timed_out.discard(job_id)
                 task.uncancel()
         if success and self._info:
-            shown = f" ● {truncate(repr(result))}" if s.log_results else " ●"
+            shown = f" ● {truncate(repr(result))}" if s.log_results and result is not None else " ● "
             self._job_line("%6.2fs ← %s%s", _since(start_ms), ref, shown)
         await self._end_hook(ctx)
         finish_ms = now_ms()
-        payload = serialize_result(
+        payload, kept = encode_result(
             function=name,
             args=args,
             kwargs=kwargs,
@@ -249,6 +264,8 @@ class JobRunner:
             traceback=None if success else _traceback(result),
             description=data.get("ds"),
         )
+        if not kept:  # recorded as a failure to encode it (see encode_result): counted as one too
+            success = False
         limit = s.max_payload_bytes
         if limit is not None and len(payload) > limit:
             logger.warning("job %s: result is %d bytes, over the limit of %d", job_id, len(payload), limit)
@@ -268,7 +285,7 @@ class JobRunner:
                 serializer=s.serializer,
             )
         kind = _COMPLETE if success else _ABORTED if aborted else _FAILED
-        outcome = Outcome(kind, payload, _ttl_ms(ttl_s), after_hook_ctx=ctx)
+        outcome = Outcome(kind, payload, _ttl_ms(ttl_s), after_hook_ctx=ctx, retries_ran_out=retries_ran_out)
         self._add_callback(outcome, data, job_id, success, result)
         return _own_ttls(outcome, data)
 
@@ -453,6 +470,16 @@ def _traceback(error: Any) -> str | None:
     return None
 
 
+def _extra(error: BaseException) -> Any:
+    """arq's ``extra`` of a job's exception (an attribute, or a method returning it), put on its error record
+    (``record.extra``) for handlers that report it, Sentry's among them; None when absent or when it raises."""
+    try:
+        extra = getattr(error, "extra", None)
+        return extra() if callable(extra) else extra
+    except Exception:
+        return None
+
+
 def _safe_str(value: Any) -> str:
     try:
         return str(value)
@@ -506,10 +533,3 @@ def _ttl_ms(ttl_s: float) -> int:
 
 def _since(ms: int) -> float:
     return (now_ms() - ms) / 1000
-
-
-def _args_repr(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    if not args and not kwargs:
-        return ""
-    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
-    return truncate(", ".join(parts))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ..utils import import_string, to_seconds
+from ..utils import import_string, to_ms, to_seconds
 
 JobFunction = Callable[..., Awaitable[Any]] | Callable[..., Any]
 
@@ -22,6 +22,7 @@ class Retry(RuntimeError):
 
     def __init__(self, defer: float | timedelta | None = None) -> None:
         self.defer_s = to_seconds(defer) or 0.0
+        self.defer_score: int | None = to_ms(defer)  # arq's name: the delay in ms
         super().__init__(self.defer_s)
 
     def __repr__(self) -> str:
@@ -29,6 +30,11 @@ class Retry(RuntimeError):
 
     def __str__(self) -> str:
         return repr(self)
+
+
+class RetryJob(RuntimeError):
+    """arq's: raise inside a job to run it again at once (logged as "cancelled, will be run again"); counts
+    toward max_tries like ``Retry``."""
 
 
 @dataclass

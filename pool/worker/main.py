@@ -26,9 +26,17 @@ from uuid import uuid4
 
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
 
-from ..client.connections import DEFAULT_MAX_PAYLOAD_BYTES, EXPIRES_EXTRA_MS, AutoPipelinedRedis, PoolRedis, create_pool
+from ..client.connections import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    EXPIRES_EXTRA_MS,
+    AutoPipelinedRedis,
+    PoolRedis,
+    create_pool,
+    redis_summary,
+)
 from ..redis.retries import retrying
 from ..redis.settings import RedisSettings
+from ..storage.codecs import JobResult
 from ..storage.eviction import EvictionPolicyError, judge_policy
 from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
 from ..storage.partitions import cron_partition
@@ -81,6 +89,22 @@ async def _cancel_until_done(tasks: list[asyncio.Task[Any]], rounds: int = 5) ->
         # retrieved here, or asyncio prints its traceback as "never retrieved" when the task is collected.
         if task.done() and not task.cancelled():
             task.exception()
+
+
+class FailedJobs(RuntimeError):
+    """Raised by ``Worker.run_check`` when jobs failed: ``count`` of them, with the failed results kept in Redis."""
+
+    def __init__(self, count: int, job_results: list[JobResult]) -> None:
+        self.count = count
+        self.job_results = job_results
+
+    def __str__(self) -> str:
+        if self.count == 1 and self.job_results:
+            return f"1 job failed {self.job_results[0].result!r}"
+        return f"{self.count} jobs failed:\n" + "\n".join(repr(r.result) for r in self.job_results)
+
+    def __repr__(self) -> str:
+        return f"<{self}>"
 
 
 FETCH_BLOCK_MS = 1000  # how long a fetch blocks in XREADGROUP: bounds how long a stop waits for it
@@ -165,7 +189,9 @@ class Worker:
             raise RuntimeError("at least one function or cron_job must be registered")
         if max_jobs < 1:
             raise ValueError(f"max_jobs must be at least 1, got {max_jobs}")
-        self.queue_name = validate_queue_name(queue_name or DEFAULT_QUEUE_NAME)
+        if queue_name is None:  # arq: the given pool's default queue
+            queue_name = redis_pool.default_queue_name if redis_pool is not None else DEFAULT_QUEUE_NAME
+        self.queue_name = validate_queue_name(queue_name)
         if isinstance(queue_partitions, bool) or not isinstance(queue_partitions, int) or queue_partitions < 1:
             raise ValueError(f"queue_partitions must be a whole number, 1 or more, got {queue_partitions!r}")
         # a partitioned queue (pool/storage/partitions.py): the worker reads, heartbeats and schedules each one
@@ -179,6 +205,7 @@ class Worker:
         self.max_jobs = max_jobs
         if queue_read_limit is not None:
             logger.debug("queue_read_limit=%s is not needed: each fetch reads up to the free slots", queue_read_limit)
+        self.queue_read_limit = queue_read_limit or max(max_jobs * 5, 100)  # arq's attribute; unused
         self.poll_delay_s = to_seconds(poll_delay) or 0.5
         self.health_check_interval_s = to_seconds(health_check_interval) or 3600.0
         self.health_check_key = health_check_key
@@ -211,6 +238,7 @@ class Worker:
                 deserializer=job_deserializer,
                 on_job_start=on_job_start,
                 on_job_end=on_job_end,
+                cron_names=frozenset(cron_job.name for cron_job in self.cron_jobs),
                 failure_ttl_s=to_seconds(failure_ttl) or 0.0,
                 max_payload_bytes=max_payload_bytes,
                 partitioned=queue_partitions > 1,
@@ -228,8 +256,13 @@ class Worker:
         self._slot_free = asyncio.Event()
         self._schedule_changed = asyncio.Event()  # set when this worker defers a job: re-plan the next wake
         self.runner.threads.on_release = self._slot_free.set  # a thread that outlived its job returned
+        self._started = False  # between startup() and close(): close() acts once per run
+        self._closing: asyncio.Future[None] | None = None  # set while close() runs
         self._stopping = False
         self._stop_requested: asyncio.Event | None = None
+        # set after the schedule loop's first turn: a burst run ends only after it (cron's start-up runs)
+        self._scheduled_once = asyncio.Event()
+        self._last_health: str | None = None  # the counters of the last health line written, for its log line
         self._force_stop = False
         self._loops: list[asyncio.Task[None]] = []
         self._fetches = 0
@@ -247,6 +280,23 @@ class Worker:
 
     async def async_run(self) -> None:
         await self.main()
+
+    async def run_check(self, retry_jobs: bool | None = None, max_burst_jobs: int | None = None) -> int:
+        """arq's: run (in burst mode, until the queue is drained); the number of jobs completed, or
+        ``FailedJobs`` with the failed results kept in Redis when any job failed."""
+        if retry_jobs is not None:
+            self.runner.s.retry_jobs = retry_jobs
+        if max_burst_jobs is not None:
+            self.max_burst_jobs = max_burst_jobs
+        await self.startup()
+        try:
+            await self.serve()
+            failed = [r for r in await self.pool.all_job_results() if not r.success] if self.jobs_failed else []
+        finally:
+            await self.close()
+        if self.jobs_failed:
+            raise FailedJobs(self.jobs_failed, failed)
+        return self.jobs_complete
 
     async def main(self) -> None:
         await self.startup()
@@ -282,7 +332,9 @@ class Worker:
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
     async def startup(self) -> None:
+        self._started = True
         self._stop_requested = asyncio.Event()
+        self._scheduled_once = asyncio.Event()
         self._released = asyncio.Event()
         if self._pool is None:
             self._pool = await create_pool(
@@ -308,16 +360,27 @@ class Worker:
         if self.handle_signals:
             self._add_signal_handlers()
         logger.info(
-            "Starting worker for %s: %s", plural(len(self.functions), "function"), ", ".join(sorted(self.functions))
+            # arq's words, plural and all ("1 functions"): log parsers written for arq keep matching
+            "Starting worker for %d functions: %s",
+            len(self.functions),
+            ", ".join(sorted(self.functions)),
         )
         logger.info(
-            "redis at %s, queue %r, worker %s",
-            self.redis_settings.describe(),
+            "redis at %s%s, queue %r, worker %s",
+            self.redis_settings.describe() if self._given_pool is None else self._given_pool.describe(),
+            await self._redis_summary(),
             self.queue_name,
             self.worker_id,
         )
         if self.on_startup is not None:
             await self.on_startup(self.ctx)
+
+    async def _redis_summary(self) -> str:
+        """arq's line about the server (version, memory, clients, keys) for the start-up log; empty if refused."""
+        try:
+            return f" ({await redis_summary(self.pool)})"
+        except (RedisError, OSError):
+            return ""
 
     async def _check_eviction_policy(self) -> None:
         """Refuse a Redis that may evict the queue's keys (see pool/storage/eviction.py): one line, exit 1."""
@@ -370,7 +433,23 @@ class Worker:
                 raise cast(BaseException, task.exception())
 
     async def close(self) -> None:
-        """Finish (or cancel and hand back) running jobs, write pending results, hand back anything left."""
+        """Finish (or cancel and hand back) running jobs, write pending results, hand back anything left.
+        Once per run: closing a worker that is not running (again, or never started) does nothing, and a close
+        while another runs waits for that one. Afterwards the worker can run again (``main`` again)."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+            return
+        if not self._started:
+            return
+        self._started = False
+        self._closing = asyncio.get_running_loop().create_future()
+        try:
+            await self._close()
+        finally:
+            self._closing.set_result(None)
+            self._closing = None
+
+    async def _close(self) -> None:
         self._stopping = True
         if self._running and self.job_completion_wait > 0 and not self._force_stop:
             logger.info("waiting up to %gs for %s", self.job_completion_wait, plural(len(self._running), "running job"))
@@ -410,6 +489,9 @@ class Worker:
             self.jobs_failed,
             self.jobs_retried,
         )
+        # ready to run again, as a new worker would be (counters go on, as arq's do)
+        self._stopping = self._force_stop = False
+        self._loops, self._heartbeat, self._cron = [], None, None
 
     async def _wait_running(self, timeout: float | None) -> None:
         tasks = [task for _, task in self._running.values()]
@@ -446,7 +528,7 @@ class Worker:
                 await self._wait_running(None)
                 return
             try:
-                batch = min(free, quarter)
+                batch = min(free, quarter, self._burst_left())
                 started, expired = await queue.fetch(self.worker_id, batch, self._fetch_order(), self._limits)
                 if started or expired:
                     await self._launch(started, expired)
@@ -460,12 +542,18 @@ class Worker:
                 if deliveries:
                     await self._start(deliveries)
                     await asyncio.sleep(0)  # (pickup latency: ~0.1 ms here on a 2-core VM)
-                elif self.burst and not self._running and await self._queue_drained():
+                elif self.burst and not self._running and self._scheduled_once.is_set() and await self._queue_drained():
                     return
             except (RedisError, OSError) as exc:
                 _raise_if_fatal(exc)
                 logger.warning("fetching jobs failed (%s), retrying", exc)
                 await asyncio.sleep(0.5)
+
+    def _burst_left(self) -> int:
+        """How many more jobs this burst run may start (``max_burst_jobs``); a fetch never takes more."""
+        if self.burst and self.max_burst_jobs >= 0:
+            return max(self.max_burst_jobs - self.jobs_started, 0)
+        return self.max_jobs
 
     def _free_slots(self) -> int:
         """Slots for new jobs: max_jobs less the running jobs and the sync jobs' threads that outlived their job
@@ -543,7 +631,12 @@ class Worker:
             raise
         except BaseException as exc:  # any other BaseException too: the job must reach a final state
             logger.exception("job %s: unexpected error around the job; recorded as its failure", delivery.job_id)
-            outcome = self.runner.crashed(delivery, exc)
+            try:
+                outcome = self.runner.crashed(delivery, exc)
+            except Exception:  # never leave the slot taken: a burst run would wait for this job forever
+                logger.exception("job %s: could not record its failure; it will run again", delivery.job_id)
+                self._release(delivery)
+                return
         try:
             await self._commit(delivery, outcome)
         except Exception:
@@ -567,6 +660,8 @@ class Worker:
         elif outcome.kind in (_FAILED, _ABORTED):
             self.jobs_failed += 1
         elif outcome.kind == _RETRIED:
+            self.jobs_retried += 1
+        if outcome.retries_ran_out:  # its last Retry was refused by max_tries: a retry asked for, as arq counts
             self.jobs_retried += 1
         if outcome.is_requeue:
             requeue = self._queues[delivery.partition].requeue
@@ -642,7 +737,7 @@ class Worker:
                     for queue in self._queues:
                         await queue.prune_consumers(max(min_idle_ms * 20, 60_000))
                 for queue in self._queues:
-                    free = self._free_slots()
+                    free = min(self._free_slots(), self._burst_left())
                     if free <= 0 or self._stopping or now < reclaim_after:
                         break
                     claimed = await queue.reclaim(self.worker_id, min_idle_ms, free)
@@ -694,6 +789,7 @@ class Worker:
                 _raise_if_fatal(exc)
                 logger.warning("scheduler: redis error (%s)", exc)
             self._schedule_changed.clear()
+            self._scheduled_once.set()
             if not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(next_wake_ms - now_ms(), 1) / 1000):
@@ -740,6 +836,13 @@ class Worker:
             f"j_retried={self.jobs_retried} j_ongoing={len(self._running)} queued={queued}"
         )
 
+    def _log_health(self, line: str) -> None:
+        """arq's "recording health" line, when the counters changed since the last line written."""
+        counters = line[line.index("j_complete=") :]
+        if self._last_health is not None and counters != self._last_health:
+            logger.info("recording health: %s", line)
+        self._last_health = counters
+
     async def _health_loop(self) -> None:
         interval = self.health_check_interval_s
         ttl_ms = int((interval + 1) * 1000)
@@ -751,6 +854,7 @@ class Worker:
                     queued += counts["ready"] + counts["deferred"] + counts["parked"]
                 line = self.health_line(queued)
                 await self.queue.write_health(self.worker_id, line, ttl_ms)
+                self._log_health(line)
                 if self.health_check_key:
                     await self.queue.write_named_health(self.health_check_key, line, ttl_ms)
             except (RedisError, OSError) as exc:
@@ -758,9 +862,22 @@ class Worker:
                 logger.warning("health check write failed (%s)", exc)
             await self._pause(interval)
 
+    # arq's views of the running jobs (read-only here)
+    @property
+    def tasks(self) -> dict[str, asyncio.Task[None]]:
+        """The running jobs' tasks by job id."""
+        return {delivery.job_id: task for delivery, task in self._running.values()}
+
+    job_tasks = tasks
+
+    @property
+    def aborting_tasks(self) -> set[str]:
+        """Ids of running jobs being aborted."""
+        return self.runner.aborting
+
     def __repr__(self) -> str:
         return (
-            f"<Worker {self.worker_id} j_complete={self.jobs_complete} j_failed={self.jobs_failed} "
+            f"<Worker j_complete={self.jobs_complete} j_failed={self.jobs_failed} "
             f"j_retried={self.jobs_retried} j_ongoing={len(self._running)}>"
         )
 
@@ -788,7 +905,7 @@ def run_worker(settings_cls: Any, **kwargs: Any) -> Worker:
     return worker
 
 
-async def async_check_health(
+async def async_health_lines(
     redis_settings: RedisSettings | None, health_check_key: str | None = None, queue_name: str | None = None
 ) -> list[str]:
     """The health lines of the live workers of a queue (or the value of an explicit health_check_key)."""
@@ -803,15 +920,23 @@ async def async_check_health(
         await pool.aclose()
 
 
-def check_health(settings_cls: Any) -> int:
-    """arq's ``--check``: 0 when a live worker's health line was found, 1 otherwise."""
-    kwargs = get_kwargs(settings_cls)
-    lines = run_on_best_loop(
-        async_check_health(kwargs.get("redis_settings"), kwargs.get("health_check_key"), kwargs.get("queue_name"))
-    )
+async def async_check_health(
+    redis_settings: RedisSettings | None, health_check_key: str | None = None, queue_name: str | None = None
+) -> int:
+    """arq's: 0 when a live worker's health line was found (each logged), 1 otherwise. The lines themselves:
+    ``async_health_lines``."""
+    lines = await async_health_lines(redis_settings, health_check_key, queue_name)
     if not lines:
         logger.warning("Health check failed: no health check sentinel value found")
         return 1
     for line in lines:
         logger.info("Health check successful: %s", line)
     return 0
+
+
+def check_health(settings_cls: Any) -> int:
+    """arq's ``--check``: 0 when a live worker's health line was found, 1 otherwise."""
+    kwargs = get_kwargs(settings_cls)
+    return run_on_best_loop(
+        async_check_health(kwargs.get("redis_settings"), kwargs.get("health_check_key"), kwargs.get("queue_name"))
+    )

@@ -47,6 +47,12 @@ def advance(cron_job: CronJob) -> None:
     cron_job.calculate_next(cron_job.next_run)
 
 
+def fence_name(cron_job: CronJob) -> str:
+    """Whose ticks a fence counts: a cron job's name, or name and ``job_id`` when it has one, so two cron jobs of
+    one function with their own job ids both run (arq's), while identical ones share a fence and run once."""
+    return cron_job.name if cron_job.job_id is None else f"{cron_job.name}@{cron_job.job_id}"
+
+
 def cron_job_id(cron_job: CronJob, tick_ms: int, partitioned: bool = False) -> str:
     """A tick's job id; in a partitioned queue tagged ``{cron}``, so every tick falls in the partition that holds
     the leader's lock and the fences (pool/storage/partitions.py)."""
@@ -122,11 +128,12 @@ class CronDuty:
         """Resume each cron job after the last tick any leader enqueued (within the catch-up window); the jobs
         that run at startup run once, at the first takeover only."""
         logger.info("this %s now enqueues cron jobs (cron leader)", self.who)
-        now = self.now()
+        now, startup_tick = self.now(), now_ms()
         for cron_job in self.cron_jobs:
-            resume_after(cron_job, (yield from ops.cron_fence(self.keys, cron_job.name)), now, self.catch_up_s)
+            resume_after(cron_job, (yield from ops.cron_fence(self.keys, fence_name(cron_job))), now, self.catch_up_s)
             if cron_job.run_at_startup and not self._ever_led:
-                yield from self.enqueue(cron_job, now_ms())
+                # one tick for every start-up run: two identical cron jobs get one job id, so it runs once (arq's)
+                yield from self.enqueue(cron_job, startup_tick)
         self._ever_led = True
 
     def enqueue(self, cron_job: CronJob, tick_ms: int) -> Op[None]:
@@ -138,7 +145,7 @@ class CronDuty:
             score_ms=now_ms(),
             now_ms=now_ms(),
             expires_ms=self.expires_ms,
-            fence=(cron_job.name, tick_ms),
+            fence=(fence_name(cron_job), tick_ms),
             function=cron_job.name,
         )
         yield from ops.enqueue(self.keys, [record])

@@ -1,0 +1,3 @@
+"""pool's version (arq's ``arq.version.VERSION`` path)."""
+
+VERSION = "0.1.0"

@@ -72,7 +72,7 @@ async def test_a_client_whose_clock_is_behind_defers_a_job_by_the_delay_it_asked
     async def record(ctx: dict[str, Any]) -> None:
         ran.append(ctx["job_id"])
 
-    monkeypatch.setattr("pool.client.connections.now_ms", skewed(-HOUR_MS))
+    monkeypatch.setattr("pool.client.specs.now_ms", skewed(-HOUR_MS))
     later = await redis.enqueue_job("record", _job_id="later", _defer_by=600)
     soon = await redis.enqueue_job("record", _job_id="soon", _defer_by=0.3)
     assert later is not None and soon is not None

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -1265,25 +1265,29 @@ def _unescaped(arg: bytes) -> bytes:
     return _MONITOR_ESCAPE.sub(char, arg)
 
 
+async def monitor_lines(monitor: Any, marker: bytes) -> AsyncIterator[tuple[bytes, list[bytes]]]:
+    """What a MONITOR connection shows, until the ECHO of ``marker``: (the client: b"lua" for a script's commands,
+    the command's arguments as sent)."""
+    assert monitor.connection is not None
+    while True:
+        line = await monitor.connection.read_response()
+        match = _MONITOR_LINE.match(line if isinstance(line, bytes) else line.encode())
+        assert match is not None, line
+        args = [_unescaped(arg) for arg in _MONITOR_ARG.findall(match.group(2))]
+        if args == [b"ECHO", marker]:
+            return
+        yield match.group(1), args
+
+
 async def script_commands(redis_url: str, call: Callable[[], Awaitable[Any]]) -> list[list[bytes]]:
     """The commands the scripts run by ``call`` issued, in order, each as its arguments (as MONITOR shows them)."""
     marker = b"end of the trace " + os.urandom(8).hex().encode()
     client = Redis.from_url(redis_url)
-    commands: list[list[bytes]] = []
     try:
         async with client.monitor() as monitor, asyncio.timeout(10):
-            assert monitor.connection is not None
             await call()
             await client.echo(marker)
-            while True:
-                line = await monitor.connection.read_response()
-                match = _MONITOR_LINE.match(line if isinstance(line, bytes) else line.encode())
-                assert match is not None, line
-                args = [_unescaped(arg) for arg in _MONITOR_ARG.findall(match.group(2))]
-                if match.group(1) == b"lua":
-                    commands.append(args)
-                elif args == [b"ECHO", marker]:
-                    return commands
+            return [args async for source, args in monitor_lines(monitor, marker) if source == b"lua"]
     finally:
         await client.aclose()
 

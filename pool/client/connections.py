@@ -43,7 +43,6 @@ from ..storage.partitions import partition_key, partition_of, tagged
 from ..storage.queue import (
     PartitionMismatch,
     RedisQueue,
-    enqueue_args,
     job_record,
     new_job_id,
     partition_count,
@@ -213,7 +212,7 @@ class QueueClient:
         queue = self._queue(spec.queue_name, spec.partition)
         ((enqueued,),) = await self.run_script(
             queue.scripts.enqueue,
-            [enqueue_args(queue.keys, [spec.record(queue)])],
+            [queue.enqueue_args([spec.record(queue)])],
             durable=True,
             what=f"enqueueing job {spec.job_id}",
         )
@@ -328,7 +327,7 @@ class QueueClient:
         with one per call, a second spec with the same id in that call would pass for a replay of the first.)"""
         for (queue_name, partition), batch in batches:
             queue = self._queue(queue_name, partition)
-            yield enqueue_args(queue.keys, [spec.record(queue) for spec in batch])
+            yield queue.enqueue_args([spec.record(queue) for spec in batch])
 
     async def all_job_results(self, queue_name: str | None = None) -> list[JobResult]:
         """Every kept result of the queue (of all its partitions), oldest enqueue first."""

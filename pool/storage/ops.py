@@ -505,10 +505,15 @@ def release_lock(key: str, token: str) -> Op[None]:
 _RECORD_JOB_ID, _RECORD_FENCE, _RECORD_DEPENDENCIES = 0, 7, 11
 
 
-def enqueue_args(keys: QueueKeys, records: Sequence[Sequence[Any]]) -> tuple[list[str], list[Any]]:
+def enqueue_args(
+    keys: QueueKeys, records: Sequence[Sequence[Any]], *, job_keys: bool = True
+) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of the ENQUEUE script for ``job_record``s (pool/storage/queue.py): the keys it touches of
-    each job (its hash, result, nonce, cron fence, and those of its dependencies) declared after the queue's."""
+    each job (its hash, result, nonce, cron fence, and those of its dependencies) declared after the queue's,
+    unless ``job_keys`` is false (see RedisQueue.declares_job_keys)."""
     declared = [*keys.lane_keys, keys.deferred, keys.waiting]
+    if not job_keys:
+        return declared, [keys.prefix, msgpack.packb(list(records), use_bin_type=False)]
     for record in records:
         declared += keys.enqueued(record[_RECORD_JOB_ID])
         if record[_RECORD_FENCE]:

@@ -5,7 +5,8 @@ Each script is one atomic step of a job's life. They are loaded once per client 
 the queue's hash-tagged prefix, passed as ARGV[1], so a script stays inside one Redis Cluster slot.
 
 Every script declares in KEYS every key it touches (its header lists them; the scripts build the names of per-job
-keys from the prefix, and the caller declares the same names, built by pool/storage/keys.py). On Redis Cluster,
+keys from the prefix, and the caller declares the same names, built by pool/storage/keys.py; on a single Redis,
+which checks nothing, the hot path leaves the jobs' own keys out: see RedisQueue.declares_job_keys). On Redis Cluster,
 while the queue's slot moves between nodes, Redis checks a call's declared keys before running it and refuses
 it whole (TRYAGAIN, ASK: retryable) when they are not all on the node; a key touched but not declared would be
 met half way, after the script's first writes, which Redis does not undo (a COMPLETE could ack a job without its

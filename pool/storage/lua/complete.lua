@@ -1,7 +1,8 @@
 -- KEYS: the four lanes (priority 0 to 3), aborts, deferred, failed, releasing, then for each job in ARGV's order:
 --       job:<id>, result:<id>, wait:<id>, done:<id>, dependents:<id>, failed:<id> when it failed for good
 --       (failure_ttl_ms > 0), job:<callback_id> when it has a callback; then running:<fn> and parked:<fn> of each
---       function the jobs name (every key it touches: the names it builds from the prefix are these)
+--       function the jobs name (every key it touches: the names it builds from the prefix are these; all but the
+--       first eight are declared where Redis checks them, on Redis Cluster: RedisQueue.declares_job_keys)
 -- ARGV: prefix, group, then ONE msgpack array of 10-tuples (entry_id, job_id, result_payload, result_ttl_ms,
 --       failure_ttl_ms, callback_id, callback_payload, priority of the entry's lane, callback_function, function
 --       of the job as START returned it): one argument rather than 10 per job, which redis-py would encode one by

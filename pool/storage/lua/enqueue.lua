@@ -1,6 +1,7 @@
 -- KEYS: the four lanes (priority 0 to 3), deferred, waiting, then for each job in ARGV's order: job:<id>,
 --       result:<id>, nonce:<id>, its cron fence when it has one, and for each of its dependencies <d>: job:<d>,
---       failed:<d>, dependents:<d> (every key it touches: the names it builds from the prefix are these)
+--       failed:<d>, dependents:<d> (every key it touches: the names it builds from the prefix are these). The
+--       jobs' keys are declared where Redis checks them, on Redis Cluster (RedisQueue.declares_job_keys).
 -- ARGV: prefix, then the jobs as ONE msgpack array of records [job_id, payload, score_ms, now_ms, expires_ms,
 --       attempts_before, nonce, fence_key or '', tick_ms, function name, priority, [dependency ids],
 --       '1' when the due time is a delay from now (_defer_by) or '' when it is an instant (_defer_until)]

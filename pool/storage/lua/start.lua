@@ -1,5 +1,6 @@
 -- KEYS: the four lanes (priority 0 to 3), parked-functions, then running:<fn> and parked:<fn> of each function
---       in ARGV's limits, then job:<id> and result:<id> of each job in ARGV's triples (every key it touches)
+--       in ARGV's limits, then job:<id> and result:<id> of each job in ARGV's triples (every key it touches; the
+--       jobs' keys are declared where Redis checks them, on Redis Cluster: RedisQueue.declares_job_keys)
 -- ARGV: prefix, group, consumer, limit count, (function, max_concurrency) pairs, then triples of
 --       (entry_id, job_id, priority) just delivered to this consumer
 -- Marks each job running, counts the attempt, remembers consumer + entry (a replayed call does not count the

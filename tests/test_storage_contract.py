@@ -638,6 +638,25 @@ async def complete_passes_the_slot_to_the_first_parked_job(s: Store) -> tuple[Ca
     return completion(entry_id, "a"), check
 
 
+@case("complete", hot=True, same_reply=False)
+async def complete_frees_the_last_slot_of_a_function_once_in_a_batch(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a")
+    await s.enqueue("b")
+    ((entry_a, *_),) = await s.fetch("w", 1, {"f": 1})  # a holds the only slot
+    ((entry_b, *_),) = await s.fetch("other", 1)  # b, of the same function, run by a worker without the limit
+    keys_a, (prefix, group, packed_a) = completion(entry_a, "a")
+    keys_b, (_, _, packed_b) = completion(entry_b, "b")
+    records = msgpack.unpackb(packed_a, raw=False) + msgpack.unpackb(packed_b, raw=False)
+
+    async def check(reply: Any) -> None:
+        assert reply == [[], [], []]
+        assert not await s.redis.exists(KEYS.running("f"))  # emptied by a's completion, not touched after
+        assert await s.pending() == []
+
+    keys = keys_a + [key for key in keys_b if key not in keys_a]
+    return (keys, [prefix, group, msgpack.packb(records, use_bin_type=False)]), check
+
+
 def requeue_call(entry_id: str, job_id: str, run_at: int, function: str = "f") -> Call:
     keys = [*LANES, KEYS.deferred, KEYS.job(job_id), *slot_keys([function] if function else [])]
     return keys, [PREFIX, CONSUMER_GROUP, entry_id, job_id, run_at, NOW, 0, function]

@@ -7,7 +7,10 @@
 -- it adds the job's id to the running set and returns it in ``passed`` (function, id, ...), and the caller then
 -- runs SWEEP_PARKED for those ids, their keys declared, which puts them on their lanes. Until then, and if that
 -- second step is lost, the slot stays reserved for them (the workers' periodic SWEEP_PARKED finishes it).
--- The set never empties between the two writes (SADD first), so a key is never touched after this emptied it.
+-- No key is touched after this may have emptied it: the set never empties between the two writes (SADD first),
+-- and a set emptied by its last member's SREM is noted and left alone by later calls in the same script.
+local emptied = {}  -- (a script's top-level local: new for each call)
+
 local function first_unreserved(running, parked)
   local from = 0
   while true do
@@ -23,12 +26,14 @@ end
 local function free_slot(prefix, job_id, fn, passed)
   if not fn or fn == '' then return end
   local running = prefix .. 'running:' .. fn
-  if redis.call('SISMEMBER', running, job_id) == 0 then return end
+  if emptied[running] or redis.call('SISMEMBER', running, job_id) == 0 then return end
   local next_id = first_unreserved(running, prefix .. 'parked:' .. fn)
   if next_id then
     redis.call('SADD', running, next_id)
     passed[#passed + 1] = fn
     passed[#passed + 1] = next_id
+  elseif redis.call('SCARD', running) == 1 then
+    emptied[running] = true
   end
   redis.call('SREM', running, job_id)
 end

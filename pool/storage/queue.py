@@ -475,7 +475,9 @@ class RedisQueue:
             await run(self.redis, ops.finish(self.keys, passed, dependents, expired))
         except (RedisError, OSError) as exc:
             logger.warning(
-                "queue %r: releasing parked jobs or dependents failed (%s); the periodic sweep will", self.name, exc
+                "queue %r: releasing parked jobs or dependents failed (%s); the workers' sweep and promotion will",
+                self.name,
+                exc,
             )
 
     async def requeue(

@@ -6,7 +6,8 @@
 -- by START; one waiting for dependencies leaves the 'waiting' set, a parked one its parked list); a concurrency
 -- slot reserved for it is passed on (see lib/slots.lua), and the jobs waiting on it are to be released as after
 -- a failure: its outcome is kept in 'releasing' and their ids returned, for RELEASE_DEPENDENTS (whose call
--- declares their keys). A running job is flagged for its worker to cancel.
+-- declares their keys). A running job is flagged for its worker to cancel. Safe to run twice: a replay finds the
+-- aborted job gone (0), or flags the running one again (the same ZADD).
 -- Returns {code, {function, id, ...} of parked jobs given a slot, {ids of the jobs waiting on it}}; code 0: not
 -- found, 1: flagged, 2: aborted, -1: the job's function is not the one named (nothing written: read it again).
 --@include lib/store_result.lua

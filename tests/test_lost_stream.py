@@ -177,7 +177,9 @@ async def test_restore_puts_back_only_queued_jobs_without_an_entry_and_is_safe_t
     await redis.xdel(KEYS.stream, entry_id)  # its entry went with the stream
     _, last_id = await run(redis, ops.lane_job_ids(KEYS.stream))  # the caller's listing: empty
     await redis.enqueue_job("held", 2, _job_id="fresh")  # queued after the listing, with an entry of its own
-    args = [KEYS.prefix, 0, last_id, "lost", "fresh", "gone"]
-    assert await queue.scripts.restore_queued(keys=[KEYS.stream], args=args) == 1
-    assert await queue.scripts.restore_queued(keys=[KEYS.stream], args=args) == 0  # a replay
+    job_ids = ["lost", "fresh", "gone"]
+    keys = [*KEYS.lane_keys, *map(KEYS.job, job_ids)]  # (see RESTORE_QUEUED's header)
+    args = [KEYS.prefix, 0, last_id, *job_ids]
+    assert await queue.scripts.restore_queued(keys=keys, args=args) == 1
+    assert await queue.scripts.restore_queued(keys=keys, args=args) == 0  # a replay
     assert sorted(await queue.job_ids_in_stream()) == ["fresh", "lost"]

@@ -273,7 +273,8 @@ async def test_parked_jobs_run_when_a_released_job_dies_before_it_starts(
     started, _ = await queue.fetch("c", 10, (3, 2, 1, 0), {"retry_once": 1})
     assert [d.job_id for d in started] == ["first"]
     assert (await queue.counts())["parked"] == 2
-    await queue.complete([Completion(started[0].entry_id, "first", b"", 0)])  # releases 'second'
+    first = started[0]
+    await queue.complete([Completion(first.entry_id, "first", b"", 0, function=first.function)])  # releases 'second'
     assert (await queue.counts())["parked"] == 1
     if fate == "aborted":
         assert jobs[1] is not None and await jobs[1].abort(timeout=0) is True
@@ -297,7 +298,8 @@ async def test_replayed_start_does_not_restart_a_parked_job(redis: PoolRedis) ->
     assert [d.job_id for d in (await queue.start("c1", holder, limits))[0]] == ["holder"]
     delivered = await queue.read("c2", 1, None)
     assert (await queue.start("c2", delivered, limits))[0] == []  # parked
-    await queue.complete([Completion(holder[0].entry_id, "holder", b"", 0)])  # releases p on a new entry
+    (holding,) = holder  # (START filled in its function)
+    await queue.complete([Completion(holding.entry_id, "holder", b"", 0, function=holding.function)])  # releases p
     assert (await queue.start("c2", delivered, limits))[0] == []  # the replay starts nothing
     started, _ = await queue.fetch("c3", 10, (3, 2, 1, 0), limits)
     assert [(d.job_id, d.attempts) for d in started] == [("p", 1)]

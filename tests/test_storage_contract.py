@@ -16,14 +16,18 @@ same start compare equal. Each case's check asserts what such a time means (e.g.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import re
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import msgpack
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from pool import PoolRedis
 from pool.storage.keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
@@ -46,6 +50,25 @@ NONCE_FIELD = 6  # the nonce's place in an ENQUEUE record (see ENQUEUE's header)
 CLOCK_TOLERANCE_MS = 5_000
 
 Call = tuple[list[Any], list[Any]]  # (KEYS, ARGV) of one script call
+LANES = list(KEYS.lane_keys)  # the first four KEYS of every script that touches a lane, priority 0 to 3
+
+
+def slot_keys(functions: Iterable[str]) -> list[str]:
+    """running:<fn> and parked:<fn> of each function, as the scripts that touch a function's slots declare them."""
+    return [key for function in functions for key in KEYS.slots(function)]
+
+
+def start_call(consumer: str, delivered: Sequence[tuple[str, str, int]], limits: dict[str, int] | None = None) -> Call:
+    """START's KEYS and ARGV for (entry_id, job_id, priority) triples (see its header)."""
+    limits = limits or {}
+    keys = [*LANES, KEYS.parked_functions, *slot_keys(limits)]
+    args: list[Any] = [PREFIX, CONSUMER_GROUP, consumer, len(limits)]
+    for name, limit in limits.items():
+        args += [name, limit]
+    for entry_id, job_id, priority in delivered:
+        keys += KEYS.job_and_result(job_id)
+        args += [entry_id, job_id, priority]
+    return keys, args
 
 
 def text(value: Any) -> Any:
@@ -85,6 +108,7 @@ class Store:
         depends_on: Sequence[str] = (),
         nonce: str = "",
         relative: bool = True,
+        fence: tuple[str, int] | None = None,
     ) -> Call:
         """An ENQUEUE call of one job whose nonce is fixed (so two setups build the same state); its score is
         a delay from NOW (``_defer_by``) unless ``relative`` is false (an instant, ``_defer_until``)."""
@@ -100,6 +124,7 @@ class Store:
                 priority=priority,
                 depends_on=depends_on,
                 relative=relative,
+                fence=fence,
             )
         )
         record[NONCE_FIELD] = nonce or "nonce of " + job_id
@@ -118,7 +143,7 @@ class Store:
         order = sorted(PRIORITIES, reverse=True)
         self.fetches += 1  # a new token per call, the same in two setups of a case: they build the same state
         token = f"fetch {self.fetches} by {consumer}"
-        return [KEYS.stream, KEYS.fetched(consumer)], [
+        return [*LANES, KEYS.fetched(consumer), KEYS.parked_functions, *slot_keys(limits)], [
             PREFIX,
             CONSUMER_GROUP,
             consumer,
@@ -268,6 +293,7 @@ class Case:
     hot: bool  # sent by the worker or the client on the hot path: also replayed by redis-py's retry
     same_reply: bool  # a replay answers as the first run did (else its reply is not compared)
     replay_unsafe: str  # why running this call twice is known to leave another state than one run ('' if safe)
+    undeclared: str  # why this call is known to touch keys it does not declare ('' if it declares them all)
 
     @property
     def name(self) -> str:
@@ -278,15 +304,20 @@ CASES: list[Case] = []
 
 
 def case(
-    script: str, *, hot: bool = False, same_reply: bool = True, replay_unsafe: str = ""
+    script: str, *, hot: bool = False, same_reply: bool = True, replay_unsafe: str = "", undeclared: str = ""
 ) -> Callable[[Scenario], Scenario]:
     """Register a scenario of ``script``."""
 
     def register(scenario: Scenario) -> Scenario:
-        CASES.append(Case(scenario, script, hot, same_reply, replay_unsafe))
+        CASES.append(Case(scenario, script, hot, same_reply, replay_unsafe, undeclared))
         return scenario
 
     return register
+
+
+# FETCH starts the jobs of the entries it reads: their keys cannot be in its call. It runs on a single Redis only;
+# on Redis Cluster the worker reads, then STARTs (RedisQueue.fetch).
+FETCH_UNDECLARED = "FETCH touches the jobs of the entries it reads (a single Redis only)"
 
 
 @case("enqueue", hot=True)
@@ -341,6 +372,32 @@ async def enqueue_a_job_that_waits_for_its_dependency(s: Store) -> tuple[Call, C
 
 
 @case("enqueue", hot=True)
+async def enqueue_a_job_whose_dependency_failed_queues_it_marked_with_that_failure(s: Store) -> tuple[Call, Check]:
+    await s.redis.set(KEYS.failed_job("a"), b"a's failure", px=60_000)
+
+    async def check(reply: Any) -> None:
+        assert reply == [1]
+        job = await s.job("b")
+        assert (job["s"], job["df"]) == ("q", "a")
+        assert await s.lane() == ["b"]
+        assert await s.members(KEYS.waiting) == set()
+
+    return s.enqueue_call("b", depends_on=["a"]), check
+
+
+@case("enqueue", hot=True)
+async def enqueue_a_cron_tick_sets_its_fence_and_refuses_an_earlier_tick(s: Store) -> tuple[Call, Check]:
+    await s.redis.set(KEYS.cron_fence("tick"), NOW)  # the tick at NOW was enqueued already
+
+    async def check(reply: Any) -> None:
+        assert reply == [1]
+        assert await s.redis.get(KEYS.cron_fence("tick")) == str(LATER).encode()
+        assert await s.lane() == ["a"]
+
+    return s.enqueue_call("a", fence=("tick", LATER)), check
+
+
+@case("enqueue", hot=True)
 async def enqueue_refuses_an_id_that_is_taken(s: Store) -> tuple[Call, Check]:
     await s.enqueue("a", nonce="the first call")
 
@@ -353,7 +410,7 @@ async def enqueue_refuses_an_id_that_is_taken(s: Store) -> tuple[Call, Check]:
     return s.enqueue_call("a", nonce="another call"), check
 
 
-@case("fetch", hot=True)
+@case("fetch", hot=True, undeclared=FETCH_UNDECLARED)
 async def fetch_reads_and_starts_up_to_count_highest_priority_first(s: Store) -> tuple[Call, Check]:
     await s.enqueue("low")
     await s.enqueue("high", priority=3)
@@ -376,7 +433,8 @@ async def fetch_reads_and_starts_up_to_count_highest_priority_first(s: Store) ->
     return s.fetch_call("c", 2), check
 
 
-@case("fetch", hot=True, same_reply=False)  # a replay answers no item for the parked entry: it was deleted
+# a replay answers no item for the parked entry: it was deleted
+@case("fetch", hot=True, same_reply=False, undeclared=FETCH_UNDECLARED)
 async def fetch_parks_a_job_whose_function_is_at_its_limit(s: Store) -> tuple[Call, Check]:
     await s.enqueue("a")
     await s.enqueue("b")
@@ -404,7 +462,7 @@ async def start_marks_a_delivered_job_running_and_counts_its_attempt(s: Store) -
         assert (job["s"], job["t"], job["e"]) == ("r", "1", "c " + entry_id)
         assert await s.pending() == [("a", "c")]
 
-    return ([KEYS.stream], [PREFIX, CONSUMER_GROUP, "c", 0, entry_id, "a", 0]), check
+    return start_call("c", [(entry_id, "a", 0)]), check
 
 
 @case("start", hot=True, same_reply=False)
@@ -423,7 +481,33 @@ async def start_parks_a_job_whose_function_is_at_its_limit(s: Store) -> tuple[Ca
         assert await s.lane() == ["a"]  # b's entry was acked and deleted
         assert await s.pending() == [("a", "c")]
 
-    return ([KEYS.stream], [PREFIX, CONSUMER_GROUP, "c", 1, "f", 1, entry_id, "b", 0]), check
+    return start_call("c", [(entry_id, "b", 0)], {"f": 1}), check
+
+
+@case("start", hot=True)
+async def start_reports_a_job_whose_hash_expired_and_drops_one_already_finished(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("gone")
+    await s.enqueue("done")
+    delivered = await s.read("c", 2)
+    await s.redis.delete(KEYS.job("gone"), KEYS.job("done"))  # "gone" expired; "done" was aborted (has a result)
+    await s.redis.set(KEYS.result("done"), b"aborted")
+
+    async def check(reply: Any) -> None:
+        assert reply == [b"expired", None]  # the worker records "gone" as failed, acking its entry
+        assert await s.pending() == [("gone", "c")]
+        assert await s.lane() == ["gone"]  # the entry of "done" acked and deleted
+
+    return start_call("c", [(entry_id, job_id, 0) for entry_id, job_id in delivered]), check
+
+
+def unread_call(consumer: str, undone: Sequence[tuple[str, str, int, str]]) -> Call:
+    """UNREAD's KEYS and ARGV for (entry_id, job_id, priority, function) quadruples (see its header)."""
+    keys = [*LANES, *slot_keys(dict.fromkeys(fn for _, _, _, fn in undone if fn))]
+    args: list[Any] = [PREFIX, CONSUMER_GROUP, consumer]
+    for entry_id, job_id, priority, function in undone:
+        keys.append(KEYS.job(job_id))
+        args += [entry_id, job_id, priority, function]
+    return keys, args
 
 
 @case("unread", same_reply=False)
@@ -432,17 +516,34 @@ async def unread_puts_a_started_entry_back_and_uncounts_its_attempt(s: Store) ->
     entry_id = await s.fetch_one("c", {"f": 1})
 
     async def check(reply: Any) -> None:
-        assert reply == 1
+        assert reply == [1, []]
         job = await s.job("a")
         assert (job["s"], job["t"], "e" in job) == ("q", "0", False)
         assert await s.members(KEYS.running("f")) == set()
         assert await s.lane() == ["a"]
         assert await s.pending() == []
 
-    return ([KEYS.stream], [PREFIX, CONSUMER_GROUP, "c", entry_id, "a", 0]), check
+    return unread_call("c", [(entry_id, "a", 0, "f")]), check
 
 
-def completion(entry_id: str, job_id: str, *, failure_ttl: int = 0, callback: str = "") -> Call:
+@case("unread", same_reply=False)
+async def unread_passes_the_slot_of_a_started_job_to_the_first_parked_one(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a")
+    await s.enqueue("b")
+    entry_id = await s.fetch_one("c", {"f": 1})
+    await s.fetch("c", 1, {"f": 1})  # b parked
+
+    async def check(reply: Any) -> None:
+        assert reply == [1, [b"f", b"b"]]  # b's slot is reserved; SWEEP_PARKED puts it on its lane
+        assert await s.members(KEYS.running("f")) == {"b"}
+        assert (await s.job("b"))["s"] == "p"
+        assert await s.redis.lrange(KEYS.parked("f"), 0, -1) == [b"b"]
+        assert await s.lane() == ["a"]
+
+    return unread_call("c", [(entry_id, "a", 0, "f")]), check
+
+
+def completion(entry_id: str, job_id: str, *, failure_ttl: int = 0, callback: str = "", function: str = "f") -> Call:
     """COMPLETE's KEYS and ARGV for one finished job (see its header)."""
     record = [
         entry_id,
@@ -454,58 +555,111 @@ def completion(entry_id: str, job_id: str, *, failure_ttl: int = 0, callback: st
         b"payload of " + callback.encode() if callback else b"",
         0,
         "g" if callback else "",
+        function,
     ]
-    return (
-        [KEYS.stream, KEYS.aborts, KEYS.deferred, KEYS.failed],
-        [PREFIX, CONSUMER_GROUP, msgpack.packb([record], use_bin_type=False)],
-    )
+    keys = [*LANES, KEYS.aborts, KEYS.deferred, KEYS.failed, KEYS.releasing, *KEYS.finished(job_id)]
+    if failure_ttl > 0:
+        keys.append(KEYS.failed_job(job_id))
+    if callback:
+        keys.append(KEYS.job(callback))
+    keys += slot_keys([function] if function else [])
+    return keys, [PREFIX, CONSUMER_GROUP, msgpack.packb([record], use_bin_type=False)]
 
 
-@case("complete", hot=True)
-async def complete_records_the_result_then_acks_and_releases_dependents(s: Store) -> tuple[Call, Check]:
+def sorted_groups(groups: Any) -> list[list[Any]]:
+    """COMPLETE's or ABORT's [job_id, dependent ids...] groups with the dependents in order (a set's order)."""
+    return [[group[0], *sorted(group[1:])] for group in groups]
+
+
+@case("complete", hot=True, same_reply=False)  # a replay names no dependents: the entry is acked already
+async def complete_records_the_result_then_acks_and_names_the_dependents_to_release(s: Store) -> tuple[Call, Check]:
     await s.enqueue("a")
     await s.enqueue("b", depends_on=["a"])
-    await s.enqueue("later", depends_on=["a"], score=NOW + 3_600_000)  # due in an hour by Redis's clock
+    await s.enqueue("later", depends_on=["a"], score=NOW + 3_600_000)
     entry_id = await s.fetch_one()
 
     async def check(reply: Any) -> None:
-        assert reply == 1
+        passed, dependents, expired = reply
+        assert (passed, sorted_groups(dependents), expired) == ([], [[b"a", b"b", b"later"]], [])
         assert await s.redis.get(KEYS.result("a")) == b"result of a"
         assert await s.redis.pttl(KEYS.result("a")) > 0
         assert not await s.redis.exists(KEYS.job("a"))
         assert await s.pending() == []
-        assert await s.lane() == ["b", "cb"]  # a's entry deleted; its dependent and its callback queued
-        assert (await s.job("b"))["s"] == "q"
-        # released, and placed by its due time against Redis's clock: deferred still
-        assert (await s.job("later"))["s"] == "d"
-        assert await s.zset(KEYS.deferred) == {"later": int((await s.job("later"))["sc"])}
+        assert await s.lane() == ["cb"]  # a's entry deleted; its callback queued
         callback = await s.job("cb")
         assert callback["f"] == "g"
         await assert_redis_time_plus(s.redis, callback["sc"], 0)  # enqueued now, by Redis's clock
-        assert await s.members(KEYS.waiting) == set()
+        # the dependents wait for RELEASE_DEPENDENTS, the outcome kept for it
+        assert ((await s.job("b"))["s"], (await s.job("later"))["s"]) == ("w", "w")
+        assert await s.redis.hgetall(KEYS.releasing) == {b"a": b"1"}
+        assert await s.members(KEYS.dependents("a")) == {"b", "later"}
         assert await s.zset(KEYS.failed) == {}
 
     return completion(entry_id, "a", callback="cb"), check
 
 
-@case("complete", hot=True)
+@case("complete", hot=True, same_reply=False)
 async def complete_a_failure_for_good_keeps_it_in_the_failed_registry(s: Store) -> tuple[Call, Check]:
     await s.enqueue("a")
     await s.enqueue("b", depends_on=["a"])
     entry_id = await s.fetch_one()
+    # a registry member whose record expired: COMPLETE names it for TRIM_FAILED
+    await s.redis.zadd(KEYS.failed, {"old": NOW})
 
     async def check(reply: Any) -> None:
-        assert reply == 1
+        assert reply == [[], [[b"a", b"b"]], [b"old"]]
         assert await s.redis.get(KEYS.result("a")) == b"result of a"
         assert await s.redis.get(KEYS.failed_job("a")) == b"result of a"
         expiry = await s.zset(KEYS.failed)
-        assert list(expiry) == ["a"]
+        assert sorted(expiry) == ["a", "old"]
         await assert_redis_time_plus(s.redis, expiry["a"], 5_000)  # its record's expiry, on Redis's clock
         assert await s.pending() == []
-        assert (await s.job("b"))["df"] == "a"  # released at once, marked with the failed dependency
-        assert await s.lane() == ["b"]
+        assert await s.redis.hgetall(KEYS.releasing) == {b"a": b"0"}  # b is released marked with the failure
+        assert (await s.job("b"))["s"] == "w"
 
     return completion(entry_id, "a", failure_ttl=5_000), check
+
+
+@case("complete", hot=True, same_reply=False)
+async def complete_passes_the_slot_to_the_first_parked_job(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a")
+    await s.enqueue("b")
+    await s.enqueue("c")
+    entry_id = await s.fetch_one("w", {"f": 1})
+    await s.fetch("w", 2, {"f": 1})  # b and c parked
+
+    async def check(reply: Any) -> None:
+        assert reply == [[b"f", b"b"], [], []]
+        assert await s.members(KEYS.running("f")) == {"b"}  # reserved for b: SWEEP_PARKED puts it on its lane
+        assert (await s.job("b"))["s"] == "p"
+        assert await s.redis.lrange(KEYS.parked("f"), 0, -1) == [b"b", b"c"]
+        assert await s.lane() == []
+
+    return completion(entry_id, "a"), check
+
+
+@case("complete", hot=True, same_reply=False)
+async def complete_frees_the_last_slot_of_a_function_once_in_a_batch(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a")
+    await s.enqueue("b")
+    ((entry_a, *_),) = await s.fetch("w", 1, {"f": 1})  # a holds the only slot
+    ((entry_b, *_),) = await s.fetch("other", 1)  # b, of the same function, run by a worker without the limit
+    keys_a, (prefix, group, packed_a) = completion(entry_a, "a")
+    keys_b, (_, _, packed_b) = completion(entry_b, "b")
+    records = msgpack.unpackb(packed_a, raw=False) + msgpack.unpackb(packed_b, raw=False)
+
+    async def check(reply: Any) -> None:
+        assert reply == [[], [], []]
+        assert not await s.redis.exists(KEYS.running("f"))  # emptied by a's completion, not touched after
+        assert await s.pending() == []
+
+    keys = keys_a + [key for key in keys_b if key not in keys_a]
+    return (keys, [prefix, group, msgpack.packb(records, use_bin_type=False)]), check
+
+
+def requeue_call(entry_id: str, job_id: str, run_at: int, function: str = "f") -> Call:
+    keys = [*LANES, KEYS.deferred, KEYS.job(job_id), *slot_keys([function] if function else [])]
+    return keys, [PREFIX, CONSUMER_GROUP, entry_id, job_id, run_at, NOW, 0, function]
 
 
 @case("requeue", hot=True, same_reply=False)
@@ -516,14 +670,14 @@ async def requeue_now_puts_a_running_job_back_on_its_lane(s: Store) -> tuple[Cal
     await s.fetch("c", 1, {"f": 1})  # b is parked behind a
 
     async def check(reply: Any) -> None:
-        assert reply == 1
+        assert reply == [1, [b"f", b"b"]]
         job = await s.job("a")
         assert (job["s"], job["t"]) == ("q", "1")  # the attempt it made stays counted
-        assert await s.lane() == ["a", "b"]  # a's old entry deleted; b took the slot a freed
+        assert await s.lane() == ["a"]  # a's old entry deleted
         assert await s.pending() == []
-        assert await s.members(KEYS.running("f")) == {"b"}
+        assert await s.members(KEYS.running("f")) == {"b"}  # a's slot passed to b
 
-    return ([KEYS.stream, KEYS.deferred], [PREFIX, CONSUMER_GROUP, entry_id, "a", 0, NOW, 0]), check
+    return requeue_call(entry_id, "a", 0), check
 
 
 @case("requeue", hot=True, same_reply=False)
@@ -532,7 +686,7 @@ async def requeue_later_defers_a_running_job(s: Store) -> tuple[Call, Check]:
     entry_id = await s.fetch_one()
 
     async def check(reply: Any) -> None:
-        assert reply == 1
+        assert reply == [1, []]
         job = await s.job("a")
         due = await s.zset(KEYS.deferred)
         assert job["s"] == "d" and list(due) == ["a"] and int(job["sc"]) == due["a"]
@@ -540,11 +694,16 @@ async def requeue_later_defers_a_running_job(s: Store) -> tuple[Call, Check]:
         assert await s.lane() == []
         assert await s.pending() == []
 
-    return ([KEYS.stream, KEYS.deferred], [PREFIX, CONSUMER_GROUP, entry_id, "a", LATER, NOW, 0]), check
+    return requeue_call(entry_id, "a", LATER), check
 
 
-@case("promote", same_reply=False)
-async def promote_moves_due_jobs_to_their_lanes_and_drops_stale_members(s: Store) -> tuple[Call, Check]:
+def promote_call(known: Sequence[str] = ()) -> Call:
+    keys = [*LANES, KEYS.deferred, KEYS.releasing, *map(KEYS.job, known)]
+    return keys, [PREFIX, "", 100, *known]  # '': due by Redis's own clock
+
+
+async def deferred_due_and_later(s: Store) -> None:
+    """'due' (priority 1) and a stale member of 'running' are due by Redis's clock; 'later' is due in an hour."""
     await s.enqueue("due", score=NOW + 1, priority=1)  # due 1 ms after ENQUEUE by Redis's clock
     await s.enqueue("running")
     await s.fetch_one()
@@ -553,9 +712,26 @@ async def promote_moves_due_jobs_to_their_lanes_and_drops_stale_members(s: Store
     due_at = (await s.zset(KEYS.deferred))["due"]
     await wait_for_redis_time(s.redis, due_at)
 
+
+@case("promote")
+async def promote_names_the_due_jobs_for_a_call_that_declares_them(s: Store) -> tuple[Call, Check]:
+    await deferred_due_and_later(s)
+
     async def check(reply: Any) -> None:
-        moved, next_due_in = reply
-        assert moved == 2  # due, and the stale member of running (dropped)
+        assert reply == [0, 0, [b"running", b"due"], 0]  # by score; nothing moved, due now
+        assert list(await s.zset(KEYS.deferred)) == ["running", "due", "later"]
+        assert await s.lane(1) == []
+
+    return promote_call(), check
+
+
+@case("promote", same_reply=False)
+async def promote_moves_due_jobs_to_their_lanes_and_drops_stale_members(s: Store) -> tuple[Call, Check]:
+    await deferred_due_and_later(s)
+
+    async def check(reply: Any) -> None:
+        moved, next_due_in, unknown, pending = reply
+        assert (moved, unknown, pending) == (2, [], 0)  # due, and the stale member of running (dropped)
         assert 3_600_000 - CLOCK_TOLERANCE_MS <= next_due_in <= 3_600_000  # a delay by Redis's clock
         assert (await s.job("due"))["s"] == "q"
         assert await s.lane(1) == ["due"]
@@ -563,7 +739,7 @@ async def promote_moves_due_jobs_to_their_lanes_and_drops_stale_members(s: Store
         assert (await s.job("running"))["s"] == "r"
         assert list(await s.zset(KEYS.deferred)) == ["later"]
 
-    return ([KEYS.stream, KEYS.deferred], [PREFIX, "", 100]), check  # '': due by Redis's own clock
+    return promote_call(["due", "running"]), check
 
 
 async def wait_for_redis_time(redis: Any, time_ms: int) -> None:
@@ -574,22 +750,51 @@ async def wait_for_redis_time(redis: Any, time_ms: int) -> None:
     raise AssertionError(f"Redis's clock did not reach {time_ms}")
 
 
+def hand_back_call(consumer: str, held: Sequence[tuple[int, str, str, str]]) -> Call:
+    """HAND_BACK_CONSUMER's KEYS and ARGV for (priority, entry_id, job_id, function) quadruples."""
+    keys = [*LANES, *slot_keys(dict.fromkeys(fn for _, _, _, fn in held if fn))]
+    args: list[Any] = [PREFIX, CONSUMER_GROUP, consumer]
+    for priority, entry_id, job_id, function in held:
+        keys += [KEYS.job(job_id)] if job_id else []
+        args += [priority, entry_id, job_id, function]
+    return keys, args
+
+
 @case("hand_back_consumer", same_reply=False)
 async def hand_back_consumer_puts_its_jobs_back_and_forgets_it(s: Store) -> tuple[Call, Check]:
     await s.enqueue("a")
     await s.enqueue("b", priority=2)
-    await s.fetch("dead", 2)
+    held = [(int(p), entry_id, job_id, "f") for entry_id, job_id, p, _ in await s.fetch("dead", 2)]
     await s.enqueue("c")
     await s.fetch_one("live")
 
     async def check(reply: Any) -> None:
-        assert reply == 2
+        assert reply == [2, 0, []]
         assert ((await s.job("a"))["s"], (await s.job("b"))["s"]) == ("q", "q")
         assert await s.lane(0) == ["c", "a"] and await s.lane(2) == ["b"]
         assert await s.pending(0) == [("c", "live")] and await s.pending(2) == []
         assert await s.consumers() == ["live"]
 
-    return ([KEYS.stream], [PREFIX, CONSUMER_GROUP, "dead", *PRIORITIES]), check
+    return hand_back_call("dead", held), check
+
+
+@case("hand_back_consumer", same_reply=False)
+async def hand_back_consumer_keeps_a_consumer_holding_entries_it_was_not_given(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a")
+    await s.enqueue("b")
+    ((entry_a, _, _, _),) = await s.fetch("dead", 1, {"f": 1})
+    await s.fetch("dead", 1, {"f": 1})  # b parked behind a
+    await s.enqueue("c")
+    await s.fetch("dead", 1)  # read since the caller listed the consumer's entries
+
+    async def check(reply: Any) -> None:
+        assert reply == [1, 1, [b"f", b"b"]]  # a handed back, its slot passed to b; c still held
+        assert (await s.job("a"))["s"] == "q"
+        assert await s.members(KEYS.running("f")) == {"b"}
+        assert await s.pending(0) == [("c", "dead")]
+        assert await s.consumers() == ["dead"]
+
+    return hand_back_call("dead", [(0, entry_a, "a", "f")]), check
 
 
 @case("prune_consumer")
@@ -602,7 +807,7 @@ async def prune_consumer_forgets_a_consumer_that_holds_nothing(s: Store) -> tupl
         assert reply == 1
         assert await s.consumers() == []
 
-    return ([KEYS.stream], [PREFIX, CONSUMER_GROUP, "idle", *PRIORITIES]), check
+    return (LANES, [CONSUMER_GROUP, "idle"]), check
 
 
 @case("prune_consumer")
@@ -615,27 +820,47 @@ async def prune_consumer_keeps_a_consumer_that_holds_a_job(s: Store) -> tuple[Ca
         assert await s.consumers() == ["busy"]
         assert await s.pending() == [("a", "busy")]
 
-    return ([KEYS.stream], [PREFIX, CONSUMER_GROUP, "busy", *PRIORITIES]), check
+    return (LANES, [CONSUMER_GROUP, "busy"]), check
 
 
-def abort_call(job_id: str) -> Call:
-    return [KEYS.deferred, KEYS.aborts], [PREFIX, job_id, NOW, b"aborted", RESULT_TTL_MS]
+def abort_call(job_id: str, function: str = "f") -> Call:
+    keys = [KEYS.deferred, KEYS.aborts, KEYS.waiting, KEYS.releasing, *KEYS.finished(job_id)]
+    keys += slot_keys([function] if function else [])
+    return keys, [PREFIX, job_id, NOW, b"aborted", RESULT_TTL_MS, function]
 
 
 @case("abort", same_reply=False)
-async def abort_finishes_a_job_not_started_and_fails_its_dependents(s: Store) -> tuple[Call, Check]:
+async def abort_finishes_a_job_not_started_and_names_its_dependents(s: Store) -> tuple[Call, Check]:
     await s.enqueue("a", score=LATER)
     await s.enqueue("b", depends_on=["a"])
 
     async def check(reply: Any) -> None:
-        assert reply == 2
+        assert reply == [2, [], [b"b"]]
         assert not await s.redis.exists(KEYS.job("a"))
         assert await s.redis.get(KEYS.result("a")) == b"aborted"
         assert await s.zset(KEYS.deferred) == {}
-        assert (await s.job("b"))["df"] == "a"
-        assert await s.lane() == ["b"]
+        assert await s.redis.hgetall(KEYS.releasing) == {b"a": b"0"}  # b fails with it: RELEASE_DEPENDENTS
+        assert (await s.job("b"))["s"] == "w"
 
     return abort_call("a"), check
+
+
+@case("abort", same_reply=False)
+async def abort_of_a_job_holding_a_slot_passes_it_on(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a")
+    await s.enqueue("b")
+    await s.enqueue("c")
+    entry_id = await s.fetch_one("w", {"f": 1})
+    await s.fetch("w", 2, {"f": 1})  # b and c parked
+    keys, args = completion(entry_id, "a")
+    await s.scripts.complete(keys=keys, args=args)  # a's slot passed to b, b not on its lane yet
+
+    async def check(reply: Any) -> None:
+        assert reply == [2, [b"f", b"c"], []]
+        assert await s.members(KEYS.running("f")) == {"c"}
+        assert await s.redis.lrange(KEYS.parked("f"), 0, -1) == [b"c"]  # b left its parked list
+
+    return abort_call("b"), check
 
 
 @case("abort")
@@ -644,12 +869,55 @@ async def abort_flags_a_running_job_for_its_worker(s: Store) -> tuple[Call, Chec
     await s.fetch_one()
 
     async def check(reply: Any) -> None:
-        assert reply == 1
+        assert reply == [1]
         assert await s.zset(KEYS.aborts) == {"a": NOW}
         assert (await s.job("a"))["s"] == "r"
         assert not await s.redis.exists(KEYS.result("a"))
 
     return abort_call("a"), check
+
+
+@case("abort")
+async def abort_writes_nothing_when_the_job_is_of_another_function_than_named(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a", score=LATER, function="other")
+
+    async def check(reply: Any) -> None:
+        assert reply == [-1]  # the caller reads the job's function again
+        assert (await s.job("a"))["s"] == "d"
+        assert not await s.redis.exists(KEYS.result("a"))
+
+    return abort_call("a", "f"), check
+
+
+def sweep_call(limits: dict[str, int], known: dict[str, Sequence[str]]) -> Call:
+    keys, args = list(LANES), [PREFIX]
+    for function, limit in limits.items():
+        ids = known.get(function, ())
+        keys += KEYS.slots(function)
+        for job_id in ids:
+            keys += KEYS.job_and_result(job_id)
+        args += [function, limit, len(ids), *ids]
+    return keys, args
+
+
+@case("sweep_parked", same_reply=False)
+async def sweep_parked_puts_the_jobs_given_a_slot_on_their_lanes(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a")
+    entry_id = await s.fetch_one("w", {"f": 1})
+    await s.enqueue("b", priority=1)
+    await s.enqueue("c")
+    await s.fetch("w", 2, {"f": 1})  # b and c parked
+    keys, args = completion(entry_id, "a")
+    await s.scripts.complete(keys=keys, args=args)  # a's slot passed to b
+
+    async def check(reply: Any) -> None:
+        assert reply == [1, []]
+        assert (await s.job("b"))["s"] == "q"
+        assert await s.lane(1) == ["b"]
+        assert await s.members(KEYS.running("f")) == {"b"}
+        assert await s.redis.lrange(KEYS.parked("f"), 0, -1) == [b"c"]  # no room for c (limit not known)
+
+    return sweep_call({"f": 0}, {"f": ["b"]}), check
 
 
 @case("sweep_parked", same_reply=False)
@@ -661,13 +929,118 @@ async def sweep_parked_passes_on_a_slot_nobody_passed_on(s: Store) -> tuple[Call
     await s.redis.delete(KEYS.job("a"))  # a's slot freed without a script (its hash expired or was deleted)
 
     async def check(reply: Any) -> None:
-        assert reply == 1
+        assert reply == [1, []]
         assert (await s.job("b"))["s"] == "q"
         assert await s.members(KEYS.running("f")) == {"b"}  # its slot reserved
         assert await s.redis.llen(KEYS.parked("f")) == 0
         assert await s.lane() == ["a", "b"]
 
-    return ([KEYS.stream], [PREFIX, "f", 1]), check
+    return sweep_call({"f": 1}, {"f": ["a", "b"]}), check
+
+
+@case("sweep_parked")
+async def sweep_parked_counts_a_member_it_does_not_know_as_holding_its_slot(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a")
+    await s.enqueue("b")
+    await s.fetch_one("c", {"f": 2})
+    await s.redis.sadd(KEYS.running("f"), "x")  # the limit reached: room is taken by a job not known here
+    await s.fetch("c", 1, {"f": 1})  # b parked
+
+    async def check(reply: Any) -> None:
+        assert reply == [0, []]  # no room: a known job holds one slot, "x" (not known) the other
+        assert (await s.job("b"))["s"] == "p"
+
+    return sweep_call({"f": 2}, {"f": ["a"]}), check
+
+
+@case("sweep_parked")
+async def sweep_parked_stops_at_a_parked_job_not_known(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a")
+    await s.enqueue("b")
+    await s.fetch_one("c", {"f": 1})
+    await s.fetch("c", 1, {"f": 1})  # b parked
+    await s.redis.delete(KEYS.job("a"))  # a slot for b
+
+    async def check(reply: Any) -> None:
+        assert reply == [0, [b"b"]]  # the caller calls again with b known
+        assert (await s.job("b"))["s"] == "p"
+        assert await s.redis.lrange(KEYS.parked("f"), 0, -1) == [b"b"]
+
+    return sweep_call({"f": 1}, {"f": ["a"]}), check
+
+
+def release_call(finished: Sequence[str], known: Sequence[str]) -> Call:
+    keys = [*LANES, KEYS.deferred, KEYS.waiting, KEYS.releasing, *map(KEYS.dependents, finished)]
+    keys += map(KEYS.job, known)
+    return keys, [PREFIX, len(finished), *finished, *known]
+
+
+async def finished_with_dependents(s: Store, *, failure_ttl: int) -> None:
+    """'a' finished (COMPLETE), 'b' and 'later' (due in an hour) waiting on it, 'c' on it and on 'x'."""
+    await s.enqueue("x", score=LATER)
+    await s.enqueue("a")
+    await s.enqueue("b", depends_on=["a"], priority=1)
+    await s.enqueue("later", depends_on=["a"], score=NOW + 3_600_000)
+    await s.enqueue("c", depends_on=["a", "x"])
+    keys, args = completion(await s.fetch_one(), "a", failure_ttl=failure_ttl)
+    await s.scripts.complete(keys=keys, args=args)
+
+
+@case("release_dependents")
+async def release_dependents_runs_the_jobs_left_with_no_dependency_after_a_success(s: Store) -> tuple[Call, Check]:
+    await finished_with_dependents(s, failure_ttl=0)
+
+    async def check(reply: Any) -> None:
+        assert reply == []
+        assert (await s.job("b"))["s"] == "q" and await s.lane(1) == ["b"]
+        later = await s.job("later")
+        assert later["s"] == "d" and (await s.zset(KEYS.deferred))["later"] == int(later["sc"])
+        assert ((await s.job("c"))["s"], (await s.job("c"))["w"]) == ("w", "1")  # waits for x still
+        assert await s.members(KEYS.waiting) == {"c"}
+        assert not await s.redis.exists(KEYS.dependents("a"))
+        assert await s.redis.hgetall(KEYS.releasing) == {}
+
+    return release_call(["a"], ["b", "later", "c"]), check
+
+
+@case("release_dependents")
+async def release_dependents_releases_them_marked_with_a_failure(s: Store) -> tuple[Call, Check]:
+    await finished_with_dependents(s, failure_ttl=60_000)
+
+    async def check(reply: Any) -> None:
+        assert reply == []
+        assert [(await s.job(j))["df"] for j in ("b", "c")] == ["a", "a"]
+        assert await s.lane(0) == ["c"] and await s.lane(1) == ["b"]
+        assert await s.members(KEYS.waiting) == set()
+
+    return release_call(["a"], ["b", "later", "c"]), check
+
+
+@case("release_dependents")
+async def release_dependents_counts_off_only_the_jobs_its_call_declares(s: Store) -> tuple[Call, Check]:
+    await finished_with_dependents(s, failure_ttl=0)
+
+    async def check(reply: Any) -> None:
+        assert sorted(reply) == [b"c", b"later"]  # the caller calls again with them known
+        assert (await s.job("b"))["s"] == "q"
+        assert await s.members(KEYS.dependents("a")) == {"c", "later"}
+        assert await s.redis.hgetall(KEYS.releasing) == {b"a": b"1"}
+
+    return release_call(["a"], ["b"]), check
+
+
+@case("trim_failed", same_reply=False)
+async def trim_failed_drops_expired_members_and_rescores_ones_scored_by_failure_time(s: Store) -> tuple[Call, Check]:
+    await s.redis.zadd(KEYS.failed, {"expired": NOW, "legacy": NOW, "live": NOW + 3_600_000})
+    await s.redis.set(KEYS.failed_job("legacy"), b"a failure", px=60_000)  # still kept: scored by failure time
+
+    async def check(reply: Any) -> None:
+        assert reply == 1
+        registry = await s.zset(KEYS.failed)
+        assert sorted(registry) == ["legacy", "live"]
+        await assert_redis_time_plus(s.redis, registry["legacy"], 60_000)  # its record's expiry
+
+    return ([KEYS.failed, KEYS.failed_job("expired"), KEYS.failed_job("legacy")], [PREFIX, "expired", "legacy"]), check
 
 
 @case("lock_extend")
@@ -785,7 +1158,8 @@ async def restore_queued_puts_back_only_queued_jobs_whose_entry_was_lost(s: Stor
         assert await s.lane(2) == ["high"]
 
     # "high": queued on another lane; "running": not queued; "unknown": no job
-    return ([KEYS.stream], [PREFIX, 0, last_id, "running", "lost", "appended", "high", "unknown"]), check
+    job_ids = ["running", "lost", "appended", "high", "unknown"]
+    return ([*LANES, *map(KEYS.job, job_ids)], [PREFIX, 0, last_id, *job_ids]), check
 
 
 # --- the tests ------------------------------------------------------------------------------------------------
@@ -881,3 +1255,119 @@ async def test_a_requeue_replayed_after_a_lost_reply_leaves_one_ready_entry(redi
         assert proxy.dropped == 1
         entries = await queue.job_ids_in_stream()
         assert entries == ["rq"], f"one job, {len(entries)} ready entries: it will run {len(entries)} times"
+
+
+# --- every key a script touches is declared, and none is touched after the script emptied it ---------------------
+#
+# On Redis Cluster, while the queue's slot moves between nodes, Redis runs a script only if every key its call
+# declares is on the node, and refuses it whole otherwise (TRYAGAIN, ASK: the caller retries). A key the script
+# touches without declaring it, or one the script deleted itself (emptied a set, popped a list's last item) and
+# touches again, is looked up command by command: missing, it fails the script half way, after its first writes.
+# These tests check both rules on a single Redis against what each contract case's call actually runs: MONITOR
+# shows every command a script issues, and COMMAND GETKEYS names the keys of each.
+
+_MONITOR_LINE = re.compile(rb"^[\d.]+ \[\d+ (\S+)\] (.*)$", re.DOTALL)
+_MONITOR_ARG = re.compile(rb'"((?:[^"\\]|\\.)*)"')
+_MONITOR_ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|.)", re.DOTALL)
+_ESCAPED = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"a": b"\a", b"b": b"\b"}
+
+
+def _unescaped(arg: bytes) -> bytes:
+    """A MONITOR argument as the command had it (Redis quotes it with C escapes: \\n, \\", \\xHH...)."""
+
+    def char(match: re.Match[bytes]) -> bytes:
+        escape = match.group(1)
+        if len(escape) == 3 and escape[:1] == b"x":
+            return bytes([int(escape[1:], 16)])
+        return _ESCAPED.get(escape, escape)
+
+    return _MONITOR_ESCAPE.sub(char, arg)
+
+
+async def monitor_lines(monitor: Any, marker: bytes) -> AsyncIterator[tuple[bytes, list[bytes]]]:
+    """What a MONITOR connection shows, until the ECHO of ``marker``: (the client: b"lua" for a script's commands,
+    the command's arguments as sent)."""
+    assert monitor.connection is not None
+    while True:
+        line = await monitor.connection.read_response()
+        match = _MONITOR_LINE.match(line if isinstance(line, bytes) else line.encode())
+        assert match is not None, line
+        args = [_unescaped(arg) for arg in _MONITOR_ARG.findall(match.group(2))]
+        if args == [b"ECHO", marker]:
+            return
+        yield match.group(1), args
+
+
+async def script_commands(redis_url: str, call: Callable[[], Awaitable[Any]]) -> list[list[bytes]]:
+    """The commands the scripts run by ``call`` issued, in order, each as its arguments (as MONITOR shows them)."""
+    marker = b"end of the trace " + os.urandom(8).hex().encode()
+    client = Redis.from_url(redis_url)
+    try:
+        async with client.monitor() as monitor, asyncio.timeout(10):
+            await call()
+            await client.echo(marker)
+            return [args async for source, args in monitor_lines(monitor, marker) if source == b"lua"]
+    finally:
+        await client.aclose()
+
+
+async def keys_of(redis: Any, command: list[bytes]) -> list[bytes]:
+    """The keys a command names, as Redis finds them (COMMAND GETKEYS): none for TIME and the like."""
+    try:
+        return [key if isinstance(key, bytes) else key.encode() for key in await redis.command_getkeys(*command)]
+    except ResponseError:  # "the command has no key arguments"
+        return []
+
+
+async def traced(redis: PoolRedis, redis_url: str, c: Case) -> tuple[list[str], list[list[bytes]]]:
+    """A case's call, run: its declared KEYS and the commands its script issued."""
+    store = Store(redis)
+    (keys, args), _ = await c.scenario(store)
+    commands = await script_commands(redis_url, lambda: getattr(store.scripts, c.script)(keys=keys, args=args))
+    assert commands, "no command of the script was seen"
+    return keys, commands
+
+
+def undeclared_params(cases: list[Case]) -> list[Any]:
+    """One test per case; a case whose call is known to touch keys it does not declare is a strict xfail."""
+    return [
+        pytest.param(c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=c.undeclared)] if c.undeclared else [])
+        for c in cases
+    ]
+
+
+@pytest.mark.parametrize("c", undeclared_params(CASES))
+async def test_a_script_touches_only_keys_its_call_declares(redis: PoolRedis, redis_url: str, c: Case) -> None:
+    keys, commands = await traced(redis, redis_url, c)
+    declared = {key.encode() for key in keys}
+    undeclared = [
+        (b" ".join(command[:2]).decode(errors="replace"), key.decode(errors="replace"))
+        for command in commands
+        for key in await keys_of(redis, command)
+        if key not in declared
+    ]
+    assert not undeclared, f"{c.script} touches keys its call does not declare: {undeclared}"
+
+
+@pytest.mark.parametrize("c", [pytest.param(c, id=c.name) for c in CASES if not c.undeclared])
+async def test_a_script_never_touches_a_key_after_emptying_it(redis: PoolRedis, redis_url: str, c: Case) -> None:
+    """The call is run, then its commands are replayed one at a time from the same start (the keys dumped before
+    and restored): no command may name a key that existed at the start but no longer does."""
+    store = Store(redis)
+    (keys, args), _ = await c.scenario(store)
+    start = [(key, await redis.dump(key), max(await redis.pttl(key), 0)) async for key in redis.scan_iter(count=1000)]
+    commands = await script_commands(redis_url, lambda: getattr(store.scripts, c.script)(keys=keys, args=args))
+    await redis.flushall()
+    for key, value, ttl in start:
+        await redis.restore(key, ttl, value)
+    existed = {key for key, _, _ in start}
+    touched_after_emptying = []
+    for command in commands:
+        for key in await keys_of(redis, command):
+            if key in existed and not await redis.exists(key):
+                touched_after_emptying.append((b" ".join(command[:2]).decode(errors="replace"), key.decode()))
+        with contextlib.suppress(ResponseError):
+            await redis.execute_command(*command)
+    assert not touched_after_emptying, f"{c.script} touches keys after its own commands deleted them: " + str(
+        touched_after_emptying
+    )

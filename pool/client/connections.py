@@ -42,7 +42,6 @@ from ..storage.partitions import partition_key, partition_of, tagged
 from ..storage.queue import (
     PartitionMismatch,
     RedisQueue,
-    enqueue_args,
     job_queue,
     partition_count,
     partitions_of,
@@ -221,7 +220,7 @@ class QueueClient:
         queue = self._queue(spec.queue_name, spec.partition)
         ((enqueued,),) = await self.run_script(
             queue.scripts.enqueue,
-            [enqueue_args(queue.keys, [spec.record(queue)])],
+            [queue.enqueue_args([spec.record(queue)])],
             durable=True,
             what=f"enqueueing job {spec.job_id}",
         )
@@ -327,7 +326,7 @@ class QueueClient:
         with one per call, a second spec with the same id in that call would pass for a replay of the first.)"""
         for (queue_name, partition), batch in batches:
             queue = self._queue(queue_name, partition)
-            yield enqueue_args(queue.keys, [spec.record(queue) for spec in batch])
+            yield queue.enqueue_args([spec.record(queue) for spec in batch])
 
     async def all_job_results(self, queue_name: str | None = None) -> list[JobResult]:
         """Every kept result, oldest enqueue first: of every queue (as arq's; every partition of each), or of

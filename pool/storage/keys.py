@@ -59,16 +59,25 @@ class QueueKeys:
     """The key names of one queue, or of one partition of a partitioned queue (pool/storage/partitions.py):
     partition 0 has the queue's own hash tag (``pool:{default}:…``, the layout of an unpartitioned queue),
     partition p > 0 the tag ``{default#p}``, so a cluster spreads the partitions over its masters. ``prefix`` is
-    handed to Lua scripts, which append job ids themselves."""
+    handed to Lua scripts, which build the names of the keys they touch from it; the caller also declares each
+    of those names in the call's KEYS (see pool/storage/scripts.py), built by the methods here."""
 
     queue_name: str
     partition: int = 0
 
     def __post_init__(self) -> None:
         validate_queue_name(self.queue_name)
-        object.__setattr__(self, "prefix", _prefix(self.queue_name, self.partition))
+        prefix = _prefix(self.queue_name, self.partition)
+        object.__setattr__(self, "prefix", prefix)
+        # the four lanes in priority order (0 to 3): the first four KEYS of every script that touches a lane
+        object.__setattr__(self, "lane_keys", tuple(self._lane(prefix, priority) for priority in PRIORITIES))
 
     prefix: str = field(init=False, repr=False, compare=False)  # from queue_name and partition
+    lane_keys: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    @staticmethod
+    def _lane(prefix: str, priority: int) -> str:
+        return f"{prefix}stream" if priority == 0 else f"{prefix}stream:{priority}"
 
     @property
     def partition_count(self) -> str:
@@ -87,7 +96,7 @@ class QueueKeys:
 
     def lane(self, priority: int) -> str:
         """The stream of one priority. Priority 0 (the default) is ``stream`` itself."""
-        return self.stream if priority == 0 else f"{self.stream}:{priority}"
+        return self.lane_keys[priority]
 
     @property
     def lanes(self) -> list[str]:
@@ -137,6 +146,12 @@ class QueueKeys:
         return self.prefix + "waiting"
 
     @property
+    def releasing(self) -> str:
+        """Hash job_id -> '1' (it succeeded) or '0' (it failed) of finished jobs whose dependents are still to be
+        released: COMPLETE and ABORT record it, RELEASE_DEPENDENTS (the step after them) does the release."""
+        return self.prefix + "releasing"
+
+    @property
     def workers(self) -> str:
         """Sorted set worker_id -> expiry (ms) indexing the per-worker health keys."""
         return self.prefix + "workers"
@@ -159,6 +174,41 @@ class QueueKeys:
     def waiters(self, job_id: str) -> str:
         """Set (with an expiry) while a caller waits in Job.result(): the completion then notifies."""
         return f"{self.prefix}wait:{job_id}"
+
+    # --- the per-job keys a script call declares (see pool/storage/scripts.py), as tuples to extend KEYS with ---
+
+    def enqueued(self, job_id: str) -> tuple[str, str, str]:
+        """What ENQUEUE touches of a job it creates: its hash, its result (uniqueness) and its call's nonce."""
+        p = self.prefix
+        return p + "job:" + job_id, p + "result:" + job_id, p + "nonce:" + job_id
+
+    def dependency(self, job_id: str) -> tuple[str, str, str]:
+        """What ENQUEUE touches of a job another one depends on: its hash, its failed record, its dependents."""
+        p = self.prefix
+        return p + "job:" + job_id, p + "failed:" + job_id, p + "dependents:" + job_id
+
+    def job_and_result(self, job_id: str) -> tuple[str, str]:
+        """A job's hash and result: what START touches of a delivered job (the result when the hash is gone), and
+        SWEEP_PARKED of a parked one."""
+        p = self.prefix
+        return p + "job:" + job_id, p + "result:" + job_id
+
+    def finished(self, job_id: str) -> tuple[str, str, str, str, str]:
+        """What COMPLETE and ABORT touch of the job they finish: its hash, result, waiters' mark, notification
+        stream and dependents."""
+        p = self.prefix
+        return (
+            p + "job:" + job_id,
+            p + "result:" + job_id,
+            p + "wait:" + job_id,
+            p + "done:" + job_id,
+            p + "dependents:" + job_id,
+        )
+
+    def slots(self, function: str) -> tuple[str, str]:
+        """The keys of a function's concurrency slots: the jobs holding one, the jobs parked for one."""
+        p = self.prefix
+        return p + "running:" + function, p + "parked:" + function
 
     def fetched(self, consumer: str) -> str:
         """What a consumer's last FETCH read (its call's token and entries, for a minute): a replay of that call

@@ -8,11 +8,17 @@ raises them (``_ok``) or handles the ones it expects (BUSYGROUP, NOGROUP...) its
 
 Every op is safe to run again after a lost reply: reads are reads, and the writes are idempotent (SET, DEL,
 ZREM, XGROUP CREATE tolerating BUSYGROUP, scripts whose contracts say they are replay safe).
+
+A script call declares every key the script touches (see pool/storage/scripts.py). Where those keys are named by
+data in Redis (the due jobs, a consumer's pending entries, the parked jobs given a slot, a job's dependents), an op
+reads first, or takes the ids the previous script returned, and calls the script with their keys declared; the
+script acts only on those ids and returns any others it met, for the op to call again with (``_PASSES`` times
+at most: what is left waits for the next run of the op).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,9 +26,11 @@ import msgpack
 from redis.exceptions import ResponseError
 
 from .eviction import policy_from_reply
-from .keys import ALL_RESULTS_PATTERN, CONSUMER_GROUP, PRIORITIES, QueueKeys, result_key_parts
+from .keys import ALL_RESULTS_PATTERN, CONSUMER_GROUP, QueueKeys, result_key_parts
 
 T = TypeVar("T")
+
+_PASSES = 4  # calls of a script that returns ids it needs declared, before an op leaves the rest for its next run
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -223,9 +231,23 @@ def queue_info(keys: QueueKeys) -> Op[dict[str, int]]:
 
 
 def abort(keys: QueueKeys, job_id: str, now_ms: int, aborted_result: bytes, result_ttl_ms: int) -> Op[int]:
-    """0: no such job; 1: running, its worker was asked to cancel it; 2: not started, aborted here (see ABORT)."""
-    args: list[Any] = [keys.prefix, job_id, now_ms, aborted_result, result_ttl_ms]
-    return int((yield from one(ScriptCall("abort", [keys.deferred, keys.aborts], args))))
+    """0: no such job; 1: running, its worker was asked to cancel it; 2: not started, aborted here (see ABORT).
+    The job's function is read first, so the call declares the keys of its slots; then the step after ABORT."""
+    for _ in range(_PASSES):
+        function = yield from one(Command("hget", keys.job(job_id), "f"))
+        function = _text(function) if function is not None else ""
+        call_keys = [keys.deferred, keys.aborts, keys.waiting, keys.releasing, *keys.finished(job_id)]
+        if function:
+            call_keys += keys.slots(function)
+        args: list[Any] = [keys.prefix, job_id, now_ms, aborted_result, result_ttl_ms, function]
+        reply = yield from one(ScriptCall("abort", call_keys, args))
+        code = int(reply[0])
+        if code == 2:
+            passed, dependents = reply[1], reply[2]
+            yield from finish(keys, passed, [[job_id, *dependents]] if dependents else [], [])
+        if code != -1:  # -1: the job's function changed since it was read (its id reused): read it again
+            return code
+    return 0
 
 
 def result_or_register_waiter(keys: QueueKeys, job_id: str, ttl_ms: int) -> Op[tuple[bytes | None, str | None, str]]:
@@ -256,16 +278,115 @@ def notified_result(keys: QueueKeys, job_id: str, since: str, block_ms: int) -> 
 
 def promote_due(keys: QueueKeys, now_ms: int | None, limit: int) -> Op[tuple[int, int | None]]:
     """Move jobs due by Redis's clock (or by ``now_ms`` when given) to the stream; returns (moved, ms until the
-    next deferred job is due, or None when there is none)."""
-    args: list[Any] = [keys.prefix, "" if now_ms is None else now_ms, limit]
-    moved, next_due_in = yield from one(ScriptCall("promote", [keys.stream, keys.deferred], args))
-    return int(moved), None if next_due_in is None else int(next_due_in)
+    next deferred job is due, or None when there is none). PROMOTE is called first with no job known (it returns
+    the due ids), then with the due ids, whose keys that call declares; and the dependents of finished jobs whose
+    release was lost with its worker (PROMOTE counts them) are released."""
+    known: list[str] = []
+    moved = 0
+    for _ in range(_PASSES):
+        call_keys = [*keys.lane_keys, keys.deferred, keys.releasing, *map(keys.job, known)]
+        args: list[Any] = [keys.prefix, "" if now_ms is None else now_ms, limit, *known]
+        count, next_due_in, unknown, pending = yield from one(ScriptCall("promote", call_keys, args))
+        moved += int(count)
+        if not unknown:
+            break
+        known = [_text(job_id) for job_id in unknown]
+    if int(pending):
+        yield from release_pending(keys)
+    return moved, None if next_due_in is None else int(next_due_in)
 
 
-def sweep_parked(keys: QueueKeys, limit_pairs: Sequence[Any]) -> Op[int]:
-    """Release parked jobs of limited functions into slots freed without passing them on (see SWEEP_PARKED);
-    ``limit_pairs``: function, max_concurrency, function, max_concurrency..."""
-    return int((yield from one(ScriptCall("sweep_parked", [keys.stream], [keys.prefix, *limit_pairs]))))
+def sweep_parked(keys: QueueKeys, limits: Mapping[str, int]) -> Op[int]:
+    """Release parked jobs of limited functions (``limits``: function -> max_concurrency) into slots passed to
+    them or freed without passing them on (see SWEEP_PARKED): reads each function's parked list and running set
+    first, so the call declares their jobs' keys. Nothing parked: one pipeline of reads, no script."""
+    functions = list(limits)
+    reads: list[Request] = []
+    for function in functions:
+        running, parked = keys.slots(function)
+        reads += [Command("lrange", parked, 0, 2 * limits[function] - 1), Command("smembers", running)]
+    replies = yield reads
+    known: dict[str, set[str]] = {}
+    for function, heads, members in zip(functions, replies[0::2], replies[1::2], strict=True):
+        if _ok(heads):
+            known[function] = {_text(job_id) for job_id in [*_ok(heads), *_ok(members)]}
+    return (yield from release_parked(keys, {f: limits[f] for f in known}, known)) if known else 0
+
+
+def release_parked(keys: QueueKeys, limits: Mapping[str, int], known: Mapping[str, Iterable[str]]) -> Op[int]:
+    """SWEEP_PARKED for ``limits`` (function -> max_concurrency, or 0 when the caller does not know it: then only
+    the parked jobs a slot was passed to are released) with the keys of the ``known`` ids of each function
+    declared, and again with the ids it returns. Returns how many jobs were released."""
+    ids = {function: set(known.get(function, ())) for function in limits}
+    released = 0
+    for _ in range(_PASSES):
+        call_keys = list(keys.lane_keys)
+        args: list[Any] = [keys.prefix]
+        for function, limit in limits.items():
+            listed = sorted(ids[function])
+            call_keys += keys.slots(function)
+            for job_id in listed:
+                call_keys += keys.job_and_result(job_id)
+            args += [function, limit, len(listed), *listed]
+        count, needed = yield from one(ScriptCall("sweep_parked", call_keys, args))
+        released += int(count)
+        if not needed:
+            break
+        for function in ids:  # (which function needs an id is not said: a few more keys declared is harmless)
+            ids[function].update(_text(job_id) for job_id in needed)
+    return released
+
+
+def release_dependents(keys: QueueKeys, dependents: Mapping[str, Collection[str]]) -> Op[None]:
+    """RELEASE_DEPENDENTS for finished jobs (job id -> the ids of the jobs waiting on it), their keys declared."""
+    finished = list(dependents)
+    known = {job_id for waiting in dependents.values() for job_id in waiting}
+    for _ in range(_PASSES):
+        ids = sorted(known)
+        call_keys = [*keys.lane_keys, keys.deferred, keys.waiting, keys.releasing]
+        call_keys += [keys.dependents(job_id) for job_id in finished] + [keys.job(job_id) for job_id in ids]
+        args: list[Any] = [keys.prefix, len(finished), *finished, *ids]
+        needed = yield from one(ScriptCall("release_dependents", call_keys, args))
+        more = {_text(job_id) for job_id in needed} - known
+        if not more:
+            return
+        known |= more
+
+
+def release_pending(keys: QueueKeys) -> Op[None]:
+    """Release the dependents of the finished jobs still in ``releasing``: the step after their COMPLETE or
+    ABORT was lost (its worker or client died in between), or is under way (then this one finds it done)."""
+    finished = [_text(job_id) for job_id in (yield from one(Command("hkeys", keys.releasing)))]
+    for start in range(0, len(finished), 100):
+        chunk = finished[start : start + 100]
+        replies = yield [Command("smembers", keys.dependents(job_id)) for job_id in chunk]
+        yield from release_dependents(
+            keys, {job_id: [_text(m) for m in _ok(reply)] for job_id, reply in zip(chunk, replies, strict=True)}
+        )
+
+
+def finish(
+    keys: QueueKeys, passed: Sequence[Any], dependents: Sequence[Sequence[Any]], expired: Sequence[Any]
+) -> Op[None]:
+    """The step after COMPLETE, ABORT, REQUEUE, UNREAD and HAND_BACK_CONSUMER: the work on keys named by what
+    that script read, which it returned rather than did (its call could not declare them): ``passed``, the
+    (function, id, ...) of parked jobs given a slot, go onto their lanes (SWEEP_PARKED); ``dependents``, lists
+    [finished job id, ids waiting on it...], are released (RELEASE_DEPENDENTS); ``expired`` failed registry
+    members are dropped or re-scored (TRIM_FAILED). Each is safe to run twice, and each is also done by a
+    periodic op if this one is lost: sweep_parked, promote_due (for dependents), the next COMPLETE with failures."""
+    if passed:
+        pairs = [_text(value) for value in passed]
+        given: dict[str, list[str]] = {}
+        for function, job_id in zip(pairs[0::2], pairs[1::2], strict=True):
+            given.setdefault(function, []).append(job_id)
+        yield from release_parked(keys, dict.fromkeys(given, 0), given)
+    if dependents:
+        groups = [[_text(value) for value in group] for group in dependents]
+        yield from release_dependents(keys, {group[0]: group[1:] for group in groups})
+    if expired:
+        ids = [_text(job_id) for job_id in expired]
+        call_keys = [keys.failed, *map(keys.failed_job, ids)]
+        yield from one(ScriptCall("trim_failed", call_keys, [keys.prefix, *ids]))
 
 
 # --- consumers ---------------------------------------------------------------------------------------------------
@@ -273,12 +394,50 @@ def sweep_parked(keys: QueueKeys, limit_pairs: Sequence[Any]) -> Op[int]:
 
 def hand_back(keys: QueueKeys, consumer: str) -> Op[int]:
     """Put all jobs held by ``consumer`` back on their lanes now and forget the consumer; 0 when the queue has no
-    group (nothing can be pending)."""
-    args: list[Any] = [keys.prefix, CONSUMER_GROUP, consumer, *PRIORITIES]
-    (reply,) = yield [ScriptCall("hand_back_consumer", [keys.stream], args)]
-    if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
-        return 0
-    return int(_ok(reply))
+    group (nothing can be pending). Reads the consumer's pending entries, their job ids and functions first, so
+    HAND_BACK_CONSUMER declares their keys; again while the consumer holds entries read since."""
+    total = 0
+    passed: list[Any] = []
+    for _ in range(1000):  # each pass hands back up to 1,000 entries per lane
+        pending = yield [
+            Command("xpending_range", lane, CONSUMER_GROUP, "-", "+", 1000, consumername=consumer)
+            for lane in keys.lane_keys
+        ]
+        entries = [
+            (priority, _text(row["message_id"]))
+            for priority, reply in enumerate(pending)
+            if not isinstance(reply, ResponseError)  # no such lane, or no group on it: nothing held there
+            for row in reply
+        ]
+        job_ids = [""] * len(entries)
+        functions = [""] * len(entries)
+        if entries:
+            found = yield [Command("xrange", keys.lane(p), entry_id, entry_id) for p, entry_id in entries]
+            job_ids = [_text(_ok(reply)[0][1][b"id"]) if _ok(reply) else "" for reply in found]
+            named = [job_id for job_id in job_ids if job_id]
+            fields = (yield [Command("hget", keys.job(job_id), "f") for job_id in named]) if named else []
+            function_of = {
+                job_id: _text(f) if (f := _ok(reply)) else "" for job_id, reply in zip(named, fields, strict=True)
+            }
+            functions = [function_of.get(job_id, "") for job_id in job_ids]
+        call_keys = list(keys.lane_keys)
+        for function in dict.fromkeys(f for f in functions if f):
+            call_keys += keys.slots(function)
+        call_keys += [keys.job(job_id) for job_id in job_ids if job_id]
+        args: list[Any] = [keys.prefix, CONSUMER_GROUP, consumer]
+        for (priority, entry_id), job_id, function in zip(entries, job_ids, functions, strict=True):
+            args += [priority, entry_id, job_id, function]
+        (reply,) = yield [ScriptCall("hand_back_consumer", call_keys, args)]
+        if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+            break
+        count, holds, given = _ok(reply)
+        total += int(count)
+        passed += given
+        if not int(holds):
+            break
+    if passed:
+        yield from finish(keys, passed, (), ())
+    return total
 
 
 def prune_consumers(keys: QueueKeys, min_idle_ms: int) -> Op[int]:
@@ -289,8 +448,7 @@ def prune_consumers(keys: QueueKeys, min_idle_ms: int) -> Op[int]:
     idle = [_text(c["name"]) for c in reply if int(c["pending"]) == 0 and int(c["idle"]) >= min_idle_ms]
     removed = 0
     for name in idle:
-        args: list[Any] = [keys.prefix, CONSUMER_GROUP, name, *PRIORITIES]
-        if int((yield from one(ScriptCall("prune_consumer", [keys.stream], args)))) >= 0:
+        if int((yield from one(ScriptCall("prune_consumer", list(keys.lane_keys), [CONSUMER_GROUP, name])))) >= 0:
             removed += 1
     return removed
 
@@ -349,11 +507,33 @@ def release_lock(key: str, token: str) -> Op[None]:
     yield from one(ScriptCall("lock_release", [key], [token]))
 
 
-def enqueue(keys: QueueKeys, records: Sequence[tuple[Any, ...]]) -> Op[list[int]]:
+# Where job_record (pool/storage/queue.py) puts a job's id, cron fence key and dependency ids in its record.
+_RECORD_JOB_ID, _RECORD_FENCE, _RECORD_DEPENDENCIES = 0, 7, 11
+
+
+def enqueue_args(
+    keys: QueueKeys, records: Sequence[Sequence[Any]], *, job_keys: bool = True
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of the ENQUEUE script for ``job_record``s (pool/storage/queue.py): the keys it touches of
+    each job (its hash, result, nonce, cron fence, and those of its dependencies) declared after the queue's,
+    unless ``job_keys`` is false (see RedisQueue.declares_job_keys)."""
+    declared = [*keys.lane_keys, keys.deferred, keys.waiting]
+    if not job_keys:
+        return declared, [keys.prefix, msgpack.packb(list(records), use_bin_type=False)]
+    for record in records:
+        declared += keys.enqueued(record[_RECORD_JOB_ID])
+        if record[_RECORD_FENCE]:
+            declared.append(record[_RECORD_FENCE])
+        for dependency in record[_RECORD_DEPENDENCIES]:
+            declared += keys.dependency(dependency)
+    return declared, [keys.prefix, msgpack.packb(list(records), use_bin_type=False)]
+
+
+def enqueue(keys: QueueKeys, records: Sequence[Sequence[Any]]) -> Op[list[int]]:
     """ENQUEUE ``job_record``s (pool/storage/queue.py) off the hot path (a cron tick); 1 per job enqueued, 0 per id
     taken."""
-    args = [keys.prefix, msgpack.packb(list(records), use_bin_type=False)]
-    return [int(r) for r in (yield from one(ScriptCall("enqueue", [keys.stream, keys.deferred], args)))]
+    call_keys, args = enqueue_args(keys, records)
+    return [int(r) for r in (yield from one(ScriptCall("enqueue", call_keys, args)))]
 
 
 # --- emptying and deleting (pool queue / pool failed) ---------------------------------------------------------------
@@ -538,8 +718,10 @@ def restore_queued(keys: QueueKeys) -> Op[int]:
         in_lane, last_id = yield from lane_job_ids(keys.lane(priority))
         missing = [j for j in job_ids if j not in in_lane]
         for start in range(0, len(missing), 500):
-            args: list[Any] = [keys.prefix, priority, last_id, *missing[start : start + 500]]
-            restored += int((yield from one(ScriptCall("restore_queued", [keys.stream], args))))
+            chunk = missing[start : start + 500]
+            call_keys = [*keys.lane_keys, *map(keys.job, chunk)]
+            args: list[Any] = [keys.prefix, priority, last_id, *chunk]
+            restored += int((yield from one(ScriptCall("restore_queued", call_keys, args))))
     return restored
 
 

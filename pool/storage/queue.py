@@ -31,8 +31,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ..redis import blocking
 from ..redis.replication import NotReplicated
 from . import ops
-from .drivers import run, scripts_for
+from .drivers import on_cluster, run, scripts_for
 from .keys import CONSUMER_GROUP, PRIORITIES, QueueKeys
+from .ops import enqueue_args as enqueue_args  # (the client's enqueue path takes it from here)
 from .partitions import partition_of
 
 logger = logging.getLogger("pool.worker")
@@ -68,6 +69,7 @@ class Completion:
     priority: int = 0  # the lane of the entry to ack
     partition: int = 0  # the partition of the queue it is in
     callback_function: str = ""
+    function: str = ""  # the job's function (Delivery.function): COMPLETE passes its concurrency slot on
 
 
 RESULT_WAIT_S = 5.0  # Job.result() blocks this long at most per read, then checks again and re-registers
@@ -161,11 +163,6 @@ def job_record(
     )
 
 
-def enqueue_args(keys: QueueKeys, records: Sequence[tuple[Any, ...]]) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of the ENQUEUE script for ``job_record``s (also run by the supervisor's sync client)."""
-    return [keys.stream, keys.deferred], [keys.prefix, msgpack.packb(list(records), use_bin_type=False)]
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -186,6 +183,19 @@ class RedisQueue:
         self.partition = partition
         self.scripts = scripts_for(redis)
         self._reclaim_cursors = {priority: "0-0" for priority in PRIORITIES}
+        cluster = on_cluster(redis)
+        # FETCH (read and start in one script) cannot declare the keys of the jobs it reads: a single Redis only.
+        # On Redis Cluster the worker reads, then STARTs what it read (see ``fetch``).
+        self.one_step_fetch = not cluster
+        # Every script call declares every key its script touches where that is checked: on Redis Cluster (see
+        # pool/storage/scripts.py). A single Redis checks nothing, and there the hot scripts (ENQUEUE, START,
+        # COMPLETE) declare the queue's own keys only, not each job's: declaring a job's keys costs the worker's
+        # noop job 17% more instructions (the keys built, packed and sent; perf.instructions: 358,600 against
+        # 305,900), for no check. The scripts build every name they touch themselves, so the calls work either way.
+        self.declares_job_keys = cluster
+        # COMPLETE's KEYS before the jobs' own (a tuple: copied into each call's list)
+        keys = self.keys
+        self._complete_keys = (*keys.lane_keys, keys.aborts, keys.deferred, keys.failed, keys.releasing)
 
     @property
     def name(self) -> str:
@@ -212,16 +222,25 @@ class RedisQueue:
         except NotReplicated as exc:
             (reply,) = exc.replies
             if deliveries is None:  # FETCH: its reply names the entries it read
+                items = [item for _, _, _, item in reply[1:]]
                 deliveries = [Delivery(_text(e), _text(j), int(p), self.partition) for e, j, p, _ in reply[1:]]
+            else:
+                items = list(reply)
+            for delivery, item in zip(deliveries, items, strict=True):
+                _sort_started(delivery, item, [], [])  # its function: UNREAD passes a slot it took on
             with contextlib.suppress(RedisError, OSError):
                 await self.unread(consumer, deliveries)
             raise
 
     # --- producer side -------------------------------------------------------------------------------------
 
+    def enqueue_args(self, records: Sequence[tuple[Any, ...]]) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of an ENQUEUE call of ``job_record``s, the jobs' keys declared where they are checked."""
+        return enqueue_args(self.keys, records, job_keys=self.declares_job_keys)
+
     async def enqueue(self, job_id: str, payload: bytes, **kwargs: Any) -> bool:
         """Create the job atomically unless its id is taken; True when it was enqueued."""
-        keys, args = enqueue_args(self.keys, [job_record(self.keys, job_id, payload, **kwargs)])
+        keys, args = self.enqueue_args([job_record(self.keys, job_id, payload, **kwargs)])
         (enqueued,) = await self.scripts.enqueue(keys=keys, args=args)
         return bool(enqueued)
 
@@ -315,10 +334,20 @@ class RedisQueue:
     ) -> tuple[list[Delivery], list[Delivery]]:
         """Read up to ``count`` new entries without blocking, lanes in ``order``, and start them in the same
         round trip. Returns (started, expired) as ``start`` does. The call's token (new per call, the same when
-        the call is replayed after a lost reply) lets FETCH answer a replay with the entries it already read."""
+        the call is replayed after a lost reply) lets FETCH answer a replay with the entries it already read.
+        On Redis Cluster (``one_step_fetch`` false) FETCH cannot declare the keys of the jobs it reads: the entries
+        are read (one XREADGROUP over the lanes), then started (START declares their keys), two round trips."""
+        if not self.one_step_fetch:
+            deliveries = await self.read(consumer, count, None, order)
+            if len(deliveries) > count:
+                await self.unread(consumer, deliveries[count:])
+                deliveries = deliveries[:count]
+            return await self.start(consumer, deliveries, limits) if deliveries else ([], [])
         token = os.urandom(8).hex()
         args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, count, token, *_limit_args(limits), *order]
-        keys = [self.keys.stream, self.keys.fetched(consumer)]
+        keys = [*self.keys.lane_keys, self.keys.fetched(consumer), self.keys.parked_functions]
+        for function in limits:
+            keys += self.keys.slots(function)
         reply = await self._run_start(self.scripts.fetch, keys, args, consumer, None)
         if int(reply[0]):
             await self.recover_group()  # a lane or its group is gone: recreate it
@@ -329,9 +358,12 @@ class RedisQueue:
             _sort_started(delivery, item, started, expired)
         return started, expired
 
-    async def read(self, consumer: str, count: int, block_ms: int | None) -> list[Delivery]:
-        """New entries for this consumer from any lane, blocking up to block_ms (None: don't block). With
-        entries in several lanes this may return up to ``count`` from each: see ``unread``."""
+    async def read(
+        self, consumer: str, count: int, block_ms: int | None, order: Sequence[int] | None = None
+    ) -> list[Delivery]:
+        """New entries for this consumer from any lane, blocking up to block_ms (None: don't block), sorted by
+        ``order`` (priorities; default highest first). With entries in several lanes this may return up to
+        ``count`` from each: see ``unread``."""
         streams = dict.fromkeys(self.keys.lanes, ">")
         if block_ms is not None:  # never longer than the connection's socket timeout allows (pool/blocking.py)
             block_ms = blocking.capped_block_ms(self.redis, block_ms)
@@ -348,20 +380,30 @@ class RedisQueue:
             deliveries += [
                 Delivery(_text(entry_id), _text(f[b"id"]), priority, self.partition) for entry_id, f in entries
             ]
-        deliveries.sort(key=lambda d: -d.priority)
+        if order is None:
+            deliveries.sort(key=lambda d: -d.priority)
+        else:
+            rank = {priority: index for index, priority in enumerate(order)}
+            deliveries.sort(key=lambda d: rank.get(d.priority, len(rank)))
         return deliveries
 
     async def sweep_parked(self, limits: Limits) -> int:
-        """Release parked jobs of limited functions into slots that were freed without passing them on."""
-        return await run(self.redis, ops.sweep_parked(self.keys, _limit_args(limits)[1:])) if limits else 0
+        """Release parked jobs of limited functions into slots passed to them or freed without passing them on."""
+        return await run(self.redis, ops.sweep_parked(self.keys, limits)) if limits else 0
 
     async def unread(self, consumer: str, deliveries: list[Delivery]) -> None:
         """Put entries this consumer read but will not run back at the end of their lane, undoing its START."""
         if deliveries:
             args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer]
+            keys = list(self.keys.lane_keys)
+            for function in dict.fromkeys(d.function for d in deliveries if d.function):
+                keys += self.keys.slots(function)
             for d in deliveries:
-                args += [d.entry_id, d.job_id, d.priority]
-            await self.scripts.unread(keys=[self.keys.stream], args=args)
+                args += [d.entry_id, d.job_id, d.priority, d.function]
+                keys.append(self.keys.job(d.job_id))
+            _, passed = await self.scripts.unread(keys=keys, args=args)
+            if passed:
+                await self._finish(passed)
 
     async def start(
         self, consumer: str, deliveries: list[Delivery], limits: Limits | None = None
@@ -369,10 +411,17 @@ class RedisQueue:
         """Mark delivered jobs running and fill in their payloads. Returns (started, expired): expired jobs
         (their hash is gone, no result) stay pending until the caller records their failure. Jobs of a function
         at its max_concurrency are parked (in neither list)."""
-        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, *_limit_args(limits or {})]
+        limits = limits or {}
+        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, *_limit_args(limits)]
+        keys = [*self.keys.lane_keys, self.keys.parked_functions]
+        for function in limits:
+            keys += self.keys.slots(function)
         for delivery in deliveries:
             args += [delivery.entry_id, delivery.job_id, delivery.priority]
-        reply = await self._run_start(self.scripts.start, [self.keys.stream], args, consumer, deliveries)
+        if self.declares_job_keys:
+            for delivery in deliveries:
+                keys += self.keys.job_and_result(delivery.job_id)
+        reply = await self._run_start(self.scripts.start, keys, args, consumer, deliveries)
         started: list[Delivery] = []
         expired: list[Delivery] = []
         for delivery, item in zip(deliveries, reply, strict=True):
@@ -382,7 +431,8 @@ class RedisQueue:
     async def complete(self, completions: list[Completion], consumer: str = "") -> None:
         """Write the results of finished jobs, then ack and delete them: one round trip for the batch.
         ``consumer`` (the worker that ran them) lets a result be recorded even when its stream entry vanished
-        (see COMPLETE)."""
+        (see COMPLETE). When COMPLETE returns work on keys it could not declare (parked jobs given a slot, the
+        dependents of a finished job, the failed registry's tidying), the step after it follows at once."""
         records = [
             (
                 c.entry_id,
@@ -394,18 +444,59 @@ class RedisQueue:
                 c.callback_payload,
                 c.priority,
                 c.callback_function,
+                c.function,
             )
             for c in completions
         ]
+        keys = self._complete_job_keys(completions) if self.declares_job_keys else list(self._complete_keys)
         args = [self.keys.prefix, CONSUMER_GROUP, msgpack.packb(records, use_bin_type=False), consumer]
-        keys = [self.keys.stream, self.keys.aborts, self.keys.deferred, self.keys.failed]
-        await self._run(self.scripts.complete, keys, args, f"writing {len(completions)} results")
+        passed, dependents, expired = await self._run(
+            self.scripts.complete, keys, args, f"writing {len(completions)} results"
+        )
+        if passed or dependents or expired:
+            await self._finish(passed, dependents, expired)
 
-    async def requeue(self, entry_id: str, job_id: str, *, run_at_ms: int, now_ms: int, priority: int = 0) -> None:
+    def _complete_job_keys(self, completions: list[Completion]) -> list[str]:
+        """COMPLETE's KEYS with the jobs' own (see its header)."""
+        keys = list(self._complete_keys)
+        functions: dict[str, None] = {}
+        for c in completions:
+            keys += self.keys.finished(c.job_id)
+            if c.failure_ttl_ms > 0:
+                keys.append(self.keys.failed_job(c.job_id))
+            if c.callback_id:
+                keys.append(self.keys.job(c.callback_id))
+            if c.function:
+                functions[c.function] = None
+        for function in functions:
+            keys += self.keys.slots(function)
+        return keys
+
+    async def _finish(self, passed: Any, dependents: Any = (), expired: Any = ()) -> None:
+        """The step after COMPLETE, REQUEUE or UNREAD (see ops.finish). Its results already written, a Redis error
+        here is only logged: what it leaves undone is done by the workers' periodic sweep and promotion."""
+        try:
+            await run(self.redis, ops.finish(self.keys, passed, dependents, expired))
+        except (RedisError, OSError) as exc:
+            logger.warning(
+                "queue %r: releasing parked jobs or dependents failed (%s); the workers' sweep and promotion will",
+                self.name,
+                exc,
+            )
+
+    async def requeue(
+        self, entry_id: str, job_id: str, *, run_at_ms: int, now_ms: int, priority: int = 0, function: str = ""
+    ) -> None:
         """Put a running job back, due at run_at_ms (now or earlier: straight onto the stream). If its hash was
-        deleted meanwhile, the entry stays pending and is later recorded as expired (see REQUEUE)."""
-        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, entry_id, job_id, run_at_ms, now_ms, priority]
-        await self.scripts.requeue(keys=[self.keys.stream, self.keys.deferred], args=args)
+        deleted meanwhile, the entry stays pending and is later recorded as expired (see REQUEUE). ``function``
+        (Delivery.function): a limited function's slot is passed on."""
+        args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, entry_id, job_id, run_at_ms, now_ms, priority, function]
+        keys = [*self.keys.lane_keys, self.keys.deferred, self.keys.job(job_id)]
+        if function:
+            keys += self.keys.slots(function)
+        reply = await self.scripts.requeue(keys=keys, args=args)
+        if int(reply[0]) and reply[1]:
+            await self._finish(reply[1])
 
     async def promote_due(self, now_ms: int | None = None, limit: int = 1000) -> tuple[int, int | None]:
         """Move jobs due by Redis's clock (or by ``now_ms`` when given) to the stream; returns (moved, ms until

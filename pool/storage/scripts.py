@@ -4,6 +4,21 @@ Each script is one atomic step of a job's life. They are loaded once per client 
 ``Script`` falls back to EVAL after a restart flushed the script cache). Every key a script touches starts with
 the queue's hash-tagged prefix, passed as ARGV[1], so a script stays inside one Redis Cluster slot.
 
+Every script declares in KEYS every key it touches (its header lists them; the scripts build the names of per-job
+keys from the prefix, and the caller declares the same names, built by pool/storage/keys.py; on a single Redis,
+which checks nothing, the hot path leaves the jobs' own keys out: see RedisQueue.declares_job_keys). On Redis Cluster,
+while the queue's slot moves between nodes, Redis checks a call's declared keys before running it and refuses
+it whole (TRYAGAIN, ASK: retryable) when they are not all on the node; a key touched but not declared would be
+met half way, after the script's first writes, which Redis does not undo (a COMPLETE could ack a job without its
+result). So a script never touches a key named by data it reads: that work is its caller's next call, with the
+keys declared (COMPLETE leaves the release of parked jobs to SWEEP_PARKED, of dependents to RELEASE_DEPENDENTS,
+the registry's tidying to TRIM_FAILED), or the caller reads first and the script acts only on the ids it was
+given (PROMOTE, SWEEP_PARKED, HAND_BACK_CONSUMER, ABORT). Nor does a script touch a key after its own commands
+may have emptied (deleted) it: during a slot's migration Redis treats a missing key as moved, so that command
+would fail half way too. FETCH, which starts the entries it reads, cannot declare their jobs' keys: it is used on
+a single Redis only; on a cluster the worker reads and then STARTs (see RedisQueue.fetch).
+tests/test_storage_contract.py checks both rules for every script against what the script actually runs.
+
 A job is a hash ``job:<id>`` with fields d (payload), t (attempts started), s (state: d deferred, q queued,
 w waiting for dependencies, p parked for a concurrency slot, r running), sc (score: the ms timestamp it is due),
 e (consumer and entry it runs from), n (the enqueue call's nonce), w (dependencies left), df (a dependency that
@@ -13,12 +28,14 @@ group's pending list while its job runs, and is acked and deleted only in the sa
 result, parks the job or puts it back. That is the whole of invariant 1: no step drops a job.
 
 Functions with ``max_concurrency`` keep the ids of the jobs holding a slot in a set ``running:<fn>``; a job read
-when the set is full is parked in the list ``parked:<fn>`` (its entry acked in the same step) and put back on
-its lane, its slot reserved, when one of that function's jobs stops running (completes, is retried or handed
-back); SWEEP_PARKED passes on slots freed any other way.
+when the set is full is parked in the list ``parked:<fn>`` (its entry acked in the same step). When one of that
+function's jobs stops running (completes, is retried, handed back or aborted) its slot passes to the oldest
+parked job, in the same step, and SWEEP_PARKED, the caller's next call, puts that job back on its lane; every
+worker with a limited function also runs SWEEP_PARKED now and then, for slots freed any other way.
 
 Every script is safe to run twice: redis-py retries a command whose connection dropped, even if Redis had
-already run it. Acks return 0 the second time, START recognises its entry, ENQUEUE its nonce.
+already run it. Acks return 0 the second time, START recognises its entry, ENQUEUE its nonce, and the steps
+after COMPLETE find their work done (a dependent is counted off in the step that removes it from the set).
 """
 
 from __future__ import annotations
@@ -106,6 +123,8 @@ LOCK_EXTEND = assemble("lock_extend.lua")
 LOCK_RELEASE = assemble("lock_release.lua")
 WRITE_HEALTH = assemble("write_health.lua")
 WAIT = assemble("wait.lua")
+RELEASE_DEPENDENTS = assemble("release_dependents.lua")
+TRIM_FAILED = assemble("trim_failed.lua")
 
 # Every script by its file name: what `python -m pool.storage.scripts --dump` writes and the tests load.
 SCRIPTS: dict[str, str] = {
@@ -125,6 +144,8 @@ SCRIPTS: dict[str, str] = {
     "lock_release.lua": LOCK_RELEASE,
     "write_health.lua": WRITE_HEALTH,
     "wait.lua": WAIT,
+    "release_dependents.lua": RELEASE_DEPENDENTS,
+    "trim_failed.lua": TRIM_FAILED,
 }
 
 
@@ -160,6 +181,8 @@ class Scripts:
         self.lock_release: AsyncScript = redis.register_script(LOCK_RELEASE)
         self.wait: AsyncScript = redis.register_script(WAIT)
         self.write_health: AsyncScript = redis.register_script(WRITE_HEALTH)
+        self.release_dependents: AsyncScript = redis.register_script(RELEASE_DEPENDENTS)
+        self.trim_failed: AsyncScript = redis.register_script(TRIM_FAILED)
 
 
 def dump(directory: Path) -> list[Path]:

@@ -529,13 +529,18 @@ class Worker:
                 return
             try:
                 batch = min(free, quarter, self._burst_left())
-                started, expired = await queue.fetch(self.worker_id, batch, self._fetch_order(), self._limits)
-                if started or expired:
-                    await self._launch(started, expired)
-                    await asyncio.sleep(0)  # let the new jobs start before the next fetch is sent
-                    continue
+                order = self._fetch_order()
+                # FETCH reads and starts in one round trip; on Redis Cluster it cannot declare the keys of the jobs
+                # it reads (see RedisQueue.fetch), so there the worker reads (blocking), then STARTs
+                if queue.one_step_fetch:
+                    started, expired = await queue.fetch(self.worker_id, batch, order, self._limits)
+                    if started or expired:
+                        await self._launch(started, expired)
+                        await asyncio.sleep(0)  # let the new jobs start before the next fetch is sent
+                        continue
                 # (an entry this worker already runs comes back only from a recreated group: it is ours again)
-                deliveries = [d for d in await queue.read(self.worker_id, batch, block_ms) if not self._runs_already(d)]
+                read = await queue.read(self.worker_id, batch, block_ms, order)
+                deliveries = [d for d in read if not self._runs_already(d)]
                 if len(deliveries) > batch:  # several lanes had entries: keep the highest priorities
                     await queue.unread(self.worker_id, deliveries[batch:])
                     deliveries = deliveries[:batch]
@@ -673,6 +678,7 @@ class Worker:
                         run_at_ms=outcome.requeue_at_ms,
                         now_ms=now_ms(),
                         priority=delivery.priority,
+                        function=delivery.function,
                     ),
                     f"putting job {delivery.job_id} back",
                 )
@@ -699,6 +705,7 @@ class Worker:
                 priority=delivery.priority,
                 callback_function=outcome.callback_function,
                 partition=delivery.partition,
+                function=delivery.function,
             )
             await self._batcher.submit(completion)
 

@@ -1,4 +1,7 @@
--- KEYS: stream, deferred
+-- KEYS: the four lanes (priority 0 to 3), deferred, waiting, then for each job in ARGV's order: job:<id>,
+--       result:<id>, nonce:<id>, its cron fence when it has one, and for each of its dependencies <d>: job:<d>,
+--       failed:<d>, dependents:<d> (every key it touches: the names it builds from the prefix are these). The
+--       jobs' keys are declared where Redis checks them, on Redis Cluster (RedisQueue.declares_job_keys).
 -- ARGV: prefix, then the jobs as ONE msgpack array of records [job_id, payload, score_ms, now_ms, expires_ms,
 --       attempts_before, nonce, fence_key or '', tick_ms, function name, priority, [dependency ids],
 --       '1' when the due time is a delay from now (_defer_by) or '' when it is an instant (_defer_until)]
@@ -26,7 +29,7 @@ for _, j in ipairs(cmsgpack.unpack(ARGV[2])) do
     redis_now = redis_now or redis_now_ms()
     score, now = tonumber(score) - tonumber(now) + redis_now, redis_now
   end
-  out[#out + 1] = enqueue_one(KEYS[2], ARGV[1], j[1], j[2], score, now, j[5], j[6], j[7], j[8], j[9], j[10], j[11],
-                              j[12])
+  out[#out + 1] = enqueue_one(KEYS[5], KEYS[6], ARGV[1], j[1], j[2], score, now, j[5], j[6], j[7], j[8], j[9], j[10],
+                              j[11], j[12])
 end
 return out

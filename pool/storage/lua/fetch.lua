@@ -1,11 +1,15 @@
--- KEYS: stream, fetched (this consumer's last FETCH that read something: pool:{q}:fetched:<consumer>)
+-- KEYS: the four lanes (priority 0 to 3), fetched (this consumer's last FETCH that read something:
+--       pool:{q}:fetched:<consumer>), parked-functions, then running:<fn> and parked:<fn> of each function in
+--       ARGV's limits. Not every key it touches: the jobs it starts are named by the entries it reads, so their
+--       hashes cannot be declared. FETCH is for a single Redis; on Redis Cluster the worker reads (XREADGROUP)
+--       and then STARTs what it read, which declares every key (see RedisQueue.fetch).
 -- ARGV: prefix, group, consumer, count, fetch token (random, new for each fetch call, the same when redis-py
 --       replays the call), limit count, (function, max_concurrency) pairs, then the priorities to read, in order
 -- Reads up to count new entries without blocking, from each priority's lane in the order given until count
 -- is reached, and STARTs each one (see START; every entry read here is a first delivery) in the same step:
 -- one round trip for a busy worker.
 -- Replay safety: a call that read something stores {token, lanes without the group, then per lane read its
--- priority, first and last entry id} in KEYS[2] for a minute (far beyond a retry window). A call whose token
+-- priority, first and last entry id} in KEYS[5] for a minute (far beyond a retry window). A call whose token
 -- is the stored one is a replay of a call whose reply was lost: it reads nothing new and answers the entries of
 -- those ranges again, each START item recomputed (START recognises an entry this consumer started and counts
 -- no attempt again), so the worker learns of the jobs the first run started. A range holds exactly what was
@@ -30,13 +34,13 @@ end
 
 -- the reply of the call this one replays, or nil when it is not a replay
 local function replayed()
-  local stored = redis.call('GET', KEYS[2])
+  local stored = redis.call('GET', KEYS[5])
   if not stored then return nil end
   local fetched = cmsgpack.unpack(stored)
   if fetched[1] ~= token then return nil end
   local out = {fetched[2]}
   for k = 3, #fetched, 3 do
-    local stream = lane_key(prefix, fetched[k])
+    local stream = lane_key(fetched[k])
     start_all(out, stream, fetched[k], redis.call('XRANGE', stream, fetched[k + 1], fetched[k + 2]))
   end
   return out
@@ -48,7 +52,7 @@ out = {0}
 local fetched = {token, 0}
 for i = first, #ARGV do
   if remaining <= 0 then break end
-  local stream = lane_key(prefix, ARGV[i])
+  local stream = lane_key(ARGV[i])
   local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', remaining, 'STREAMS', stream, '>')
   if type(reply) == 'table' and reply.err then
     out[1] = out[1] + 1
@@ -63,6 +67,6 @@ for i = first, #ARGV do
 end
 if #fetched > 2 then
   fetched[2] = out[1]
-  redis.call('SET', KEYS[2], cmsgpack.pack(fetched), 'PX', FETCHED_TTL_MS)
+  redis.call('SET', KEYS[5], cmsgpack.pack(fetched), 'PX', FETCHED_TTL_MS)
 end
 return out

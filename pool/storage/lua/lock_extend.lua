@@ -1,4 +1,4 @@
--- KEYS: lock
+-- KEYS: lock (every key it touches)
 -- ARGV: token, ttl_ms
 -- Extends the lock only while we still hold it (compare-and-extend). Returns 1 if extended, 0 if lost.
 if redis.call('GET', KEYS[1]) == ARGV[1] then

@@ -1,4 +1,4 @@
--- KEYS: lock
+-- KEYS: lock (every key it touches)
 -- ARGV: token
 -- Deletes the lock only if we hold it (compare-and-delete), so a late release never frees another's lock.
 if redis.call('GET', KEYS[1]) == ARGV[1] then

@@ -1,4 +1,6 @@
--- KEYS: stream
+-- KEYS: the four lanes (priority 0 to 3), parked-functions, then running:<fn> and parked:<fn> of each function
+--       in ARGV's limits, then job:<id> and result:<id> of each job in ARGV's triples (every key it touches; the
+--       jobs' keys are declared where Redis checks them, on Redis Cluster: RedisQueue.declares_job_keys)
 -- ARGV: prefix, group, consumer, limit count, (function, max_concurrency) pairs, then triples of
 --       (entry_id, job_id, priority) just delivered to this consumer
 -- Marks each job running, counts the attempt, remembers consumer + entry (a replayed call does not count the
@@ -17,7 +19,7 @@ local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local limits, first = read_limits(4)
 local out = {}
 for i = first, #ARGV, 3 do
-  local stream = lane_key(prefix, ARGV[i + 2])
+  local stream = lane_key(ARGV[i + 2])
   -- an entry no longer pending for us was dealt with already (a replay of a call that parked or finished it)
   local pending = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1, consumer)
   if #pending == 0 then

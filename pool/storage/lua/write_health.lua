@@ -1,4 +1,4 @@
--- KEYS: health key, index (sorted set member -> expiry ms)
+-- KEYS: health key, index (sorted set member -> expiry ms) (every key it touches)
 -- ARGV: member, value, ttl_ms
 -- Writes a worker's or supervisor's health entry with its TTL and indexes it by its expiry on Redis's clock,
 -- dropping members expired by that clock: a writer whose clock is off is neither hidden nor kept alive.

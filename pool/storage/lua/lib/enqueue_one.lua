@@ -14,8 +14,9 @@ local function refused(marker, previous)
   return 0
 end
 
-local function enqueue_one(deferred, prefix, job_id, payload, score, now, expires, attempts_before, nonce,
-                           fence_key, tick, fn, priority, dependencies)
+-- deferred, waiting: the keys of those sets; the other keys it touches are named from the prefix and the ids.
+local function enqueue_one(deferred, waiting_set, prefix, job_id, payload, score, now, expires, attempts_before,
+                           nonce, fence_key, tick, fn, priority, dependencies)
   local job, marker = prefix .. 'job:' .. job_id, prefix .. 'nonce:' .. job_id
   -- one command reads and writes the marker, so a new job (the common case) pays one call for it
   local previous = redis.call('SET', marker, nonce, 'PX', NONCE_TTL_MS, 'GET')
@@ -42,7 +43,7 @@ local function enqueue_one(deferred, prefix, job_id, payload, score, now, expire
     -- the common case, written out: building the field list below costs Redis more than these three calls
     redis.call('HSET', job, 'd', payload, 't', attempts_before, 'sc', score, 'n', nonce, 'f', fn, 's', 'q')
     if tonumber(priority) > 0 then redis.call('HSET', job, 'p', priority) end
-    redis.call('XADD', lane_key(prefix, priority), '*', 'id', job_id)
+    redis.call('XADD', lane_key(priority), '*', 'id', job_id)
     redis.call('PEXPIRE', job, expires)
     return 1
   end
@@ -58,10 +59,10 @@ local function enqueue_one(deferred, prefix, job_id, payload, score, now, expire
   end
   if failed_dependency then
     hset('df', failed_dependency, 's', 'q')
-    redis.call('XADD', lane_key(prefix, priority), '*', 'id', job_id)
+    redis.call('XADD', lane_key(priority), '*', 'id', job_id)
   elseif waiting > 0 then
     hset('s', 'w', 'w', waiting)
-    redis.call('SADD', prefix .. 'waiting', job_id)
+    redis.call('SADD', waiting_set, job_id)
     return 1
   else
     hset('s', 'd')

@@ -9,6 +9,6 @@ local function place(prefix, deferred, job_id, now)
     redis.call('ZADD', deferred, score, job_id)
   else
     redis.call('HSET', job, 's', 'q')
-    redis.call('XADD', lane_of(prefix, job), '*', 'id', job_id)
+    redis.call('XADD', lane_of(job), '*', 'id', job_id)
   end
 end

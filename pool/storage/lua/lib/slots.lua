@@ -1,36 +1,39 @@
---@include lib/lanes.lua
+-- Concurrency-limited functions. running:<fn> holds the ids of the jobs that hold a slot: running ones, ones put
+-- back on their lane with a slot reserved (state q), and parked ones a slot was passed to (state p) that are not
+-- on their lane yet. parked:<fn> lists the parked jobs, oldest first.
+-- A job that stops running (it finished, or was retried, handed back or put back) passes its slot on to the
+-- first parked job that holds none: free_slot touches running:<fn> and parked:<fn> only (the caller declares
+-- both for each function it names), never the parked job's own keys, which the script could not have declared:
+-- it adds the job's id to the running set and returns it in ``passed`` (function, id, ...), and the caller then
+-- runs SWEEP_PARKED for those ids, their keys declared, which puts them on their lanes. Until then, and if that
+-- second step is lost, the slot stays reserved for them (the workers' periodic SWEEP_PARKED finishes it).
+-- No key is touched after this may have emptied it: the set never empties between the two writes (SADD first),
+-- and a set emptied by its last member's SREM is noted and left alone by later calls in the same script.
+local emptied = {}  -- (a script's top-level local: new for each call)
 
--- Concurrency-limited functions. running:<fn> holds the ids of jobs that hold a slot: running ones, and parked
--- ones put back on their lane with a slot reserved for them (state q). A member whose job is gone or in any other
--- state holds nothing. release_one puts the oldest parked job back with its slot reserved; ids of parked jobs
--- aborted meanwhile are dropped, and one whose hash expired goes to the stream so START records the expiry.
--- A script may include this for one of these functions: the others unused there are not dead code.
--- luacheck: ignore 211/holds_slot 211/free_slot
-local function holds_slot(prefix, job_id)
-  local state = redis.call('HGET', prefix .. 'job:' .. job_id, 's')
-  return state == 'r' or state == 'q'
-end
-
-local function release_one(prefix, fn)
-  local parked = prefix .. 'parked:' .. fn
+local function first_unreserved(running, parked)
+  local from = 0
   while true do
-    local next_id = redis.call('LPOP', parked)
-    if not next_id then return false end
-    local job = prefix .. 'job:' .. next_id
-    local state = redis.call('HGET', job, 's')
-    if state == 'p' then
-      redis.call('SADD', prefix .. 'running:' .. fn, next_id)
-      redis.call('HSET', job, 's', 'q')
-      redis.call('XADD', lane_of(prefix, job), '*', 'id', next_id)
-      return true
-    elseif not state and redis.call('EXISTS', prefix .. 'result:' .. next_id) == 0 then
-      redis.call('XADD', prefix .. 'stream', '*', 'id', next_id)
+    local ids = redis.call('LRANGE', parked, from, from + 15)
+    if #ids == 0 then return nil end
+    for _, id in ipairs(ids) do
+      if redis.call('SISMEMBER', running, id) == 0 then return id end
     end
+    from = from + 16
   end
 end
 
--- A job of a limited function stopped running (it finished, or was retried or handed back): free its slot
--- and pass it on to the oldest parked job of that function.
-local function free_slot(prefix, job_id, fn)
-  if fn and redis.call('SREM', prefix .. 'running:' .. fn, job_id) == 1 then release_one(prefix, fn) end
+local function free_slot(prefix, job_id, fn, passed)
+  if not fn or fn == '' then return end
+  local running = prefix .. 'running:' .. fn
+  if emptied[running] or redis.call('SISMEMBER', running, job_id) == 0 then return end
+  local next_id = first_unreserved(running, prefix .. 'parked:' .. fn)
+  if next_id then
+    redis.call('SADD', running, next_id)
+    passed[#passed + 1] = fn
+    passed[#passed + 1] = next_id
+  elseif redis.call('SCARD', running) == 1 then
+    emptied[running] = true
+  end
+  redis.call('SREM', running, job_id)
 end

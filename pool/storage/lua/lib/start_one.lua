@@ -1,16 +1,14 @@
---@include lib/slots.lua
 --@include lib/hand_to_runner.lua
 
--- Mark one delivered job running (or park it, or report it expired). Shared by START and FETCH.
+-- Mark one delivered job running (or park it, or report it expired). Shared by START and FETCH. It touches the
+-- job's hash and result, its lane, and for a function in ``limits`` running:<fn>, parked:<fn> and
+-- parked-functions: keys the caller knows (for a function not in its limits it touches none of them).
+-- A full function parks the job: members of running:<fn> whose job no longer holds its slot (aborted, expired)
+-- are forgotten by SWEEP_PARKED, which declares their keys, not here.
 local function admit(prefix, fn, job_id, limit)
   local key = prefix .. 'running:' .. fn
   if redis.call('SISMEMBER', key, job_id) == 1 then return true end  -- its slot was reserved (or a reclaim)
-  if redis.call('SCARD', key) >= limit then
-    for _, other in ipairs(redis.call('SMEMBERS', key)) do
-      if not holds_slot(prefix, other) then redis.call('SREM', key, other) end
-    end
-    if redis.call('SCARD', key) >= limit then return false end
-  end
+  if redis.call('SCARD', key) >= limit then return false end
   redis.call('SADD', key, job_id)
   return true
 end

@@ -1,0 +1,116 @@
+"""A live resharding of a queue's slot while jobs are enqueued and run (tests/redis_cluster.py: three masters).
+
+Every script declares the keys it touches (pool/storage/scripts.py), so while the slot migrates Redis refuses a
+script call whole (TRYAGAIN, ASK) rather than failing it half way: the worker retries, the producer here too.
+The slot is left half-migrated (MIGRATING on the source, IMPORTING on the target, its keys moving a few at a
+time) for a while, twice: there and back. Nothing is lost (every job gets its result), nothing is half-applied
+(no script meets a key that is not on its node: "Script attempted to access a non local key").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import pytest
+from redis.exceptions import ClusterError, TryAgainError
+
+from pool import JobStatus, Worker, create_pool, func
+from pool.storage.keys import QueueKeys
+from tests.helpers import wait_for
+from tests.redis_cluster import ClusterSet
+
+QUEUE = "reshard"
+
+
+async def count_run(ctx: dict[str, Any], n: int) -> int:
+    await ctx["redis"].hincrby("runs", str(n), 1)
+    await asyncio.sleep(0.02)  # jobs run while the slot moves
+    return n
+
+
+async def limited_run(ctx: dict[str, Any], n: int) -> int:
+    return await count_run(ctx, n)
+
+
+def reshard_slowly(cluster: ClusterSet, slot: int, seconds: float) -> int:
+    """Move ``slot`` to another master, a few keys at a time over ``seconds`` at least; how many keys moved."""
+    target = next(node for node in cluster.masters() if node is not cluster.node_for_slot(slot))
+    cluster.begin_migration(slot, target)
+    moved, deadline = 0, time.monotonic() + seconds
+    while True:
+        count = cluster.migrate_batch(slot, batch=3)
+        moved += count
+        if count == 0 and time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    cluster.finish_migration(slot)
+    return moved
+
+
+async def test_a_queue_whose_slot_is_resharded_while_jobs_run_loses_nothing_and_half_applies_nothing(
+    redis_cluster: ClusterSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    settings = redis_cluster.settings()
+    pool = await create_pool(settings)
+    slot = redis_cluster.keyslot(QueueKeys(QUEUE).stream)
+    worker = Worker(
+        functions=[count_run, func(limited_run, max_concurrency=2)],
+        redis_settings=settings,
+        queue_name=QUEUE,
+        handle_signals=False,
+        max_jobs=10,
+        poll_delay=0.05,
+    )
+    refused = 0
+
+    async def enqueue(function: str, n: int, **options: Any) -> Any:
+        nonlocal refused
+        while True:  # what a producer does with TRYAGAIN past redis-py's own retries: call again, later
+            try:
+                return await pool.enqueue_job(function, n, _queue_name=QUEUE, _job_id=f"job-{n}", **options)
+            except (TryAgainError, ClusterError):  # (redis-py: "TTL exhausted" after 16 TRYAGAIN or ASK replies)
+                refused += 1
+                await asyncio.sleep(0.05)
+
+    jobs: list[Any] = []
+
+    async def produce(numbers: range) -> None:
+        for n in numbers:
+            options: dict[str, Any] = {}
+            if n % 7 == 3:
+                options["_defer_by"] = 0.05
+            if n % 11 == 5 and jobs:
+                options["_depends_on"] = [jobs[-1]]
+            jobs.append(await enqueue("limited_run" if n % 5 == 0 else "count_run", n, **options))
+            if n % 10 == 9:
+                await asyncio.sleep(0.02)
+
+    running = asyncio.create_task(worker.async_run())
+    try:
+        await produce(range(200))  # a backlog: 200 jobs of ~20 ms, 10 at a time
+        producing = asyncio.create_task(produce(range(200, 400)))
+        there = await asyncio.to_thread(reshard_slowly, redis_cluster, slot, 1.5)
+        back = await asyncio.to_thread(reshard_slowly, redis_cluster, slot, 1.5)
+        await producing
+        assert there > 100 and back > 100, (there, back)  # the jobs' keys moved, a few at a time
+
+        async def all_complete() -> bool:
+            return all([await job.status() == JobStatus.complete for job in jobs])
+
+        await wait_for(all_complete, timeout=60, message="every job complete")
+        results = [await job.result(timeout=1) for job in jobs]
+        assert results == list(range(400))
+        runs = {int(n): int(count) for n, count in (await pool.hgetall("runs")).items()}
+        assert sorted(runs) == list(range(400)) and min(runs.values()) >= 1
+    finally:
+        worker.request_stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(running, 20)
+        await pool.aclose()
+    half_applied = [r.getMessage() for r in caplog.records if "non local key" in r.getMessage()]
+    assert not half_applied, half_applied

@@ -12,7 +12,14 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import ClusterDownError, ConnectionError, ResponseError, TimeoutError, TryAgainError
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    ConnectionError,
+    ResponseError,
+    TimeoutError,
+    TryAgainError,
+)
 
 logger = logging.getLogger("pool.worker")
 
@@ -26,8 +33,10 @@ T = TypeVar("T")
 _TRANSIENT_REPLY = re.compile(
     r"(?:^|of pipeline caused error: \W*)(?:BUSY|LOADING|TRYAGAIN|MASTERDOWN|CLUSTERDOWN|NOREPLICAS) "
 )
-# (BusyLoadingError is a ConnectionError, MasterDownError a ClusterDownError)
-_TRANSIENT_ERRORS = (ConnectionError, TimeoutError, OSError, TryAgainError, ClusterDownError)
+# (BusyLoadingError is a ConnectionError, MasterDownError a ClusterDownError). ClusterError: redis-py's cluster
+# client gave up after too many MOVED/ASK/TRYAGAIN replies ("TTL exhausted"), as while a slot migrates: the
+# command was refused each time, and the queue's scripts are all safe to send again.
+_TRANSIENT_ERRORS = (ConnectionError, TimeoutError, OSError, TryAgainError, ClusterDownError, ClusterError)
 
 
 def transient(exc: BaseException) -> bool:

@@ -44,7 +44,7 @@ from ..storage.queue import Completion, Delivery, PartitionMismatch, RedisQueue,
 from ..storage.serializers import Deserializer, Serializer
 from ..utils import now_ms, plural, run_on_best_loop, to_seconds
 from .batcher import CompletionBatcher
-from .checks import check_cron_jobs, check_hooks, resolve_functions
+from .checks import check_cron_jobs, check_hooks, job_types_deserializer, resolve_functions
 from .cron import CronJob
 from .execution import Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
 from .functions import Function, Retry, func
@@ -163,6 +163,7 @@ class Worker:
         auto_pipeline: bool = True,
         allow_eviction: bool = False,
         queue_partitions: int = 1,
+        job_types: Sequence[type] | None = None,
     ) -> None:
         # a bad entry is one SettingsError (a ValueError) naming it, before anything runs (checks.py)
         self.functions: dict[str, Function] = {f.name: f for f in resolve_functions(functions)}
@@ -211,6 +212,8 @@ class Worker:
         self.health_check_key = health_check_key
         self.allow_abort_jobs = allow_abort_jobs
         self.max_burst_jobs = max_burst_jobs
+        # job_types: the dataclasses and pydantic models jobs' arguments may hold, rebuilt only into these
+        job_deserializer = job_types_deserializer(job_types, job_deserializer)
         self.job_serializer, self.job_deserializer = job_serializer, job_deserializer
         self.expires_extra_ms = expires_extra_ms
         self.timezone = timezone

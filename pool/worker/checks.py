@@ -16,7 +16,7 @@ from ..storage.serializers import Deserializer, with_job_types
 from .cron import CronJob
 from .functions import Function, func
 
-HOOKS = ("on_startup", "on_shutdown", "on_job_start", "on_job_end", "after_job_end")
+HOOKS = ("on_startup", "on_shutdown", "on_job_start", "on_job_end", "after_job_end", "on_job_failure")
 
 
 class SettingsError(ValueError):

@@ -48,7 +48,7 @@ from ..storage.queue import (
     queue_for,
     scripts_for,
 )
-from ..storage.serializers import Deserializer, Serializer
+from ..storage.serializers import Deserializer, Serializer, with_job_types
 from ..utils import caused_by, ms_to_datetime
 from . import inspection
 from .jobs import Job, JobStatus
@@ -694,8 +694,12 @@ async def create_pool(
     expires_extra_ms: int = EXPIRES_EXTRA_MS,
     max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
     queue_partitions: int | Mapping[str, int] = 1,
+    job_types: Iterable[type] | None = None,
 ) -> PoolRedis:
     """Connect (retrying ``conn_retries`` times, ``conn_retry_delay`` apart) and return a ``PoolRedis``.
+
+    ``job_types``: the dataclasses and pydantic models that results read back (``Job.result()``) may hold,
+    rebuilt only into these (see pool/storage/serializers.py); any may be passed as an argument without it.
 
     ``queue_partitions``: how many partitions the queues this client uses have (one count for all, or per queue
     name; see docs/cluster.md); the same as the workers', which is checked at the first enqueue to each queue.
@@ -703,6 +707,7 @@ async def create_pool(
     Authentication failures are not retried: a wrong password does not become right by waiting.
     """
     settings = settings_ or RedisSettings()
+    job_deserializer = with_job_types(job_types, job_deserializer)
     extra: dict[str, Any] = {
         "job_serializer": job_serializer,
         "job_deserializer": job_deserializer,

@@ -9,6 +9,11 @@ Decimals, sets, bytes) and exceptions. An exception is rebuilt on read only as a
 already imported in the reading process; otherwise it comes back as ``JobExecutionFailed`` with the original type
 name and message. No module is ever imported because the data names it.
 
+Dataclasses and pydantic models (when pydantic is imported) are encoded as their type's name and their fields.
+They are rebuilt on read only into the types the reader registered (``job_types`` on the worker and on
+``create_pool``: see ``msgpack_deserializer_for``); the name in the data only picks one of those. Any other name
+is a ``DeserializationError`` (the job fails with the reason; the worker goes on), never an import.
+
 Nesting through the extension types is bounded (``MAX_NESTING``) both ways. An exception (or set) is packed as
 its own msgpack document inside its parent's, so decoding one nested in another runs msgpack's C unpacker inside
 itself, with a large C frame each time: a few hundred levels (an exception wrapping an exception ... 6 KB of
@@ -21,12 +26,14 @@ one raises it before going a level too far (that job fails with the reason).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import decimal
+import functools
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 import msgpack
@@ -76,6 +83,9 @@ _EXT_UUID = 5
 _EXT_DECIMAL = 6
 _EXT_SET = 7
 _EXT_TIME = 8
+_EXT_OBJECT = 9  # a dataclass or pydantic model: [type name, fields]
+
+ExtHook = Callable[[int, bytes], Any]
 
 
 @contextlib.contextmanager
@@ -83,7 +93,9 @@ def _nested() -> Iterator[None]:
     """One level deeper into extension values (a nested pack or unpack call); raise past MAX_NESTING."""
     depth = getattr(_nesting, "depth", 0)
     if depth >= MAX_NESTING:
-        raise NestingTooDeep(f"value nested more than {MAX_NESTING} levels deep (exceptions or sets)")
+        raise NestingTooDeep(
+            f"value nested more than {MAX_NESTING} levels deep (exceptions, sets, dataclasses or models)"
+        )
     _nesting.depth = depth + 1
     try:
         yield
@@ -100,9 +112,9 @@ def _encode_exception(exc: BaseException) -> bytes:
     return msgpack.packb([cls.__module__, cls.__qualname__, args, str(exc)], use_bin_type=True)
 
 
-def _decode_exception(data: bytes) -> BaseException:
+def _decode_exception(data: bytes, ext_hook: ExtHook) -> BaseException:
     module_name, qualname, packed_args, message = msgpack.unpackb(data, raw=False)
-    args = msgpack.unpackb(packed_args, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+    args = msgpack.unpackb(packed_args, raw=False, ext_hook=ext_hook, strict_map_key=False)
     cls: Any = sys.modules.get(module_name)
     for part in qualname.split("."):
         cls = getattr(cls, part, None)
@@ -134,30 +146,120 @@ def _default(obj: Any) -> msgpack.ExtType:
     if isinstance(obj, (set, frozenset)):
         with _nested():
             return msgpack.ExtType(_EXT_SET, msgpack.packb(list(obj), default=_default, use_bin_type=True))
+    fields = _object_fields(obj)
+    if fields is not None:
+        with _nested():
+            packed = msgpack.packb([type_name(type(obj)), fields], default=_default, use_bin_type=True)
+            return msgpack.ExtType(_EXT_OBJECT, packed)
     raise TypeError(f"cannot serialize object of type {type(obj).__qualname__}")
 
 
-def _ext_hook(code: int, data: bytes) -> Any:
-    if code == _EXT_EXCEPTION:
-        with _nested():
-            return _decode_exception(data)
-    if code == _EXT_DATETIME:
-        return dt.datetime.fromisoformat(data.decode())
-    if code == _EXT_DATE:
-        return dt.date.fromisoformat(data.decode())
-    if code == _EXT_TIME:
-        return dt.time.fromisoformat(data.decode())
-    if code == _EXT_TIMEDELTA:
-        days, seconds, micros = msgpack.unpackb(data)
-        return dt.timedelta(days=days, seconds=seconds, microseconds=micros)
-    if code == _EXT_UUID:
-        return uuid.UUID(bytes=data)
-    if code == _EXT_DECIMAL:
-        return decimal.Decimal(data.decode())
-    if code == _EXT_SET:
-        with _nested():
-            return set(msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False))
-    return msgpack.ExtType(code, data)
+def type_name(cls: type) -> str:
+    """The name a dataclass or model is stored under: ``module.qualname``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _object_fields(obj: Any) -> dict[str, Any] | None:
+    """The fields of a dataclass instance (those its ``__init__`` takes) or of a pydantic model (as
+    ``model_validate`` reads them back); None for anything else. pydantic is looked up, never imported: a model
+    exists only if pydantic is already imported."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+    if _is_pydantic_model(type(obj)):
+        return cast(dict[str, Any], obj.model_dump(by_alias=True, round_trip=True))
+    return None
+
+
+class UnregisteredType(DeserializationError):
+    """Data names a dataclass or model this process did not register in ``job_types``: it is not rebuilt."""
+
+
+Rebuild = Callable[[dict[str, Any]], Any]
+
+
+def job_type_registry(job_types: Iterable[type]) -> dict[str, Rebuild]:
+    """How to rebuild each registered type, by the name it is stored under. Raises TypeError for a type that is
+    neither a dataclass nor a pydantic model, ValueError for two types with the same name."""
+    if isinstance(job_types, (str, bytes, type)) or not isinstance(job_types, Iterable):
+        raise TypeError(f"job_types must be a list of dataclasses or pydantic models, got {job_types!r}")
+    registry: dict[str, Rebuild] = {}
+    classes: dict[str, type] = {}
+    for cls in job_types:
+        rebuild: Rebuild
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            rebuild = functools.partial(_call_with_fields, cls)
+        elif isinstance(cls, type) and callable(getattr(cls, "model_validate", None)) and _is_pydantic_model(cls):
+            rebuild = cls.model_validate  # type: ignore[attr-defined]
+        else:
+            raise TypeError(f"job_types: {cls!r} is not a dataclass nor a pydantic model")
+        name = type_name(cls)
+        if classes.get(name, cls) is not cls:
+            raise ValueError(f"job_types: two types are named {name!r}")
+        registry[name], classes[name] = rebuild, cls
+    return registry
+
+
+def _is_pydantic_model(cls: type) -> bool:
+    base = getattr(sys.modules.get("pydantic"), "BaseModel", None)
+    return isinstance(base, type) and issubclass(cls, base)
+
+
+def _call_with_fields(cls: type, fields: dict[str, Any]) -> Any:
+    return cls(**fields)
+
+
+def _rebuild(data: bytes, ext_hook: ExtHook, registry: Mapping[str, Rebuild]) -> Any:
+    decoded = msgpack.unpackb(data, raw=False, ext_hook=ext_hook, strict_map_key=False)
+    if not isinstance(decoded, list) or len(decoded) != 2 or not isinstance(decoded[0], str):
+        raise DeserializationError("malformed dataclass or model value")
+    name, fields = decoded
+    rebuild = registry.get(name)
+    if rebuild is None:
+        raise UnregisteredType(
+            f"{name} is not a registered job type: list it in job_types (the worker's WorkerSettings.job_types, "
+            "create_pool(job_types=...)) to rebuild it"
+        )
+    if not isinstance(fields, dict) or not all(isinstance(key, str) for key in fields):
+        raise DeserializationError(f"malformed fields for {name}")
+    try:
+        return rebuild(fields)
+    except Exception as exc:
+        raise DeserializationError(f"cannot rebuild {name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _make_ext_hook(registry: Mapping[str, Rebuild]) -> ExtHook:
+    """The msgpack ext_hook that decodes pool's extension types, rebuilding dataclasses and models from
+    ``registry`` only."""
+
+    def ext_hook(code: int, data: bytes) -> Any:
+        if code == _EXT_EXCEPTION:
+            with _nested():
+                return _decode_exception(data, ext_hook)
+        if code == _EXT_DATETIME:
+            return dt.datetime.fromisoformat(data.decode())
+        if code == _EXT_DATE:
+            return dt.date.fromisoformat(data.decode())
+        if code == _EXT_TIME:
+            return dt.time.fromisoformat(data.decode())
+        if code == _EXT_TIMEDELTA:
+            days, seconds, micros = msgpack.unpackb(data)
+            return dt.timedelta(days=days, seconds=seconds, microseconds=micros)
+        if code == _EXT_UUID:
+            return uuid.UUID(bytes=data)
+        if code == _EXT_DECIMAL:
+            return decimal.Decimal(data.decode())
+        if code == _EXT_SET:
+            with _nested():
+                return set(msgpack.unpackb(data, raw=False, ext_hook=ext_hook, strict_map_key=False))
+        if code == _EXT_OBJECT:
+            with _nested():
+                return _rebuild(data, ext_hook, registry)
+        return msgpack.ExtType(code, data)
+
+    return ext_hook
+
+
+_ext_hook = _make_ext_hook({})  # the default: no dataclass or model is rebuilt
 
 
 def msgpack_serializer(obj: dict[str, Any]) -> bytes:
@@ -180,3 +282,28 @@ def msgpack_deserializer(data: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ValueError(f"expected a map, got {type(obj).__name__}")
     return obj
+
+
+def msgpack_deserializer_for(job_types: Iterable[type]) -> Deserializer:
+    """The default deserializer, which also rebuilds the dataclasses and pydantic models in ``job_types`` (what
+    ``job_types=[...]`` on a Worker or ``create_pool`` uses). Only those: a name in the data picks one of them
+    or fails the decode (``UnregisteredType``); it never imports anything."""
+    ext_hook = _make_ext_hook(job_type_registry(job_types))
+
+    def deserializer(data: bytes) -> dict[str, Any]:
+        obj = msgpack.unpackb(data, raw=False, ext_hook=ext_hook, strict_map_key=False)
+        if not isinstance(obj, dict):
+            raise ValueError(f"expected a map, got {type(obj).__name__}")
+        return obj
+
+    return deserializer
+
+
+def with_job_types(job_types: Iterable[type] | None, deserializer: Deserializer | None) -> Deserializer | None:
+    """The deserializer a Worker or ``create_pool`` given ``job_types`` uses; ``job_types`` works with pool's
+    msgpack only (a custom deserializer decodes such types itself)."""
+    if job_types is None:
+        return deserializer
+    if deserializer is not None:
+        raise ValueError("job_types works with pool's default msgpack serializer, not with a job_deserializer")
+    return msgpack_deserializer_for(job_types)

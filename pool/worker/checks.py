@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..storage.serializers import Deserializer, with_job_types
 from .cron import CronJob
 from .functions import Function, func
 
-HOOKS = ("on_startup", "on_shutdown", "on_job_start", "on_job_end", "after_job_end")
+HOOKS = ("on_startup", "on_shutdown", "on_job_start", "on_job_end", "after_job_end", "on_job_failure")
 
 
 class SettingsError(ValueError):
@@ -62,11 +63,20 @@ def check_hooks(hooks: dict[str, Any]) -> None:
             raise SettingsError(f"{name}: expected an async function, got {_kind(hook)}")
 
 
+def job_types_deserializer(job_types: Any, job_deserializer: Deserializer | None) -> Deserializer | None:
+    """The deserializer for a worker's ``job_types`` (dataclasses and pydantic models it rebuilds)."""
+    try:
+        return with_job_types(job_types, job_deserializer)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def check_worker_kwargs(kwargs: dict[str, Any]) -> None:
     """Every check above, on the keyword arguments a settings class gives the Worker (see ``get_kwargs``)."""
     resolve_functions(kwargs.get("functions") or [])
     check_cron_jobs(kwargs.get("cron_jobs"))
     check_hooks(kwargs)
+    job_types_deserializer(kwargs.get("job_types"), kwargs.get("job_deserializer"))
 
 
 def _is_dotted(path: str) -> bool:

@@ -33,6 +33,7 @@ from .functions import Function, Retry, RetryJob
 logger = logging.getLogger("pool.worker")
 
 Hook = Callable[[dict[str, Any]], Awaitable[Any]]
+FailureHook = Callable[[dict[str, Any], BaseException], Awaitable[Any]]  # on_job_failure(ctx, exc)
 
 
 class OutcomeKind(StrEnum):
@@ -67,6 +68,8 @@ class Outcome:
     callback_function: str = ""
     failure_ttl_ms: int = 0  # a failure's own failure_ttl (the job's ``_failure_ttl``): > 0 kept, -1 not; 0 unset
     retries_ran_out: bool = False  # failed on a Retry that max_tries refused: counted as a retry too (arq's count)
+    error: BaseException | None = None  # a failure's exception, for the on_job_failure hook
+    function: str = ""  # the job's function, for the on_job_failure hook
 
     @property
     def is_requeue(self) -> bool:
@@ -286,6 +289,11 @@ class JobRunner:
             )
         kind = _COMPLETE if success else _ABORTED if aborted else _FAILED
         outcome = Outcome(kind, payload, _ttl_ms(ttl_s), after_hook_ctx=ctx, retries_ran_out=retries_ran_out)
+        if not success:
+            outcome.function = name
+            outcome.error = (
+                result if isinstance(result, BaseException) else SerializationError("unable to serialize result")
+            )
         self._add_callback(outcome, data, job_id, success, result)
         return _own_ttls(outcome, data)
 
@@ -376,7 +384,7 @@ class JobRunner:
             job_id=delivery.job_id,
             serializer=self.s.serializer,
         )
-        return Outcome(_FAILED, payload, _ttl_ms(ttl_s))
+        return Outcome(_FAILED, payload, _ttl_ms(ttl_s), error=exc, function=name)
 
 
 class JobThreads:

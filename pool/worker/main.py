@@ -44,9 +44,9 @@ from ..storage.queue import Completion, Delivery, PartitionMismatch, RedisQueue,
 from ..storage.serializers import Deserializer, Serializer
 from ..utils import now_ms, plural, run_on_best_loop, to_seconds
 from .batcher import CompletionBatcher
-from .checks import check_cron_jobs, check_hooks, resolve_functions
+from .checks import check_cron_jobs, check_hooks, job_types_deserializer, resolve_functions
 from .cron import CronJob
-from .execution import Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
+from .execution import FailureHook, Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
 from .functions import Function, Retry, func
 from .scheduler import CronScheduler
 
@@ -135,6 +135,7 @@ class Worker:
         on_job_start: Hook | None = None,
         on_job_end: Hook | None = None,
         after_job_end: Hook | None = None,
+        on_job_failure: FailureHook | None = None,
         handle_signals: bool = True,
         job_completion_wait: float = 0,
         max_jobs: int = 10,
@@ -163,6 +164,7 @@ class Worker:
         auto_pipeline: bool = True,
         allow_eviction: bool = False,
         queue_partitions: int = 1,
+        job_types: Sequence[type] | None = None,
     ) -> None:
         # a bad entry is one SettingsError (a ValueError) naming it, before anything runs (checks.py)
         self.functions: dict[str, Function] = {f.name: f for f in resolve_functions(functions)}
@@ -174,6 +176,7 @@ class Worker:
                 "on_job_start": on_job_start,
                 "on_job_end": on_job_end,
                 "after_job_end": after_job_end,
+                "on_job_failure": on_job_failure,
             }
         )
         for cron_job in self.cron_jobs:
@@ -200,6 +203,7 @@ class Worker:
         self._given_pool = redis_pool
         self.burst = burst
         self.on_startup, self.on_shutdown, self.after_job_end = on_startup, on_shutdown, after_job_end
+        self.on_job_failure = on_job_failure
         self.handle_signals = handle_signals
         self.job_completion_wait = job_completion_wait
         self.max_jobs = max_jobs
@@ -211,6 +215,8 @@ class Worker:
         self.health_check_key = health_check_key
         self.allow_abort_jobs = allow_abort_jobs
         self.max_burst_jobs = max_burst_jobs
+        # job_types: the dataclasses and pydantic models jobs' arguments may hold, rebuilt only into these
+        job_deserializer = job_types_deserializer(job_types, job_deserializer)
         self.job_serializer, self.job_deserializer = job_serializer, job_deserializer
         self.expires_extra_ms = expires_extra_ms
         self.timezone = timezone
@@ -620,6 +626,8 @@ class Worker:
             await self._commit(delivery, outcome)
         finally:
             self._release(delivery)
+        if outcome.kind is _FAILED and self.on_job_failure is not None:
+            await self._report_failure(delivery, outcome)
 
     def _cancel_running(self) -> None:
         """Cancel jobs still running their function; a job past it is only writing its result: let it."""
@@ -653,6 +661,26 @@ class Worker:
                 await self.after_job_end(outcome.after_hook_ctx)
             except Exception:
                 logger.exception("after_job_end hook failed for job %s", delivery.job_id)
+        if outcome.kind is _FAILED and self.on_job_failure is not None:
+            await self._report_failure(delivery, outcome)
+
+    async def _report_failure(self, delivery: Delivery, outcome: Outcome) -> None:
+        """``on_job_failure(ctx, exc)``, after the failure is recorded: for error reporting (Sentry's integration
+        in pool/integrations/sentry.py). Its ctx is the job's (or, for a job that failed before it ran, the
+        worker's with the job's id and try), with ``function`` and ``queue_name`` added. It runs for every
+        failure a worker records, including a payload it could not decode or a function it does not know; not
+        for a Retry, an abort, or a job handed back at shutdown. What it raises is logged; the job's outcome
+        stands."""
+        assert self.on_job_failure is not None
+        base = outcome.after_hook_ctx
+        if base is None:
+            base = {**self.ctx, "job_id": delivery.job_id, "job_try": delivery.attempts, "score": delivery.score}
+        ctx = {**base, "function": outcome.function or delivery.function, "queue_name": self.queue_name}
+        error = outcome.error if outcome.error is not None else RuntimeError("job failed")
+        try:
+            await self.on_job_failure(ctx, error)
+        except Exception:
+            logger.exception("on_job_failure hook failed for job %s", delivery.job_id)
 
     def _release(self, delivery: Delivery) -> None:
         if self._running.pop((delivery.partition, delivery.entry_id), None) is not None:

@@ -154,7 +154,7 @@ ARQ_TEST_TOOLS := 'pytest==8.1.1' 'pytest-asyncio==0.23.6' 'pytest-mock==3.14.0'
 .PHONY: arq-suite
 $(ARQ_STAMP): pyproject.toml $(PKG_LIST)
 	test -x $(ARQ_VENV)/bin/python || $(PYTHON) -m venv $(ARQ_VENV)
-	$(ARQ_VENV)/bin/python -m pip install -q -e . $(ARQ_TEST_TOOLS)
+	$(ARQ_VENV)/bin/python -m pip install -q -e '.[watch]' $(ARQ_TEST_TOOLS)
 	touch $@
 
 arq-suite: install redis $(ARQ_STAMP)

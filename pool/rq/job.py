@@ -17,7 +17,7 @@ from typing import Any
 
 from ..client.jobs import JobAborted
 from ..redis import blocking
-from ..storage.codecs import JobResult, deserialize_job, deserialize_result
+from ..storage.codecs import JobResult, description_of, deserialize_job, deserialize_result
 from ..storage.keys import DEFAULT_QUEUE_NAME
 from ..storage.queue import RESULT_WAIT_S, WAITER_MARGIN_MS
 from ..storage.serializers import Deserializer
@@ -200,8 +200,8 @@ class Job:
                 record = self._record
                 self._data = {"f": record.function, "a": list(record.args), "k": record.kwargs}
                 self._data["et"] = int(record.enqueue_time.timestamp() * 1000)
-                if record.description is not None:
-                    self._data["ds"] = record.description
+                if (description := description_of(record)) is not None:
+                    self._data["ds"] = description
             else:
                 self._data = {}
         return self._data

@@ -12,7 +12,7 @@ result ``{"f", "a", "k", "et", "t": attempts, "s": success, "r": result or excep
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +39,18 @@ class JobDef:
     enqueue_time: datetime
     score: int | None
     job_id: str | None = None
-    description: str | None = None  # the job's ``_description`` (rq's), if it was given one
+    # the job's ``_description`` (rq's), if it was given one: set as an attribute, not a field, so
+    # ``dataclasses.asdict`` gives arq's fields only (code ported from arq compares them)
+    description: InitVar[str | None] = None
+
+    def __post_init__(self, description: str | None) -> None:
+        object.__setattr__(self, "description", description)  # read it with ``description_of``
+
+
+def description_of(job: JobDef) -> str | None:
+    """A ``JobDef``'s (or ``JobResult``'s) description: an attribute outside the dataclass fields."""
+    text: str | None = getattr(job, "description", None)
+    return text
 
 
 @dataclass

@@ -47,7 +47,7 @@ CONTAINER_FIXTURES = re.compile(
     re.S,
 )
 PRIVATE_SERVER_FIXTURES = '''def _refuse_6379(connect):
-    """The suite's Redis is the private one: a test that falls back to localhost:6379 must not reach another."""
+    """The suite's Redis is the private one: a test falling back to Redis's default port must not reach another."""
 
     def guarded(*args, **kwargs):
         port = kwargs.get("port", args[1] if len(args) > 1 else None)

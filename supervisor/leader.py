@@ -43,6 +43,7 @@ class SupervisorCron:
             who="supervisor",
             token=token,
             partitioned=queue.partitions > 1,
+            durability=queue.durability,
         )
 
     @property

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import msgpack
 from redis.exceptions import ResponseError
 
+from ..redis.replication import Durability
 from .eviction import policy_from_reply
 from .keys import ALL_RESULTS_PATTERN, CONSUMER_GROUP, QueueKeys, result_key_parts
 
@@ -529,11 +530,16 @@ def enqueue_args(
     return declared, [keys.prefix, msgpack.packb(list(records), use_bin_type=False)]
 
 
-def enqueue(keys: QueueKeys, records: Sequence[Sequence[Any]]) -> Op[list[int]]:
+def enqueue(keys: QueueKeys, records: Sequence[Sequence[Any]], durability: Durability | None = None) -> Op[list[int]]:
     """ENQUEUE ``job_record``s (pool/storage/queue.py) off the hot path (a cron tick); 1 per job enqueued, 0 per id
-    taken."""
+    taken. With ``durability``, WAIT follows in the same batch (one pipeline, so one connection, on either driver)
+    and too few replicas raise ``NotReplicated`` (pool/redis/replication.py)."""
     call_keys, args = enqueue_args(keys, records)
-    return [int(r) for r in (yield from one(ScriptCall("enqueue", call_keys, args)))]
+    if durability is None:
+        return [int(r) for r in (yield from one(ScriptCall("enqueue", call_keys, args)))]
+    reply, confirmed = yield [ScriptCall("enqueue", call_keys, args), Command("execute_command", *durability.wait_args)]
+    durability.check(int(_ok(confirmed)), "enqueueing a cron tick")
+    return [int(r) for r in _ok(reply)]
 
 
 # --- emptying and deleting (pool queue / pool failed) ---------------------------------------------------------------

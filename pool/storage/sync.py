@@ -18,6 +18,7 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
+from ..redis.replication import Durability
 from ..redis.settings import RedisSettings, ssl_options
 from ..redis.sync_sentinel import close, master_client
 from . import ops
@@ -92,10 +93,13 @@ class SyncQueue:
         self.every_partition = [QueueKeys(queue_name, partition) for partition in range(partitions)]
         # the partition of the cron leader's lock, fences and ticks (pool/storage/partitions.py)
         self.cron_keys = self.every_partition[cron_partition(partitions)]
+        self.durability: Durability | None = None  # wait_replicas, for the cron ticks the supervisor enqueues
 
     @classmethod
     def connect(cls, settings: RedisSettings, queue_name: str, partitions: int = 1) -> SyncQueue:
-        return cls(connect(settings), queue_name, partitions)
+        queue = cls(connect(settings), queue_name, partitions)
+        queue.durability = Durability.from_settings(settings.wait_replicas, settings.wait_timeout)
+        return queue
 
     def close(self) -> None:
         close(self.client)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from uuid import uuid4
 
+from ..redis.replication import Durability
 from ..storage import ops
 from ..storage.codecs import serialize_job
 from ..storage.drivers import run
@@ -76,8 +77,12 @@ class CronDuty:
         ttl_s: float = LOCK_TTL_S,
         catch_up_s: float = CATCH_UP_S,
         partitioned: bool = False,
+        durability: Durability | None = None,
     ) -> None:
         self.keys, self.cron_jobs, self.now = keys, cron_jobs, now
+        # wait_replicas: a tick's enqueue is confirmed by replicas, or the turn fails and the tick is tried again
+        # (its fence makes the retry enqueue it at most once)
+        self.durability = durability
         self.partitioned = partitioned  # keys are the cron partition's: tick ids are tagged to fall there
         self.serializer, self.expires_ms, self.who = serializer, expires_ms, who
         self.catch_up_s = catch_up_s
@@ -148,7 +153,7 @@ class CronDuty:
             fence=(fence_name(cron_job), tick_ms),
             function=cron_job.name,
         )
-        yield from ops.enqueue(self.keys, [record])
+        yield from ops.enqueue(self.keys, [record], self.durability)
 
     def close(self) -> Op[None]:
         """Release the lock if we lead, so another process takes over at once."""
@@ -179,6 +184,7 @@ class CronScheduler:
             expires_ms=expires_ms,
             catch_up_s=catch_up_s,
             partitioned=partitioned,
+            durability=getattr(queue.redis, "durability", None),
         )
 
     async def run_due(self) -> float:

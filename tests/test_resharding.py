@@ -51,6 +51,11 @@ def reshard_slowly(cluster: ClusterSet, slot: int, seconds: float) -> int:
     return moved
 
 
+# Not in make test (make test-resharding): in about one run in five the worker's cluster client stays refused
+# ("TTL exhausted") after both moves have finished, so its jobs never complete; under investigation.
+pytestmark = pytest.mark.resharding
+
+
 async def test_a_queue_whose_slot_is_resharded_while_jobs_run_loses_nothing_and_half_applies_nothing(
     redis_cluster: ClusterSet, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -8,6 +8,7 @@
 #   make demo      python -m examples.demo
 #   make bench     python -m perf.run in $(BENCH_VENV), which adds the `bench` extra (arq, saq, streaq);
 #                  BENCH_ARGS="..." are passed on
+#   make arq-client  arq 0.26.3 itself in $(ARQ_CLIENT_VENV) (tests/test_migrate_from_arq.py enqueues with it)
 #   make arq-suite arq 0.26.3's own test suite run against pool (tests/arq_suite.py) in $(ARQ_VENV), which holds
 #                  arq's pinned test tools; ARQ_SUITE_ARGS="-- -k abort" or "--arq-version 0.28.0" are passed on;
 #                  see docs/arq.md
@@ -100,7 +101,7 @@ luacheck: install
 	$(VPY) -c 'import sys; from pool.storage.scripts import main; sys.exit(main(sys.argv[1:]))' --dump $(LUA_ASSEMBLED); \
 	luacheck --config .luacheckrc --no-color -q $(LUA_ASSEMBLED)
 
-test: install redis lint
+test: install redis lint arq-client
 	$(VENV)/bin/pytest -q -m "not resharding" $(PYTEST_ARGS)
 
 # make test-resharding   the live resharding test (tests/test_resharding.py), kept out of make test while it is flaky
@@ -125,7 +126,7 @@ clean:
 	find . -path ./$(VENV) -prune -o -path ./$(BENCH_VENV) -prune -o -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(BENCH_VENV) $(ARQ_VENV)
+	rm -rf $(VENV) $(BENCH_VENV) $(ARQ_VENV) $(ARQ_CLIENT_VENV)
 
 FORCE:
 
@@ -164,3 +165,17 @@ $(ARQ_STAMP): pyproject.toml $(PKG_LIST)
 
 arq-suite: install redis $(ARQ_STAMP)
 	$(VPY) -m tests.arq_suite $(ARQ_SUITE_ARGS)
+
+# make arq-client   arq 0.26.3 itself, with the redis-py it pins (< 6), in a venv of its own: tests/test_migrate_from_arq.py
+#                   fills arq's queue with real arq (tests/arq_client/, run as a subprocess) before `pool
+#                   migrate-from-arq` moves it. Not in the test venv: there arq would run on a redis-py it does not
+#                   support, and `pip install arq` would downgrade the redis-py pool is tested with.
+ARQ_CLIENT_VENV ?= .venv-arq-client
+ARQ_CLIENT_STAMP := $(ARQ_CLIENT_VENV)/.installed
+.PHONY: arq-client
+$(ARQ_CLIENT_STAMP):
+	test -x $(ARQ_CLIENT_VENV)/bin/python || $(PYTHON) -m venv $(ARQ_CLIENT_VENV)
+	$(ARQ_CLIENT_VENV)/bin/python -m pip install -q 'arq==0.26.3'
+	touch $@
+
+arq-client: $(ARQ_CLIENT_STAMP)

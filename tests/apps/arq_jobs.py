@@ -8,7 +8,12 @@ from typing import Any
 
 async def record(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> None:
     """Appends its id, try and arguments (as repr, to compare with what arq was given) to the list ``ran``."""
-    entry = {"id": ctx["job_id"], "try": ctx["job_try"], "args": repr(list(args)), "kwargs": repr(sorted(kwargs.items()))}
+    entry = {
+        "id": ctx["job_id"],
+        "try": ctx["job_try"],
+        "args": repr(list(args)),
+        "kwargs": repr(sorted(kwargs.items())),
+    }
     await ctx["redis"].rpush("ran", json.dumps(entry))
 
 

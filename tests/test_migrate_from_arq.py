@@ -1,0 +1,201 @@
+"""``pool migrate-from-arq``: jobs real arq enqueued move into pool's queue and pool's worker runs each once.
+
+arq 0.26.3 runs in its own venv (``make arq-client``, which ``make test`` builds: arq pins redis-py < 6) and fills
+its queue through tests/arq_client/produce.py, run as a subprocess. pool's side (the functions the jobs name) is
+tests/apps/arq_jobs.py: each run appends its id, try and arguments to the list ``ran``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from pool import RedisSettings, create_pool
+from pool.client.arq_migration import CLAIM, PAUSE_ENV
+from pool.jobs import Job, JobStatus
+from tests.helpers import wait_for_sync
+from tests.test_cli import REPO_ROOT, assert_one_line_error, pool_env, run_pool
+
+SETTINGS = "tests.apps.arq_jobs.WorkerSettings"
+ARQ_PYTHON = Path(os.environ.get("POOL_TEST_ARQ_PYTHON") or REPO_ROOT / ".venv-arq-client" / "bin" / "python")
+
+pytestmark = pytest.mark.skipif(
+    not ARQ_PYTHON.exists(), reason=f"arq 0.26.3's venv is missing ({ARQ_PYTHON}): run `make arq-client`"
+)
+
+
+def produce(url: str, *action: str) -> dict[str, Any]:
+    """Real arq enqueues jobs (tests/arq_client/produce.py); returns what it enqueued."""
+    proc = subprocess.run(
+        [str(ARQ_PYTHON), "-m", "tests.arq_client.produce", url, *action],
+        cwd=REPO_ROOT,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout))
+
+
+def migrate(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_pool("migrate-from-arq", SETTINGS, "--redis", url, *extra, cwd=REPO_ROOT, timeout=60)
+
+
+def run_burst_worker(url: str) -> None:
+    proc = run_pool("worker", SETTINGS, "--redis", url, "--burst", cwd=REPO_ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def runs(client: redis.Redis) -> list[dict[str, Any]]:
+    return [json.loads(entry) for entry in client.lrange("ran", 0, -1)]
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    c.close()
+
+
+def snapshot(client: redis.Redis) -> dict[bytes, tuple[bytes | None, bool]]:
+    """Every key, its value (DUMP) and whether it expires."""
+    return {key: (client.dump(key), client.pttl(key) > 0) for key in client.keys("*")}
+
+
+async def test_arq_jobs_move_into_pool_and_run_there_with_their_ids_arguments_due_times_and_tries(
+    redis_url: str, client: redis.Redis
+) -> None:
+    jobs = produce(redis_url, "mixed")
+    client.set("arq:in-progress:custom-id", b"1", px=60_000)  # what arq's worker writes while it runs a job
+    assert int(client.get("arq:retry:retried-job") or 0) == 1  # arq's worker tried it once (Retry)
+
+    proc = migrate(redis_url, "--serializer", "pickle")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # one job could not be re-encoded
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "left running in arq: custom-id" in proc.stdout
+    assert "not moved: complex-arg: cannot re-encode" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == (
+        "moved 4 jobs from arq's 'arq:queue' to pool's 'default' (2 deferred); left running in arq: 1; "
+        "failed (left in arq, each said above): 1"
+    )
+    # what stays in arq: the running job (still arq's) and the one pool cannot carry, untouched
+    assert sorted(client.zrange("arq:queue", 0, -1)) == [b"complex-arg", b"custom-id"]
+    assert client.get("arq:in-progress:custom-id") == b"1"
+    moved = [job["id"] for label, job in jobs.items() if label not in ("complex", "custom_id")]
+    assert not any(client.exists(f"arq:job:{i}", f"arq:retry:{i}", f"arq:in-progress:{i}") for i in moved)
+    assert client.exists("arq:job:complex-arg", "arq:job:custom-id") == 2
+
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        for label in ("deferred", "retried"):  # deferred in arq (a retry's delay too): deferred in pool, same due time
+            job = Job(jobs[label]["id"], pool)
+            assert await job.status() == JobStatus.deferred
+            info = await job.info()
+            assert info is not None and info.score == jobs[label]["score"]
+    finally:
+        await pool.aclose()
+
+    run_burst_worker(redis_url)
+
+    ran = {run["id"]: run for run in runs(client)}
+    assert len(runs(client)) == len(moved) == len(ran)
+    for label, job in jobs.items():
+        if label in ("complex", "custom_id"):
+            assert job["id"] not in ran
+            continue
+        assert (ran[job["id"]]["args"], ran[job["id"]]["kwargs"]) == (job["args"], job["kwargs"])
+        assert ran[job["id"]]["try"] == (2 if label == "retried" else 1)  # the try arq used is counted
+
+
+def test_pickled_arq_jobs_are_read_only_with_serializer_pickle(redis_url: str, client: redis.Redis) -> None:
+    produce(redis_url, "many", "3")
+    before = snapshot(client)
+
+    proc = migrate(redis_url)
+
+    assert_one_line_error(proc, 2, "pickled", "--serializer pickle", "runs whatever code")
+    assert snapshot(client) == before
+
+
+def test_dry_run_reports_what_would_move_and_changes_nothing(redis_url: str, client: redis.Redis) -> None:
+    produce(redis_url, "mixed")
+    before = snapshot(client)
+
+    proc = migrate(redis_url, "--serializer", "pickle", "--dry-run")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the complex argument would fail
+    assert "would move 5 jobs" in proc.stdout and "(dry run: nothing changed)" in proc.stdout
+    assert "would move: custom-id" in proc.stdout
+    assert snapshot(client) == before
+
+
+def test_a_migration_killed_half_way_then_run_again_moves_every_job_exactly_once(
+    redis_url: str, client: redis.Redis, tmp_path: Path
+) -> None:
+    produce(redis_url, "many", "20")
+    log = tmp_path / "migrate.log"
+    with open(log, "wb") as out:
+        # paused after its 7th enqueue into pool, before that job leaves arq: the worst moment to die
+        first = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pool",
+                "migrate-from-arq",
+                SETTINGS,
+                "--redis",
+                redis_url,
+                "--serializer",
+                "pickle",
+            ],
+            cwd=REPO_ROOT,
+            env=pool_env(**{PAUSE_ENV: "7"}),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_sync(lambda: b"paused after 7 jobs" in log.read_bytes(), timeout=30, message="the pause")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    assert client.zcard("arq:queue") == 14  # six moved; the seventh is in both queues, claimed in arq
+    (claimed,) = client.keys("arq:in-progress:*")
+    assert client.get(claimed) == CLAIM
+    assert client.exists(b"pool:{default}:job:" + claimed.removeprefix(b"arq:in-progress:"))
+
+    proc = migrate(redis_url, "--serializer", "pickle")
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith("moved 14 jobs")
+    assert client.zcard("arq:queue") == 0
+    assert not client.keys("arq:*")
+    run_burst_worker(redis_url)
+    assert sorted(run["id"] for run in runs(client)) == sorted(f"job-{i}" for i in range(20))
+
+
+@pytest.mark.parametrize(
+    ("serializer", "fragment"),
+    [("yaml", "expected pickle, msgpack or a dotted path"), ("no_such_module.loads", "cannot import")],
+)
+def test_an_unknown_serializer_is_a_usage_error(redis_url: str, serializer: str, fragment: str) -> None:
+    assert_one_line_error(migrate(redis_url, "--serializer", serializer), 2, "--serializer", fragment)
+
+
+def test_a_wrong_password_is_one_line_without_the_password(redis_server_factory: Callable[..., Any]) -> None:
+    server = redis_server_factory(password="right-pw")
+    url = server.url.replace("right-pw", "s3cret-pw")
+    assert "s3cret-pw" in url
+    proc = migrate(url, "--serializer", "pickle")
+    assert_one_line_error(proc, 1)
+    assert "s3cret-pw" not in proc.stdout + proc.stderr

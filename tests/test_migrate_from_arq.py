@@ -26,6 +26,7 @@ from tests.helpers import wait_for_sync
 from tests.test_cli import REPO_ROOT, assert_one_line_error, pool_env, run_pool
 
 SETTINGS = "tests.apps.arq_jobs.WorkerSettings"
+STAY = ("complex", "custom_id", "unknown")  # the jobs of produce's "mixed" that stay in arq's queue
 ARQ_PYTHON = Path(os.environ.get("POOL_TEST_ARQ_PYTHON") or REPO_ROOT / ".venv-arq-client" / "bin" / "python")
 
 pytestmark = pytest.mark.skipif(
@@ -81,20 +82,22 @@ async def test_arq_jobs_move_into_pool_and_run_there_with_their_ids_arguments_du
 
     proc = migrate(redis_url, "--serializer", "pickle")
 
-    assert proc.returncode == 1, proc.stdout + proc.stderr  # one job could not be re-encoded
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # two jobs could not move
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "left running in arq: custom-id" in proc.stdout
     assert "not moved: complex-arg: cannot re-encode" in proc.stdout
+    assert "not moved: unknown-function: pool's settings have no function 'not_in_pool'" in proc.stdout
     assert proc.stdout.splitlines()[-1] == (
         "moved 4 jobs from arq's 'arq:queue' to pool's 'default' (2 deferred); left running in arq: 1; "
-        "failed (left in arq, each said above): 1"
+        "failed (left in arq, each said above): 2"
     )
-    # what stays in arq: the running job (still arq's) and the one pool cannot carry, untouched
-    assert sorted(client.zrange("arq:queue", 0, -1)) == [b"complex-arg", b"custom-id"]
+    # what stays in arq, untouched: the running job (still arq's), the one pool cannot carry, the unknown function
+    assert sorted(client.zrange("arq:queue", 0, -1)) == [b"complex-arg", b"custom-id", b"unknown-function"]
     assert client.get("arq:in-progress:custom-id") == b"1"
-    moved = [job["id"] for label, job in jobs.items() if label not in ("complex", "custom_id")]
+    assert not client.exists("arq:in-progress:complex-arg", "arq:in-progress:unknown-function")  # released
+    moved = [job["id"] for label, job in jobs.items() if label not in STAY]
     assert not any(client.exists(f"arq:job:{i}", f"arq:retry:{i}", f"arq:in-progress:{i}") for i in moved)
-    assert client.exists("arq:job:complex-arg", "arq:job:custom-id") == 2
+    assert client.exists("arq:job:complex-arg", "arq:job:custom-id", "arq:job:unknown-function") == 3
 
     pool = await create_pool(RedisSettings.from_dsn(redis_url))
     try:
@@ -111,7 +114,7 @@ async def test_arq_jobs_move_into_pool_and_run_there_with_their_ids_arguments_du
     ran = {run["id"]: run for run in runs(client)}
     assert len(runs(client)) == len(moved) == len(ran)
     for label, job in jobs.items():
-        if label in ("complex", "custom_id"):
+        if label in STAY:
             assert job["id"] not in ran
             continue
         assert (ran[job["id"]]["args"], ran[job["id"]]["kwargs"]) == (job["args"], job["kwargs"])
@@ -199,3 +202,27 @@ def test_a_wrong_password_is_one_line_without_the_password(redis_server_factory:
     proc = migrate(url, "--serializer", "pickle")
     assert_one_line_error(proc, 1)
     assert "s3cret-pw" not in proc.stdout + proc.stderr
+
+
+async def test_an_arq_job_whose_id_pool_already_holds_for_another_job_stays_in_arq(
+    redis_url: str, client: redis.Redis
+) -> None:
+    produce(redis_url, "many", "3")
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        assert await pool.enqueue_job("record", "pool's own", _job_id="job-1") is not None
+    finally:
+        await pool.aclose()
+
+    proc = migrate(redis_url, "--serializer", "pickle")
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "not moved: job-1: pool's queue already holds a job with this id" in proc.stdout
+    assert client.zrange("arq:queue", 0, -1) == [b"job-1"]
+    assert not client.exists("arq:in-progress:job-1")  # released: arq may still run it
+    run_burst_worker(redis_url)
+    assert sorted((run["id"], run["args"]) for run in runs(client)) == [
+        ("job-0", "[0]"),
+        ("job-1", '["pool\'s own"]'),
+        ("job-2", "[2]"),
+    ]

@@ -16,7 +16,7 @@ from ..client.connections import create_pool
 from ..storage.keys import DEFAULT_QUEUE_NAME
 from ..storage.serializers import msgpack_deserializer
 from ..utils import import_string, plural
-from .common import UsageError, load_settings, one_attempt, redis_settings_override
+from .common import Failure, UsageError, load_settings, one_attempt, redis_settings_override
 
 PICKLE_WHY = (
     "arq's jobs in {queue!r} are pickled (arq's default serializer); unpickling runs whatever code the data names, "
@@ -67,6 +67,7 @@ def cmd_migrate_from_arq(args: argparse.Namespace) -> int:
 
     deserializer, pickle_allowed = deserializer_for(args.serializer)
     kwargs = get_kwargs(load_settings(args.settings))
+    functions = _function_names(args.settings, kwargs)
     settings = one_attempt(redis_settings_override(args.redis) or kwargs.get("redis_settings") or _default_settings())
     queue_name = kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
 
@@ -80,7 +81,12 @@ def cmd_migrate_from_arq(args: argparse.Namespace) -> int:
         )
         try:
             migration = ArqMigration(
-                pool, deserializer, args.arq_queue, pickle_allowed=pickle_allowed, dry_run=args.dry_run
+                pool,
+                deserializer,
+                args.arq_queue,
+                pickle_allowed=pickle_allowed,
+                dry_run=args.dry_run,
+                functions=functions,
             )
             try:
                 await migration.check_serializer()
@@ -93,6 +99,18 @@ def cmd_migrate_from_arq(args: argparse.Namespace) -> int:
     tally: Tally = run_on_best_loop(migrate())
     print(_summary(tally, args.arq_queue, queue_name, args.dry_run))
     return 1 if tally.failed else 0
+
+
+def _function_names(path: str, kwargs: dict[str, Any]) -> set[str]:
+    """The names the settings' workers run (functions and cron jobs): what a moved job may name."""
+    from ..worker.checks import SettingsError, check_cron_jobs, resolve_functions
+
+    try:
+        functions = resolve_functions(kwargs.get("functions", []))
+        cron_jobs = check_cron_jobs(kwargs.get("cron_jobs"))
+    except SettingsError as exc:
+        raise Failure(f"invalid settings {path!r}: {exc}") from None
+    return {f.name for f in functions} | {c.name for c in cron_jobs}
 
 
 def _default_settings() -> Any:

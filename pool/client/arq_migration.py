@@ -15,7 +15,8 @@ Each job moves in three steps, so that a run killed at any point loses nothing a
 3. remove it from arq in one transaction: the queue's entry, the job, retry and in-progress (claim) keys.
 
 A job is thus in arq's queue (claimed) or in pool's, or briefly in both but claimed so arq never runs it; never
-in neither, never enqueued twice. (The one gap: an earlier run enqueued it, pool ran it and its result expired
+in neither, never enqueued twice. A job naming a function pool's settings lack stays in arq too (it would fail
+in pool). (The one gap: an earlier run enqueued it, pool ran it and its result expired
 before the re-run, which then enqueues it again. Hence the order of docs/arq.md: re-run a killed migration before
 starting pool's workers.) Jobs that cannot be decoded or re-encoded are released and stay in arq's queue.
 arq's results (``arq:result:<id>``) are not touched.
@@ -26,7 +27,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -100,6 +101,7 @@ class ArqMigration:
         *,
         pickle_allowed: bool = False,
         dry_run: bool = False,
+        functions: Collection[str] | None = None,
     ) -> None:
         self.pool = pool
         self.redis: Any = pool  # arq's keys are plain keys on the same Redis
@@ -107,6 +109,7 @@ class ArqMigration:
         self.deserializer = deserializer
         self.pickle_allowed = pickle_allowed
         self.dry_run = dry_run
+        self.functions = functions  # the names pool's workers run; a job naming another stays in arq
         self._pause_after = int(os.environ.get(PAUSE_ENV) or 0)
         self._enqueued = 0
 
@@ -192,6 +195,8 @@ class ArqMigration:
             enqueue_try = int(data.get("t") or 0)
         except Exception as exc:
             return Outcome(job_id, "failed", f"cannot decode: {type(exc).__name__}: {exc}"), None
+        if self.functions is not None and function not in self.functions:
+            return Outcome(job_id, "failed", f"pool's settings have no function {function!r}: left in arq"), None
         due_ms = int(score)
         # arq's next try: the tries used (arq:retry) + 1, or the _job_try it was enqueued with if larger
         job_try = max(int(retries or 0) + 1, enqueue_try, 1)

@@ -4,7 +4,8 @@ arq 0.26 pins redis-py < 6, so it runs in a venv of its own (``make arq-client``
 subprocess. It imports arq only, nothing of pool. Prints a JSON object: what it enqueued.
 
 ACTION ``mixed``: one job arq already tried (a real arq burst worker raised Retry on its first try), then a plain
-job, a deferred one, one with ``_job_id``, one with kwargs, and one whose argument msgpack cannot carry (complex).
+job, a deferred one, one with ``_job_id``, one with kwargs, one whose argument msgpack cannot carry (complex) and
+one naming a function pool's settings lack.
 ACTION ``many N``: N plain jobs with ids job-0 ... job-N-1.
 """
 
@@ -47,6 +48,7 @@ async def mixed(url: str) -> dict[str, Any]:
     await enqueue("custom_id", "record", "mine", _job_id="custom-id")
     await enqueue("kwargs", "record", 5, x=1, y=[1, 2], when=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     await enqueue("complex", "record", complex(1, 2), _job_id="complex-arg")
+    await enqueue("unknown", "not_in_pool", _job_id="unknown-function")
     scores = dict(await redis.zrange("arq:queue", 0, -1, withscores=True))
     for job in jobs.values():
         job["score"] = int(scores[job["id"].encode()])

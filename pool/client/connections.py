@@ -29,6 +29,7 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
 
+from .. import tracing
 from ..redis.autopipeline import AutoPipeline, must_bypass
 from ..redis.fastpath import FastPath, ScriptCall
 from ..redis.replication import Durability, NotReplicated
@@ -60,6 +61,7 @@ from .specs import (
     DependsOn,
     EnqueueDefaults,
     JobSpec,
+    function_name,
     prepare_job,
 )
 
@@ -195,27 +197,42 @@ class QueueClient:
         its result is kept; 0 not at all, negative forever), ``_failure_ttl`` (how long a failure stays in the
         failed registry; 0 not at all) and ``_description`` (shown by ``Job.info()``).
         """
-        spec = self.prepare(
-            function,
-            *args,
-            _job_id=_job_id,
-            _queue_name=_queue_name,
-            _defer_until=_defer_until,
-            _defer_by=_defer_by,
-            _expires=_expires if _expires is not None else _ttl,
-            _job_try=_job_try,
-            _depends_on=_depends_on,
-            _allow_dependency_failure=_allow_dependency_failure,
-            _on_success=_on_success,
-            _on_failure=_on_failure,
-            _priority=_priority,
-            _at_front=_at_front,
-            _job_timeout=_job_timeout,
-            _keep_result=_keep_result,
-            _failure_ttl=_failure_ttl,
-            _description=_description,
-            **kwargs,
-        )
+
+        def prepare() -> JobSpec:  # inside the enqueue span, when there is one: the job carries that span
+            return self.prepare(
+                function,
+                *args,
+                _job_id=_job_id,
+                _queue_name=_queue_name,
+                _defer_until=_defer_until,
+                _defer_by=_defer_by,
+                _expires=_expires if _expires is not None else _ttl,
+                _job_try=_job_try,
+                _depends_on=_depends_on,
+                _allow_dependency_failure=_allow_dependency_failure,
+                _on_success=_on_success,
+                _on_failure=_on_failure,
+                _priority=_priority,
+                _at_front=_at_front,
+                _job_timeout=_job_timeout,
+                _keep_result=_keep_result,
+                _failure_ttl=_failure_ttl,
+                _description=_description,
+                **kwargs,
+            )
+
+        tracer = tracing.tracer
+        if tracer is None:
+            return await self._send(prepare())
+        with tracer.enqueue_span(function_name(function), _queue_name or self.default_queue_name) as span:
+            job = await self._send(prepare())
+            if _job_id is not None or job is not None:
+                span.set_attribute(tracing.JOB_ID, job.job_id if job is not None else str(_job_id))
+            span.set_outcome("enqueued" if job is not None else "duplicate", None)
+            return job
+
+    async def _send(self, spec: JobSpec) -> Job | None:
+        """ENQUEUE one prepared job; None if its id is taken."""
         await self._agree_partitions(spec.queue_name)
         queue = self._queue(spec.queue_name, spec.partition)
         ((enqueued,),) = await self.run_script(

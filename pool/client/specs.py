@@ -6,7 +6,8 @@ Pure (no I/O), so the asyncio client (``PoolRedis.prepare``/``enqueue_job``) and
 Per-job options travel in the payload (pool/storage/codecs.py), where the worker reads them when it runs the job:
 ``os``/``of`` callbacks, ``da`` (run even if a dependency failed), and the ones that override the worker's
 settings for this job: ``jt`` (timeout, ms; -1 none), ``kr`` (keep the result, ms; -1 forever), ``fk`` (keep a
-failure in the failed registry, ms; 0 not at all) and ``ds`` (a description, shown by ``Job.info()``).
+failure in the failed registry, ms; 0 not at all) and ``ds`` (a description, shown by ``Job.info()``); and ``tc``,
+the enqueuing trace context when a tracer is installed (pool/tracing.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from .. import tracing
 from ..storage.codecs import check_job_size, serialize_job
 from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, TOP_PRIORITY, QueueKeys
 from ..storage.queue import RedisQueue, job_record, new_job_id
@@ -149,6 +151,10 @@ def prepare_job(
         failure_ttl=failure_ttl,
         description=description,
     )
+    if tracing.tracer is not None:  # the enqueuing trace context, for the worker's span (pool/tracing.py)
+        carrier = tracing.tracer.carrier()
+        if carrier:
+            options[tracing.CARRIER_FIELD] = carrier
     payload = serialize_job(name, tuple(args), kwargs, enqueue_ms, defaults.serializer, options)
     check_job_size(payload, defaults.max_payload_bytes, name)
     return JobSpec(

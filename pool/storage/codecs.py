@@ -4,7 +4,8 @@ Payload shapes (serialized with the queue's serializer, msgpack by default), kep
 job    ``{"f": function, "a": args, "k": kwargs, "et": enqueue_ms}``, and when set: "os"/"of" (on_success /
        on_failure callback names), "da" (run even if a dependency failed), and the per-job settings the worker
        honours over its own: "jt" (timeout ms, -1 none), "kr" (keep the result ms, -1 forever), "fk" (keep a
-       failure in the failed registry ms, 0 not at all), "ds" (description)
+       failure in the failed registry ms, 0 not at all), "ds" (description), "tc" (the enqueuing trace
+       context, W3C traceparent/tracestate, when tracing is on: pool/tracing.py)
 result ``{"f", "a", "k", "et", "t": attempts, "s": success, "r": result or exception, "st": start_ms,
          "ft": finish_ms, "q": queue_name, "id": job_id, "tb": traceback of a failure, "ds": description}``
 """

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from .. import tracing
 from ..client.jobs import JobAborted
 from ..logs import fast_writer
 from ..storage.codecs import deserialize_job, encode_result, serialize_job, serialize_result
@@ -131,17 +132,39 @@ class JobRunner:
             logger.handle(logger.makeRecord(logger.name, logging.INFO, "pool.execution", 0, msg, args, None))
 
     async def run(self, delivery: Delivery) -> Outcome:
+        tracer = tracing.tracer
+        if tracer is None:
+            return await self._run(delivery)
+        return await self._traced_run(tracer, delivery)
+
+    async def _traced_run(self, tracer: tracing.Tracer, delivery: Delivery) -> Outcome:
+        """``_run`` inside the job's span (pool/tracing.py), a child of the context the job was enqueued in. The
+        payload is decoded first, for that context, unless the job is past max_tries (see ``_tries_exceeded``:
+        such a payload is never decoded); ``_run`` takes the decoded payload."""
+        data: dict[str, Any] | None = None
+        if not self._past_max_tries(delivery):
+            with contextlib.suppress(DeserializationError):  # _run records the failure
+                data = deserialize_job(delivery.payload, self.s.deserializer)
+        carrier = tracing.carrier_of(data) if data is not None else None
+        function = data["f"] if data is not None else delivery.function or "<unknown>"
+        with tracer.job_span(carrier, function, delivery.job_id, self.s.queue_name, delivery.attempts) as span:
+            outcome = await self._run(delivery, data)
+            span.set_outcome(outcome.kind.value, outcome.error)
+            return outcome
+
+    async def _run(self, delivery: Delivery, data: dict[str, Any] | None = None) -> Outcome:
         s = self.s
         start_ms = now_ms()
         job_id, attempts = delivery.job_id, delivery.attempts
         exceeded = self._tries_exceeded(delivery, start_ms)
         if exceeded is not None:
             return exceeded
-        try:
-            data = deserialize_job(delivery.payload, s.deserializer)
-        except DeserializationError as exc:
-            logger.error("job %s: %s", job_id, exc)
-            return self._failure(delivery, "<unknown>", (), {}, start_ms, start_ms, exc, ttl_s=None)
+        if data is None:
+            try:
+                data = deserialize_job(delivery.payload, s.deserializer)
+            except DeserializationError as exc:
+                logger.error("job %s: %s", job_id, exc)
+                return self._failure(delivery, "<unknown>", (), {}, start_ms, start_ms, exc, ttl_s=None)
         name, args, kwargs, enqueue_ms = data["f"], tuple(data["a"]), data["k"], int(data.get("et", start_ms))
         ref = name if name in s.cron_names else f"{job_id}:{name}"
         function = self.function(name)
@@ -322,6 +345,11 @@ class JobRunner:
         # COMPLETE enqueues the callback in the job's own partition (one script, one slot)
         outcome.callback_id = tagged(callback_id, partition_key(job_id)) if self.s.partitioned else callback_id
         outcome.callback_function = name
+
+    def _past_max_tries(self, delivery: Delivery) -> bool:
+        """Started more than max_tries times (``_tries_exceeded`` records that failure)."""
+        function = self.function(delivery.function)
+        return delivery.attempts > ((function.max_tries if function is not None else None) or self.s.max_tries)
 
     def _tries_exceeded(self, delivery: Delivery, start_ms: int) -> Outcome | None:
         """The final failure of a job started more than max_tries times, or None. Checked on the attempt count

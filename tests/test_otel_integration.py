@@ -54,6 +54,13 @@ async def traced_inside(ctx: dict[str, Any]) -> None:
     CURRENT_IN_JOB.append(trace.get_current_span().get_span_context())
 
 
+def traced_sync(ctx: dict[str, Any]) -> None:
+    """The same from a sync job, which runs in a thread."""
+    from opentelemetry import trace
+
+    CURRENT_IN_JOB.append(trace.get_current_span().get_span_context())
+
+
 class CardDeclined(Exception):
     pass
 
@@ -79,10 +86,11 @@ async def test_a_jobs_run_span_is_a_child_of_its_enqueue_span_in_the_producers_t
     with tracer_provider.get_tracer("app").start_as_current_span("request") as request:
         job = await redis.enqueue_job("resize", 3, _queue_name="images")
         await redis.enqueue_job("traced_inside", _queue_name="images")
+        await redis.enqueue_job("traced_sync", _queue_name="images")
     assert job is not None
 
-    worker = await run_burst(redis_url, functions=[resize, traced_inside], queue_name="images")
-    assert worker.jobs_complete == 2
+    worker = await run_burst(redis_url, functions=[resize, traced_inside, traced_sync], queue_name="images")
+    assert worker.jobs_complete == 3
 
     (enqueue,) = [s for s in spans_named(exporter, "enqueue resize")]
     (run,) = spans_named(exporter, "run resize")
@@ -112,7 +120,10 @@ async def test_a_jobs_run_span_is_a_child_of_its_enqueue_span_in_the_producers_t
     assert attributes["pool.job.outcome"] == "complete"
     assert run.status.status_code == StatusCode.UNSET
     (traced_run,) = spans_named(exporter, "run traced_inside")
-    assert [traced_run.context] == CURRENT_IN_JOB  # the job's span is current while the job runs
+    (sync_run,) = spans_named(exporter, "run traced_sync")
+    # each job's span is current while it runs
+    assert traced_run.context is not None and sync_run.context is not None
+    assert sorted(c.span_id for c in CURRENT_IN_JOB) == sorted([traced_run.context.span_id, sync_run.context.span_id])
 
 
 async def test_a_failing_jobs_span_has_error_status_and_the_exception(

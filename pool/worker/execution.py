@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import math
@@ -438,6 +439,8 @@ class JobThreads:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         returned = outlived = False
+        # the caller's context variables, as asyncio.to_thread passes them: a tracer's current span among them
+        context = contextvars.copy_context()
 
         def job_stopped(_: asyncio.Future[Any]) -> None:
             nonlocal outlived
@@ -467,7 +470,7 @@ class JobThreads:
             value: Any = None
             error: BaseException | None = None
             try:
-                value = call()
+                value = context.run(call)
             except StopIteration as exc:  # a future refuses it (set_exception raises): it would be lost
                 error = RuntimeError(f"job raised StopIteration: {_safe_str(exc)}")
                 error.__cause__ = exc

@@ -26,7 +26,7 @@ from tests.helpers import wait_for_sync
 from tests.test_cli import REPO_ROOT, assert_one_line_error, pool_env, run_pool
 
 SETTINGS = "tests.apps.arq_jobs.WorkerSettings"
-STAY = ("complex", "custom_id", "unknown")  # the jobs of produce's "mixed" that stay in arq's queue
+STAY = ("complex", "custom_id", "unknown", "aborted")  # the jobs of produce's "mixed" that stay in arq's queue
 ARQ_PYTHON = Path(os.environ.get("POOL_TEST_ARQ_PYTHON") or REPO_ROOT / ".venv-arq-client" / "bin" / "python")
 
 pytestmark = pytest.mark.skipif(
@@ -87,14 +87,22 @@ async def test_arq_jobs_move_into_pool_and_run_there_with_their_ids_arguments_du
     assert "left running in arq: custom-id" in proc.stdout
     assert "not moved: complex-arg: cannot re-encode" in proc.stdout
     assert "not moved: unknown-function: pool's settings have no function 'not_in_pool'" in proc.stdout
+    assert "left in arq: aborted-job (arq was asked to abort it" in proc.stdout
     assert proc.stdout.splitlines()[-1] == (
         "moved 4 jobs from arq's 'arq:queue' to pool's 'default' (2 deferred); left running in arq: 1; "
-        "failed (left in arq, each said above): 2"
+        "aborted, left to arq: 1; failed (left in arq, each said above): 2"
     )
-    # what stays in arq, untouched: the running job (still arq's), the one pool cannot carry, the unknown function
-    assert sorted(client.zrange("arq:queue", 0, -1)) == [b"complex-arg", b"custom-id", b"unknown-function"]
+    # what stays in arq, untouched: the running job (still arq's), the one pool cannot carry, the unknown function,
+    # the aborted one
+    assert sorted(client.zrange("arq:queue", 0, -1)) == [
+        b"aborted-job",
+        b"complex-arg",
+        b"custom-id",
+        b"unknown-function",
+    ]
     assert client.get("arq:in-progress:custom-id") == b"1"
-    assert not client.exists("arq:in-progress:complex-arg", "arq:in-progress:unknown-function")  # released
+    released = ("arq:in-progress:complex-arg", "arq:in-progress:unknown-function", "arq:in-progress:aborted-job")
+    assert not client.exists(*released)
     moved = [job["id"] for label, job in jobs.items() if label not in STAY]
     assert not any(client.exists(f"arq:job:{i}", f"arq:retry:{i}", f"arq:in-progress:{i}") for i in moved)
     assert client.exists("arq:job:complex-arg", "arq:job:custom-id", "arq:job:unknown-function") == 3

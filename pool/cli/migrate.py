@@ -123,6 +123,8 @@ def _report(outcome: Outcome, args: argparse.Namespace) -> None:
     """One line per job that stays in arq; with --dry-run or -v, per job moved too."""
     if outcome.kind == "running":
         print(f"left running in arq: {outcome.job_id} ({outcome.detail})")
+    elif outcome.kind == "aborted":
+        print(f"left in arq: {outcome.job_id} ({outcome.detail})")
     elif outcome.kind == "failed":
         print(f"not moved: {outcome.job_id}: {outcome.detail}")
     elif outcome.kind == "moved" and (args.dry_run or args.verbose):
@@ -131,11 +133,14 @@ def _report(outcome: Outcome, args: argparse.Namespace) -> None:
 
 def _summary(tally: Tally, arq_queue: str, queue_name: str, dry_run: bool) -> str:
     moved = "would move" if dry_run else "moved"
-    return (
+    parts = [
         f"{moved} {plural(tally.moved, 'job')} from arq's {arq_queue!r} to pool's {queue_name!r} "
-        f"({tally.deferred} deferred); left running in arq: {tally.running}; "
-        f"failed (left in arq, each said above): {tally.failed}" + (" (dry run: nothing changed)" if dry_run else "")
-    )
+        f"({tally.deferred} deferred)",
+        f"left running in arq: {tally.running}",
+        *([f"aborted, left to arq: {tally.aborted}"] if tally.aborted else []),
+        f"failed (left in arq, each said above): {tally.failed}",
+    ]
+    return "; ".join(parts) + (" (dry run: nothing changed)" if dry_run else "")
 
 
 COMMANDS = {"migrate-from-arq": cmd_migrate_from_arq}

@@ -15,7 +15,8 @@ Each job moves in three steps, so that a run killed at any point loses nothing a
 3. remove it from arq in one transaction: the queue's entry, the job, retry and in-progress (claim) keys.
 
 A job is thus in arq's queue (claimed) or in pool's, or briefly in both but claimed so arq never runs it; never
-in neither, never enqueued twice. A job naming a function pool's settings lack stays in arq too (it would fail
+in neither, never enqueued twice. A job arq was asked to abort (``arq:abort``) is left to arq, whose worker drops
+it. A job naming a function pool's settings lack stays in arq too (it would fail
 in pool). (The one gap: an earlier run enqueued it, pool ran it and its result expired
 before the re-run, which then enqueues it again. Hence the order of docs/arq.md: re-run a killed migration before
 starting pool's workers.) Jobs that cannot be decoded or re-encoded are released and stay in arq's queue.
@@ -41,6 +42,7 @@ JOB_PREFIX = "arq:job:"
 RETRY_PREFIX = "arq:retry:"
 IN_PROGRESS_PREFIX = "arq:in-progress:"
 DEFAULT_ARQ_QUEUE = "arq:queue"
+ABORT_SET = "arq:abort"  # ids arq's Job.abort() asked to abort, for every queue
 # The in-progress value that marks a job as being moved (arq's own workers write b'1')
 CLAIM = b"pool migrate-from-arq"
 # Test hook: after enqueueing this many jobs into pool, and before removing the last one from arq, say so on
@@ -58,7 +60,7 @@ def looks_pickled(payload: bytes) -> bool:
 
 @dataclass(slots=True)
 class Outcome:
-    """What happened to one job: ``kind`` is moved, running, failed or gone."""
+    """What happened to one job: ``kind`` is moved, running, aborted (both left to arq), failed or gone."""
 
     job_id: str
     kind: str
@@ -71,6 +73,7 @@ class Tally:
     moved: int = 0
     deferred: int = 0
     running: int = 0
+    aborted: int = 0
     failed: int = 0
     reports: list[Outcome] = field(default_factory=list)
 
@@ -80,9 +83,11 @@ class Tally:
             self.deferred += outcome.deferred
         elif outcome.kind == "running":
             self.running += 1
+        elif outcome.kind == "aborted":
+            self.aborted += 1
         elif outcome.kind == "failed":
             self.failed += 1
-        if outcome.kind in ("running", "failed"):
+        if outcome.kind in ("running", "aborted", "failed"):
             self.reports.append(outcome)
 
 
@@ -182,9 +187,12 @@ class ArqMigration:
             pipe.get(RETRY_PREFIX + job_id)
             pipe.zscore(self.arq_queue, job_id)
             pipe.pttl(JOB_PREFIX + job_id)
-            payload, retries, score, ttl_ms = await pipe.execute()
+            pipe.zscore(ABORT_SET, job_id)
+            payload, retries, score, ttl_ms, abort_asked = await pipe.execute()
         if score is None:
             return Outcome(job_id, "gone", "no longer in arq's queue"), None
+        if abort_asked is not None:  # moved, it would run in pool: arq's worker drops it at pickup instead
+            return Outcome(job_id, "aborted", "arq was asked to abort it (arq:abort): left to arq"), None
         if payload is None:
             return Outcome(job_id, "failed", "its arq:job key has expired: left to arq (which drops it)"), None
         if looks_pickled(payload) and not self.pickle_allowed:

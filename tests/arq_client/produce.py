@@ -5,13 +5,14 @@ subprocess. It imports arq only, nothing of pool. Prints a JSON object: what it 
 
 ACTION ``mixed``: one job arq already tried (a real arq burst worker raised Retry on its first try), then a plain
 job, a deferred one, one with ``_job_id``, one with kwargs, one whose argument msgpack cannot carry (complex) and
-one naming a function pool's settings lack.
+one naming a function pool's settings lack, and a deferred one arq was asked to abort.
 ACTION ``many N``: N plain jobs with ids job-0 ... job-N-1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any
 
 from arq import Retry, Worker, create_pool
 from arq.connections import RedisSettings
+from arq.jobs import Job
 
 
 async def flaky(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> None:
@@ -49,6 +51,9 @@ async def mixed(url: str) -> dict[str, Any]:
     await enqueue("kwargs", "record", 5, x=1, y=[1, 2], when=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     await enqueue("complex", "record", complex(1, 2), _job_id="complex-arg")
     await enqueue("unknown", "not_in_pool", _job_id="unknown-function")
+    await enqueue("aborted", "record", "cancelled", _defer_by=60, _job_id="aborted-job")
+    with contextlib.suppress(asyncio.TimeoutError):  # no arq worker runs: the request stays in arq:abort
+        await Job("aborted-job", redis).abort(timeout=0.05, poll_delay=0.01)
     scores = dict(await redis.zrange("arq:queue", 0, -1, withscores=True))
     for job in jobs.values():
         job["score"] = int(scores[job["id"].encode()])

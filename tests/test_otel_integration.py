@@ -210,3 +210,26 @@ def test_pool_runs_without_opentelemetry_and_only_its_integration_needs_it() -> 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().startswith("otel integration needs opentelemetry")
+
+
+def test_a_job_from_rqs_sync_queue_carries_the_span_current_when_it_was_enqueued(
+    redis_url: str, provider: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    import asyncio
+
+    from redis import Redis
+
+    from pool.rq import Queue
+
+    tracer_provider, exporter = provider
+    connection = Redis.from_url(redis_url)
+    try:
+        with tracer_provider.get_tracer("app").start_as_current_span("sync request") as request:
+            Queue(connection=connection).enqueue("resize", 4)
+    finally:
+        connection.close()
+    asyncio.run(run_burst(redis_url, functions=[resize]))
+
+    (run,) = spans_named(exporter, "run resize")
+    assert run.parent is not None and run.parent.span_id == request.get_span_context().span_id
+    assert run.context is not None and run.context.trace_id == request.get_span_context().trace_id

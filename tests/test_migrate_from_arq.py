@@ -234,3 +234,19 @@ async def test_an_arq_job_whose_id_pool_already_holds_for_another_job_stays_in_a
         ("job-1", '["pool\'s own"]'),
         ("job-2", "[2]"),
     ]
+
+
+def test_a_job_claimed_by_an_interrupted_run_stays_claimed_when_the_rerun_cannot_read_it(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """The interrupted run may have enqueued it into pool already: released, arq could run it a second time."""
+    produce(redis_url, "many", "2")
+    client.set("arq:in-progress:job-0", CLAIM)  # as a run killed between its claim and its removal leaves it
+
+    proc = migrate(redis_url, "--serializer", "json.loads")  # cannot read arq's pickles
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "not moved: job-0: cannot decode" in proc.stdout and "kept so" in proc.stdout
+    assert client.get("arq:in-progress:job-0") == CLAIM
+    assert not client.exists("arq:in-progress:job-1")  # claimed by this run only: released
+    assert sorted(client.zrange("arq:queue", 0, -1)) == [b"job-0", b"job-1"]

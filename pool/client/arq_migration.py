@@ -156,7 +156,11 @@ class ArqMigration:
             resumed = True
         outcome, spec = await self._read(job_id)
         if spec is None:
-            await self.redis.delete(in_progress)  # released: it stays arq's
+            if not resumed:
+                await self.redis.delete(in_progress)  # released: it stays arq's
+            elif outcome.kind != "gone":  # the earlier run may have enqueued it: arq must not run it too
+                outcome.kind = "failed"
+                outcome.detail += " (claimed by an interrupted run, and kept so: it may be in pool already)"
             return outcome
         (enqueued,) = await self.pool.enqueue_many([spec])
         if enqueued is None and not resumed:

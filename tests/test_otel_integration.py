@@ -233,3 +233,21 @@ def test_a_job_from_rqs_sync_queue_carries_the_span_current_when_it_was_enqueued
     (run,) = spans_named(exporter, "run resize")
     assert run.parent is not None and run.parent.span_id == request.get_span_context().span_id
     assert run.context is not None and run.context.trace_id == request.get_span_context().trace_id
+
+
+async def notify(ctx: dict[str, Any], job_id: str, result: Any) -> None:
+    return None
+
+
+async def test_a_callbacks_run_is_a_child_of_its_jobs_run(
+    redis: PoolRedis, redis_url: str, provider: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    _, exporter = provider
+    await redis.enqueue_job("resize", 5, _on_success="notify")
+    await run_burst(redis_url, functions=[resize, notify])
+
+    (run,) = spans_named(exporter, "run resize")
+    (callback,) = spans_named(exporter, "run notify")
+    assert run.context is not None and callback.context is not None
+    assert callback.parent is not None and callback.parent.span_id == run.context.span_id
+    assert callback.context.trace_id == run.context.trace_id

@@ -9,7 +9,7 @@ Each ``enqueue_job`` gets a PRODUCER span (``enqueue <function>``) and each run 
 payload's ``tc`` field, see pool/tracing.py), so a run's span is a child of the span the job was enqueued in:
 ``enqueue_job``'s own span, or, for ``enqueue_many`` and pool.rq's ``Queue.enqueue`` (which have no span of
 their own), whatever span was current when the job was prepared. Every try of a job is a span of its own, each a
-child of that one context.
+child of that one context; an ``_on_success``/``_on_failure`` callback's run is a child of its job's run.
 
 Attributes: ``pool.job.id``, ``pool.job.function``, ``pool.queue``, ``pool.job.try`` (runs), ``pool.job.outcome``
 (``enqueued`` or ``duplicate``; ``complete``, ``failed``, ``aborted``, ``retried`` or ``handed_back``), and

@@ -337,8 +337,12 @@ class JobRunner:
         if not name:
             return
         argument = result if success else f"{type(result).__name__}: {result}"
+        options = None
+        if tracing.tracer is not None:  # called inside the job's span: the callback's run is its child
+            carrier = tracing.tracer.carrier()
+            options = {tracing.CARRIER_FIELD: carrier} if carrier else None
         try:
-            outcome.callback_payload = serialize_job(name, (job_id, argument), {}, now_ms(), self.s.serializer)
+            outcome.callback_payload = serialize_job(name, (job_id, argument), {}, now_ms(), self.s.serializer, options)
         except SerializationError as exc:
             logger.warning("job %s: callback %s not enqueued: %s", job_id, name, exc)
             return

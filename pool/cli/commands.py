@@ -22,6 +22,7 @@ from ..redis.settings import RedisSettings
 from ..utils import redact_text, set_process_title, url_secrets
 from ..version import VERSION
 from ..worker.redis_wait import WAIT_FLAG, WAIT_HELP, explain, wait_seconds
+from . import dashboard as cli_dashboard
 from . import queue as cli_queue
 from .common import (
     REDIS_URL_ENV,
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "health interval + 2)",
     )
     cli_queue.add_commands(settings_command)
+    cli_dashboard.add_command(settings_command)
     supervisor_cli = _supervisor_cli()
     if supervisor_cli is not None:
         supervisor_cli.add_commands(commands, settings_command)
@@ -238,7 +240,13 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if healthy(entries) else 1
 
 
-COMMANDS = {"worker": cmd_worker, "check": cmd_check, "health": cmd_health, **cli_queue.COMMANDS}
+COMMANDS = {
+    "worker": cmd_worker,
+    "check": cmd_check,
+    "health": cmd_health,
+    **cli_queue.COMMANDS,
+    **cli_dashboard.COMMANDS,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,7 @@ from .throughput import Throughput, finished_total
 PAGE_SIZE = 50
 NAV = [("/", "Overview"), ("/supervisors", "Supervisors"), ("/jobs", "Jobs"), ("/failed", "Failed"), ("/cron", "Cron")]
 OVERVIEW_REFRESH_S = 5
+FLASH_COOKIE = "pool_flash"  # what an action did, shown once by the page it redirects to
 
 
 class Dashboard:
@@ -94,10 +95,13 @@ class Dashboard:
             redis=self.redis_text,
             read_only=self.read_only,
             csrf=csrf_token(request.scope),
-            flash=request.query_params.get("done"),
+            flash=request.cookies.get(FLASH_COOKIE),
             **context,
         )
-        return HTMLResponse(html)
+        response = HTMLResponse(html)
+        if FLASH_COOKIE in request.cookies:  # shown once
+            response.delete_cookie(FLASH_COOKIE, path=_cookie_path(request))
+        return response
 
     def queue_of(self, request: Request) -> str:
         """The queue a page is about: ``?queue=``, one of the app's (another name is a 404), else the first."""
@@ -256,11 +260,19 @@ def _action_refused(request: Request) -> Response | None:
     return None
 
 
+def _cookie_path(request: Request) -> str:
+    return (request.scope.get("root_path") or "") + "/"
+
+
 def _back(request: Request, path: str, done: str) -> RedirectResponse:
+    """Back to a page after an action, which says what was done once. The message travels in a cookie, not
+    the URL: a link from elsewhere cannot make the dashboard show words of its choosing."""
     from urllib.parse import urlencode
 
-    query = urlencode({"queue": _dashboard(request).queue_of(request), "done": done})
-    return RedirectResponse(f"{request.scope.get('root_path', '')}{path}?{query}", status_code=303)
+    query = urlencode({"queue": _dashboard(request).queue_of(request)})
+    response = RedirectResponse(f"{request.scope.get('root_path', '')}{path}?{query}", status_code=303)
+    response.set_cookie(FLASH_COOKIE, done, max_age=60, path=_cookie_path(request), httponly=True, samesite="strict")
+    return response
 
 
 async def abort_job(request: Request) -> Response:

@@ -20,6 +20,7 @@ from typing import Any
 from pool import create_pool
 from pool.redis.settings import RedisSettings
 from pool.web import create_app
+from tests.dashboard_utils import asgi_request
 from tests.redis_server import RedisServer
 from tests.worker_utils import run_burst
 
@@ -32,32 +33,8 @@ async def fail(ctx: dict[str, Any], i: int) -> None:
 
 async def get(app: Any, path: str) -> tuple[int, int]:
     """(status, body bytes) of one GET through the ASGI app."""
-    target, _, query = path.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": target,
-        "raw_path": target.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    return status, sum(len(m.get("body", b"")) for m in sent if m["type"] == "http.response.body")
+    status, _, body = await asgi_request(app, path)
+    return status, len(body.encode())
 
 
 async def fill(settings: RedisSettings, url: str, jobs: int) -> float:

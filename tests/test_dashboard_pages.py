@@ -9,8 +9,10 @@ from typing import Any
 
 from pool import PoolRedis, RedisSettings, create_pool
 from pool.client.inspection import FailedPage, JobPage, failed_page, jobs_page
+from pool.web import create_app
 from pool.web.throughput import Throughput, finished_total
 from tests.apps.dashboard import sleep_for
+from tests.dashboard_utils import asgi_request
 from tests.helpers import wait_for
 from tests.worker_utils import run_burst, running_worker
 
@@ -129,3 +131,46 @@ def test_finished_jobs_come_from_live_supervisors_else_worker_lines() -> None:
     lines = ["Dec-01 07:00:00 j_complete=40 j_failed=1 j_retried=0 j_ongoing=0 queued=0"]
     assert finished_total(entries, lines) == 9
     assert finished_total([], lines) == 41
+
+
+async def test_a_partitioned_queues_jobs_are_found_and_requeued_in_their_partition(redis_url: str) -> None:
+    """The dashboard is given no partition count: it reads the one recorded in Redis, so a job's page and a
+    requeue go to the job's own partition."""
+    producer = await create_pool(RedisSettings.from_dsn(redis_url), queue_partitions=4)
+    app = create_app(RedisSettings.from_dsn(redis_url), ["default"])
+    try:
+        for i in range(8):
+            await producer.enqueue_job("boom", i, _job_id=f"part-{i}")
+        await run_burst(redis_url, functions=[_boom], queue_partitions=4)
+        assert (await producer.queue_info())["failed"] == 8
+        status, headers, body = await asgi_request(app, "/failed")
+        assert status == 200 and body.count('class="failed"') == 8
+        cookie = headers["set-cookie"].split(";")[0]
+        for i in range(8):
+            status, _, body = await asgi_request(app, f"/job?id=part-{i}")
+            assert status == 200 and f"ValueError: failure {i}" in body
+            form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+            csrf = cookie.partition("=")[2]
+            status, _, _ = await asgi_request(
+                app, f"/failed/requeue?id=part-{i}", "POST", f"csrf={csrf}".encode(), form
+            )
+            assert status == 303
+        info = await producer.queue_info()
+        assert (info["ready"], info["failed"]) == (8, 0)
+        ids, _ = await _walk(producer, "ready", 3)
+        assert sorted(ids) == [f"part-{i}" for i in range(8)]
+    finally:
+        await app.state.dashboard.close()
+        await producer.aclose()
+
+
+async def test_redis_down_is_a_page_saying_so_without_the_password(redis_server_factory: Any) -> None:
+    server = redis_server_factory(password="pw-never-shown")
+    app = create_app(RedisSettings.from_dsn(server.url), ["default"])
+    try:
+        assert (await asgi_request(app, "/"))[0] == 200
+        server.stop()
+        status, _, body = await asgi_request(app, "/")
+        assert status == 503 and "Redis unavailable" in body and "pw-never-shown" not in body
+    finally:
+        await app.state.dashboard.close()

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -30,6 +31,7 @@ from ..client.health_report import entries_of, worker_lines
 from ..redis.settings import RedisSettings
 from ..storage.keys import DEFAULT_QUEUE_NAME, validate_queue_name
 from ..storage.serializers import Deserializer, Serializer
+from ..utils import redact_text
 from ..worker.cron import CronJob
 from . import render
 from .security import AuthMiddleware, Credentials, CSRFMiddleware, csrf_token
@@ -370,6 +372,16 @@ def create_app(
         Middleware(AuthMiddleware, credentials=Credentials(token, basic_auth)),
         Middleware(CSRFMiddleware),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+    async def redis_unavailable(request: Request, exc: Exception) -> Response:
+        """Redis down or refusing: a page saying so (503), not a traceback; no password in it."""
+        secrets = [s for s in (dashboard.settings.password, dashboard.settings.sentinel_password) if s]
+        message = redact_text(f"{type(exc).__name__}: {exc}", secrets)
+        response = dashboard.page(request, "message.html", "Redis unavailable", message=message)
+        response.status_code = 503
+        return response
+
+    handlers: dict[Any, Any] = {RedisError: redis_unavailable, OSError: redis_unavailable}
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.dashboard = dashboard
     return app

@@ -48,6 +48,17 @@ def test_binding_beyond_loopback_without_credentials_is_a_usage_error(
     assert len(lines) == 1 and "not a loopback address" in lines[0] and "--token" in lines[0], done.stderr
 
 
+def test_without_settings_or_queue_it_is_a_usage_error(tmp_path: Path) -> None:
+    done = run_pool("dashboard", cwd=tmp_path)
+    assert done.returncode == 2 and "give SETTINGS" in done.stderr, done
+
+
+def test_a_port_in_use_is_a_failure_in_one_line(tmp_path: Path, redis_url: str) -> None:
+    port = redis_url.rsplit(":", 1)[1].split("/")[0]  # the test's Redis listens there
+    done = run_pool("dashboard", "--queue", "default", "--redis", redis_url, "--port", port, cwd=tmp_path)
+    assert done.returncode == 1 and "address already in use" in done.stderr and "Traceback" not in done.stderr, done
+
+
 def test_malformed_basic_auth_is_a_usage_error(tmp_path: Path, redis_url: str) -> None:
     done = run_pool("dashboard", "--queue", "default", "--redis", redis_url, "--basic-auth", "nopassword", cwd=tmp_path)
     assert done.returncode == 2 and "USER:PASSWORD" in done.stderr, done

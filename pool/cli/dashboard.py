@@ -117,7 +117,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     )
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn could not bind (it logged why, in one line): a failure, exit 1
+        return 1
     return 0 if server.started else 1
 
 

@@ -74,6 +74,18 @@ def test_a_non_loopback_binding_refuses_unauthenticated_requests(dashboard: Call
     assert http(server.url + "/failed", headers=basic("anyone", "s3cret-token"))[0] == 200
 
 
+def test_an_unauthenticated_dashboard_answers_only_to_loopback_names(
+    dashboard: Callable[..., DashboardProcess],
+) -> None:
+    """Against DNS rebinding: another site's page reaching 127.0.0.1 under the site's own name is refused."""
+    server = dashboard("--allow-host", "tunnel.example")
+    for host in ("127.0.0.1", f"127.0.0.1:{server.port}", f"localhost:{server.port}", "[::1]:80", "tunnel.example"):
+        assert http(server.url + "/", headers={"Host": host})[0] == 200, host
+    for host in (f"evil.example:{server.port}", "127.0.0.1.evil.example", ""):
+        status, _, body = http(server.url + "/failed", headers={"Host": host})
+        assert status == 400 and "answers to" in body, host
+
+
 def test_basic_credentials_need_both_user_and_password(dashboard: Callable[..., DashboardProcess]) -> None:
     server = dashboard("--basic-auth", "ops:pa55word", host="0.0.0.0")
     assert http(server.url + "/cron")[0] == 401

@@ -35,6 +35,13 @@ def add_command(settings_command: Any) -> None:
         "--basic-auth", metavar="USER:PASSWORD", help=f"require these Basic credentials; default ${BASIC_AUTH_ENV}"
     )
     sub.add_argument("--read-only", action="store_true", help="show, never act: no abort, requeue or purge")
+    sub.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="without credentials, requests must name a loopback host (127.0.0.1, localhost, ::1) or one of these",
+    )
 
 
 def _port(text: str) -> int:
@@ -86,6 +93,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         import uvicorn
 
         from ..web import create_app
+        from ..web.security import LOOPBACK_NAMES
     except ImportError as exc:
         raise Failure(
             f"pool dashboard needs the web extra ({exc.name} is missing): pip install 'pool-queue[web]'"
@@ -102,11 +110,14 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
             validate_queue_name(name)
         except ValueError as exc:
             raise UsageError(f"--queue: {exc}") from None
+    # served without credentials (on loopback, then): only requests naming a loopback host, against DNS rebinding
+    allowed = None if token or basic else (*LOOPBACK_NAMES, *args.allow_host)
     app = create_app(
         settings,
         queues,
         token=token,
         basic_auth=basic,
+        allowed_hosts=allowed,
         read_only=args.read_only,
         cron_jobs=kwargs.get("cron_jobs") or (),
         job_serializer=kwargs.get("job_serializer"),

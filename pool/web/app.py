@@ -34,7 +34,7 @@ from ..storage.serializers import Deserializer, Serializer
 from ..utils import redact_text
 from ..worker.cron import CronJob
 from . import render
-from .security import AuthMiddleware, Credentials, CSRFMiddleware, csrf_token
+from .security import AuthMiddleware, Credentials, CSRFMiddleware, HostCheckMiddleware, csrf_token
 from .throughput import Throughput, finished_total
 
 PAGE_SIZE = 50
@@ -324,6 +324,7 @@ def create_app(
     *,
     token: str | None = None,
     basic_auth: tuple[str, str] | None = None,
+    allowed_hosts: Sequence[str] | None = None,
     read_only: bool = False,
     cron_jobs: Sequence[CronJob] = (),
     page_size: int = PAGE_SIZE,
@@ -332,7 +333,9 @@ def create_app(
 ) -> Starlette:
     """The dashboard of ``queues`` on the Redis of ``redis_settings``, as an ASGI app to serve or mount
     (``app.mount("/pool", create_app(...))``). ``token`` / ``basic_auth`` make every request authenticate (leave
-    them out when the host application authenticates); ``read_only`` draws and serves no action;
+    them out when the host application authenticates); ``allowed_hosts``: serve only requests whose Host header
+    names one of them (``pool dashboard`` gives the loopback names when it serves without credentials: a
+    defence against DNS rebinding); ``read_only`` draws and serves no action;
     ``cron_jobs`` (the settings' ``cron_jobs``) fill the cron page."""
     if isinstance(queues, str):
         queues = [queues]
@@ -368,7 +371,8 @@ def create_app(
         Route("/failed/requeue", requeue_failed, methods=["POST"]),
         Route("/failed/purge", purge_failed, methods=["POST"]),
     ]
-    middleware = [
+    middleware = [Middleware(HostCheckMiddleware, allowed=tuple(allowed_hosts))] if allowed_hosts else []
+    middleware += [
         Middleware(AuthMiddleware, credentials=Credentials(token, basic_auth)),
         Middleware(CSRFMiddleware),
     ]

@@ -107,6 +107,33 @@ class AuthMiddleware:
         await _plain(send, 401, "authentication required\n", [(b"www-authenticate", challenge)])
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def host_name(host_header: str) -> str:
+    """The name in a Host header, without its port: ``[::1]:8080`` -> ``::1``, ``a.example:80`` -> ``a.example``."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class HostCheckMiddleware:
+    """Serves only requests whose Host header names one of ``allowed`` (400 otherwise). An unauthenticated
+    dashboard on loopback needs it: through DNS rebinding, a page of another site reaches 127.0.0.1 under the
+    site's own name, reads the pages and their CSRF token (same origin, as far as the browser knows) and could
+    post actions. Its requests carry the site's name in Host, and are refused here."""
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
+        self.app, self.allowed = app, tuple(name.lower() for name in allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and host_name(_headers(scope).get("host", "")) not in self.allowed:
+            await _plain(send, 400, "refused: this dashboard answers to " + ", ".join(self.allowed) + " only\n")
+            return
+        await self.app(scope, receive, send)
+
+
 def csrf_token(scope: Scope) -> str:
     """The request's CSRF token: its cookie's, or the new one the middleware will set."""
     return str(scope["state"]["csrf"])

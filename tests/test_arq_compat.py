@@ -16,7 +16,7 @@ import pytest
 
 from pool import Job, JobStatus, PoolRedis, RedisSettings, Retry, Worker, create_pool, cron, func
 from pool.logs import default_log_config
-from pool.utils import get_tz, ms_to_datetime
+from pool.utils import get_tz, import_string, ms_to_datetime
 from pool.worker import FailedJobs, JobExecutionFailed, RetryJob
 from tests.helpers import wait_for
 from tests.worker_utils import make_worker, run_burst
@@ -349,3 +349,25 @@ def test_a_worker_is_built_outside_an_event_loop() -> None:
         asyncio.get_running_loop()
     worker = Worker([add], handle_signals=False)
     assert worker.queue_name == "default" and worker.jobs_complete == 0
+
+
+def test_import_string_errors_are_arqs_words() -> None:
+    with pytest.raises(ImportError, match='"foobar" doesn\'t look like a module path'):
+        import_string("foobar")
+    with pytest.raises(ImportError, match='Module "math" does not define a "foobar" attribute'):
+        import_string("math.foobar")
+    assert import_string(" math.sqrt ")(4) == 2  # arq strips the spaces around it
+
+
+def test_datetimes_read_back_carry_pytzs_zone_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """arq's datetimes have a pytz zone, whose name is ``tzinfo.zone``; pool's zoneinfo zone answers it too."""
+    get_tz.cache_clear()
+    monkeypatch.setenv("ARQ_TIMEZONE", "Asia/Shanghai")
+    try:
+        when = ms_to_datetime(1_647_345_420_000)
+    finally:
+        get_tz.cache_clear()
+    assert when.isoformat() == "2022-03-15T19:57:00+08:00"
+    assert (
+        getattr(when.tzinfo, "zone", None) == "Asia/Shanghai" and getattr(when.tzinfo, "key", None) == "Asia/Shanghai"
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import logging.config
 from datetime import datetime
@@ -371,3 +372,31 @@ def test_datetimes_read_back_carry_pytzs_zone_name(monkeypatch: pytest.MonkeyPat
     assert (
         getattr(when.tzinfo, "zone", None) == "Asia/Shanghai" and getattr(when.tzinfo, "key", None) == "Asia/Shanghai"
     )
+
+
+ARQS_REDIS_SETTINGS = [
+    "host", "port", "unix_socket_path", "database", "username", "password", "ssl", "ssl_keyfile", "ssl_certfile",
+    "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_data", "ssl_check_hostname", "conn_timeout", "conn_retries",
+    "conn_retry_delay", "max_connections", "sentinel", "sentinel_master", "retry_on_timeout", "retry_on_error",
+    "retry",
+]  # fmt: skip
+
+
+def test_redis_settings_asdict_and_repr_are_arqs_plus_pools_settings_in_use() -> None:
+    """Code ported from arq compares ``asdict(settings)`` (and its repr) with arq's fields: pool's own show only
+    when set to other than their default, and are then kept by ``dataclasses.replace``."""
+    assert list(dataclasses.asdict(RedisSettings.from_dsn("unix:///run/redis/redis.sock"))) == ARQS_REDIS_SETTINGS
+    assert repr(RedisSettings(port=123)) == (
+        "RedisSettings(host='localhost', port=123, unix_socket_path=None, database=0, username=None, password=None, "
+        "ssl=False, ssl_keyfile=None, ssl_certfile=None, ssl_cert_reqs='required', ssl_ca_certs=None, "
+        "ssl_ca_data=None, ssl_check_hostname=False, conn_timeout=1, conn_retries=5, conn_retry_delay=1, "
+        "max_connections=None, sentinel=False, sentinel_master='mymaster', "
+        "retry_on_timeout=False, retry_on_error=None, retry=None)"
+    )
+    durable = RedisSettings(wait_replicas=1, password="s3cret")
+    assert list(dataclasses.asdict(durable)) == [*ARQS_REDIS_SETTINGS, "wait_replicas"]
+    assert repr(durable).endswith("retry=None, wait_replicas=1)") and "s3cret" not in repr(durable)
+    moved = dataclasses.replace(durable, port=7000)
+    assert (moved.port, moved.wait_replicas) == (7000, 1)
+    assert durable != RedisSettings(password="s3cret")  # equality still compares every field
+    assert len(dataclasses.fields(RedisSettings)) > len(ARQS_REDIS_SETTINGS)  # the class lists them all

@@ -10,16 +10,19 @@ import contextlib
 import dataclasses
 import logging
 import logging.config
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from pool import Job, JobStatus, PoolRedis, RedisSettings, Retry, Worker, create_pool, cron, func
 from pool.logs import default_log_config
 from pool.utils import get_tz, import_string, ms_to_datetime
 from pool.worker import FailedJobs, JobExecutionFailed, RetryJob
 from tests.helpers import wait_for
+from tests.redis_server import RedisServer
 from tests.worker_utils import make_worker, run_burst
 
 
@@ -400,3 +403,33 @@ def test_redis_settings_asdict_and_repr_are_arqs_plus_pools_settings_in_use() ->
     assert (moved.port, moved.wait_replicas) == (7000, 1)
     assert durable != RedisSettings(password="s3cret")  # equality still compares every field
     assert len(dataclasses.fields(RedisSettings)) > len(ARQS_REDIS_SETTINGS)  # the class lists them all
+
+
+async def test_create_pool_connects_once_per_attempt_as_arq_does(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """conn_retries=2: three connections in all, not three times redis-py's own retries of each (which made 150
+    attempts take minutes); the server refuses each (max number of clients reached) and counts it."""
+    server = redis_server_factory(unix_socket=True)
+    admin = server.client()
+    try:
+        admin.config_set("maxclients", 1)  # admin is the one client: every other connection is refused
+        assert server.unix_socket is not None
+        with pytest.raises(RedisConnectionError):
+            await create_pool(RedisSettings(unix_socket_path=server.unix_socket, conn_retries=2, conn_retry_delay=0))
+        assert admin.info("stats")["rejected_connections"] == 3
+    finally:
+        admin.close()
+
+
+async def test_create_pool_retries_commands_once_connected(redis_server_factory: Callable[..., RedisServer]) -> None:
+    """The first PING is not retried inside redis-py, but later commands are: a connection broken by a Redis
+    restart is replaced by the next command."""
+    server = redis_server_factory()
+    pool = await create_pool(RedisSettings.from_dsn(server.url))
+    try:
+        await pool.set("k", "v")
+        server.restart()
+        assert await pool.ping()
+    finally:
+        await pool.aclose()

@@ -10,8 +10,9 @@ import contextlib
 import dataclasses
 import logging
 import logging.config
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from pool.utils import get_tz, import_string, ms_to_datetime
 from pool.worker import FailedJobs, JobExecutionFailed, RetryJob
 from tests.helpers import wait_for
 from tests.redis_server import RedisServer
-from tests.worker_utils import make_worker, run_burst
+from tests.worker_utils import make_worker, run_burst, running_worker
 
 
 async def add(ctx: dict[str, Any], a: int, b: int) -> int:
@@ -433,3 +434,37 @@ async def test_create_pool_retries_commands_once_connected(redis_server_factory:
         assert await pool.ping()
     finally:
         await pool.aclose()
+
+
+async def test_worker_timezone_is_the_systems_and_cron_follows_the_local_zone(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """arq shows the system zone (its offset at start) in ``worker.timezone``; pool's cron still reads the local
+    zone at each tick, so a zone change (DST, here TZ) is followed."""
+    worker = make_worker(redis_url, functions=[add])
+    assert worker.timezone is not None and worker.timezone == datetime.now().astimezone().tzinfo
+    monkeypatch.setenv("TZ", "Asia/Shanghai" if worker.timezone.utcoffset(None) != timedelta(hours=8) else "UTC")
+    time.tzset()
+    try:
+        assert worker._now().utcoffset() == datetime.now().astimezone().utcoffset() != worker.timezone.utcoffset(None)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    given = make_worker(redis_url, functions=[add], timezone=UTC)
+    assert given.timezone is UTC and given._now().tzinfo is UTC
+
+
+async def test_a_burst_main_ends_with_the_last_jobs_line(
+    redis: PoolRedis, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """arq logs nothing after a burst run: "shutdown complete" is then at DEBUG, so the job's line is the last
+    at INFO; a requested stop (a signal, the supervisor) and ``run()`` (``pool worker``) log it at INFO."""
+    caplog.set_level(logging.INFO)
+    await redis.enqueue_job("add", 1, 2, _job_id="last")
+    await run_burst(redis_url, functions=[add])
+    assert caplog.records[-1].getMessage().endswith("← last:add ● 3")
+    caplog.clear()
+    async with running_worker(redis_url, functions=[add]):
+        pass
+    shutdown = [r for r in caplog.records if r.getMessage().startswith("shutdown complete")]
+    assert [r.levelno for r in shutdown] == [logging.INFO]

@@ -19,7 +19,9 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from pool import Job, JobStatus, PoolRedis, RedisSettings, Retry, Worker, create_pool, cron, func
+from pool.jobs import deserialize_result, serialize_result
 from pool.logs import default_log_config
+from pool.storage.codecs import encode_result
 from pool.utils import get_tz, import_string, ms_to_datetime
 from pool.worker import FailedJobs, JobExecutionFailed, RetryJob
 from tests.helpers import wait_for
@@ -468,3 +470,19 @@ async def test_a_burst_main_ends_with_the_last_jobs_line(
         pass
     shutdown = [r for r in caplog.records if r.getMessage().startswith("shutdown complete")]
     assert [r.levelno for r in shutdown] == [logging.INFO]
+
+
+def test_arqs_serialize_result_is_none_when_the_arguments_cannot_be_encoded() -> None:
+    """arq's contract for ``pool.jobs.serialize_result``; pool's worker records such a job's end anyway."""
+
+    class Opaque:
+        pass
+
+    kept = serialize_result("f", (1,), {}, 1, 123, True, Opaque(), 123, 123, "ref", "q", "j")
+    assert kept is not None and str(deserialize_result(kept, None).result).startswith("unable to serialize result")
+    assert serialize_result("f", (Opaque(),), {}, 1, 123, True, Opaque(), 123, 123, "ref", "q", "j") is None
+    record, kept_as_given = encode_result(
+        function="f", args=(Opaque(),), kwargs={}, attempts=1, enqueue_ms=1, success=True, result=1, start_ms=1,
+        finish_ms=1, queue_name="q", job_id="j", serializer=None,
+    )  # fmt: skip
+    assert record and not kept_as_given

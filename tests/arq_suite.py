@@ -77,14 +77,15 @@ def test_redis_port() -> int:
 
 PYTEST_INI = """[pytest]
 # arq's own settings (its pyproject.toml), but for redis-py's deprecation of an argument arq's conftest passes to
-# redis-py itself (newer redis-py than arq 0.26 supports), and for sockets closed by the garbage collector:
-# test_jobs.py::test_enqueue_job_nondefault_queue never closes the pool it creates, and the warning lands on
-# whichever later test runs when the collector frees it
+# redis-py itself (newer redis-py than arq 0.26 supports), and for connections (their socket or asyncio
+# StreamWriter) closed by the garbage collector: test_jobs.py::test_enqueue_job_nondefault_queue never closes the
+# pool it creates (arq's worker closes the pool it is given, pool's does not), and the warning lands on whichever
+# later test runs when the collector frees it
 testpaths = tests
 filterwarnings =
     error
     ignore:Call to '__init__' function with deprecated usage of input argument/s 'retry_on_timeout':DeprecationWarning
-    ignore:Exception ignored in.*socket:pytest.PytestUnraisableExceptionWarning
+    ignore:Exception ignored in.*(socket|StreamWriter):pytest.PytestUnraisableExceptionWarning
 asyncio_mode = auto
 timeout = 10
 """

@@ -30,6 +30,15 @@ def now_ms() -> int:
 TIMEZONE_ENV_VARS = ("POOL_TIMEZONE", "ARQ_TIMEZONE", "arq_timezone", "TIMEZONE", "timezone")  # first set wins
 
 
+class Zone(zoneinfo.ZoneInfo):
+    """A ``zoneinfo`` zone that also answers pytz's ``zone`` (its name), which arq's datetimes carry: code ported
+    from arq that reads ``dt.tzinfo.zone`` keeps working, with zoneinfo's arithmetic."""
+
+    @property
+    def zone(self) -> str:
+        return str(self.key)
+
+
 @functools.lru_cache
 def get_tz() -> tzinfo | None:
     """The zone the environment names for datetimes read back (enqueue, start and finish times), as arq reads
@@ -38,7 +47,7 @@ def get_tz() -> tzinfo | None:
         zone = os.environ.get(name)
         if zone:
             try:
-                return zoneinfo.ZoneInfo(zone)
+                return Zone(zone)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 logger.warning("unknown timezone: %r", zone)
     return None
@@ -83,15 +92,16 @@ def to_ms(value: float | timedelta | None) -> int | None:
 
 
 def import_string(dotted_path: str) -> Any:
-    """Import ``package.module.Attr`` (or ``package.module:Attr``); ImportError with a one-line reason if not."""
-    module_path, sep, attr = dotted_path.replace(":", ".").rpartition(".")
+    """Import ``package.module.Attr`` (or ``package.module:Attr``); ImportError with a one-line reason if not,
+    in arq's words (code ported from arq matches them)."""
+    module_path, sep, attr = dotted_path.strip(" ").replace(":", ".").rpartition(".")
     if not sep or not module_path or not attr:
-        raise ImportError(f"{dotted_path!r} is not a dotted path like 'app.WorkerSettings'")
+        raise ImportError(f"\"{dotted_path}\" doesn't look like a module path, such as 'app.WorkerSettings'")
     module = importlib.import_module(module_path)
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise ImportError(f"module {module_path!r} has no attribute {attr!r}") from None
+        raise ImportError(f'Module "{module_path}" does not define a "{attr}" attribute') from None
 
 
 @dataclass(frozen=True)

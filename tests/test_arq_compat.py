@@ -7,19 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import logging.config
-from datetime import datetime
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from pool import Job, JobStatus, PoolRedis, RedisSettings, Retry, Worker, create_pool, cron, func
+from pool.jobs import deserialize_result, serialize_result
 from pool.logs import default_log_config
-from pool.utils import get_tz, ms_to_datetime
+from pool.storage.codecs import encode_result
+from pool.utils import get_tz, import_string, ms_to_datetime
 from pool.worker import FailedJobs, JobExecutionFailed, RetryJob
 from tests.helpers import wait_for
-from tests.worker_utils import make_worker, run_burst
+from tests.redis_server import RedisServer
+from tests.worker_utils import make_worker, run_burst, running_worker
 
 
 async def add(ctx: dict[str, Any], a: int, b: int) -> int:
@@ -349,3 +356,133 @@ def test_a_worker_is_built_outside_an_event_loop() -> None:
         asyncio.get_running_loop()
     worker = Worker([add], handle_signals=False)
     assert worker.queue_name == "default" and worker.jobs_complete == 0
+
+
+def test_import_string_errors_are_arqs_words() -> None:
+    with pytest.raises(ImportError, match='"foobar" doesn\'t look like a module path'):
+        import_string("foobar")
+    with pytest.raises(ImportError, match='Module "math" does not define a "foobar" attribute'):
+        import_string("math.foobar")
+    assert import_string(" math.sqrt ")(4) == 2  # arq strips the spaces around it
+
+
+def test_datetimes_read_back_carry_pytzs_zone_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """arq's datetimes have a pytz zone, whose name is ``tzinfo.zone``; pool's zoneinfo zone answers it too."""
+    get_tz.cache_clear()
+    monkeypatch.setenv("ARQ_TIMEZONE", "Asia/Shanghai")
+    try:
+        when = ms_to_datetime(1_647_345_420_000)
+    finally:
+        get_tz.cache_clear()
+    assert when.isoformat() == "2022-03-15T19:57:00+08:00"
+    assert (
+        getattr(when.tzinfo, "zone", None) == "Asia/Shanghai" and getattr(when.tzinfo, "key", None) == "Asia/Shanghai"
+    )
+
+
+ARQS_REDIS_SETTINGS = [
+    "host", "port", "unix_socket_path", "database", "username", "password", "ssl", "ssl_keyfile", "ssl_certfile",
+    "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_data", "ssl_check_hostname", "conn_timeout", "conn_retries",
+    "conn_retry_delay", "max_connections", "sentinel", "sentinel_master", "retry_on_timeout", "retry_on_error",
+    "retry",
+]  # fmt: skip
+
+
+def test_redis_settings_asdict_and_repr_are_arqs_plus_pools_settings_in_use() -> None:
+    """Code ported from arq compares ``asdict(settings)`` (and its repr) with arq's fields: pool's own show only
+    when set to other than their default, and are then kept by ``dataclasses.replace``."""
+    assert list(dataclasses.asdict(RedisSettings.from_dsn("unix:///run/redis/redis.sock"))) == ARQS_REDIS_SETTINGS
+    assert repr(RedisSettings(port=123)) == (
+        "RedisSettings(host='localhost', port=123, unix_socket_path=None, database=0, username=None, password=None, "
+        "ssl=False, ssl_keyfile=None, ssl_certfile=None, ssl_cert_reqs='required', ssl_ca_certs=None, "
+        "ssl_ca_data=None, ssl_check_hostname=False, conn_timeout=1, conn_retries=5, conn_retry_delay=1, "
+        "max_connections=None, sentinel=False, sentinel_master='mymaster', "
+        "retry_on_timeout=False, retry_on_error=None, retry=None)"
+    )
+    durable = RedisSettings(wait_replicas=1, password="s3cret")
+    assert list(dataclasses.asdict(durable)) == [*ARQS_REDIS_SETTINGS, "wait_replicas"]
+    assert repr(durable).endswith("retry=None, wait_replicas=1)") and "s3cret" not in repr(durable)
+    moved = dataclasses.replace(durable, port=7000)
+    assert (moved.port, moved.wait_replicas) == (7000, 1)
+    assert durable != RedisSettings(password="s3cret")  # equality still compares every field
+    assert len(dataclasses.fields(RedisSettings)) > len(ARQS_REDIS_SETTINGS)  # the class lists them all
+
+
+async def test_create_pool_connects_once_per_attempt_as_arq_does(
+    redis_server_factory: Callable[..., RedisServer],
+) -> None:
+    """conn_retries=2: three connections in all, not three times redis-py's own retries of each (which made 150
+    attempts take minutes); the server refuses each (max number of clients reached) and counts it."""
+    server = redis_server_factory(unix_socket=True)
+    admin = server.client()
+    try:
+        admin.config_set("maxclients", 1)  # admin is the one client: every other connection is refused
+        assert server.unix_socket is not None
+        with pytest.raises(RedisConnectionError):
+            await create_pool(RedisSettings(unix_socket_path=server.unix_socket, conn_retries=2, conn_retry_delay=0))
+        assert admin.info("stats")["rejected_connections"] == 3
+    finally:
+        admin.close()
+
+
+async def test_create_pool_retries_commands_once_connected(redis_server_factory: Callable[..., RedisServer]) -> None:
+    """The first PING is not retried inside redis-py, but later commands are: a connection broken by a Redis
+    restart is replaced by the next command."""
+    server = redis_server_factory()
+    pool = await create_pool(RedisSettings.from_dsn(server.url))
+    try:
+        await pool.set("k", "v")
+        server.restart()
+        assert await pool.ping()
+    finally:
+        await pool.aclose()
+
+
+async def test_worker_timezone_is_the_systems_and_cron_follows_the_local_zone(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """arq shows the system zone (its offset at start) in ``worker.timezone``; pool's cron still reads the local
+    zone at each tick, so a zone change (DST, here TZ) is followed."""
+    worker = make_worker(redis_url, functions=[add])
+    assert worker.timezone is not None and worker.timezone == datetime.now().astimezone().tzinfo
+    monkeypatch.setenv("TZ", "Asia/Shanghai" if worker.timezone.utcoffset(None) != timedelta(hours=8) else "UTC")
+    time.tzset()
+    try:
+        assert worker._now().utcoffset() == datetime.now().astimezone().utcoffset() != worker.timezone.utcoffset(None)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    given = make_worker(redis_url, functions=[add], timezone=UTC)
+    assert given.timezone is UTC and given._now().tzinfo is UTC
+
+
+async def test_a_burst_main_ends_with_the_last_jobs_line(
+    redis: PoolRedis, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """arq logs nothing after a burst run: "shutdown complete" is then at DEBUG, so the job's line is the last
+    at INFO; a requested stop (a signal, the supervisor) and ``run()`` (``pool worker``) log it at INFO."""
+    caplog.set_level(logging.INFO)
+    await redis.enqueue_job("add", 1, 2, _job_id="last")
+    await run_burst(redis_url, functions=[add])
+    assert caplog.records[-1].getMessage().endswith("← last:add ● 3")
+    caplog.clear()
+    async with running_worker(redis_url, functions=[add]):
+        pass
+    shutdown = [r for r in caplog.records if r.getMessage().startswith("shutdown complete")]
+    assert [r.levelno for r in shutdown] == [logging.INFO]
+
+
+def test_arqs_serialize_result_is_none_when_the_arguments_cannot_be_encoded() -> None:
+    """arq's contract for ``pool.jobs.serialize_result``; pool's worker records such a job's end anyway."""
+
+    class Opaque:
+        pass
+
+    kept = serialize_result("f", (1,), {}, 1, 123, True, Opaque(), 123, 123, "ref", "q", "j")
+    assert kept is not None and str(deserialize_result(kept, None).result).startswith("unable to serialize result")
+    assert serialize_result("f", (Opaque(),), {}, 1, 123, True, Opaque(), 123, 123, "ref", "q", "j") is None
+    record, kept_as_given = encode_result(
+        function="f", args=(Opaque(),), kwargs={}, attempts=1, enqueue_ms=1, success=True, result=1, start_ms=1,
+        finish_ms=1, queue_name="q", job_id="j", serializer=None,
+    )  # fmt: skip
+    assert record and not kept_as_given

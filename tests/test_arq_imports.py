@@ -111,6 +111,7 @@ def test_serialize_result_and_deserialize_job_raw_take_arqs_arguments() -> None:
     from pool.jobs import deserialize_job_raw, deserialize_result, serialize_job, serialize_result
 
     payload = serialize_result("foobar", (1,), {}, 1, 123, True, 42, 123, 124, "testing", "test-queue", "job_1")
+    assert payload is not None
     result = deserialize_result(payload, None)
     assert (result.function, result.result, result.queue_name, result.job_id) == ("foobar", 42, "test-queue", "job_1")
     constant = serialize_result(

@@ -320,7 +320,7 @@ BARE_JOB = "async def job(ctx):\n    return 1\n"
         (
             FORK_SPY + "class WorkerSettings:\n    functions = ['app.nonexistent']\n",
             SETTINGS,
-            "functions[0]: cannot import 'app.nonexistent': module 'app' has no attribute 'nonexistent'",
+            'functions[0]: cannot import \'app.nonexistent\': Module "app" does not define a "nonexistent" attribute',
         ),
         (
             FORK_SPY + BARE_JOB + "class WorkerSettings:\n    functions = [job]\n    cron_jobs = [job]\n",

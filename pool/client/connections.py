@@ -25,7 +25,7 @@ from redis.asyncio.connection import (
 )
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import SentinelConnectionPool
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
 
@@ -745,38 +745,37 @@ async def create_pool(
     if settings.retry_on_error is not None:
         common["retry_on_error"] = settings.retry_on_error
     # A pool built here does not get the client's default retry: a connection made stale by a Redis restart
-    # would fail its next command. Retry connection errors a few times, quickly.
-    common["retry"] = settings.retry or Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
+    # would fail its next command. Retry connection errors a few times, quickly, once connected: the first PING
+    # is tried once per attempt below (conn_retries attempts, conn_retry_delay apart, as arq's), not retried
+    # again inside redis-py, where each attempt would hide up to 16 connects and their back-off (a cluster client
+    # keeps its retries throughout: it learns the nodes as it connects)
+    command_retry = settings.retry or Retry(ExponentialBackoff(cap=0.5, base=0.05), 3)
+    common["retry"] = command_retry if settings.cluster else settings.retry or Retry(NoBackoff(), 0)
     extra["durability"] = Durability.from_settings(settings.wait_replicas, settings.wait_timeout)
-    if settings.cluster:
-        # typed as the PoolRedis it stands in for: QueueClient's methods and the redis-py commands pool uses
-        pool = cast(PoolRedis, _cluster_client(settings, common, extra))
-    elif settings.sentinel:
-        master = master_of(settings)
-        connection_pool = _blocking_pool(settings, common, master)
-        pool = PoolRedis(connection_pool=connection_pool, followed_master=master, **extra)
-        pool.auto_close_connection_pool = True
-    else:
-        pool = PoolRedis(connection_pool=_blocking_pool(settings, common), **extra)
-        pool.auto_close_connection_pool = True
-    try:
-        await _first_ping(pool, settings)
-    except TLSMismatch:
-        await pool.aclose()
-        raise
-    except AuthenticationError as exc:
-        await pool.aclose()
-        raise ConnectionError(f"Redis at {settings.describe()} refused authentication: {exc}") from None
-    except ResponseError as exc:
-        await pool.aclose()
-        raise ConnectionError(f"Redis at {settings.describe()} refused the connection: {exc}") from None
-    except (TimeoutError, RedisError, OSError) as exc:
-        await pool.aclose()
-        if _caused_by_auth(exc):  # redis-py wraps auth errors on unix sockets in a ConnectionError
+    while True:
+        pool = _client(settings, common, extra)
+        try:
+            await _first_ping(pool, settings)
+            break
+        except TLSMismatch:
+            await pool.aclose()
+            raise
+        except AuthenticationError as exc:
+            await pool.aclose()
             raise ConnectionError(f"Redis at {settings.describe()} refused authentication: {exc}") from None
-        if retry == 0 and (problem := await asyncio.to_thread(permanent_problem, settings, exc, settings.conn_timeout)):
-            raise ConnectionError(f"cannot connect to Redis at {settings.describe()}: {problem}") from None
-        if retry < settings.conn_retries:
+        except ResponseError as exc:
+            await pool.aclose()
+            raise ConnectionError(f"Redis at {settings.describe()} refused the connection: {exc}") from None
+        except (TimeoutError, RedisError, OSError) as exc:
+            await pool.aclose()
+            if _caused_by_auth(exc):  # redis-py wraps auth errors on unix sockets in a ConnectionError
+                raise ConnectionError(f"Redis at {settings.describe()} refused authentication: {exc}") from None
+            if retry == 0 and (
+                problem := await asyncio.to_thread(permanent_problem, settings, exc, settings.conn_timeout)
+            ):
+                raise ConnectionError(f"cannot connect to Redis at {settings.describe()}: {problem}") from None
+            if retry >= settings.conn_retries:
+                raise ConnectionError(f"cannot connect to Redis at {settings.describe()}: {exc}") from None
             logger.warning(
                 "redis connection error %s %s: %s, %d retries remaining...",
                 settings.describe(),
@@ -784,18 +783,12 @@ async def create_pool(
                 exc,
                 settings.conn_retries - retry,
             )
+            retry += 1
             await asyncio.sleep(settings.conn_retry_delay)
-            return await create_pool(
-                settings,
-                retry=retry + 1,
-                job_serializer=job_serializer,
-                job_deserializer=job_deserializer,
-                default_queue_name=default_queue_name,
-                expires_extra_ms=expires_extra_ms,
-                max_payload_bytes=max_payload_bytes,
-                queue_partitions=queue_partitions,
-            )
-        raise ConnectionError(f"cannot connect to Redis at {settings.describe()}: {exc}") from None
+    if common["retry"] is not command_retry:  # connected: now redis-py may retry a command on a new connection
+        if settings.retry_on_error:
+            command_retry.update_supported_errors(cast(list[type[RedisError]], settings.retry_on_error))
+        pool.set_retry(command_retry)
     if retry > 0:
         logger.info("redis connection successful")
     if not (settings.cluster or settings.sentinel or settings.unix_socket_path) and await _is_cluster_node(pool):
@@ -816,6 +809,20 @@ async def create_pool(
             queue_partitions=queue_partitions,
         )
     pool.follow_master()
+    return pool
+
+
+def _client(settings: RedisSettings, common: dict[str, Any], extra: dict[str, Any]) -> PoolRedis:
+    """A client for ``settings``, not yet connected."""
+    if settings.cluster:
+        # typed as the PoolRedis it stands in for: QueueClient's methods and the redis-py commands pool uses
+        return cast(PoolRedis, _cluster_client(settings, common, extra))
+    if settings.sentinel:
+        master = master_of(settings)
+        pool = PoolRedis(connection_pool=_blocking_pool(settings, common, master), followed_master=master, **extra)
+    else:
+        pool = PoolRedis(connection_pool=_blocking_pool(settings, common), **extra)
+    pool.auto_close_connection_pool = True
     return pool
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import ssl as ssl_module
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any
 from urllib.parse import unquote
 
@@ -122,6 +122,8 @@ class RedisSettings:
         )
 
     def __repr__(self) -> str:
+        """arq's fields, then pool's that differ from their default (as ``asdict`` gives them); passwords
+        masked."""
         shown = ", ".join(
             f"{f.name}={'***' if f.name in _SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name)!r}"
             for f in fields(self)
@@ -145,6 +147,30 @@ class RedisSettings:
             return f"{scheme}+cluster://{user}{hosts}/0"
         return f"{scheme}://{user}{_address(str(self.host), self.port)}/{self.database}"
 
+
+class _FieldsShown:
+    """``RedisSettings.__dataclass_fields__``: every field for the class (the dataclass machinery, ``fields(cls)``),
+    but for an instance arq's fields and only those of pool's own that differ from their default. So
+    ``dataclasses.asdict(RedisSettings())`` and ``repr`` are arq's (code ported from arq compares them), a pool
+    setting in use still shows, and ``dataclasses.replace`` keeps it. Equality and hashing compare every field."""
+
+    def __init__(self, every: dict[str, Field[Any]], last_of_arqs: str) -> None:
+        self.every = every
+        names = list(every)
+        self.arqs = frozenset(names[: names.index(last_of_arqs) + 1])
+
+    def __get__(self, settings: RedisSettings | None, owner: type | None = None) -> dict[str, Field[Any]]:
+        if settings is None:
+            return self.every
+        return {
+            name: f
+            for name, f in self.every.items()
+            if name in self.arqs or getattr(settings, name) != f.default  # pool's fields all have plain defaults
+        }
+
+
+# host … retry are arq 0.26's fields, in its order; pool's own follow (setattr: the attribute is typed as a dict)
+setattr(RedisSettings, "__dataclass_fields__", _FieldsShown(RedisSettings.__dataclass_fields__, "retry"))  # noqa: B010
 
 _SECRET_FIELDS = frozenset({"password", "sentinel_password"})
 _SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster", "unix")

@@ -242,9 +242,18 @@ def serialize_result_arq(
     job_id: str,
     *,
     serializer: Serializer | None = None,
-) -> bytes:
-    """``serialize_result`` with arq's positional signature (``pool.jobs.serialize_result``); ``ref`` is unused.
-    Never None, unlike arq's: a result that cannot be encoded is recorded as such (see ``encode_result``)."""
+) -> bytes | None:
+    """``serialize_result`` with arq's positional signature and contract (``pool.jobs.serialize_result``): a
+    result that cannot be encoded is recorded as such (see ``encode_result``), and None, as arq's, when the job's
+    arguments cannot be encoded either. pool's worker does not use it: its results always reach Redis."""
+    encode = serializer or msgpack_serializer
+    try:
+        encode({"a": list(args), "k": kwargs})
+    except Exception as exc:
+        logger.critical(
+            "error serializing result of %s even after replacing result: %s: %s", ref, type(exc).__name__, exc
+        )
+        return None
     return encode_result(
         function=function,
         args=args,

@@ -219,7 +219,10 @@ class Worker:
         job_deserializer = job_types_deserializer(job_types, job_deserializer)
         self.job_serializer, self.job_deserializer = job_serializer, job_deserializer
         self.expires_extra_ms = expires_extra_ms
-        self.timezone = timezone
+        # None: the system's zone. arq shows it as the UTC offset it had at start, and so does this attribute;
+        # cron reads the local zone at each tick instead (_now), so it follows DST changes
+        self.timezone = datetime.now().astimezone().tzinfo if timezone is None else timezone
+        self._local_time = timezone is None
         self.heartbeat_interval_s = heartbeat_interval
         self.auto_pipeline = auto_pipeline
         # run on a Redis whose maxmemory-policy may evict (pool/storage/eviction.py)
@@ -277,11 +280,16 @@ class Worker:
         # Set once running jobs are finished or cancelled and their results written: only then may the heartbeat
         # stop. A stopping worker that went quiet earlier would have its still-running jobs taken over and run twice.
         self._released: asyncio.Event | None = None
+        # The level of the "shutdown complete" line: INFO for a process's worker (run(): `pool worker`,
+        # run_worker) and whenever a stop was requested (a signal, the supervisor); an application's main() that
+        # ends by itself (a burst run) logs it at DEBUG, where arq logs nothing, so the last job's line is last
+        self._shutdown_level = logging.DEBUG
 
     # --- public entry points ---------------------------------------------------------------------------------
 
     def run(self) -> None:
         """Run until stopped (or, in burst mode, until the queue is empty), on uvloop when it is installed."""
+        self._shutdown_level = logging.INFO
         run_on_best_loop(self.main())
 
     async def async_run(self) -> None:
@@ -489,7 +497,9 @@ class Worker:
         if self._pool is not None and self._given_pool is None:
             await self._pool.aclose()
             self._pool = None
-        logger.info(
+        stop_requested = self._stop_requested is not None and self._stop_requested.is_set()
+        logger.log(
+            logging.INFO if stop_requested else self._shutdown_level,
             "shutdown complete: j_complete=%d j_failed=%d j_retried=%d",
             self.jobs_complete,
             self.jobs_failed,
@@ -840,7 +850,7 @@ class Worker:
 
     def _now(self) -> datetime:
         """Aware always (local time when no timezone is set), so DST changes never repeat or skip ticks."""
-        return datetime.now(tz=self.timezone) if self.timezone else datetime.now().astimezone()
+        return datetime.now().astimezone() if self._local_time else datetime.now(tz=self.timezone)
 
     async def _cancel_aborted(self) -> None:
         for queue in self._queues:

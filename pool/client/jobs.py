@@ -16,9 +16,12 @@ from ..storage.codecs import (
     deserialize_job,
     deserialize_result,
     job_try_before_end,
+    progress_of,
     serialize_result,
+    with_progress,
 )
 from ..storage.keys import DEFAULT_QUEUE_NAME
+from ..storage.progress import JobProgress, decode_progress
 from ..storage.queue import job_queue
 from ..storage.serializers import (
     DeserializationError,
@@ -45,6 +48,7 @@ __all__ = [
     "Job",
     "JobAborted",
     "JobDef",
+    "JobProgress",
     "JobResult",
     "JobStatus",
     "ResultNotFound",
@@ -142,7 +146,18 @@ class Job(Generic[R]):
                 job_id=self.job_id,
                 description=data.get("ds"),
             )
+            with_progress(info, decode_progress(await self._queue.job_progress(self.job_id), self._deserializer))
         return info
+
+    async def progress(self) -> JobProgress | None:
+        """The progress and metadata the job last reported (``ctx['job'].update``): while it runs from its hash,
+        once finished from its result (kept as long as the result is). None when it reported none, or is unknown.
+        """
+        record = await self._queue.job_progress(self.job_id)
+        if record is not None:
+            return decode_progress(record, self._deserializer)
+        finished = await self.result_info()  # (a job finished since the first read has its result by now)
+        return None if finished is None else progress_of(finished)
 
     async def result_info(self) -> JobResult | None:
         payload = await self._queue.result_payload(self.job_id)

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from pool import Job, PoolRedis, RedisSettings, create_pool
+from pool import Job, PoolRedis, RedisSettings, Worker, create_pool
 from pool.storage.codecs import progress_of
 from pool.storage.progress import MAX_PROGRESS_BYTES, ProgressTooLarge
 from pool.storage.queue import RedisQueue
 from pool.worker.progress import RunningJob
 from tests.helpers import wait_for
+from tests.redis_cluster import ClusterSet
 from tests.supervisor_utils import run_pool
 from tests.worker_utils import running_worker
 
@@ -172,3 +173,33 @@ async def test_pool_job_and_queue_list_show_a_running_jobs_progress(
     assert "status=complete" in finished.stdout
     missing = await asyncio.to_thread(run_pool, "job", *where, "nope", cwd=tmp_path)
     assert missing.returncode == 1 and "no job 'nope' in queue 'default'" in missing.stderr
+
+
+async def report_twice(ctx: dict[str, Any], n: int) -> int:
+    await ctx["job"].update(progress=0.5, meta={"n": n})
+    await ctx["job"].update(progress=1.0)
+    return n
+
+
+async def test_progress_on_a_partitioned_queue_of_a_redis_cluster(shared_redis_cluster: ClusterSet) -> None:
+    """Each partition's jobs on their own master: the progress script runs on the node of the job's slot."""
+    settings = shared_redis_cluster.settings()
+    pool = await create_pool(settings, queue_partitions=6)
+    try:
+        jobs = [await pool.enqueue_job("report_twice", n, _queue_name="progress") for n in range(12)]
+        worker = Worker(
+            functions=[report_twice],
+            redis_settings=settings,
+            queue_name="progress",
+            queue_partitions=6,
+            handle_signals=False,
+            burst=True,
+            keep_result=60,
+        )
+        await worker.async_run()
+        for n, job in enumerate(jobs):
+            assert job is not None and await job.result(timeout=5) == n
+            final = await job.progress()
+            assert final is not None and (final.progress, final.meta) == (1.0, {"n": n})
+    finally:
+        await pool.aclose()

@@ -72,6 +72,8 @@ async def test_using_passes_job_options(redis: PoolRedis, redis_url: str) -> Non
         await add.using(redis, job_id="sum:1").enqueue(1, 1)
     queued = await add.using(redis, queue_name="other").enqueue(3)
     assert (await redis.queue_info("other"))["ready"] == 1
+    await task("tasks.add", returns=int, queue_name="other").enqueue(redis, 4)  # the task's default queue
+    assert (await redis.queue_info("other"))["ready"] == 2
     async with running_worker(redis_url, functions=[add], queue_name="other"):
         assert await queued.result(timeout=5) == 3
 

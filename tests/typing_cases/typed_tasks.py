@@ -20,6 +20,11 @@ async def greet(ctx: Ctx, name: str, *, shout: bool = False) -> str:
 send_report = task("send_report", returns=bool)  # by name: a producer without the worker's code
 
 
+@task(name="app.resize")  # a stub of a function the producer cannot import: its signature, no body
+async def resize(ctx: Ctx, path: str, width: int) -> str:
+    raise NotImplementedError  # runs on the worker
+
+
 async def right(redis: PoolRedis) -> None:
     job: Job[int] = await add.enqueue(redis, 1, 2)
     total: int = await job.result()
@@ -27,9 +32,10 @@ async def right(redis: PoolRedis) -> None:
     await add.using(redis, defer_by=10, job_id="add:1", priority=2).enqueue(1)
     text: str = await (await greet.enqueue(redis, "ann", shout=True)).result()
     ok: bool = await (await send_report.enqueue(redis, "any", 1, thing=[])).result()
+    resized: str = await (await resize.using(redis, defer_by=5).enqueue("a.png", width=640)).result()
     direct: int = await add({}, 1, 2)
     untyped = await redis.enqueue_job("add", "not", "checked")
-    print(total, text, ok, direct, untyped)
+    print(total, text, ok, resized, direct, untyped)
 
 
 async def wrong(redis: PoolRedis) -> None:
@@ -42,6 +48,7 @@ async def wrong(redis: PoolRedis) -> None:
     await greet.enqueue(redis, "ann", True)  # error
     text: int = await (await greet.enqueue(redis, "ann")).result()  # error
     flag: str = await (await send_report.enqueue(redis)).result()  # error
+    await resize.enqueue(redis, "a.png")  # error
     print(text, flag)
 
 

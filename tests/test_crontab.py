@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,10 @@ def test_a_tick_is_an_aware_instant_later_than_the_last() -> None:
     found = ticks(job, start, 6)
     assert all(b.timestamp() - a.timestamp() >= 3600 - 1e-6 for a, b in itertools.pairwise(found))
     assert found[0] - start < timedelta(hours=1)
+
+
+def test_a_crontab_without_croniter_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "croniter", None)  # as if the extra were not installed
+    with pytest.raises(InvalidCrontab, match=r"need croniter: pip install 'pool-queue\[cron\]'$"):
+        cron("*/5 * * * *", noop)
+    assert cron(noop, minute=5).next_run is None  # the keyword form needs nothing

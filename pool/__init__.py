@@ -10,21 +10,27 @@ from .redis.settings import RedisSettings
 from .version import VERSION
 from .worker.functions import Retry, func
 from .worker.main import Worker, check_health, run_worker
+from .worker.tasks import Ctx, JobExists, Task, TaskRef, task
 
 __version__ = VERSION
 
 __all__ = [
     "VERSION",
     "ArqRedis",
+    "Ctx",
     "Job",
+    "JobExists",
     "JobStatus",
     "PoolRedis",
     "RedisSettings",
     "Retry",
+    "Task",
+    "TaskRef",
     "Worker",
     "check_health",
     "create_pool",
     "cron",
     "func",
     "run_worker",
+    "task",
 ]

@@ -11,6 +11,7 @@ from .worker.cron import OptionType, WeekdayOptionType
 if TYPE_CHECKING:
     from .worker.cron import CronJob
     from .worker.functions import Function
+    from .worker.tasks import Task
 
 __all__ = (
     "WEEKDAYS",
@@ -39,7 +40,7 @@ class StartupShutdown(Protocol):
 
 
 class WorkerSettingsBase(Protocol):
-    functions: Sequence[WorkerCoroutine | Function]
+    functions: Sequence[WorkerCoroutine | Function | Task[Any, Any]]
     cron_jobs: Sequence[CronJob] | None = None
     on_startup: StartupShutdown | None = None
     on_shutdown: StartupShutdown | None = None

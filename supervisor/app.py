@@ -17,10 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pool.utils import import_string
+from pool.worker.crontab import InvalidCrontab
 
 
 class AppLoadError(Exception):
-    """The settings could not be imported; the message is one line for the user."""
+    """The settings could not be imported; the message is one line for the user. ``usage``: the settings hold a
+    mistake of the user's own writing (a bad crontab string), which ``pool start`` reports with exit 2."""
+
+    def __init__(self, message: str, *, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 def _library_roots() -> tuple[str, ...]:
@@ -53,6 +59,8 @@ class App:
             settings = import_string(self.path)
         except ImportError as exc:
             raise AppLoadError(f"cannot import settings {self.path!r}: {exc}") from None
+        except InvalidCrontab as exc:
+            raise AppLoadError(f"settings {self.path!r}: {exc}", usage=True) from None
         except Exception as exc:  # the app's own module raised while importing
             raise AppLoadError(f"importing settings {self.path!r} failed: {type(exc).__name__}: {exc}") from None
         finally:

@@ -8,7 +8,7 @@ import signal
 import time
 from typing import Any
 
-from pool.cli.common import Failure, prepare_settings_import, redis_settings_override
+from pool.cli.common import Failure, UsageError, prepare_settings_import, redis_settings_override
 from pool.utils import plural
 
 from . import config, launcher
@@ -51,7 +51,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     try:  # before detaching: a bad settings path is the user's one-line error, not a line in a log file
         arbiter.load_app()
     except AppLoadError as exc:
-        raise Failure(str(exc)) from None
+        raise (UsageError if exc.usage else Failure)(str(exc)) from None
     if args.daemon:
         running = pidfiles.find(supervisor_config.pidfile).pid if supervisor_config.pidfile else None
         if running is not None:  # the daemon checks again, holding the lock; this answers at once

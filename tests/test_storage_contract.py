@@ -1043,6 +1043,40 @@ async def trim_failed_drops_expired_members_and_rescores_ones_scored_by_failure_
     return ([KEYS.failed, KEYS.failed_job("expired"), KEYS.failed_job("legacy")], [PREFIX, "expired", "legacy"]), check
 
 
+@case("progress")
+async def progress_is_written_under_the_runs_mark(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a")
+    entry_id = await s.fetch_one("c")
+
+    async def check(reply: Any) -> None:
+        assert reply == 1
+        job = await s.job("a")
+        assert (job["s"], job["pg"]) == ("r", "40%")
+
+    return ([KEYS.job("a")], [f"c {entry_id}", "40%"]), check
+
+
+@case("progress")
+async def progress_leaves_another_runs_job_and_a_finished_one_alone(s: Store) -> tuple[Call, Check]:
+    await s.enqueue("a")
+    await s.fetch_one("c")
+
+    async def check(reply: Any) -> None:
+        assert reply == 0
+        assert "pg" not in await s.job("a")  # another run's (mark "c <entry>") job keeps its progress
+
+    return ([KEYS.job("a")], ["old-worker 1-0", "40%"]), check
+
+
+@case("progress")
+async def progress_does_not_create_a_finished_jobs_hash(s: Store) -> tuple[Call, Check]:
+    async def check(reply: Any) -> None:
+        assert reply == 0
+        assert not await s.redis.exists(KEYS.job("gone"))
+
+    return ([KEYS.job("gone")], ["c 1-0", "40%"]), check
+
+
 @case("lock_extend")
 async def lock_extend_extends_only_the_holders_lock(s: Store) -> tuple[Call, Check]:
     await s.redis.set(KEYS.cron_leader, "mine", px=1_000)

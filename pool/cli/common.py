@@ -15,6 +15,7 @@ from typing import Any
 from ..redis.settings import RedisSettings
 from ..storage.keys import DEFAULT_QUEUE_NAME, validate_queue_name
 from ..utils import import_string, redact_url
+from ..worker.crontab import InvalidCrontab
 
 REDIS_URL_ENV = "POOL_REDIS_URL"
 
@@ -43,6 +44,8 @@ def load_settings(path: str) -> Any:
         return import_string(path)
     except ImportError as exc:
         raise Failure(f"cannot import settings {path!r}: {exc}") from None
+    except InvalidCrontab as exc:  # a cron('...') the user wrote: usage, like a bad argument
+        raise UsageError(f"settings {path!r}: {exc}") from None
     except Exception as exc:  # the app module itself raised while importing
         raise Failure(f"importing settings {path!r} failed: {type(exc).__name__}: {exc}") from None
 

@@ -1,4 +1,4 @@
-"""``pool queue info|list|empty|delete`` and ``pool failed list|show|requeue|purge``.
+"""``pool queue info|list|empty|delete``, ``pool job ID`` and ``pool failed list|show|requeue|purge``.
 
 They only look at a queue, so ``--queue NAME`` may stand in for the settings. What removes data (``queue empty``,
 ``queue delete``, ``failed purge``) asks first on a terminal, and needs ``--yes`` otherwise.
@@ -15,7 +15,9 @@ from datetime import datetime
 from ..client.connections import PoolRedis, create_pool
 from ..client.jobs import Job, JobStatus
 from ..redis.settings import RedisSettings
-from ..utils import plural
+from ..storage.codecs import JobDef, progress_of
+from ..storage.progress import JobProgress
+from ..utils import plural, truncate
 
 LIST_CONCURRENCY = 100  # job definitions read at once by `queue list`
 
@@ -30,6 +32,8 @@ def add_commands(settings_command: Callable[..., argparse.ArgumentParser]) -> No
         looks=True,
     )
     queue.add_argument("--yes", action="store_true", help="'empty' and 'delete' without asking")
+    job = settings_command("job", "Show one job: its status, function, try, progress and metadata.", looks=True)
+    job.add_argument("job_id", nargs="?", help="the job's id")
     failed = settings_command(
         "failed",
         "The failed-job registry: list, show ID, requeue ID|--all, purge.",
@@ -119,7 +123,54 @@ async def _row(redis: PoolRedis, queue_name: str, job_id: str, status: JobStatus
         info = None
     if info is None:
         return job_id, "?", "?", "?", status.value
-    return job_id, info.function, str(info.job_try or 0), _local_time(info.enqueue_time), status.value
+    progress = progress_of(info)
+    shown = status.value if progress is None or progress.progress is None else f"{status.value} {_share(progress)}"
+    return job_id, info.function, str(info.job_try or 0), _local_time(info.enqueue_time), shown
+
+
+def _share(progress: JobProgress) -> str:
+    """A progress figure as a person reads it: a percentage for the usual 0.0-1.0, else the number."""
+    value = progress.progress
+    if value is None:
+        return "-"
+    return f"{value:.0%}" if 0 <= value <= 1 else f"{value:g}"
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    from ..utils import run_on_best_loop
+    from .common import Failure, UsageError, redis_target
+
+    if args.queue and args.settings and args.job_id is None:
+        args.job_id, args.settings = args.settings, None  # `pool job --queue q ID`: no SETTINGS
+    if not args.job_id:
+        raise UsageError("'job' needs a job id")
+    settings, queue_name = redis_target(args)
+
+    async def act(redis: PoolRedis) -> int:
+        job = Job(args.job_id, redis, _queue_name=queue_name, _deserializer=redis.job_deserializer)
+        info, status = await job.info(), await job.status()
+        if info is None:
+            raise Failure(f"no job {args.job_id!r} in queue {queue_name!r}")
+        for line in describe_job(args.job_id, info, status):
+            print(line)
+        return 0
+
+    return int(run_on_best_loop(_with_pool(settings, queue_name, act)))
+
+
+def describe_job(job_id: str, info: JobDef, status: JobStatus) -> list[str]:
+    """``pool job``'s lines: the job, then what it last reported, if anything."""
+    lines = [
+        f"job {job_id}: status={status.value} function={info.function} try={info.job_try or 0} "
+        f"enqueued={_local_time(info.enqueue_time)}"
+    ]
+    progress = progress_of(info)
+    if progress is not None:
+        lines.append(f"progress: {_share(progress)} (reported {_local_time(progress.updated)})")
+        if progress.meta:
+            shown = " ".join(f"{key}={value!r}" for key, value in progress.meta.items())
+            lines.append("meta: " + truncate(shown, 500))
+    return lines
 
 
 def _local_time(when: datetime) -> str:
@@ -166,4 +217,4 @@ def cmd_failed(args: argparse.Namespace) -> int:
     return int(run_on_best_loop(_with_pool(settings, queue_name, act)))
 
 
-COMMANDS = {"queue": cmd_queue, "failed": cmd_failed}
+COMMANDS = {"queue": cmd_queue, "job": cmd_job, "failed": cmd_failed}

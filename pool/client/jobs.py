@@ -8,7 +8,7 @@ import asyncio
 import time
 import warnings
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 from ..storage.codecs import (
     JobDef,
@@ -16,9 +16,12 @@ from ..storage.codecs import (
     deserialize_job,
     deserialize_result,
     job_try_before_end,
+    progress_of,
     serialize_result,
+    with_progress,
 )
 from ..storage.keys import DEFAULT_QUEUE_NAME
+from ..storage.progress import JobProgress, decode_progress
 from ..storage.queue import job_queue
 from ..storage.serializers import (
     DeserializationError,
@@ -30,12 +33,22 @@ from ..utils import ms_to_datetime, now_ms
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from typing_extensions import TypeVar
+
+    # What a job's function returns. Its default (PEP 696, read by type checkers only) keeps a bare ``Job`` as
+    # ``Job[Any]``, so code written for arq that annotates ``-> Job`` passes mypy --strict unchanged.
+    R = TypeVar("R", default=Any)
+else:
+    from typing import TypeVar
+
+    R = TypeVar("R")
 
 __all__ = [
     "DeserializationError",
     "Job",
     "JobAborted",
     "JobDef",
+    "JobProgress",
     "JobResult",
     "JobStatus",
     "ResultNotFound",
@@ -68,8 +81,9 @@ class JobAborted(RuntimeError):
     """The result of a job that was aborted (``Job.abort``); ``Job.result()`` raises it."""
 
 
-class Job:
-    """A handle on a job id: ask its status, definition and result, or abort it."""
+class Job(Generic[R]):
+    """A handle on a job id: ask its status, definition and result, or abort it. ``Job[R]``: a job whose
+    function returns ``R`` (what a typed task's ``enqueue`` returns, see pool/client/tasks.py)."""
 
     def __init__(
         self,
@@ -86,7 +100,7 @@ class Job:
 
     async def result(
         self, timeout: float | None = None, *, poll_delay: float = 0.5, pole_delay: float | None = None
-    ) -> Any:
+    ) -> R:
         """Wait for the job's result and return it, or raise the job's exception.
 
         Waits on a completion notification written by the worker (no polling); ``poll_delay`` is accepted for
@@ -111,7 +125,8 @@ class Job:
                     raise TimeoutError()
                 payload = await self._queue.wait_for_result(self.job_id, since, wait_s)
             if payload is not None:
-                return _result_or_raise(deserialize_result(payload, self._deserializer))
+                result: R = _result_or_raise(deserialize_result(payload, self._deserializer))
+                return result
 
     async def info(self) -> JobDef | None:
         """The job's result if it has one, else its definition; None when the job is unknown."""
@@ -131,7 +146,18 @@ class Job:
                 job_id=self.job_id,
                 description=data.get("ds"),
             )
+            with_progress(info, decode_progress(await self._queue.job_progress(self.job_id), self._deserializer))
         return info
+
+    async def progress(self) -> JobProgress | None:
+        """The progress and metadata the job last reported (``ctx['job'].update``): while it runs from its hash,
+        once finished from its result (kept as long as the result is). None when it reported none, or is unknown.
+        """
+        record = await self._queue.job_progress(self.job_id)
+        if record is not None:
+            return decode_progress(record, self._deserializer)
+        finished = await self.result_info()  # (a job finished since the first read has its result by now)
+        return None if finished is None else progress_of(finished)
 
     async def result_info(self) -> JobResult | None:
         payload = await self._queue.result_payload(self.job_id)

@@ -7,7 +7,8 @@ job    ``{"f": function, "a": args, "k": kwargs, "et": enqueue_ms}``, and when s
        failure in the failed registry ms, 0 not at all), "ds" (description), "tc" (the enqueuing trace
        context, W3C traceparent/tracestate, when tracing is on: pool/tracing.py)
 result ``{"f", "a", "k", "et", "t": attempts, "s": success, "r": result or exception, "st": start_ms,
-         "ft": finish_ms, "q": queue_name, "id": job_id, "tb": traceback of a failure, "ds": description}``
+         "ft": finish_ms, "q": queue_name, "id": job_id, "tb": traceback of a failure, "ds": description,
+         "pg": the progress the job last reported (pool/storage/progress.py)}``
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from ..utils import ms_to_datetime
 from .keys import DEFAULT_QUEUE_NAME
+from .progress import JobProgress, from_record
 from .serializers import (
     DeserializationError,
     Deserializer,
@@ -46,6 +48,19 @@ class JobDef:
 
     def __post_init__(self, description: str | None) -> None:
         object.__setattr__(self, "description", description)  # read it with ``description_of``
+        object.__setattr__(self, "progress", None)  # set by the readers that have it: ``progress_of``
+
+
+def progress_of(job: JobDef) -> JobProgress | None:
+    """The progress and metadata a job last reported (``ctx['job'].update``), of a running job's ``JobDef`` or a
+    finished one's ``JobResult``: an attribute outside the dataclass fields, as ``description``. None if none."""
+    progress: JobProgress | None = getattr(job, "progress", None)
+    return progress
+
+
+def with_progress(job: JobDef, progress: JobProgress | None) -> JobDef:
+    object.__setattr__(job, "progress", progress)
+    return job
 
 
 def description_of(job: JobDef) -> str | None:
@@ -176,6 +191,7 @@ def encode_result(
     serializer: Serializer | None,
     traceback: str | None = None,
     description: str | None = None,
+    progress: dict[str, Any] | None = None,
 ) -> tuple[bytes, bool]:
     """Encode a result, and say whether it was kept as given (False: recorded as a failure to encode it).
     Never raises: a job must reach a final state whatever it returned or raised.
@@ -203,6 +219,8 @@ def encode_result(
         data["tb"] = traceback
     if description is not None:
         data["ds"] = description
+    if progress is not None:
+        data["pg"] = progress
     encode = serializer or msgpack_serializer
     try:
         return encode(data), True
@@ -286,7 +304,7 @@ def deserialize_result(payload: bytes, deserializer: Deserializer | None) -> Job
         data = (deserializer or msgpack_deserializer)(payload)
     except Exception as exc:
         raise DeserializationError(f"unable to deserialize job result: {exc}") from exc
-    return JobResult(
+    result = JobResult(
         function=data["f"],
         args=tuple(data["a"]),
         kwargs=data["k"],
@@ -302,6 +320,8 @@ def deserialize_result(payload: bytes, deserializer: Deserializer | None) -> Job
         traceback=data.get("tb"),
         description=data.get("ds"),
     )
+    with_progress(result, from_record(data.get("pg")))
+    return result
 
 
 UNREADABLE = "?"  # the function name of a result that could not be decoded (``unreadable_result``)

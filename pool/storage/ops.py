@@ -133,6 +133,17 @@ def job_fields(keys: QueueKeys, job_id: str) -> Op[tuple[bytes | None, int, str 
     return payload, int(attempts or 0), _text(state) if state is not None else None, int(score or 0)
 
 
+def job_progress(keys: QueueKeys, job_id: str) -> Op[bytes | None]:
+    """The progress record a running job last reported (its hash's field pg), None when there is none."""
+    reply: bytes | None = yield from one(Command("hget", keys.job(job_id), "pg"))
+    return reply
+
+
+def set_progress(keys: QueueKeys, job_id: str, mark: str, record: bytes) -> Op[bool]:
+    """Record a running job's progress while ``mark`` (its run) holds it; False when it no longer does."""
+    return bool((yield from one(ScriptCall("progress", [keys.job(job_id)], [mark, record]))))
+
+
 def value(key: str) -> Op[bytes | None]:
     """A string key's value (a result, a health line...)."""
     reply: bytes | None = yield from one(Command("get", key))

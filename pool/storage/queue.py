@@ -254,6 +254,13 @@ class RedisQueue:
         """(payload, attempts, state, score) of a job that is not finished; payload None when there is none."""
         return await run(self.redis, ops.job_fields(self.keys, job_id))
 
+    async def job_progress(self, job_id: str) -> bytes | None:
+        return await run(self.redis, ops.job_progress(self.keys, job_id))
+
+    async def set_progress(self, job_id: str, mark: str, record: bytes) -> bool:
+        """Write a running job's progress record (see progress.lua); False when the run no longer holds it."""
+        return await run(self.redis, ops.set_progress(self.keys, job_id, mark, record))
+
     async def result_payload(self, job_id: str) -> bytes | None:
         return await run(self.redis, ops.value(self.keys.result(job_id)))
 

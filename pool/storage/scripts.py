@@ -19,13 +19,14 @@ would fail half way too. FETCH, which starts the entries it reads, cannot declar
 a single Redis only; on a cluster the worker reads and then STARTs (see RedisQueue.fetch).
 tests/test_storage_contract.py checks both rules for every script against what the script actually runs.
 
-A job is a hash ``job:<id>`` with fields d (payload), t (attempts started), s (state: d deferred, q queued,
-w waiting for dependencies, p parked for a concurrency slot, r running), sc (score: the ms timestamp it is due),
-e (consumer and entry it runs from), n (the enqueue call's nonce), w (dependencies left), df (a dependency that
-failed), f (function name) and p (priority, absent for 0). Ready jobs are stream entries ``{id: <job_id>}`` in the
-stream of their priority (a "lane": ``stream`` for 0, ``stream:<p>`` above); an entry stays in the consumer
-group's pending list while its job runs, and is acked and deleted only in the same script that records the
-result, parks the job or puts it back. That is the whole of invariant 1: no step drops a job.
+A job is a hash ``job:<id>`` with fields d (payload), t (attempts started), s (state: d deferred, q queued, w
+waiting for dependencies, p parked for a concurrency slot, r running), sc (score: the ms timestamp it is due), e
+(consumer and entry it runs from), n (the enqueue call's nonce), w (dependencies left), df (a dependency that
+failed), f (function name), p (priority, absent for 0) and pg (the progress a running job last reported, written by
+PROGRESS). Ready jobs are stream entries ``{id: <job_id>}`` in the stream of their priority (a "lane": ``stream``
+for 0, ``stream:<p>`` above); an entry stays in the consumer group's pending list while its job runs, and is acked
+and deleted only in the same script that records the result, parks the job or puts it back. That is the whole of
+invariant 1: no step drops a job.
 
 Functions with ``max_concurrency`` keep the ids of the jobs holding a slot in a set ``running:<fn>``; a job read
 when the set is full is parked in the list ``parked:<fn>`` (its entry acked in the same step). When one of that
@@ -125,6 +126,7 @@ WRITE_HEALTH = assemble("write_health.lua")
 WAIT = assemble("wait.lua")
 RELEASE_DEPENDENTS = assemble("release_dependents.lua")
 TRIM_FAILED = assemble("trim_failed.lua")
+PROGRESS = assemble("progress.lua")
 
 # Every script by its file name: what `python -m pool.storage.scripts --dump` writes and the tests load.
 SCRIPTS: dict[str, str] = {
@@ -146,6 +148,7 @@ SCRIPTS: dict[str, str] = {
     "wait.lua": WAIT,
     "release_dependents.lua": RELEASE_DEPENDENTS,
     "trim_failed.lua": TRIM_FAILED,
+    "progress.lua": PROGRESS,
 }
 
 
@@ -183,6 +186,7 @@ class Scripts:
         self.write_health: AsyncScript = redis.register_script(WRITE_HEALTH)
         self.release_dependents: AsyncScript = redis.register_script(RELEASE_DEPENDENTS)
         self.trim_failed: AsyncScript = redis.register_script(TRIM_FAILED)
+        self.progress: AsyncScript = redis.register_script(PROGRESS)
 
 
 def dump(directory: Path) -> list[Path]:

@@ -22,13 +22,17 @@ import math
 from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from datetime import MAXYEAR, date, datetime, timedelta, tzinfo
 from typing import Any, Final, TypeAlias, cast
+
+from .crontab import InvalidCrontab, crontab_fields
 
 __all__ = [
     "WEEKDAY_NAMES",
     "CronCoroutine",
     "CronJob",
+    "InvalidCrontab",
     "OptionType",
     "WeekdayOptionType",
     "cron",
@@ -391,14 +395,35 @@ class CronJob:
     keep_result_forever: bool | None
     max_tries: int | None
     next_run: datetime | None = None
+    crontab: str | None = None  # '*/5 * * * *': the schedule, instead of the fields month ... second
+    # the crontab's schedules: one, or two when its day of month and day of week are both restricted (cron's OR)
+    _crontab_schedules: tuple[_Schedule, ...] = dataclass_field(default=(), init=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"cron job: name={self.name!r} must be a non-empty string")
         try:
             self._validate()
+            if self.crontab is not None:
+                self._crontab_schedules = self._parse_crontab(self.crontab)
+        except InvalidCrontab as exc:
+            raise InvalidCrontab(f"cron job {self.name!r}: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"cron job {self.name!r}: {exc}") from None
+
+    def _parse_crontab(self, crontab: str) -> tuple[_Schedule, ...]:
+        given = [name for name in ("month", "day", "weekday", "hour", "minute") if getattr(self, name) is not None]
+        if self.second not in (None, 0):
+            given.append("second")
+        if given:
+            raise InvalidCrontab(f"give the schedule as crontab= or as fields, not both (also got {', '.join(given)})")
+        schedules = []
+        for fields_ in crontab_fields(crontab):
+            try:
+                schedules.append(_Schedule.build(**fields_, microsecond=self.microsecond))
+            except ValueError as exc:  # e.g. '0 0 31 2 *': February has no 31st
+                raise InvalidCrontab(f"crontab {crontab!r} never fires: {exc}") from None
+        return tuple(schedules)
 
     def _validate(self) -> None:
         if not callable(self.coroutine):
@@ -434,6 +459,9 @@ class CronJob:
 
     def calculate_next(self, prev_run: datetime) -> None:
         """Set ``next_run`` to the first tick strictly after ``prev_run`` (see ``next_cron``)."""
+        if self._crontab_schedules:
+            self.next_run = _earliest([schedule.after(prev_run) for schedule in self._crontab_schedules])
+            return
         try:
             self.next_run = next_cron(
                 prev_run,
@@ -449,7 +477,15 @@ class CronJob:
             raise ValueError(f"cron job {self.name!r}: {exc}") from None
 
     def __repr__(self) -> str:
-        return "<CronJob {}>".format(" ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self)))
+        shown = (f for f in fields(self) if not f.name.startswith("_") and (f.name != "crontab" or self.crontab))
+        return "<CronJob {}>".format(" ".join(f"{f.name}={getattr(self, f.name)}" for f in shown))
+
+
+def _earliest(ticks: list[datetime]) -> datetime:
+    """The earliest instant (datetimes sharing a tzinfo compare by wall time, so aware ones by timestamp)."""
+    if ticks[0].tzinfo is None:
+        return min(ticks)
+    return min(ticks, key=lambda tick: tick.timestamp())
 
 
 def _import_coroutine(dotted_path: str) -> object:
@@ -471,7 +507,10 @@ def _import_coroutine(dotted_path: str) -> object:
 
 def cron(
     coroutine: str | CronCoroutine,
+    function: str | CronCoroutine | None = None,
+    /,
     *,
+    crontab: str | None = None,
     name: str | None = None,
     month: OptionType = None,
     day: OptionType = None,
@@ -491,7 +530,10 @@ def cron(
     """Define a cron job for ``WorkerSettings.cron_jobs``: ``coroutine`` runs at every matching time.
 
     :param coroutine: the function (called as ``await coroutine(ctx)``), or its import path
-        ``'package.module.function'`` / ``'package.module:function'``
+        ``'package.module.function'`` / ``'package.module:function'``; or a crontab string, the function then
+        following it: ``cron('*/5 * * * *', report)`` is ``cron(report, crontab='*/5 * * * *')``
+    :param crontab: the schedule as a crontab string (5 fields, or 6 with seconds last), instead of the
+        fields below; needs the ``cron`` extra (croniter). See pool/worker/crontab.py.
     :param name: defaults to ``'cron:' + coroutine.__qualname__``; for an import path, as in arq,
         ``'cron:' + path``. Ticks' job ids are derived from it, so keep it stable across deploys.
     :param month: 1-12; ``day``: 1-31; ``weekday``: 0-6 (0=Monday) or names ``'mon'`` … ``'sun'``;
@@ -506,8 +548,12 @@ def cron(
     :param max_tries: how many times a tick may be tried
 
     Every argument is validated here; a bad one raises ValueError naming the job, the field and what is
-    allowed, e.g. ``cron job 'cron:f': hour=25 is out of range 0-23``.
+    allowed, e.g. ``cron job 'cron:f': hour=25 is out of range 0-23`` (a bad crontab: ``InvalidCrontab``).
     """
+    if function is not None:  # cron('*/5 * * * *', report)
+        if crontab is not None or not isinstance(coroutine, str):
+            raise InvalidCrontab(f"cron({coroutine!r}, {function!r}): give the crontab string first, then the function")
+        crontab, coroutine = coroutine, function
     default_name: str | None
     if isinstance(coroutine, str):
         try:
@@ -548,6 +594,7 @@ def cron(
         keep_result_s=keep_result_s,
         keep_result_forever=keep_result_forever,
         max_tries=max_tries,
+        crontab=crontab,
     )
 
 

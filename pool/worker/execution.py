@@ -26,11 +26,12 @@ from ..client.jobs import JobAborted
 from ..logs import fast_writer
 from ..storage.codecs import deserialize_job, encode_result, serialize_job, serialize_result
 from ..storage.partitions import partition_key, tagged
-from ..storage.queue import Delivery
+from ..storage.queue import Delivery, RedisQueue
 from ..storage.serializers import DeserializationError, Deserializer, JobExecutionFailed, SerializationError, Serializer
 from ..utils import args_to_string, ms_to_datetime, now_ms, truncate
 from .deadlines import Deadlines
 from .functions import Function, Retry, RetryJob
+from .progress import RunningJob
 
 logger = logging.getLogger("pool.worker")
 
@@ -97,6 +98,8 @@ class RunnerSettings:
     on_job_end: Hook | None = None
     partitioned: bool = False  # the queue has partitions: a callback's id is tagged to fall in its job's
     cron_names: frozenset[str] = frozenset()  # cron jobs' functions: their log lines name the function only
+    consumer: str = ""  # this worker's consumer name: with an entry id, a run's mark in the job hash
+    queues: list[RedisQueue] = field(default_factory=list)  # per partition, set once connected: progress writes
 
 
 class JobRunner:
@@ -188,12 +191,19 @@ class JobRunner:
             dependency = JobExecutionFailed(f"dependency {delivery.failed_dependency} failed")
             return _own_ttls(self._failure(delivery, name, args, kwargs, enqueue_ms, start_ms, dependency, ttl_s), data)
 
+        running = RunningJob(
+            job_id,
+            s.queues[delivery.partition] if s.queues else None,
+            f"{s.consumer} {delivery.entry_id}",
+            s.serializer,
+        )
         ctx = {
             **s.ctx,
             "job_id": job_id,
             "job_try": attempts,
             "enqueue_time": ms_to_datetime(enqueue_ms),
             "score": delivery.score,
+            "job": running,
         }
         if self._info:  # arq's line: time since the enqueue, and how late the job starts when over 1.2 s
             extra = f" try={attempts}" if attempts > 1 else ""
@@ -290,6 +300,7 @@ class JobRunner:
             serializer=s.serializer,
             traceback=None if success else _traceback(result),
             description=data.get("ds"),
+            progress=running.result_record(),
         )
         if not kept:  # recorded as a failure to encode it (see encode_result): counted as one too
             success = False

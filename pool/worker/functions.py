@@ -73,9 +73,13 @@ def func(
     ``max_concurrency``: at most this many jobs of the function run at once across every worker of the queue
     (beyond each worker's ``max_jobs``); further jobs wait, parked in Redis, until one finishes.
     ``takes_ctx=False``: call it without ``ctx``, as rq calls its functions (``f(*args, **kwargs)``); by default
-    it takes ``ctx`` first, unless it was decorated with ``pool.rq.job``."""
+    it takes ``ctx`` first, unless it was decorated with ``pool.rq.job``. A typed task (``pool.task``) is
+    registered with its own settings."""
     if isinstance(coroutine, Function):
         return coroutine
+    registered = getattr(coroutine, "function", None)  # a pool.task: its func(), made when it was defined
+    if isinstance(registered, Function):
+        return registered
     if isinstance(coroutine, str):
         name = name or coroutine
         coroutine = import_string(coroutine)

@@ -364,6 +364,7 @@ class Worker:
         await self._agree_partitions()
         self._queues = [RedisQueue(self._pool, self.queue_name, p) for p in range(self.queue_partitions)]
         self._queue = self._queues[0]
+        self.runner.s.queues, self.runner.s.consumer = self._queues, self.worker_id  # for ctx['job'].update
         self._batcher = CompletionBatcher(self._queues, self.worker_id)
         for queue in self._queues:  # Redis may be busy or loading
             await retrying(queue.ensure_group, "creating the consumer groups")

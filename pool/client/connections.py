@@ -30,6 +30,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
 
 from ..redis.autopipeline import AutoPipeline, must_bypass
+from ..redis.cluster_client import ReshardingSafeCluster
 from ..redis.fastpath import FastPath, ScriptCall
 from ..redis.replication import Durability, NotReplicated
 from ..redis.retries import transient
@@ -507,11 +508,12 @@ class PoolRedis(QueueClient, Redis):  # type: ignore[misc]  # (redis-py's own ba
 ArqRedis = PoolRedis
 
 
-class PoolRedisCluster(QueueClient, RedisCluster):  # type: ignore[misc]  # (as PoolRedis)
+class PoolRedisCluster(QueueClient, ReshardingSafeCluster):  # type: ignore[misc]  # (as PoolRedis)
     """``QueueClient`` on a Redis Cluster. redis-py's cluster client sends each command, and each script by its
     first key, to the node serving that key's slot, and follows MOVED and ASK redirections (and retries TRYAGAIN)
-    as slots move. Every key of a queue shares one hash tag, so all of a queue's commands go to one node. No fast
-    path and no auto-pipelining here: both hold connections to one node (see docs/cluster.md)."""
+    as slots move (ASKING on the redirected command's own connection: pool/redis/cluster_client.py). Every key of
+    a queue shares one hash tag, so all of a queue's commands go to one node. No fast path and no auto-pipelining
+    here: both hold connections to one node (see docs/cluster.md)."""
 
     fast_path = None
     followed_master = None

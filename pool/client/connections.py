@@ -30,7 +30,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
 
 from ..redis.autopipeline import AutoPipeline, must_bypass
-from ..redis.cluster_client import ReshardingSafeCluster
+from ..redis.cluster_client import ReshardingSafeCluster, run_with_wait
 from ..redis.fastpath import FastPath, ScriptCall
 from ..redis.replication import Durability, NotReplicated
 from ..redis.retries import transient
@@ -521,6 +521,18 @@ class PoolRedisCluster(QueueClient, ReshardingSafeCluster):  # type: ignore[misc
     def auto_pipelined(self) -> PoolRedisCluster:
         return self
 
+    async def run_script(
+        self, script: AsyncScript, calls: Iterable[ScriptCall], *, durable: bool = False, what: str = "a write"
+    ) -> list[Any]:
+        """As ``QueueClient.run_script``; with ``wait_replicas``, WAIT follows the calls on the connection that
+        carried them, to the master of their keys' slot (each node's calls and its WAIT in one write: calls of
+        several partitions may be on several masters; the fewest confirmations count)."""
+        wait = self.durability.wait_args if durable and self.durability is not None else ()
+        if not wait:
+            return await super().run_script(script, calls, durable=durable, what=what)
+        replies, confirmed = await run_with_wait(self, script, list(calls), wait)
+        return self._confirmed([*replies, confirmed], wait, what)
+
     def follow_master(self) -> None:
         """A cluster follows its own failovers (MOVED after a replica's promotion): nothing to watch."""
 
@@ -642,8 +654,6 @@ def _with_dependencies(
 
 def _cluster_client(settings: RedisSettings, common: dict[str, Any], extra: dict[str, Any]) -> PoolRedisCluster:
     """A cluster client that learns the cluster's nodes from ``settings.host``'s; ``max_connections`` per node."""
-    if settings.wait_replicas:
-        raise ValueError("wait_replicas is not supported on a Redis Cluster yet")
     addresses = settings.host if isinstance(settings.host, list) else [(settings.host, settings.port)]
     kwargs = {k: v for k, v in common.items() if k not in {"max_connections", "retry_on_timeout"}}
     return PoolRedisCluster(

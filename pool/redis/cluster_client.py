@@ -19,14 +19,25 @@ refused, or its caller crashed, while a slot moved between masters:
   pipeline, ``aclose()`` only marks the topology for a reread (the next command runs CLUSTER SLOTS); redis-py's
   reread then reconnects each node's connections lazily, each when its user gives it back. ``aclose()`` called
   from outside (closing the client) closes it as before.
+
+It also sends the durability option's WAIT where it means something on a cluster (``run_with_wait``): on the
+connection that carried the writes, to the node that took them (the master of their keys' slot); redis-py would
+send a keyless WAIT to any node, whose answer says nothing of the writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import AskError, ClusterError, MovedError, NoScriptError, TryAgainError
+
+# As redis-py's own RedisClusterRequestTTL: how many redirections or refusals a call follows before giving up.
+_REDIRECTIONS = 16
 
 # Set while this task runs a command or a pipeline of the client: an aclose() then is redis-py asking for a
 # topology refresh, not its user closing the client.
@@ -103,3 +114,85 @@ class ReshardingSafeCluster(RedisCluster):
             self._initialize = True
             return
         await super().aclose()
+
+
+async def run_with_wait(
+    cluster: RedisCluster,
+    script: AsyncScript,
+    calls: Sequence[tuple[Sequence[Any], Sequence[Any]]],
+    wait: Sequence[Any],
+) -> tuple[list[Any], int]:
+    """Run ``calls`` ((keys, args) of ``script``), each followed on its node's connection by ``wait`` (WAIT N
+    timeout); the replies in order, and the fewest replicas any node confirmed. Calls are grouped by the node of
+    their first key's slot; each group and its WAIT go in one write on one connection of that node, following
+    MOVED (the slot map updated, the calls grouped again) and ASK (ASKING before each call), loading the script
+    where it is missing, waiting out TRYAGAIN. The queue's scripts are all safe to send again, which a group
+    retried after a refusal may do. A reply that is an error (a script's) is raised."""
+    replies: list[Any] = [None] * len(calls)
+    confirmed: list[int] = []
+    todo = list(range(len(calls)))
+    for _ in range(_REDIRECTIONS):
+        groups: dict[str, tuple[ClusterNode, list[int]]] = {}
+        for index in todo:
+            node = _node_of(cluster, calls[index][0][0])
+            groups.setdefault(node.name, (node, []))[1].append(index)
+        todo = []
+        for node, indexes in groups.values():
+            done = await _on_node(cluster, node, script, [calls[i] for i in indexes], wait)
+            if done is None:  # MOVED: the slot map is updated, these calls go again where it now says
+                todo += indexes
+                continue
+            for index, reply in zip(indexes, done[0], strict=True):
+                replies[index] = reply
+            confirmed.append(done[1])
+        if not todo:
+            return replies, min(confirmed)
+    raise ClusterError("TTL exhausted.")
+
+
+def _node_of(cluster: RedisCluster, key: Any) -> ClusterNode:
+    node = cluster.get_node_from_key(key)
+    if node is None:
+        raise ClusterError(f"no node serves the slot of {key!r}")
+    return node
+
+
+async def _on_node(
+    cluster: RedisCluster,
+    node: ClusterNode,
+    script: AsyncScript,
+    calls: Sequence[tuple[Sequence[Any], Sequence[Any]]],
+    wait: Sequence[Any],
+) -> tuple[list[Any], int] | None:
+    """The replies of ``calls`` on ``node`` (or where it redirects them) and WAIT's count; None after MOVED."""
+    asking = False
+    for _ in range(_REDIRECTIONS):
+        commands: list[PipelineCommand] = []
+        for keys, args in calls:
+            if asking:
+                commands.append(PipelineCommand(len(commands), "ASKING"))
+            commands.append(PipelineCommand(len(commands), "EVALSHA", script.sha, len(keys), *keys, *args))
+        commands.append(PipelineCommand(len(commands), *wait))
+        await node.execute_pipeline(commands)
+        results = [command.result for command in commands if command.args[0] != "ASKING"]
+        refused = next((result for result in results[:-1] if isinstance(result, BaseException)), None)
+        if refused is None:
+            if isinstance(results[-1], BaseException):
+                raise results[-1]
+            return results[:-1], int(results[-1])
+        asking = False
+        if isinstance(refused, NoScriptError):
+            await cluster.script_load(script.script)  # (on every master)
+        elif isinstance(refused, MovedError):
+            await cluster.nodes_manager.move_slot(refused)
+            return None
+        elif isinstance(refused, AskError):
+            target = cluster.nodes_manager.get_node(refused.host, refused.port)
+            if target is None:
+                raise refused
+            node, asking = target, True
+        elif isinstance(refused, TryAgainError):
+            await asyncio.sleep(0.05)
+        else:
+            raise refused
+    raise ClusterError("TTL exhausted.")

@@ -13,10 +13,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from redis.exceptions import ClusterError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pool import JobStatus, Worker, create_pool, func
 from pool.storage.keys import QueueKeys
@@ -163,3 +166,34 @@ async def test_a_queue_whose_slot_is_resharded_while_jobs_run_loses_nothing_and_
         await pool.aclose()
     half_applied = [r.getMessage() for r in caplog.records if "non local key" in r.getMessage()]
     assert not half_applied, half_applied
+
+
+async def test_a_cluster_client_in_use_follows_a_masters_failover(
+    redis_cluster_factory: Callable[..., ClusterSet],
+) -> None:
+    """A master killed under a busy client: pool's client, whose refreshes mark the slot map stale rather than
+    close connections, still follows the promotion of the master's replica."""
+    cluster = redis_cluster_factory(replicas=1)
+    client = await create_pool(cluster.settings())
+    key = "{failover}:counter"
+    try:
+        await client.set(key, 0)
+        cluster.wait_replicas_in_sync()
+        master = cluster.node_for_key(key)
+        cluster.kill_node(master)
+        errors: list[BaseException] = []
+
+        async def increments() -> int:
+            replies = await asyncio.gather(*(client.incr(key) for _ in range(20)), return_exceptions=True)
+            errors.extend(reply for reply in replies if isinstance(reply, BaseException))
+            return sum(1 for reply in replies if not isinstance(reply, BaseException))
+
+        await wait_for(lambda: increments(), timeout=30, interval=0.2, message="increments served after failover")
+        assert cluster.node_for_key(key) is not master
+        assert await increments() == 20  # all of them, once the replica has taken over
+        unexpected = [
+            e for e in errors if not isinstance(e, (RedisConnectionError, ClusterError, RedisTimeoutError, OSError))
+        ]
+        assert not unexpected, unexpected[:3]
+    finally:
+        await client.aclose()

@@ -5,6 +5,9 @@ script call whole (TRYAGAIN, ASK) rather than failing it half way: the worker re
 The slot is left half-migrated (MIGRATING on the source, IMPORTING on the target, its keys moving a few at a
 time) for a while, twice: there and back. Nothing is lost (every job gets its result), nothing is half-applied
 (no script meets a key that is not on its node: "Script attempted to access a non local key").
+
+The cluster client's part (pool/redis/cluster_client.py) is checked on its own too: calls redirected by ASK are
+served by the importing node under concurrent use, refreshes close nothing in use, the user's close closes all.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pool import JobStatus, Worker, create_pool, func
+from pool.client.connections import PoolRedisCluster
 from pool.storage.keys import QueueKeys
 from tests.helpers import wait_for
 from tests.redis_cluster import ClusterSet
@@ -93,6 +97,7 @@ async def test_a_cluster_client_closed_by_its_user_closes_its_connections(redis_
     nothing); called by the client's user, it still closes every connection."""
     client = await create_pool(redis_cluster.settings())
     await client.set("{closing}:a", 1)
+    assert isinstance(client, PoolRedisCluster)
     nodes = client.get_nodes()
     assert any(connection.is_connected for node in nodes for connection in node._connections)
     await client.aclose()

@@ -121,9 +121,9 @@ chromium:
 	"$(CHROMIUM)" --version 2>/dev/null
 
 test: install redis chromium lint arq-client
-	$(VENV)/bin/pytest -q -m "not resharding" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-# make test-resharding   the live resharding test (tests/test_resharding.py), kept out of make test while it is flaky
+# make test-resharding   only the live resharding tests (tests/test_resharding.py; make test runs them too)
 .PHONY: test-resharding
 test-resharding: install redis
 	$(VENV)/bin/pytest -q -m resharding $(PYTEST_ARGS)

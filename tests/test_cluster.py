@@ -159,5 +159,3 @@ def test_pool_start_on_a_cluster_replaces_a_killed_worker_and_runs_each_cron_tic
 async def test_cluster_refuses_what_it_cannot_do(shared_redis_cluster: ClusterSet) -> None:
     with pytest.raises(ValueError, match="database 0 only"):
         RedisSettings(host=[("127.0.0.1", 7000)], cluster=True, database=2)
-    with pytest.raises(ValueError, match="wait_replicas is not supported on a Redis Cluster yet"):
-        await create_pool(shared_redis_cluster.settings(wait_replicas=1))

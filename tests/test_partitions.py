@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
-from pool import Job, Worker, create_pool, cron
+from pool import Job, Worker, create_pool, cron, func
 from pool.client.jobs import JobStatus
 from pool.redis.settings import RedisSettings
 from pool.storage.keys import QueueKeys
-from pool.storage.partitions import cron_partition, partition_key, partition_of, tagged
+from pool.storage.partitions import check_limits, cron_partition, limit_share, partition_key, partition_of, tagged
 from pool.storage.queue import PartitionMismatch
 from tests.failover_load import read_runs
 from tests.helpers import wait_for_sync
@@ -43,6 +43,80 @@ ticks: list[tuple[str, datetime]] = []
 
 async def tick(ctx: dict[str, Any]) -> None:
     ticks.append((ctx["job_id"], datetime.now()))
+
+
+LIMIT = 5  # max_concurrency of ``limited`` below: over 3 partitions, shares of 2, 2 and 1
+
+
+async def limited(ctx: dict[str, Any], run: str) -> None:
+    """Counts the jobs of this function running at once (INCR on start, DECR at the end) and logs each count."""
+    now = await ctx["redis"].incr(f"{run}:running")
+    await ctx["redis"].rpush(f"{run}:seen", now)
+    await asyncio.sleep(0.03)
+    await ctx["redis"].decr(f"{run}:running")
+
+
+async def run_limited_jobs(settings: RedisSettings, run: str, jobs: int = 60) -> list[int]:
+    """``jobs`` jobs of ``limited`` on a queue of 3 partitions, run by two workers of 20 slots each; the
+    concurrency counts the jobs saw."""
+    pool = await create_pool(settings, queue_partitions=3)
+    try:
+        enqueued = [await pool.enqueue_job("limited", run, _queue_name=run) for _ in range(jobs)]
+        assert {partition_of(job.job_id, 3) for job in enqueued if job is not None} == {0, 1, 2}
+        workers = [
+            Worker(
+                functions=[func(limited, max_concurrency=LIMIT)],
+                redis_settings=settings,
+                queue_name=run,
+                queue_partitions=3,
+                handle_signals=False,
+                burst=True,
+                max_jobs=20,
+                poll_delay=0.05,
+            )
+            for _ in range(2)
+        ]
+        await asyncio.gather(*(w.async_run() for w in workers))
+        assert sum(w.jobs_complete for w in workers) == jobs
+        return [int(n) for n in await pool.lrange(f"{run}:seen", 0, -1)]
+    finally:
+        await pool.aclose()
+
+
+def test_max_concurrency_is_split_over_the_partitions_in_shares_that_add_up_to_it() -> None:
+    assert [limit_share(5, 3, p) for p in range(3)] == [2, 2, 1]
+    assert [limit_share(6, 3, p) for p in range(3)] == [2, 2, 2]
+    assert limit_share(4, 1, 0) == 4
+    for limit, partitions in [(7, 4), (16, 16), (100, 7)]:
+        assert sum(limit_share(limit, partitions, p) for p in range(partitions)) == limit
+    with pytest.raises(ValueError, match="max_concurrency=2 is below queue_partitions=3"):
+        check_limits({"f": 2}, 3)
+
+
+async def test_max_concurrency_holds_across_the_partitions_of_a_queue(redis_url: str) -> None:
+    seen = await run_limited_jobs(RedisSettings.from_dsn(redis_url), "limits")
+    assert len(seen) == 60
+    assert max(seen) <= LIMIT, seen  # per partition, it would have been up to 3 x LIMIT
+    assert max(seen) > 2  # (several partitions' jobs did run at once)
+
+
+async def test_max_concurrency_holds_across_the_partitions_of_a_queue_on_a_cluster(
+    shared_redis_cluster: ClusterSet,
+) -> None:
+    seen = await run_limited_jobs(shared_redis_cluster.settings(), "limits-cluster")
+    assert len(seen) == 60
+    assert max(seen) <= LIMIT, seen
+    assert max(seen) > 2
+
+
+def test_a_worker_refuses_a_limit_below_the_partition_count(redis_url: str) -> None:
+    with pytest.raises(ValueError, match="max_concurrency=2 is below queue_partitions=3"):
+        Worker(
+            functions=[func(limited, max_concurrency=2)],
+            redis_settings=RedisSettings.from_dsn(redis_url),
+            queue_partitions=3,
+            handle_signals=False,
+        )
 
 
 def worker(settings: RedisSettings, **kwargs: Any) -> Worker:

@@ -31,6 +31,7 @@ from redis.exceptions import AuthenticationError, ConnectionError, RedisError, R
 
 from .. import tracing
 from ..redis.autopipeline import AutoPipeline, must_bypass
+from ..redis.cluster_client import ReshardingSafeCluster, run_with_wait
 from ..redis.fastpath import FastPath, ScriptCall
 from ..redis.replication import Durability, NotReplicated
 from ..redis.retries import transient
@@ -524,17 +525,30 @@ class PoolRedis(QueueClient, Redis):  # type: ignore[misc]  # (redis-py's own ba
 ArqRedis = PoolRedis
 
 
-class PoolRedisCluster(QueueClient, RedisCluster):  # type: ignore[misc]  # (as PoolRedis)
+class PoolRedisCluster(QueueClient, ReshardingSafeCluster):  # type: ignore[misc]  # (as PoolRedis)
     """``QueueClient`` on a Redis Cluster. redis-py's cluster client sends each command, and each script by its
     first key, to the node serving that key's slot, and follows MOVED and ASK redirections (and retries TRYAGAIN)
-    as slots move. Every key of a queue shares one hash tag, so all of a queue's commands go to one node. No fast
-    path and no auto-pipelining here: both hold connections to one node (see docs/cluster.md)."""
+    as slots move (ASKING on the redirected command's own connection: pool/redis/cluster_client.py). Every key of
+    a queue shares one hash tag, so all of a queue's commands go to one node. No fast path and no auto-pipelining
+    here: both hold connections to one node (see docs/cluster.md)."""
 
     fast_path = None
     followed_master = None
 
     def auto_pipelined(self) -> PoolRedisCluster:
         return self
+
+    async def run_script(
+        self, script: AsyncScript, calls: Iterable[ScriptCall], *, durable: bool = False, what: str = "a write"
+    ) -> list[Any]:
+        """As ``QueueClient.run_script``; with ``wait_replicas``, WAIT follows the calls on the connection that
+        carried them, to the master of their keys' slot (each node's calls and its WAIT in one write: calls of
+        several partitions may be on several masters; the fewest confirmations count)."""
+        wait = self.durability.wait_args if durable and self.durability is not None else ()
+        if not wait:
+            return await super().run_script(script, calls, durable=durable, what=what)
+        replies, confirmed = await run_with_wait(self, script, list(calls), wait)
+        return self._confirmed([*replies, confirmed], wait, what)
 
     def follow_master(self) -> None:
         """A cluster follows its own failovers (MOVED after a replica's promotion): nothing to watch."""
@@ -657,8 +671,6 @@ def _with_dependencies(
 
 def _cluster_client(settings: RedisSettings, common: dict[str, Any], extra: dict[str, Any]) -> PoolRedisCluster:
     """A cluster client that learns the cluster's nodes from ``settings.host``'s; ``max_connections`` per node."""
-    if settings.wait_replicas:
-        raise ValueError("wait_replicas is not supported on a Redis Cluster yet")
     addresses = settings.host if isinstance(settings.host, list) else [(settings.host, settings.port)]
     kwargs = {k: v for k, v in common.items() if k not in {"max_connections", "retry_on_timeout"}}
     return PoolRedisCluster(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from redis.exceptions import ResponseError
+from redis.exceptions import MovedError, ResponseError
 
+from ..redis.cluster_client import run_with_wait
 from .ops import Command, Op, Request, ScriptCall
 from .scripts import Scripts
 
@@ -56,8 +57,25 @@ def on_cluster(client: Any) -> bool:
     return hasattr(client, "get_node_from_key")
 
 
+def _wait_after_scripts(batch: list[Request]) -> tuple[list[ScriptCall], Command] | None:
+    """A durable batch (ops.enqueue with ``wait_replicas``): calls of one script, then WAIT; else None."""
+    *calls, last = batch
+    if not calls or not isinstance(last, Command) or last.method != "execute_command":
+        return None
+    if str(last.args[0]).upper() != "WAIT":
+        return None
+    scripts = [call for call in calls if isinstance(call, ScriptCall) and call.name == batch[0].name]  # type: ignore[union-attr]
+    return (scripts, last) if len(scripts) == len(calls) else None
+
+
 async def _execute(redis: Any, batch: list[Request]) -> list[Any]:
     if on_cluster(redis):
+        durable = _wait_after_scripts(batch)
+        if durable is not None:  # WAIT on the connection of the writes, at their node
+            calls, wait = durable
+            script = getattr(scripts_for(redis), calls[0].name)
+            done, confirmed = await run_with_wait(redis, script, [(c.keys, c.args) for c in calls], wait.args)
+            return [*done, confirmed]
         return [await _execute_one_on_cluster(redis, request) for request in batch]
     if len(batch) == 1:
         request = batch[0]
@@ -108,6 +126,8 @@ def _execute_one_on_cluster_sync(client: Any, request: Request) -> Any:
 
 def _execute_sync(client: Any, batch: list[Request]) -> list[Any]:
     if on_cluster(client):
+        if _wait_after_scripts(batch) is not None:
+            return _with_wait_on_cluster_sync(client, batch)
         return [_execute_one_on_cluster_sync(client, request) for request in batch]
     if len(batch) == 1:
         request = batch[0]
@@ -121,6 +141,21 @@ def _execute_sync(client: Any, batch: list[Request]) -> list[Any]:
         _queue_batch(pipe, scripts_for(client), batch)
         replies: list[Any] = pipe.execute(raise_on_error=False)
         return replies
+
+
+def _with_wait_on_cluster_sync(client: Any, batch: list[Request]) -> list[Any]:
+    """A durable batch on redis-py's sync cluster client: the scripts and WAIT in one pipeline of the node that
+    serves the first key's slot (one connection). A redirection (the slot moved) rereads the slot map and is
+    raised: the caller's turn fails and is tried again, as for any refused write."""
+    first = batch[0]
+    assert isinstance(first, ScriptCall)
+    node = client.get_node_from_key(first.keys[0])
+    with client.get_redis_connection(node).pipeline(transaction=False) as pipe:
+        _queue_batch(pipe, scripts_for(client), batch)
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+    if any(isinstance(reply, MovedError) for reply in replies):
+        client.nodes_manager.initialize()
+    return replies
 
 
 def _queue_batch(pipe: Any, scripts: Scripts, batch: list[Request]) -> None:

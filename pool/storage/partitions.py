@@ -10,6 +10,13 @@ Cluster spreads them over its masters. A job's partition follows from its id alo
   say, share a tag), else the whole id;
 - the partition is CRC-32 of the partition key, modulo N (partition 0 when N is 1).
 
+A function's ``max_concurrency`` L keeps its meaning across the partitions (at most L of its jobs run at once on
+the whole queue) by a fixed split: partition p may run ``limit_share(L, N, p)`` of them, L // N plus one for the
+first L mod N partitions, so the shares add up to L. Each partition enforces its share as an unpartitioned queue
+enforces the whole limit, inside its own scripts (its ``running:<fn>`` set), so a crashed worker's share comes
+back the same way, and nothing is added to the hot path. A limit below N would leave some partitions a share of
+0, whose jobs of that function could never run: workers refuse it (``check_limits``).
+
 Callbacks and cron ticks of a partitioned queue get ids with a tag (``callback_id``, ``cron_tick_id``): a callback
 lives with its job (COMPLETE enqueues it in the same script), every tick of every cron job in one partition (the
 leader's lock and fences live there).
@@ -47,3 +54,22 @@ def tagged(job_id: str, key: str) -> str:
     """``job_id`` placed with the jobs whose partition key is ``key``: its own tag if it has one, else ``{key}``
     in front."""
     return job_id if partition_key(job_id) == key else f"{{{key}}}{job_id}"
+
+
+def limit_share(limit: int, partitions: int, partition: int) -> int:
+    """How many jobs of a function limited to ``limit`` (``max_concurrency``) partition ``partition`` of a queue
+    of ``partitions`` partitions may run at once: the shares of all partitions add up to ``limit``."""
+    if partitions <= 1:
+        return limit
+    return limit // partitions + (1 if partition < limit % partitions else 0)
+
+
+def check_limits(limits: dict[str, int], partitions: int) -> None:
+    """Refuse a ``max_concurrency`` below the partition count: some partitions' share would be 0."""
+    for function, limit in limits.items():
+        if limit < partitions:
+            raise ValueError(
+                f"function {function!r}: max_concurrency={limit} is below queue_partitions={partitions}; "
+                "the limit is split over the partitions and each needs a share of at least 1 (raise the limit, "
+                "or give the function a queue of its own without partitions)"
+            )

@@ -39,7 +39,7 @@ from ..redis.settings import RedisSettings
 from ..storage.codecs import JobResult
 from ..storage.eviction import EvictionPolicyError, judge_policy
 from ..storage.keys import DEFAULT_QUEUE_NAME, PRIORITIES, validate_queue_name
-from ..storage.partitions import cron_partition
+from ..storage.partitions import check_limits, cron_partition, limit_share
 from ..storage.queue import Completion, Delivery, PartitionMismatch, RedisQueue, partition_count
 from ..storage.serializers import Deserializer, Serializer
 from ..utils import now_ms, plural, run_on_best_loop, to_seconds
@@ -276,6 +276,12 @@ class Worker:
         self._loops: list[asyncio.Task[None]] = []
         self._fetches = 0
         self._limits = {name: f.max_concurrency for name, f in self.functions.items() if f.max_concurrency}
+        check_limits(self._limits, queue_partitions)
+        # each partition's share of every limit (pool/storage/partitions.py): they add up to the limit
+        self._shares = [
+            {name: limit_share(limit, queue_partitions, p) for name, limit in self._limits.items()}
+            for p in range(queue_partitions)
+        ]
         self._heartbeat: asyncio.Task[None] | None = None
         # Set once running jobs are finished or cancelled and their results written: only then may the heartbeat
         # stop. A stopping worker that went quiet earlier would have its still-running jobs taken over and run twice.
@@ -550,7 +556,7 @@ class Worker:
                 # FETCH reads and starts in one round trip; on Redis Cluster it cannot declare the keys of the jobs
                 # it reads (see RedisQueue.fetch), so there the worker reads (blocking), then STARTs
                 if queue.one_step_fetch:
-                    started, expired = await queue.fetch(self.worker_id, batch, order, self._limits)
+                    started, expired = await queue.fetch(self.worker_id, batch, order, self._shares[queue.partition])
                     if started or expired:
                         await self._launch(started, expired)
                         await asyncio.sleep(0)  # let the new jobs start before the next fetch is sent
@@ -601,9 +607,10 @@ class Worker:
             return  # shutting down: leave them pending, close() hands them back
         # retried while Redis is busy or restarting: the entries are ours now, and given up they would wait for a
         # reclaim (3 heartbeats) to run
-        start = self._queues[deliveries[0].partition].start  # (deliveries of one partition)
+        partition = deliveries[0].partition  # (deliveries of one partition)
+        start, shares = self._queues[partition].start, self._shares[partition]
         started, expired = await retrying(
-            lambda: start(self.worker_id, deliveries, self._limits), f"starting {len(deliveries)} jobs"
+            lambda: start(self.worker_id, deliveries, shares), f"starting {len(deliveries)} jobs"
         )
         await self._launch(started, expired)
 
@@ -828,7 +835,7 @@ class Worker:
                     await self._cancel_aborted()
                 if self._limits:
                     for queue in self._queues:
-                        await queue.sweep_parked(self._limits)
+                        await queue.sweep_parked(self._shares[queue.partition])
                 if self._cron is not None and not self._stopping:
                     next_wake_ms = min(next_wake_ms, now_ms() + int(await self._cron.run_due() * 1000))
             except (RedisError, OSError) as exc:

@@ -31,6 +31,7 @@ from redis.exceptions import AuthenticationError, ConnectionError, RedisError, R
 
 from ..redis.autopipeline import AutoPipeline, must_bypass
 from ..redis.fastpath import FastPath, ScriptCall
+from ..redis.node_fastpath import NodeFastPaths
 from ..redis.replication import Durability, NotReplicated
 from ..redis.retries import transient
 from ..redis.sentinel import MasterConnection, MasterSSLConnection, SentinelMaster, master_of
@@ -510,11 +511,39 @@ ArqRedis = PoolRedis
 class PoolRedisCluster(QueueClient, RedisCluster):  # type: ignore[misc]  # (as PoolRedis)
     """``QueueClient`` on a Redis Cluster. redis-py's cluster client sends each command, and each script by its
     first key, to the node serving that key's slot, and follows MOVED and ASK redirections (and retries TRYAGAIN)
-    as slots move. Every key of a queue shares one hash tag, so all of a queue's commands go to one node. No fast
-    path and no auto-pipelining here: both hold connections to one node (see docs/cluster.md)."""
+    as slots move. Every key of a queue shares one hash tag, so all of a queue's commands go to one node. The
+    queue's scripts take a fast path per node (``node_paths``); no auto-pipelining of jobs' commands here yet (see
+    docs/cluster.md)."""
 
     fast_path = None
     followed_master = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the queue's scripts skip the cluster client's command path, each to its slot's node (see
+        # pool/redis/node_fastpath.py)
+        self.node_paths = NodeFastPaths(self)
+
+    async def aclose(self) -> None:
+        """Close the nodes' connections, the fast path's too. (redis-py also calls this to learn the cluster
+        again, after CLUSTERDOWN for one: the client, and its fast path, reconnect at the next call.)"""
+        await self.node_paths.close()
+        await super().aclose()
+
+    async def run_script(
+        self, script: AsyncScript, calls: Iterable[ScriptCall], *, durable: bool = False, what: str = "a write"
+    ) -> list[Any]:
+        """The replies of (keys, args) calls of one script, in order: each run of consecutive calls for one node
+        on that node's fast path when it can take them, else through the cluster client, which follows
+        redirections (MOVED, ASK, TRYAGAIN). A durable call (WAIT after it on its connection) takes the cluster
+        client's path."""
+        if durable and self.durability is not None and self.durability.wait_args:
+            return await super().run_script(script, calls, durable=durable, what=what)
+        replies: list[Any] = []
+        for run in _runs_by_node(self.node_paths, calls):
+            got = await self.node_paths.run_scripts(script, run)
+            replies += got if got is not None else await super().run_script(script, run)
+        return replies
 
     def auto_pipelined(self) -> PoolRedisCluster:
         return self
@@ -573,6 +602,21 @@ class AutoPipelinedRedis(PoolRedis):
         if must_bypass(args):
             return await super().execute_command(*args, **options)
         return await self.auto_pipeline.submit(args, options)
+
+
+def _runs_by_node(paths: NodeFastPaths, calls: Iterable[ScriptCall]) -> Iterator[list[ScriptCall]]:
+    """``calls`` in runs of consecutive calls for one node (a bulk enqueue's batches go to several partitions)."""
+    run: list[ScriptCall] = []
+    run_node: Any = None
+    for call in calls:
+        node = paths.node_of(call[0])
+        if run and node is not run_node:
+            yield run
+            run = []
+        run.append(call)
+        run_node = node
+    if run:
+        yield run
 
 
 def _kept(calls: Iterator[ScriptCall], made: list[ScriptCall]) -> Iterator[ScriptCall]:

@@ -85,6 +85,10 @@ class NodeFastPaths:
         except _NOT_RUN:
             return None
 
+    def nodes_in_use(self) -> list[str]:
+        """The nodes (host:port) whose fast path holds a connection whose last call went through cleanly."""
+        return [name for name, path in self._paths.items() if path.idle_connections]
+
     async def close(self) -> None:
         """Close every node's connections (busy ones when their call ends). As redis-py's cluster client, which
         closes its nodes' connections to learn the cluster again (after CLUSTERDOWN, say) and reconnects at its

@@ -16,7 +16,6 @@ import statistics
 import time
 from typing import Any
 
-import psutil
 import redis
 
 from pool import Worker, create_pool
@@ -30,9 +29,12 @@ async def noop(ctx: dict[str, Any]) -> None:
     return None
 
 
-def cpu_s(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
+def cpu_s(server: RedisServer) -> float:
+    """The Redis process's CPU seconds so far, as it reports them (INFO cpu: getrusage, to the µs; the process
+    times psutil reads count in 10 ms ticks, too coarse for a master's share of a short run)."""
+    with redis.Redis(host=server.host, port=server.port) as client:
+        info = client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 def even_queue_name(cluster: ClusterSet, partitions: int) -> str:
@@ -93,11 +95,11 @@ async def one_round(
     queue_name: str,
     partitions: int,
     jobs: int,
-    pids: list[int],
-    servers: list[RedisServer] | None = None,
+    servers: list[RedisServer],
+    stats: bool = False,
 ) -> tuple[float, list[float]]:
-    """(jobs/s, Redis CPU seconds per Redis process) of one burst run over ``jobs`` pre-enqueued noop jobs. With
-    ``servers``, their command stats of the worker's run are printed too."""
+    """(jobs/s, Redis CPU seconds per Redis server) of one burst run over ``jobs`` pre-enqueued noop jobs. With
+    ``stats``, the servers' command stats of the worker's run are printed too."""
     pool = await create_pool(settings, queue_partitions=partitions)
     try:
         specs = [pool.prepare("noop", _queue_name=queue_name) for _ in range(jobs)]
@@ -116,15 +118,16 @@ async def one_round(
         log_results=False,
         keep_result=0,
     )
-    if servers:
+    if stats:
         reset_stats(servers)
-    before = [cpu_s(pid) for pid in pids]
+    before = [cpu_s(server) for server in servers]
     started = time.perf_counter()
     await worker.async_run()
     elapsed = time.perf_counter() - started
-    if servers:
+    cpus = [cpu_s(server) - cpu for server, cpu in zip(servers, before, strict=True)]
+    if stats:
         print_command_stats(f"{queue_name} ({partitions} partitions)", command_stats(servers), jobs)
-    return jobs / elapsed, [cpu_s(pid) - cpu for pid, cpu in zip(pids, before, strict=True)]
+    return jobs / elapsed, cpus
 
 
 async def main(jobs: int, rounds: int, partitions: int, commands: bool) -> None:
@@ -136,17 +139,15 @@ async def main(jobs: int, rounds: int, partitions: int, commands: bool) -> None:
         single_settings = RedisSettings(host=single.host, port=single.port)
         name = even_queue_name(cluster, partitions)
         masters = cluster.masters()
-        pids = [node.pid for node in masters if node.pid is not None]
         for round_number in range(rounds):
-            assert single.pid is not None
             stats = commands and round_number == rounds - 1  # the last round's, once every script is loaded
-            rate, (cpu,) = await one_round(single_settings, "bench", 1, jobs, [single.pid], [single] if stats else None)
+            rate, (cpu,) = await one_round(single_settings, "bench", 1, jobs, [single], stats)
             plain_rates.append(rate)
             plain_cpu.append(cpu)
-            rate, cpus = await one_round(cluster.settings(), name, partitions, jobs, pids, masters if stats else None)
+            rate, cpus = await one_round(cluster.settings(), name, partitions, jobs, masters, stats)
             cluster_rates.append(rate)
             cluster_cpu.append(cpus)
-            rate, cpus = await one_round(cluster.settings(), "plain", 1, jobs, pids, masters if stats else None)
+            rate, cpus = await one_round(cluster.settings(), "plain", 1, jobs, masters, stats)
             one_slot_rates.append(rate)
             one_slot_cpu.append(sum(cpus))
     plain_rate, cluster_rate = statistics.median(plain_rates), statistics.median(cluster_rates)

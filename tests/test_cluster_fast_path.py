@@ -1,14 +1,18 @@
 """The fast path on Redis Cluster (pool/redis/node_fastpath.py): the queue's scripts go straight to the node that
 serves their slot, follow the slot when it moves between two calls, and FETCH (which declares the slot guard rather
-than the jobs it reads) is refused whole while its slot migrates, never half applied."""
+than the jobs it reads) is refused whole while its slot migrates, never half applied. And auto-pipelining there
+(``PoolRedisCluster.auto_pipelined``, jobs' ``ctx['redis']``)."""
 
 from __future__ import annotations
 
-import pytest
-from redis.exceptions import RedisError
+import asyncio
+from typing import Any
 
-from pool import create_pool
-from pool.client.connections import PoolRedisCluster
+import pytest
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
+
+from pool import Worker, create_pool
+from pool.client.connections import AutoPipelinedRedisCluster, PoolRedisCluster
 from pool.storage.keys import CONSUMER_GROUP, QueueKeys
 from pool.storage.queue import RedisQueue
 from tests.redis_cluster import ClusterSet
@@ -109,4 +113,83 @@ async def test_calls_for_several_nodes_in_one_bulk_enqueue_reach_each_node(redis
         assert (await pool.queue_info("spread"))["ready"] == 60
         assert sorted(pool.node_paths.nodes_in_use()) == sorted(node_name(m) for m in redis_cluster.masters())
     finally:
+        await pool.aclose()
+
+
+async def test_auto_pipelined_commands_of_one_turn_go_out_together_each_with_its_own_reply(
+    shared_redis_cluster: ClusterSet,
+) -> None:
+    pool = await create_pool(shared_redis_cluster.settings())
+    view = pool.auto_pipelined()
+    pipelines = 0
+    make_pipeline = view.pipeline
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal pipelines
+        pipelines += 1
+        return make_pipeline(*args, **kwargs)
+
+    view.pipeline = counted  # type: ignore[method-assign]
+    keys = [f"auto:{number}" for number in range(30)]  # slots of every master
+    try:
+        assert len({shared_redis_cluster.node_for_key(key).port for key in keys}) == 3
+        await asyncio.gather(*(view.set(key, key) for key in keys))
+        await view.set("auto:text", "not a number")
+        replies = await asyncio.gather(
+            *(view.get(key) for key in keys),
+            view.incr("auto:text"),  # its own error, nobody else's
+            view.mget("auto:0", "auto:1"),  # two slots: refused by redis-py before sending
+            view.ping(),  # sent to a node of redis-py's choosing: the client's own path
+            return_exceptions=True,
+        )
+        assert replies[: len(keys)] == [key.encode() for key in keys]
+        assert isinstance(replies[len(keys)], ResponseError)
+        assert isinstance(replies[len(keys) + 1], RedisClusterException)
+        assert replies[len(keys) + 2] is True
+        assert pipelines == 3  # the sets, the lone set, and the reads: one per loop turn
+        await view.aclose()  # the view's connections are the client's: it goes on
+        assert await pool.get("auto:0") == b"auto:0"
+        assert await view.get("auto:1") == b"auto:1"
+    finally:
+        await pool.delete(*keys, "auto:text")
+        await pool.aclose()
+
+
+async def test_auto_pipelined_commands_follow_a_slot_moved_between_two_turns(redis_cluster: ClusterSet) -> None:
+    pool = await create_pool(redis_cluster.settings())
+    view = pool.auto_pipelined()
+    slot = redis_cluster.keyslot("{moving}:a")
+    target = other_master(redis_cluster, redis_cluster.node_for_slot(slot))
+    try:
+        await asyncio.gather(view.set("{moving}:a", "1"), view.set("{moving}:b", "2"))
+        redis_cluster.migrate_slot(slot, target)
+        assert await asyncio.gather(view.incr("{moving}:a"), view.get("{moving}:b")) == [2, b"2"]
+        with target.client() as client:
+            assert client.get("{moving}:a") == b"2"
+    finally:
+        await pool.aclose()
+
+
+async def count_up(ctx: dict[str, Any]) -> int:
+    return int(await ctx["redis"].incr(f"{{counted}}:{ctx['job_id']}"))
+
+
+async def test_jobs_use_an_auto_pipelined_client_on_a_cluster(shared_redis_cluster: ClusterSet) -> None:
+    settings = shared_redis_cluster.settings()
+    pool = await create_pool(settings, queue_partitions={"counting": 3})
+    worker = Worker(
+        functions=[count_up],
+        redis_settings=settings,
+        queue_name="counting",
+        queue_partitions=3,
+        burst=True,
+        handle_signals=False,
+    )
+    try:
+        jobs = [await pool.enqueue_job("count_up", _queue_name="counting") for _ in range(30)]
+        await worker.async_run()
+        assert isinstance(worker.ctx["redis"], AutoPipelinedRedisCluster)
+        assert [await job.result(timeout=5) for job in jobs if job is not None] == [1] * 30
+    finally:
+        await worker.close()
         await pool.aclose()

@@ -546,7 +546,10 @@ class PoolRedisCluster(QueueClient, RedisCluster):  # type: ignore[misc]  # (as 
         return replies
 
     def auto_pipelined(self) -> PoolRedisCluster:
-        return self
+        """This client (its nodes, connections, slot map and fast path shared) with its keyed commands, issued by
+        concurrent tasks in one event-loop turn, going out as one cluster pipeline: one write per node (see
+        pool/redis/autopipeline.py). The worker gives this to jobs as ``ctx['redis']``."""
+        return AutoPipelinedRedisCluster(self)
 
     def follow_master(self) -> None:
         """A cluster follows its own failovers (MOVED after a replica's promotion): nothing to watch."""
@@ -602,6 +605,46 @@ class AutoPipelinedRedis(PoolRedis):
         if must_bypass(args):
             return await super().execute_command(*args, **options)
         return await self.auto_pipeline.submit(args, options)
+
+
+class AutoPipelinedRedisCluster(PoolRedisCluster):
+    """``PoolRedisCluster.auto_pipelined()``: a view of a cluster client whose keyed commands of one loop turn go
+    out through redis-py's cluster pipeline, which sends each node's commands in one write and follows MOVED and
+    ASK per command. Commands redis-py sends to chosen nodes rather than by key (PING, INFO, TIME...), blocking
+    ones and those given ``target_nodes`` take the client's own path."""
+
+    def __init__(self, cluster: PoolRedisCluster) -> None:  # (no RedisCluster.__init__: it would learn the cluster)
+        # the same nodes manager, connections, scripts and fast path: every attribute, slots (redis-py's) included
+        for name in {name for klass in type(cluster).__mro__ for name in getattr(klass, "__slots__", ())}:
+            if hasattr(cluster, name) and name not in ("__dict__", "__weakref__"):
+                setattr(self, name, getattr(cluster, name))
+        self.__dict__.update(cluster.__dict__)
+        self._cluster = cluster
+        self.auto_pipeline = AutoPipeline(self, alone=cluster.execute_command)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        """The client's own pipeline: a command it must resend alone (after MOVED or ASK) goes through the client,
+        which follows the redirection, not back into this view's next pipeline."""
+        return self._cluster.pipeline(transaction, shard_hint)
+
+    async def aclose(self) -> None:
+        """Leaves the shared connections to the client they belong to; only learns the cluster again at the next
+        call (what redis-py asks for when it closes a client after CLUSTERDOWN)."""
+        self._initialize = True
+
+    def __del__(self, *args: Any) -> None:
+        """Nothing to close: the connections are the client's (redis-py's own warns of an unclosed client)."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if must_bypass(args) or options.get("target_nodes") is not None or self._routed_by_flag(args[0]):
+            return await super().execute_command(*args, **options)
+        return await self.auto_pipeline.submit(args, options)
+
+    def _routed_by_flag(self, name: Any) -> bool:
+        """redis-py sends this command to nodes named by a flag (all primaries, a random node...), not by its keys:
+        its cluster pipeline cannot."""
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        return text.upper() in self.command_flags
 
 
 def _runs_by_node(paths: NodeFastPaths, calls: Iterable[ScriptCall]) -> Iterator[list[ScriptCall]]:

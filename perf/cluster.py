@@ -16,7 +16,7 @@ import statistics
 import time
 from typing import Any
 
-import psutil
+import redis
 
 from pool import Worker, create_pool
 from pool.redis.settings import RedisSettings
@@ -29,9 +29,12 @@ async def noop(ctx: dict[str, Any]) -> None:
     return None
 
 
-def cpu_s(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
+def cpu_s(server: RedisServer) -> float:
+    """The Redis process's CPU seconds so far, as it reports them (INFO cpu: getrusage, to the µs; the process
+    times psutil reads count in 10 ms ticks, too coarse for a master's share of a short run)."""
+    with redis.Redis(host=server.host, port=server.port) as client:
+        info = client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 def even_queue_name(cluster: ClusterSet, partitions: int) -> str:
@@ -52,10 +55,51 @@ def even_queue_name(cluster: ClusterSet, partitions: int) -> str:
     return best
 
 
+def reset_stats(servers: list[RedisServer]) -> None:
+    for server in servers:
+        with redis.Redis(host=server.host, port=server.port) as client:
+            client.config_resetstat()
+
+
+def command_stats(servers: list[RedisServer]) -> list[dict[str, tuple[int, int]]]:
+    """Per server, command -> (calls, µs) since the last ``reset_stats`` (the INFO commandstats read itself left
+    out)."""
+    stats = []
+    for server in servers:
+        with redis.Redis(host=server.host, port=server.port) as client:
+            info = client.info("commandstats")
+        stats.append(
+            {
+                name.removeprefix("cmdstat_"): (int(fields["calls"]), int(fields["usec"]))
+                for name, fields in info.items()
+                if name != "cmdstat_info"
+            }
+        )
+    return stats
+
+
+def print_command_stats(title: str, stats: list[dict[str, tuple[int, int]]], jobs: int) -> None:
+    """Calls per job and µs per call of each command, per server: where the Redis CPU of a job goes."""
+    print(f"{title}: command, calls per job, µs per call (per server)")
+    names = sorted({name for per_server in stats for name in per_server})
+    for name in names:
+        cells = []
+        for per_server in stats:
+            calls, usec = per_server.get(name, (0, 0))
+            cells.append(f"{calls / jobs:6.3f} x {usec / calls if calls else 0:5.1f}")
+        print(f"  {name:24} " + " | ".join(cells))
+
+
 async def one_round(
-    settings: RedisSettings, queue_name: str, partitions: int, jobs: int, pids: list[int]
+    settings: RedisSettings,
+    queue_name: str,
+    partitions: int,
+    jobs: int,
+    servers: list[RedisServer],
+    stats: bool = False,
 ) -> tuple[float, list[float]]:
-    """(jobs/s, Redis CPU seconds per Redis process) of one burst run over ``jobs`` pre-enqueued noop jobs."""
+    """(jobs/s, Redis CPU seconds per Redis server) of one burst run over ``jobs`` pre-enqueued noop jobs. With
+    ``stats``, the servers' command stats of the worker's run are printed too."""
     pool = await create_pool(settings, queue_partitions=partitions)
     try:
         specs = [pool.prepare("noop", _queue_name=queue_name) for _ in range(jobs)]
@@ -74,14 +118,19 @@ async def one_round(
         log_results=False,
         keep_result=0,
     )
-    before = [cpu_s(pid) for pid in pids]
+    if stats:
+        reset_stats(servers)
+    before = [cpu_s(server) for server in servers]
     started = time.perf_counter()
     await worker.async_run()
     elapsed = time.perf_counter() - started
-    return jobs / elapsed, [cpu_s(pid) - cpu for pid, cpu in zip(pids, before, strict=True)]
+    cpus = [cpu_s(server) - cpu for server, cpu in zip(servers, before, strict=True)]
+    if stats:
+        print_command_stats(f"{queue_name} ({partitions} partitions)", command_stats(servers), jobs)
+    return jobs / elapsed, cpus
 
 
-async def main(jobs: int, rounds: int, partitions: int) -> None:
+async def main(jobs: int, rounds: int, partitions: int, commands: bool) -> None:
     plain_rates, cluster_rates, one_slot_rates = [], [], []
     plain_cpu: list[float] = []
     cluster_cpu: list[list[float]] = []
@@ -90,16 +139,15 @@ async def main(jobs: int, rounds: int, partitions: int) -> None:
         single_settings = RedisSettings(host=single.host, port=single.port)
         name = even_queue_name(cluster, partitions)
         masters = cluster.masters()
-        pids = [node.pid for node in masters if node.pid is not None]
-        for _ in range(rounds):
-            assert single.pid is not None
-            rate, (cpu,) = await one_round(single_settings, "bench", 1, jobs, [single.pid])
+        for round_number in range(rounds):
+            stats = commands and round_number == rounds - 1  # the last round's, once every script is loaded
+            rate, (cpu,) = await one_round(single_settings, "bench", 1, jobs, [single], stats)
             plain_rates.append(rate)
             plain_cpu.append(cpu)
-            rate, cpus = await one_round(cluster.settings(), name, partitions, jobs, pids)
+            rate, cpus = await one_round(cluster.settings(), name, partitions, jobs, masters, stats)
             cluster_rates.append(rate)
             cluster_cpu.append(cpus)
-            rate, cpus = await one_round(cluster.settings(), "plain", 1, jobs, pids)
+            rate, cpus = await one_round(cluster.settings(), "plain", 1, jobs, masters, stats)
             one_slot_rates.append(rate)
             one_slot_cpu.append(sum(cpus))
     plain_rate, cluster_rate = statistics.median(plain_rates), statistics.median(cluster_rates)
@@ -125,5 +173,8 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument(
+        "--commands", action="store_true", help="print each Redis's command stats (calls per job, µs per call)"
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.jobs, arguments.rounds, arguments.partitions))
+    asyncio.run(main(arguments.jobs, arguments.rounds, arguments.partitions, arguments.commands))

@@ -45,8 +45,10 @@ async def retry(ctx: dict[str, Any]) -> int:
 
 @pytest.fixture
 def two_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    """RedisQueues built from now on take the cluster's path: no FETCH."""
+    """RedisQueues built from now on declare every key as on a cluster, and pick jobs up in two steps (a read,
+    then START: a worker's path after a blocking read): no FETCH."""
     monkeypatch.setattr(queue_module, "on_cluster", lambda client: True)
+    monkeypatch.setattr(queue_module, "ONE_STEP_FETCH", False)
 
 
 async def test_two_step_fetch_reads_then_starts_in_the_order_asked_and_puts_the_rest_back(

@@ -315,9 +315,10 @@ def case(
     return register
 
 
-# FETCH starts the jobs of the entries it reads: their keys cannot be in its call. It runs on a single Redis only;
-# on Redis Cluster the worker reads, then STARTs (RedisQueue.fetch).
-FETCH_UNDECLARED = "FETCH touches the jobs of the entries it reads (a single Redis only)"
+# FETCH starts the jobs of the entries it reads: their keys cannot be in its call. On Redis Cluster it declares the
+# slot guard instead (see its header), which holds because every key it touches is in its queue's slot: checked by
+# test_fetch_touches_only_keys_of_its_queues_slot.
+FETCH_UNDECLARED = "FETCH touches the jobs of the entries it reads (on a cluster, the slot guard covers them)"
 
 
 @case("enqueue", hot=True)
@@ -1381,6 +1382,15 @@ async def test_a_script_touches_only_keys_its_call_declares(redis: PoolRedis, re
         if key not in declared
     ]
     assert not undeclared, f"{c.script} touches keys its call does not declare: {undeclared}"
+
+
+@pytest.mark.parametrize("c", [pytest.param(c, id=c.name) for c in CASES if c.script == "fetch"])
+async def test_fetch_touches_only_keys_of_its_queues_slot(redis: PoolRedis, redis_url: str, c: Case) -> None:
+    """The keys FETCH cannot declare are safe on a cluster only because they share its queue's hash tag: while
+    the slot guard it declares keeps it from running during a migration of that slot, no other slot can move."""
+    _, commands = await traced(redis, redis_url, c)
+    touched = {key for command in commands for key in await keys_of(redis, command)}
+    assert touched and all(key.startswith(KEYS.prefix.encode()) for key in touched), touched
 
 
 @pytest.mark.parametrize("c", [pytest.param(c, id=c.name) for c in CASES if not c.undeclared])

@@ -31,8 +31,9 @@ from redis.exceptions import AuthenticationError, ConnectionError, RedisError, R
 
 from .. import tracing
 from ..redis.autopipeline import AutoPipeline, must_bypass
-from ..redis.cluster_client import ReshardingSafeCluster, run_with_wait
+from ..redis.cluster_client import ReshardingSafeCluster, refreshing, run_with_wait
 from ..redis.fastpath import FastPath, ScriptCall
+from ..redis.node_fastpath import NodeFastPaths
 from ..redis.replication import Durability, NotReplicated
 from ..redis.retries import transient
 from ..redis.sentinel import MasterConnection, MasterSSLConnection, SentinelMaster, master_of
@@ -528,27 +529,49 @@ ArqRedis = PoolRedis
 class PoolRedisCluster(QueueClient, ReshardingSafeCluster):  # type: ignore[misc]  # (as PoolRedis)
     """``QueueClient`` on a Redis Cluster. redis-py's cluster client sends each command, and each script by its
     first key, to the node serving that key's slot, and follows MOVED and ASK redirections (and retries TRYAGAIN)
-    as slots move (ASKING on the redirected command's own connection: pool/redis/cluster_client.py). Every key of
-    a queue shares one hash tag, so all of a queue's commands go to one node. No fast path and no auto-pipelining
-    here: both hold connections to one node (see docs/cluster.md)."""
+    as slots move (ASKING on the redirected command's own connection: pool/redis/cluster_client.py). Every key of a queue shares one hash tag, so all of a queue's commands go to one node. The
+    queue's scripts take a fast path per node (``node_paths``); no auto-pipelining of jobs' commands here yet (see
+    docs/cluster.md)."""
 
     fast_path = None
     followed_master = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the queue's scripts skip the cluster client's command path, each to its slot's node (see
+        # pool/redis/node_fastpath.py)
+        self.node_paths = NodeFastPaths(self)
+
+    async def aclose(self) -> None:
+        """Close the nodes' connections, the fast path's too. (redis-py also calls this to learn the cluster
+        again, after CLUSTERDOWN for one: the client, and its fast path, reconnect at the next call.)"""
+        if not refreshing():  # (redis-py's own topology refresh closes nothing: see pool/redis/cluster_client.py)
+            await self.node_paths.close()
+        await super().aclose()
+
     def auto_pipelined(self) -> PoolRedisCluster:
-        return self
+        """This client (its nodes, connections, slot map and fast path shared) with its keyed commands, issued by
+        concurrent tasks in one event-loop turn, going out as one cluster pipeline: one write per node (see
+        pool/redis/autopipeline.py). The worker gives this to jobs as ``ctx['redis']``."""
+        return AutoPipelinedRedisCluster(self)
 
     async def run_script(
         self, script: AsyncScript, calls: Iterable[ScriptCall], *, durable: bool = False, what: str = "a write"
     ) -> list[Any]:
-        """As ``QueueClient.run_script``; with ``wait_replicas``, WAIT follows the calls on the connection that
+        """The replies of (keys, args) calls of one script, in order: each run of consecutive calls for one node
+        on that node's fast path when it can take them, else through the cluster client, which follows
+        redirections (MOVED, ASK, TRYAGAIN). With ``wait_replicas``, WAIT follows the calls on the connection that
         carried them, to the master of their keys' slot (each node's calls and its WAIT in one write: calls of
         several partitions may be on several masters; the fewest confirmations count)."""
         wait = self.durability.wait_args if durable and self.durability is not None else ()
-        if not wait:
-            return await super().run_script(script, calls, durable=durable, what=what)
-        replies, confirmed = await run_with_wait(self, script, list(calls), wait)
-        return self._confirmed([*replies, confirmed], wait, what)
+        if wait:
+            replies, confirmed = await run_with_wait(self, script, list(calls), wait)
+            return self._confirmed([*replies, confirmed], wait, what)
+        replies: list[Any] = []
+        for run in _runs_by_node(self.node_paths, calls):
+            got = await self.node_paths.run_scripts(script, run)
+            replies += got if got is not None else await super().run_script(script, run)
+        return replies
 
     def follow_master(self) -> None:
         """A cluster follows its own failovers (MOVED after a replica's promotion): nothing to watch."""
@@ -604,6 +627,61 @@ class AutoPipelinedRedis(PoolRedis):
         if must_bypass(args):
             return await super().execute_command(*args, **options)
         return await self.auto_pipeline.submit(args, options)
+
+
+class AutoPipelinedRedisCluster(PoolRedisCluster):
+    """``PoolRedisCluster.auto_pipelined()``: a view of a cluster client whose keyed commands of one loop turn go
+    out through redis-py's cluster pipeline, which sends each node's commands in one write and follows MOVED and
+    ASK per command. Commands redis-py sends to chosen nodes rather than by key (PING, INFO, TIME...), blocking
+    ones and those given ``target_nodes`` take the client's own path."""
+
+    def __init__(self, cluster: PoolRedisCluster) -> None:  # (no RedisCluster.__init__: it would learn the cluster)
+        # the same nodes manager, connections, scripts and fast path: every attribute, slots (redis-py's) included
+        for name in {name for klass in type(cluster).__mro__ for name in getattr(klass, "__slots__", ())}:
+            if hasattr(cluster, name) and name not in ("__dict__", "__weakref__"):
+                setattr(self, name, getattr(cluster, name))
+        self.__dict__.update(cluster.__dict__)
+        self._cluster = cluster
+        self.auto_pipeline = AutoPipeline(self, alone=cluster.execute_command)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        """The client's own pipeline: a command it must resend alone (after MOVED or ASK) goes through the client,
+        which follows the redirection, not back into this view's next pipeline."""
+        return self._cluster.pipeline(transaction, shard_hint)
+
+    async def aclose(self) -> None:
+        """Leaves the shared connections to the client they belong to; only learns the cluster again at the next
+        call (what redis-py asks for when it closes a client after CLUSTERDOWN)."""
+        self._initialize = True
+
+    def __del__(self, *args: Any) -> None:
+        """Nothing to close: the connections are the client's (redis-py's own warns of an unclosed client)."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if must_bypass(args) or options.get("target_nodes") is not None or self._routed_by_flag(args[0]):
+            return await super().execute_command(*args, **options)
+        return await self.auto_pipeline.submit(args, options)
+
+    def _routed_by_flag(self, name: Any) -> bool:
+        """redis-py sends this command to nodes named by a flag (all primaries, a random node...), not by its keys:
+        its cluster pipeline cannot."""
+        text = name.decode() if isinstance(name, bytes) else str(name)
+        return text.upper() in self.command_flags
+
+
+def _runs_by_node(paths: NodeFastPaths, calls: Iterable[ScriptCall]) -> Iterator[list[ScriptCall]]:
+    """``calls`` in runs of consecutive calls for one node (a bulk enqueue's batches go to several partitions)."""
+    run: list[ScriptCall] = []
+    run_node: Any = None
+    for call in calls:
+        node = paths.node_of(call[0])
+        if run and node is not run_node:
+            yield run
+            run = []
+        run.append(call)
+        run_node = node
+    if run:
+        yield run
 
 
 def _kept(calls: Iterator[ScriptCall], made: list[ScriptCall]) -> Iterator[ScriptCall]:

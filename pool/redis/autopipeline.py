@@ -14,7 +14,10 @@ would hold up everything pipelined behind it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from redis.exceptions import RedisClusterException
 
 MAX_PIPELINE = 1000  # commands per pipeline; a larger turn is split
 
@@ -78,8 +81,10 @@ def _upper(arg: Any) -> str | None:
 class AutoPipeline:
     """Collects commands during a loop turn and sends them as pipelines of ``client``'s connection pool."""
 
-    def __init__(self, client: Any) -> None:
-        self._client = client  # a redis.asyncio.Redis; its pipeline() does the sending
+    def __init__(self, client: Any, alone: Callable[..., Awaitable[Any]] | None = None) -> None:
+        self._client = client  # a redis.asyncio.Redis (or RedisCluster); its pipeline() does the sending
+        # a cluster client's own path for one command (not this queue's): see _send
+        self._alone = alone
         self._queued: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
         self._flush_scheduled = False
         self._sending: set[asyncio.Future[None]] = set()  # strong references: the loop keeps only weak ones
@@ -121,12 +126,27 @@ class AutoPipeline:
                 pipe.execute_command(*args, **options)
             try:
                 replies += await pipe.execute(raise_on_error=False)
+            except RedisClusterException:
+                if self._alone is None:
+                    raise
+                # a cluster pipeline found no node for a command, before sending any: each goes on its own, so
+                # only that command gets its error
+                rest = batch[len(replies) :]
+                replies += [await _reply_alone(self._alone, args, options) for args, options, _ in rest]
             except BaseException as exc:  # the connection failed: every command sent with it failed too
                 replies += [exc] * (len(batch) - len(replies))
                 if not isinstance(exc, Exception):
                     _settle(batch, replies)
                     raise
         _settle(batch, replies)
+
+
+async def _reply_alone(alone: Callable[..., Awaitable[Any]], args: tuple[Any, ...], options: dict[str, Any]) -> Any:
+    """One command sent on its own: its reply, or its own error."""
+    try:
+        return await alone(*args, **options)
+    except Exception as exc:
+        return exc
 
 
 def _settle(batch: list[tuple[tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]], replies: list[Any]) -> None:

@@ -44,6 +44,12 @@ _REDIRECTIONS = 16
 _IN_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("pool_cluster_in_call", default=False)
 
 
+def refreshing() -> bool:
+    """Whether an ``aclose()`` now is redis-py asking for a topology refresh (called from inside one of the
+    client's commands or pipelines) rather than its user closing the client."""
+    return _IN_CALL.get()
+
+
 class _AskTarget:
     """The node an ``ASK`` reply names, as redis-py's ``_execute_command`` uses it for the redirected command: the
     ``ASKING`` it sends first is held back and goes in the same write as that command, on the same connection

@@ -138,6 +138,11 @@ class FastPath:
         except Exception as exc:
             return exc
 
+    @property
+    def idle_connections(self) -> int:
+        """Connections open and free: each one made a clean call (an error or a cancellation closes its own)."""
+        return len(self._idle)
+
     def _checkout(self) -> Any:
         """An idle fast-path connection (or a new one); None when all are busy or the fast path is closed."""
         if self._busy >= MAX_FAST_PATH_CONNECTIONS or self._closed:

@@ -90,6 +90,13 @@ class QueueKeys:
         return glob_escape(self.prefix + key_start) + "*"
 
     @property
+    def slot_guard(self) -> str:
+        """A key nothing ever writes, declared by FETCH on Redis Cluster: Redis refuses a call that declares a
+        missing key whole (ASK, TRYAGAIN) while the call's slot migrates, so a FETCH that runs has its slot wholly
+        on its node, where the keys it could not declare (the jobs it reads) are all served (see FETCH)."""
+        return self.prefix + "slot-guard"
+
+    @property
     def stream(self) -> str:
         """Ready jobs, read by the consumer group; delivered-but-unacked entries are the running jobs."""
         return self.prefix + "stream"

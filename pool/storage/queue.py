@@ -77,6 +77,10 @@ WAITER_MARGIN_MS = 5_000  # a waiter's registration outlives its read by this mu
 
 _QUEUES_ATTR = "_pool_queues"
 
+# Whether workers pick jobs up with FETCH (read and start in one script) when they do not block. False: a read,
+# then START, the two steps a worker takes after a blocking read anyway (the tests of that path set it).
+ONE_STEP_FETCH = True
+
 
 def queue_for(redis: Redis, queue_name: str, partition: int = 0) -> RedisQueue:
     """The client side's RedisQueue of a queue (or of one of its partitions), cached on the client: an enqueue
@@ -184,9 +188,11 @@ class RedisQueue:
         self.scripts = scripts_for(redis)
         self._reclaim_cursors = {priority: "0-0" for priority in PRIORITIES}
         cluster = on_cluster(redis)
-        # FETCH (read and start in one script) cannot declare the keys of the jobs it reads: a single Redis only.
-        # On Redis Cluster the worker reads, then STARTs what it read (see ``fetch``).
-        self.one_step_fetch = not cluster
+        # FETCH reads and starts in one script (see ``fetch``); without it, the worker reads, then STARTs.
+        self.one_step_fetch = ONE_STEP_FETCH
+        # FETCH cannot declare the keys of the jobs it reads: on Redis Cluster it declares the slot guard instead,
+        # a key that never exists, so Redis runs it only while its slot is wholly on the node (see FETCH)
+        self._fetch_guard = (self.keys.slot_guard,) if cluster else ()
         # Every script call declares every key its script touches where that is checked: on Redis Cluster (see
         # pool/storage/scripts.py). A single Redis checks nothing, and there the hot scripts (ENQUEUE, START,
         # COMPLETE) declare the queue's own keys only, not each job's: declaring a job's keys costs the worker's
@@ -342,8 +348,8 @@ class RedisQueue:
         """Read up to ``count`` new entries without blocking, lanes in ``order``, and start them in the same
         round trip. Returns (started, expired) as ``start`` does. The call's token (new per call, the same when
         the call is replayed after a lost reply) lets FETCH answer a replay with the entries it already read.
-        On Redis Cluster (``one_step_fetch`` false) FETCH cannot declare the keys of the jobs it reads: the entries
-        are read (one XREADGROUP over the lanes), then started (START declares their keys), two round trips."""
+        On Redis Cluster FETCH declares the slot guard (see FETCH). With ``one_step_fetch`` false, the entries are
+        read (one XREADGROUP over the lanes), then started (START declares their keys): two round trips."""
         if not self.one_step_fetch:
             deliveries = await self.read(consumer, count, None, order)
             if len(deliveries) > count:
@@ -355,6 +361,7 @@ class RedisQueue:
         keys = [*self.keys.lane_keys, self.keys.fetched(consumer), self.keys.parked_functions]
         for function in limits:
             keys += self.keys.slots(function)
+        keys += self._fetch_guard
         reply = await self._run_start(self.scripts.fetch, keys, args, consumer, None)
         if int(reply[0]):
             await self.recover_group()  # a lane or its group is gone: recreate it

@@ -15,8 +15,9 @@ keys declared (COMPLETE leaves the release of parked jobs to SWEEP_PARKED, of de
 the registry's tidying to TRIM_FAILED), or the caller reads first and the script acts only on the ids it was
 given (PROMOTE, SWEEP_PARKED, HAND_BACK_CONSUMER, ABORT). Nor does a script touch a key after its own commands
 may have emptied (deleted) it: during a slot's migration Redis treats a missing key as moved, so that command
-would fail half way too. FETCH, which starts the entries it reads, cannot declare their jobs' keys: it is used on
-a single Redis only; on a cluster the worker reads and then STARTs (see RedisQueue.fetch).
+would fail half way too. FETCH, which starts the entries it reads, cannot declare their jobs' keys: on a cluster
+it declares instead a key that never exists (the slot guard), so Redis runs it only when its slot is wholly on the
+node, not migrating, and no key of its slot can be missed (see its header).
 tests/test_storage_contract.py checks both rules for every script against what the script actually runs.
 
 A job is a hash ``job:<id>`` with fields d (payload), t (attempts started), s (state: d deferred, q queued, w

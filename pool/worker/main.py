@@ -553,8 +553,8 @@ class Worker:
             try:
                 batch = min(free, quarter, self._burst_left())
                 order = self._fetch_order()
-                # FETCH reads and starts in one round trip; on Redis Cluster it cannot declare the keys of the jobs
-                # it reads (see RedisQueue.fetch), so there the worker reads (blocking), then STARTs
+                # FETCH reads and starts in one round trip (on Redis Cluster too: see RedisQueue.fetch); when it
+                # finds nothing the worker blocks on a read, then STARTs what it read
                 if queue.one_step_fetch:
                     started, expired = await queue.fetch(self.worker_id, batch, order, self._shares[queue.partition])
                     if started or expired:

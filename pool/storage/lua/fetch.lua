@@ -1,8 +1,11 @@
 -- KEYS: the four lanes (priority 0 to 3), fetched (this consumer's last FETCH that read something:
 --       pool:{q}:fetched:<consumer>), parked-functions, then running:<fn> and parked:<fn> of each function in
---       ARGV's limits. Not every key it touches: the jobs it starts are named by the entries it reads, so their
---       hashes cannot be declared. FETCH is for a single Redis; on Redis Cluster the worker reads (XREADGROUP)
---       and then STARTs what it read, which declares every key (see RedisQueue.fetch).
+--       ARGV's limits, then on Redis Cluster the slot guard (pool:{q}:slot-guard, a key nothing writes). Not
+--       every key it touches: the jobs it starts are named by the entries it reads, so their hashes cannot be
+--       declared. On a cluster that is safe thanks to the guard: every key FETCH touches is in its queue's slot
+--       (built from the prefix); while that slot migrates, Redis refuses a call that declares a missing key
+--       before running any of it (ASK or TRYAGAIN), so a FETCH that runs has its slot wholly on its node, and
+--       no command of it can meet a key that moved (nothing else runs during a script, so nothing moves).
 -- ARGV: prefix, group, consumer, count, fetch token (random, new for each fetch call, the same when redis-py
 --       replays the call), limit count, (function, max_concurrency) pairs, then the priorities to read, in order
 -- Reads up to count new entries without blocking, from each priority's lane in the order given until count

@@ -529,9 +529,9 @@ ArqRedis = PoolRedis
 class PoolRedisCluster(QueueClient, ReshardingSafeCluster):  # type: ignore[misc]  # (as PoolRedis)
     """``QueueClient`` on a Redis Cluster. redis-py's cluster client sends each command, and each script by its
     first key, to the node serving that key's slot, and follows MOVED and ASK redirections (and retries TRYAGAIN)
-    as slots move (ASKING on the redirected command's own connection: pool/redis/cluster_client.py). Every key of a queue shares one hash tag, so all of a queue's commands go to one node. The
-    queue's scripts take a fast path per node (``node_paths``); no auto-pipelining of jobs' commands here yet (see
-    docs/cluster.md)."""
+    as slots move (ASKING on the redirected command's own connection: pool/redis/cluster_client.py). Every key of
+    a queue shares one hash tag, so all of a queue's commands go to one node. The queue's scripts take a fast path
+    per node (``node_paths``); jobs' commands are auto-pipelined through a cluster pipeline (see docs/cluster.md)."""
 
     fast_path = None
     followed_master = None

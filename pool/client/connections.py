@@ -565,8 +565,8 @@ class PoolRedisCluster(QueueClient, ReshardingSafeCluster):  # type: ignore[misc
         several partitions may be on several masters; the fewest confirmations count)."""
         wait = self.durability.wait_args if durable and self.durability is not None else ()
         if wait:
-            replies, confirmed = await run_with_wait(self, script, list(calls), wait)
-            return self._confirmed([*replies, confirmed], wait, what)
+            written, confirmed = await run_with_wait(self, script, list(calls), wait)
+            return self._confirmed([*written, confirmed], wait, what)
         replies: list[Any] = []
         for run in _runs_by_node(self.node_paths, calls):
             got = await self.node_paths.run_scripts(script, run)

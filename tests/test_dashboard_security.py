@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -159,3 +160,25 @@ def test_an_unknown_queue_or_cursor_is_not_found(dashboard: Callable[..., Dashbo
     assert http(server.url + "/jobs?queue=other")[0] == 404
     assert http(server.url + "/jobs?state=finished")[0] == 404
     assert http(server.url + "/jobs?cursor=nonsense")[0] == 404
+
+
+async def test_actions_on_a_job_id_beyond_latin_1_are_done_and_said(
+    dashboard: Callable[..., DashboardProcess], redis: PoolRedis
+) -> None:
+    """A job id is any text: the flash cookie naming it (a response header, latin-1 only) must not fail."""
+    job_id = "résumé-✓-\u4e2d"
+    await redis.enqueue_job("double", 1, _job_id=job_id)
+    server = dashboard()
+    status, headers, body = http(server.url + "/jobs")
+    cookie, token = _csrf(headers, body)
+    action = f"{server.url}/job/abort?queue=default&id={quote(job_id, safe='')}"
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+    status, headers, _ = http(action, "POST", f"csrf={token}".encode(), form)
+    assert status == 303, status
+    with pytest.raises(JobAborted):
+        await Job(job_id, redis).result(timeout=5)
+    flash = (headers.get("set-cookie") or headers.get("Set-Cookie") or "").split(";")[0]
+    assert flash.startswith("pool_flash="), headers
+    location = headers.get("Location") or headers.get("location") or ""
+    status, _, page = http(server.url + location, headers={"Cookie": f"{cookie}; {flash}"})
+    assert status == 200 and f"job {job_id} aborted" in page, page[-600:]

@@ -97,7 +97,7 @@ class Dashboard:
             redis=self.redis_text,
             read_only=self.read_only,
             csrf=csrf_token(request.scope),
-            flash=request.cookies.get(FLASH_COOKIE),
+            flash=_flash(request),
             **context,
         )
         response = HTMLResponse(html)
@@ -273,7 +273,10 @@ def _back(request: Request, path: str, done: str) -> RedirectResponse:
 
     query = urlencode({"queue": _dashboard(request).queue_of(request)})
     response = RedirectResponse(f"{request.scope.get('root_path', '')}{path}?{query}", status_code=303)
-    response.set_cookie(FLASH_COOKIE, done, max_age=60, path=_cookie_path(request), httponly=True, samesite="strict")
+    # percent-encoded: a job id may hold any character, a header only latin-1
+    response.set_cookie(
+        FLASH_COOKIE, _quote(done), max_age=60, path=_cookie_path(request), httponly=True, samesite="strict"
+    )
     return response
 
 
@@ -310,6 +313,14 @@ async def purge_failed(request: Request) -> Response:
     dashboard = _dashboard(request)
     purged = await inspection.purge_failed(await dashboard.client(), dashboard.queue_of(request))
     return _back(request, "/failed", f"purged {purged} failed job{'' if purged == 1 else 's'}")
+
+
+def _flash(request: Request) -> str | None:
+    """The message of the action that redirected here (``_back``), if any."""
+    from urllib.parse import unquote
+
+    text = request.cookies.get(FLASH_COOKIE)
+    return None if text is None else unquote(text)
 
 
 def _quote(text: str) -> str:

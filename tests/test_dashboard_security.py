@@ -182,3 +182,17 @@ async def test_actions_on_a_job_id_beyond_latin_1_are_done_and_said(
     location = headers.get("Location") or headers.get("location") or ""
     status, _, page = http(server.url + location, headers={"Cookie": f"{cookie}; {flash}"})
     assert status == 200 and f"job {job_id} aborted" in page, page[-600:]
+
+
+def test_cookies_are_secure_when_the_dashboard_is_served_over_https(
+    dashboard: Callable[..., DashboardProcess],
+) -> None:
+    """Behind a TLS-terminating proxy (uvicorn honours X-Forwarded-Proto from 127.0.0.1) the CSRF cookie is
+    marked Secure, so the browser never sends it over plain HTTP; served over HTTP it cannot be."""
+    server = dashboard()
+    _, headers, _ = http(server.url + "/jobs", headers={"X-Forwarded-Proto": "https"})
+    cookie = headers.get("set-cookie") or headers.get("Set-Cookie") or ""
+    assert cookie.startswith("pool_csrf=") and "; Secure" in cookie, cookie
+    _, headers, _ = http(server.url + "/jobs")
+    cookie = headers.get("set-cookie") or headers.get("Set-Cookie") or ""
+    assert cookie.startswith("pool_csrf=") and "Secure" not in cookie, cookie

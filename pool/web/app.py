@@ -275,7 +275,13 @@ def _back(request: Request, path: str, done: str) -> RedirectResponse:
     response = RedirectResponse(f"{request.scope.get('root_path', '')}{path}?{query}", status_code=303)
     # percent-encoded: a job id may hold any character, a header only latin-1
     response.set_cookie(
-        FLASH_COOKIE, _quote(done), max_age=60, path=_cookie_path(request), httponly=True, samesite="strict"
+        FLASH_COOKIE,
+        _quote(done),
+        max_age=60,
+        path=_cookie_path(request),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
     )
     return response
 

@@ -4,9 +4,10 @@ Authentication (when the app is given a token or credentials; ``pool dashboard``
 anywhere but loopback): HTTP Basic, so a browser asks for it, or ``Authorization: Bearer <token>``. With a token
 the Basic user name is not checked, only the password against the token. Compared in constant time.
 
-CSRF: every response sets a random per-browser token in a cookie (``SameSite=Strict``, ``HttpOnly``) unless the
-request carried one; every form carries it in a hidden field, and a POST is served only when the field equals
-the cookie (double submit: another site can make the browser send the cookie, not read it to fill the field).
+CSRF: every response sets a random per-browser token in a cookie (``SameSite=Strict``, ``HttpOnly``, and ``Secure``
+when served over https) unless the request carried one; every form carries it in a hidden field, and a POST is
+served only when the field equals the cookie (double submit: another site can make the browser send the cookie,
+not read it to fill the field).
 A POST whose ``Origin`` header names another host is refused as well.
 """
 
@@ -174,7 +175,8 @@ class CSRFMiddleware:
             return
 
         path = (scope.get("root_path") or "") + "/"
-        set_cookie = f"{CSRF_COOKIE}={token}; Path={path}; HttpOnly; SameSite=Strict".encode()
+        secure = "; Secure" if scope.get("scheme") == "https" else ""  # never sent back over plain HTTP
+        set_cookie = f"{CSRF_COOKIE}={token}; Path={path}; HttpOnly; SameSite=Strict{secure}".encode()
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -174,3 +174,24 @@ async def test_redis_down_is_a_page_saying_so_without_the_password(redis_server_
         assert status == 503 and "Redis unavailable" in body and "pw-never-shown" not in body
     finally:
         await app.state.dashboard.close()
+
+
+async def test_the_cron_page_shows_a_crontab_jobs_own_schedule_and_next_tick(redis_url: str) -> None:
+    """A job given as a crontab string has none of the keyword fields: its row must not read 'every second'."""
+    from datetime import datetime
+
+    from pool import cron
+    from pool.web.render import when
+    from pool.worker.cron import next_cron
+    from tests.apps.dashboard import leap_day_report
+
+    job = cron("0 3 29 2 *", leap_day_report, name="leap")
+    app = create_app(RedisSettings.from_dsn(redis_url), ["default"], cron_jobs=[job])
+    try:
+        status, _, body = await asgi_request(app, "/cron")
+        expected = next_cron(datetime.now().astimezone(), month=2, day=29, hour=3, minute=0, second=0)
+        row = body[body.index('data-name="leap"') :].split("</tr>")[0]
+        assert status == 200 and "every second" not in row and "0 3 29 2 *" in row, row
+        assert when(expected) in row, row
+    finally:
+        await app.state.dashboard.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..client.inspection import JobRow
 from ..storage.codecs import JobDef, JobResult
-from ..worker.cron import CronJob, next_cron
+from ..worker.cron import CronJob
 
 ARGS_IN_LIST = 120  # characters of a job's arguments shown in a list; the job's page shows them all
 
@@ -108,8 +108,8 @@ _FIELDS = ("month", "day", "weekday", "hour", "minute", "second")
 
 def cron_row(job: CronJob, last_tick_ms: int | None) -> dict[str, Any]:
     fields = {name: getattr(job, name) for name in _FIELDS}
-    schedule = " ".join(f"{name}={_field(value)}" for name, value in fields.items() if value is not None)
-    next_tick = next_cron(datetime.now().astimezone(), **fields, microsecond=job.microsecond)
+    schedule = job.crontab or " ".join(f"{name}={_field(value)}" for name, value in fields.items() if value is not None)
+    next_tick = job.next_tick(datetime.now().astimezone())
     function = job.coroutine if isinstance(job.coroutine, str) else getattr(job.coroutine, "__qualname__", "?")
     return {
         "name": job.name,

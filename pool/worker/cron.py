@@ -459,12 +459,15 @@ class CronJob:
 
     def calculate_next(self, prev_run: datetime) -> None:
         """Set ``next_run`` to the first tick strictly after ``prev_run`` (see ``next_cron``)."""
+        self.next_run = self.next_tick(prev_run)
+
+    def next_tick(self, after: datetime) -> datetime:
+        """The first tick strictly after ``after``, by the crontab string or the fields (changes nothing)."""
         if self._crontab_schedules:
-            self.next_run = _earliest([schedule.after(prev_run) for schedule in self._crontab_schedules])
-            return
+            return _earliest([schedule.after(after) for schedule in self._crontab_schedules])
         try:
-            self.next_run = next_cron(
-                prev_run,
+            return next_cron(
+                after,
                 month=self.month,
                 day=self.day,
                 weekday=self.weekday,

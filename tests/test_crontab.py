@@ -119,6 +119,9 @@ def test_the_two_call_forms_are_the_same_schedule() -> None:
         (lambda: cron(noop, crontab="0 0 * * 5#2"), "'day#n' are not supported"),
         (lambda: cron(noop, crontab="* * * * *", hour=3), "not both (also got hour)"),
         (lambda: cron(noop, "* * * * *"), "the crontab string first, then the function"),
+        (lambda: cron(noop, crontab="R * * * *"), "random values ('R') are not supported"),
+        (lambda: cron(noop, crontab="0 r(0-5) * * *"), "random values ('R') are not supported"),
+        (lambda: cron(noop, crontab="*/5,R * * * *"), "random values ('R') are not supported"),
     ],
 )
 def test_a_bad_crontab_is_refused_with_one_line(call: Any, message: str) -> None:

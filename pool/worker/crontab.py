@@ -7,16 +7,20 @@ at a DST fall-back, a spring-forward gap's wall times moved past the gap, the fe
 
 Cron's one twist is kept: when both day of month and day of week are restricted, a day matching either fires
 (``0 0 1 * mon``: the 1st, and every Monday). That is two field sets, and the next tick is the earlier of
-their two answers. Extensions a field set cannot say (``L``, ``W``, ``#``, a seventh year field) are refused.
+their two answers. Extensions a field set cannot say (``L``, ``W``, ``#``, a seventh year field) are refused, and
+so is croniter's random ``R``: drawn at each parse, it would give every worker process a schedule of its own.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 __all__ = ["InvalidCrontab", "crontab_fields"]
 
 _FIELDS: Final = ("minute", "hour", "day", "month", "weekday", "second")
+# croniter's random field (``R``, ``R(0-30)``, ``R/5``), drawn anew at every parse
+_RANDOM: Final = re.compile(r"^r(\(\d+-\d+\))?(/\d+)?$", re.IGNORECASE)
 
 
 class InvalidCrontab(ValueError):
@@ -33,6 +37,12 @@ def crontab_fields(expression: str) -> list[dict[str, set[int] | None]]:
         from croniter import croniter
     except ImportError:
         raise InvalidCrontab("crontab strings need croniter: pip install 'pool-queue[cron]'") from None
+    if any(_RANDOM.match(item) for field in expression.split() for item in field.split(",")):
+        # croniter draws the value once per parse: each process, and each restart, would tick at other times
+        raise InvalidCrontab(
+            f"crontab {expression!r}: random values ('R') are not supported: each worker would draw its own "
+            "schedule; write the value"
+        )
     try:
         parsed: Any = croniter(expression)
     except (ValueError, KeyError, TypeError) as exc:  # croniter's errors are ValueErrors; a few slip as others

@@ -119,6 +119,8 @@ def test_the_two_call_forms_are_the_same_schedule() -> None:
         (lambda: cron(noop, crontab="0 0 * * 5#2"), "'day#n' are not supported"),
         (lambda: cron(noop, crontab="* * * * *", hour=3), "not both (also got hour)"),
         (lambda: cron(noop, "* * * * *"), "the crontab string first, then the function"),
+        (lambda: cron(noop, crontab="*/0\n* * * *"), "step '0' in field 0 is not acceptable"),
+        (lambda: cron(noop, crontab="@reboot"), "'@reboot' is not supported"),
         (lambda: cron(noop, crontab="R * * * *"), "random values ('R') are not supported"),
         (lambda: cron(noop, crontab="0 r(0-5) * * *"), "random values ('R') are not supported"),
         (lambda: cron(noop, crontab="*/5,R * * * *"), "random values ('R') are not supported"),

@@ -46,7 +46,13 @@ def crontab_fields(expression: str) -> list[dict[str, set[int] | None]]:
     try:
         parsed: Any = croniter(expression)
     except (ValueError, KeyError, TypeError) as exc:  # croniter's errors are ValueErrors; a few slip as others
-        raise InvalidCrontab(f"crontab {expression!r} is not valid: {exc}") from None
+        if expression.strip().startswith("@"):  # croniter knows @hourly ... @yearly only, and says "5 columns"
+            raise InvalidCrontab(
+                f"crontab {expression!r} is not supported: the macros are @hourly, @daily, @midnight, @weekly, "
+                "@monthly, @yearly and @annually"
+            ) from None
+        reason = " ".join(str(exc).split())  # its message quotes the expression, newlines and all: one line
+        raise InvalidCrontab(f"crontab {expression!r} is not valid: {reason}") from None
     expanded: list[list[Any]] = parsed.expanded
     if len(expanded) > len(_FIELDS) or getattr(parsed, "nth_weekday_of_month", None):
         raise InvalidCrontab(f"crontab {expression!r}: a year field and 'day#n' are not supported")

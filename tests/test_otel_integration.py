@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -251,3 +252,57 @@ async def test_a_callbacks_run_is_a_child_of_its_jobs_run(
     assert run.context is not None and callback.context is not None
     assert callback.parent is not None and callback.parent.span_id == run.context.span_id
     assert callback.context.trace_id == run.context.trace_id
+
+
+class _ForgedCarrier:
+    """A producer's tracer that stores whatever ``carrier`` says: an untrusted producer's ``tc`` field."""
+
+    def __init__(self, carrier: Any) -> None:
+        self._carrier = carrier
+
+    def carrier(self) -> Any:
+        return self._carrier
+
+    @contextmanager
+    def enqueue_span(self, function: str, queue_name: str) -> Iterator[Any]:
+        yield self
+
+    def set_attribute(self, key: str, value: str | int) -> None:
+        pass
+
+    def set_outcome(self, outcome: str, error: BaseException | None) -> None:
+        pass
+
+
+MALFORMED_CARRIERS = [
+    "00-not-a-map",
+    ["traceparent", "00-" + "a" * 32 + "-" + "b" * 16 + "-01"],
+    {"traceparent": 7},
+    {1: "x", "traceparent": None},
+    {"traceparent": "00-zz-zz-zz"},
+    {"traceparent": "ff-" + "a" * 32 + "-" + "b" * 16 + "-01"},
+    {"traceparent": "00-" + "0" * 32 + "-" + "0" * 16 + "-01"},
+    {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01", "tracestate": "=,=" * 20000},
+    {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01", "tracestate": {"k": "v"}},
+    {"traceparent": "\x00\x7f\u2028" * 10, "tracestate": "k=\x00"},
+    {"traceparent": "x" * 1_000_000},
+]
+
+
+async def test_a_malformed_trace_context_in_a_payload_never_fails_the_job(
+    redis: PoolRedis, redis_url: str, provider: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    """A producer pool does not control may put anything in ``tc``: the job runs (in a trace of its own)."""
+    from pool import tracing
+
+    real = tracing.tracer
+    try:
+        for i, carrier in enumerate(MALFORMED_CARRIERS):
+            tracing.set_tracer(_ForgedCarrier(carrier))  # type: ignore[arg-type]
+            await redis.enqueue_job("resize", i, _job_id=f"forged-{i}")
+    finally:
+        tracing.set_tracer(real)
+    worker = await run_burst(redis_url, functions=[resize], max_tries=1)
+    assert (worker.jobs_complete, worker.jobs_failed) == (len(MALFORMED_CARRIERS), 0)
+    _, exporter = provider
+    assert len(spans_named(exporter, "run resize")) == len(MALFORMED_CARRIERS)

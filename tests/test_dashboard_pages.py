@@ -195,3 +195,44 @@ async def test_the_cron_page_shows_a_crontab_jobs_own_schedule_and_next_tick(red
         assert when(expected) in row, row
     finally:
         await app.state.dashboard.close()
+
+
+async def test_jobs_whose_payloads_cannot_be_read_are_shown_not_a_server_error(
+    redis_url: str, redis: PoolRedis
+) -> None:
+    """Poison jobs (payloads pool did not write, or that decode to something else than a job) are listed and
+    shown with the reason, and do not take the page of the other jobs down with them."""
+    import time
+
+    import msgpack
+
+    from pool.storage.keys import QueueKeys
+
+    keys = QueueKeys("default")
+    await redis.enqueue_job("double", 1, _job_id="poison-ready")
+    await redis.hset(keys.job("poison-ready"), "d", b"\xc1 not msgpack")
+    await redis.enqueue_job("double", 2, _job_id="healthy")
+    expiry = int(time.time() * 1000) + 3_600_000
+    shapes = {
+        "poison-garbage": b"\xc1 not msgpack",
+        "poison-list": msgpack.packb([1, 2, 3]),
+        "poison-partial": msgpack.packb({"f": "double", "a": 5}),
+        "poison-types": msgpack.packb(
+            {"f": "double", "a": [], "k": [], "t": 1, "et": "x", "s": False, "r": 1, "st": 0, "ft": 0, "q": "default"}
+        ),
+    }
+    for job_id, payload in shapes.items():
+        await redis.set(keys.failed_job(job_id), payload)
+        await redis.zadd(keys.failed, {job_id: expiry})
+        await redis.set(keys.result(job_id), payload)
+    app = create_app(RedisSettings.from_dsn(redis_url), ["default"])
+    try:
+        status, _, body = await asgi_request(app, "/jobs")
+        assert status == 200 and "poison-ready" in body and "healthy" in body, body[-800:]
+        status, _, body = await asgi_request(app, "/failed")
+        assert status == 200 and all(job_id in body for job_id in shapes), body[-800:]
+        for job_id in ["poison-ready", *shapes]:
+            status, _, body = await asgi_request(app, f"/job?id={job_id}")
+            assert status == 200 and job_id in body and "unable to deserialize" in body, (job_id, body[-800:])
+    finally:
+        await app.state.dashboard.close()

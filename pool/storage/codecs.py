@@ -304,22 +304,29 @@ def deserialize_result(payload: bytes, deserializer: Deserializer | None) -> Job
         data = (deserializer or msgpack_deserializer)(payload)
     except Exception as exc:
         raise DeserializationError(f"unable to deserialize job result: {exc}") from exc
-    result = JobResult(
-        function=data["f"],
-        args=tuple(data["a"]),
-        kwargs=data["k"],
-        job_try=data["t"],
-        enqueue_time=ms_to_datetime(data["et"]),
-        score=None,
-        success=data["s"],
-        result=data["r"],
-        start_time=ms_to_datetime(data["st"]),
-        finish_time=ms_to_datetime(data["ft"]),
-        queue_name=data["q"],
-        job_id=data.get("id"),
-        traceback=data.get("tb"),
-        description=data.get("ds"),
-    )
+    # a payload that decodes to something else than a result (pool did not write it): a DeserializationError,
+    # which listings show as an unreadable record, rather than a KeyError or TypeError taking them down
+    if not isinstance(data, dict) or not isinstance(data.get("a"), list | tuple) or not isinstance(data.get("k"), dict):
+        raise DeserializationError("unable to deserialize job result: payload is not a job result")
+    try:
+        result = JobResult(
+            function=data["f"],
+            args=tuple(data["a"]),
+            kwargs=data["k"],
+            job_try=data["t"],
+            enqueue_time=ms_to_datetime(data["et"]),
+            score=None,
+            success=data["s"],
+            result=data["r"],
+            start_time=ms_to_datetime(data["st"]),
+            finish_time=ms_to_datetime(data["ft"]),
+            queue_name=data["q"],
+            job_id=data.get("id"),
+            traceback=data.get("tb"),
+            description=data.get("ds"),
+        )
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise DeserializationError(f"unable to deserialize job result: {type(exc).__name__}: {exc}") from None
     with_progress(result, from_record(data.get("pg")))
     return result
 

@@ -236,3 +236,30 @@ async def test_jobs_whose_payloads_cannot_be_read_are_shown_not_a_server_error(
             assert status == 200 and job_id in body and "unable to deserialize" in body, (job_id, body[-800:])
     finally:
         await app.state.dashboard.close()
+
+
+async def test_a_failure_whose_exception_cannot_be_printed_is_shown(redis_url: str, redis: PoolRedis) -> None:
+    """A recorded exception is rebuilt from its class name and arguments: one whose str() then raises (here
+    http.client.IncompleteRead given an int) is shown by its class, not a server error."""
+    import time
+
+    import msgpack
+
+    from pool.storage.keys import QueueKeys
+    from pool.storage.serializers import _EXT_EXCEPTION
+
+    error = msgpack.ExtType(_EXT_EXCEPTION, msgpack.packb(["http.client", "IncompleteRead", msgpack.packb([5]), "x"]))
+    record = msgpack.packb(
+        {"f": "double", "a": [1], "k": {}, "t": 1, "et": 0, "s": False, "r": error, "st": 0, "ft": 0, "q": "default"}
+    )
+    keys = QueueKeys("default")
+    await redis.set(keys.failed_job("unprintable"), record)
+    await redis.zadd(keys.failed, {"unprintable": int(time.time() * 1000) + 3_600_000})
+    await redis.set(keys.result("unprintable"), record)
+    app = create_app(RedisSettings.from_dsn(redis_url), ["default"])
+    try:
+        for path in ("/failed", "/job?id=unprintable"):
+            status, _, body = await asgi_request(app, path)
+            assert status == 200 and "unprintable" in body and "IncompleteRead" in body, (path, body[-800:])
+    finally:
+        await app.state.dashboard.close()

@@ -32,8 +32,26 @@ def duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def _repr(value: Any) -> str:
+    """``repr(value)``, or the type's name when it raises: values are rebuilt from stored data (an exception from
+    its class name and arguments), which the class's own ``__repr__`` may not expect."""
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__}: unprintable>"
+
+
+def error_text(error: Any) -> str:
+    """``Type: message`` of a recorded exception (or value), whatever its ``__str__`` does."""
+    try:
+        message = str(error)
+    except Exception:
+        message = "(unprintable)"
+    return f"{type(error).__name__}: {message}"
+
+
 def call(args: tuple[Any, ...], kwargs: dict[str, Any], limit: int | None = None) -> str:
-    text = "(" + ", ".join([*(repr(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())]) + ")"
+    text = "(" + ", ".join([*(_repr(a) for a in args), *(f"{k}={_repr(v)}" for k, v in kwargs.items())]) + ")"
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -65,7 +83,7 @@ def job_info(info: JobDef) -> dict[str, Any]:
         "times": times,
         "has_result": finished,
         "success": getattr(info, "success", False),
-        "result": repr(result) if getattr(info, "success", False) else f"{type(result).__name__}: {result}",
+        "result": _repr(result) if getattr(info, "success", False) else error_text(result),
     }
 
 
@@ -76,7 +94,7 @@ def failed_record(record: JobResult) -> dict[str, Any]:
         "arguments": call(record.args, record.kwargs, ARGS_IN_LIST),
         "job_try": record.job_try,
         "finished": when(record.finish_time),
-        "error": f"{type(record.result).__name__}: {record.result}",
+        "error": error_text(record.result),
         "traceback": record.traceback or "(no traceback)",
     }
 

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -250,3 +251,38 @@ def test_a_job_claimed_by_an_interrupted_run_stays_claimed_when_the_rerun_cannot
     assert client.get("arq:in-progress:job-0") == CLAIM
     assert not client.exists("arq:in-progress:job-1")  # claimed by this run only: released
     assert sorted(client.zrange("arq:queue", 0, -1)) == [b"job-0", b"job-1"]
+
+
+async def test_a_job_whose_id_pool_holds_is_never_claimed_so_no_kill_can_drop_it(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """Were it claimed, then released once pool refused the id, a run killed between the two would leave the
+    claim, and the re-run would take pool's other job for its own enqueue and drop arq's. The claim (SET of
+    arq:in-progress) must never happen: watched through keyspace notifications."""
+    produce(redis_url, "many", "2")
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        assert await pool.enqueue_job("record", "pool's own", _job_id="job-0") is not None
+    finally:
+        await pool.aclose()
+    before = client.config_get("notify-keyspace-events")["notify-keyspace-events"]
+    client.config_set("notify-keyspace-events", "K$g")
+    watch = client.pubsub()
+    try:
+        watch.subscribe("__keyspace@0__:arq:in-progress:job-0", "__keyspace@0__:arq:in-progress:job-1")
+        proc = migrate(redis_url, "--serializer", "pickle")
+        events: list[tuple[bytes, bytes]] = []
+        deadline = time.monotonic() + 10
+        while (b"job-1", b"del") not in events and time.monotonic() < deadline:  # job-1's move is the last one
+            message = watch.get_message(timeout=0.2)
+            if message is not None and message["type"] == "message":
+                events.append((message["channel"].rsplit(b":", 1)[1], message["data"]))
+    finally:
+        watch.close()
+        client.config_set("notify-keyspace-events", before)
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "not moved: job-0: pool's queue already holds a job with this id" in proc.stdout, proc.stdout
+    assert (b"job-1", b"set") in events  # the watch works: job-1 was claimed, then moved
+    assert not [event for event in events if event[0] == b"job-0"], events
+    assert client.zrange("arq:queue", 0, -1) == [b"job-0"] and client.exists("arq:job:job-0")

@@ -6,6 +6,8 @@ arq 0.26 keeps a queue as a sorted set of job ids scored by due time (ms), each 
 
 Each job moves in three steps, so that a run killed at any point loses nothing and a re-run finishes the move:
 
+0. an id pool already holds (another job) is left in arq, unclaimed: a claim taken then released would, if the
+   run were killed in between, read as the earlier run's own enqueue in step 2 and arq's job would be dropped.
 1. claim it in arq: ``SET arq:in-progress:<id> <CLAIM> NX``. arq's workers skip a job whose in-progress key
    exists (and their WATCH on that key aborts a pickup racing with the claim), so from here arq will not run it.
    A key already holding something else means an arq worker runs the job: it is left to arq. A key holding
@@ -36,6 +38,7 @@ from typing import Any
 from ..storage.partitions import partition_of
 from ..utils import now_ms
 from .connections import PoolRedis
+from .jobs import Job, JobStatus
 from .specs import EnqueueDefaults, JobSpec, prepare_job
 
 JOB_PREFIX = "arq:job:"
@@ -50,6 +53,7 @@ CLAIM = b"pool migrate-from-arq"
 PAUSE_ENV = "POOL_TEST_MIGRATE_PAUSE_AFTER"
 
 ArqDeserializer = Callable[[bytes], Any]
+HELD_BY_POOL = "pool's queue already holds a job with this id: left in arq"
 
 
 def looks_pickled(payload: bytes) -> bool:
@@ -147,6 +151,11 @@ class ArqMigration:
     async def move(self, job_id: str) -> Outcome:
         in_progress = IN_PROGRESS_PREFIX + job_id
         resumed = False
+        # An id pool holds already is refused before the claim, not after: a claim left behind by a run killed
+        # between pool's refusal and the release would read, on the re-run, as that run's own enqueue, and arq's
+        # job would be dropped for pool's other one.
+        if await self.redis.get(in_progress) is None and await self._held_by_pool(job_id):
+            return Outcome(job_id, "failed", HELD_BY_POOL)
         if not await self.redis.set(in_progress, CLAIM, nx=True):
             holder = await self.redis.get(in_progress)
             if holder is None:  # arq's run just ended: its worker removed the job, or will retry it; look again
@@ -163,9 +172,9 @@ class ArqMigration:
                 outcome.detail += " (claimed by an interrupted run, and kept so: it may be in pool already)"
             return outcome
         (enqueued,) = await self.pool.enqueue_many([spec])
-        if enqueued is None and not resumed:
+        if enqueued is None and not resumed:  # pool took the id since the check above
             await self.redis.delete(in_progress)
-            return Outcome(job_id, "failed", "pool's queue already holds a job with this id: left in arq")
+            return Outcome(job_id, "failed", HELD_BY_POOL)
         self._enqueued += 1
         if self._pause_after and self._enqueued >= self._pause_after:
             print(f"paused after {self._enqueued} jobs", file=sys.stderr, flush=True)
@@ -182,7 +191,14 @@ class ArqMigration:
         if holder is not None and holder != CLAIM:
             return Outcome(job_id, "running", "an arq worker is running it: would be left to arq")
         outcome, _ = await self._read(job_id)
+        if outcome.kind == "moved" and holder is None and await self._held_by_pool(job_id):
+            return Outcome(job_id, "failed", HELD_BY_POOL)
         return outcome
+
+    async def _held_by_pool(self, job_id: str) -> bool:
+        """pool holds a job under this id (queued, deferred, running or its result kept): it would refuse it."""
+        job = Job(job_id, self.pool, _queue_name=self.pool.default_queue_name)
+        return await job.status() != JobStatus.not_found
 
     async def _read(self, job_id: str) -> tuple[Outcome, JobSpec | None]:
         """The job as pool's JobSpec, or why it cannot be moved."""

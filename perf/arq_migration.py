@@ -2,7 +2,8 @@
 
 Real arq 0.26.3 (its own venv, tests/arq_client/produce.py) enqueues ``--jobs`` plain pickled jobs into a private
 redis-server, then ``pool migrate-from-arq`` moves them, timed from its start to its exit (Python's start-up and
-the settings import included). Each job costs four round trips (claim, read, enqueue, removal), one after another.
+the settings import included). Each job costs seven round trips (whether pool holds the id, claim, read, enqueue,
+removal), one after another.
 """
 
 from __future__ import annotations

@@ -263,3 +263,28 @@ async def test_a_failure_whose_exception_cannot_be_printed_is_shown(redis_url: s
             assert status == 200 and "unprintable" in body and "IncompleteRead" in body, (path, body[-800:])
     finally:
         await app.state.dashboard.close()
+
+
+async def test_a_job_id_of_any_characters_is_linked_and_shown_as_itself(redis_url: str, redis: PoolRedis) -> None:
+    """Job ids are user data: quotes, markup, URL delimiters, spaces at either end and non-ASCII text are escaped
+    in the page and survive the link to the job's own page."""
+    import html
+    import re
+
+    hostile = ["a\"b'<i>c</i>&d", "x/y?z=1#frag", " padded ", "naïve-✓-\u4e2d", "%2F%3F"]
+    for job_id in hostile:
+        assert await redis.enqueue_job("double", 1, _job_id=job_id) is not None
+    app = create_app(RedisSettings.from_dsn(redis_url), ["default"])
+    try:
+        status, _, body = await asgi_request(app, "/jobs")
+        assert status == 200 and "<i>" not in body
+        links = [html.unescape(h) for h in re.findall(r'href="([^"]*/job\?[^"]*)"', body)]
+        shown = set()
+        for link in links:
+            status, _, page = await asgi_request(app, link)
+            found = re.findall(r"<h1>Job <code>(.*?)</code>", page, re.S)
+            assert status == 200 and found, (link, page[-500:])
+            shown.add(html.unescape(found[0]))
+        assert shown == set(hostile)
+    finally:
+        await app.state.dashboard.close()

@@ -185,8 +185,8 @@ async def job(request: Request) -> Response:
         queue = dashboard.queue_of(request)
     except LookupError:
         return _not_found(request, "no such queue on this dashboard")
-    job_id = request.query_params.get("id", "").strip()
-    if not job_id:
+    job_id = request.query_params.get("id", "")  # as given: an id may start or end with spaces
+    if not job_id.strip():
         return RedirectResponse(f"{request.scope.get('root_path', '')}/jobs?queue={queue}", status_code=303)
     detail = await inspection.job_detail(await dashboard.client(), job_id, queue)
     response = dashboard.page(

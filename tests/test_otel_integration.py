@@ -306,3 +306,28 @@ async def test_a_malformed_trace_context_in_a_payload_never_fails_the_job(
     assert (worker.jobs_complete, worker.jobs_failed) == (len(MALFORMED_CARRIERS), 0)
     _, exporter = provider
     assert len(spans_named(exporter, "run resize")) == len(MALFORMED_CARRIERS)
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this one")
+
+
+async def unprintable(ctx: dict[str, Any]) -> None:
+    raise Unprintable()
+
+
+async def test_a_job_failing_with_an_unprintable_exception_is_recorded_as_failed(
+    redis: PoolRedis, redis_url: str, provider: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    """The span's status and exception event are written from the exception's text: one whose __str__ raises
+    must still leave the job failed (as without tracing), and its span ended."""
+    job = await redis.enqueue_job("unprintable")
+    assert job is not None
+    worker = await run_burst(redis_url, functions=[unprintable], max_tries=1)
+    assert (worker.jobs_complete, worker.jobs_failed) == (0, 1)
+    assert (await job.info()) is not None and await job.status() == "complete"
+    _, exporter = provider
+    (run,) = spans_named(exporter, "run unprintable")
+    assert run.status.status_code == StatusCode.ERROR
+    assert (run.attributes or {})["pool.job.outcome"] == "failed"

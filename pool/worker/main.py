@@ -48,7 +48,8 @@ from .checks import check_cron_jobs, check_hooks, job_types_deserializer, resolv
 from .cron import CronJob
 from .execution import FailureHook, Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
 from .functions import Function, Retry, func
-from .scheduler import CronScheduler
+from .metrics import ABORTED, COMPLETED, FAILED, RETRIED, JobMetrics
+from .scheduler import CronDuty, CronScheduler
 
 __all__ = ["Retry", "Worker", "check_health", "create_worker", "func", "run_worker"]
 
@@ -59,6 +60,15 @@ _FAILED = OutcomeKind.FAILED
 _RETRIED = OutcomeKind.RETRIED
 
 logger = logging.getLogger("pool.worker")
+
+UNKNOWN = "<unknown>"  # a job whose function its hash does not name
+# which metrics event ends a run of each outcome (a job handed back at shutdown has not ended)
+EVENT_OF = {
+    OutcomeKind.COMPLETE: COMPLETED,
+    OutcomeKind.FAILED: FAILED,
+    OutcomeKind.ABORTED: ABORTED,
+    OutcomeKind.RETRIED: RETRIED,
+}
 
 HIGH_FIRST = tuple(reversed(PRIORITIES))
 STARVATION_GUARD = 8  # one fetch in this many serves a lower priority first, each lower one in turn
@@ -252,6 +262,8 @@ class Worker:
         )
         self.jobs_complete = self.jobs_failed = self.jobs_retried = 0
         self.jobs_started = 0
+        # Prometheus's numbers (pool/worker/metrics.py), counted only once enable_metrics() was called
+        self.metrics: JobMetrics | None = None
         self.last_job_at = 0  # epoch seconds of the last finished job
         self._pool: PoolRedis | None = redis_pool
         self._queue: RedisQueue | None = None
@@ -334,6 +346,17 @@ class Worker:
             self._stop_requested.set()
         if self._force_stop:
             self._cancel_running()
+
+    @property
+    def cron_duty(self) -> CronDuty | None:
+        """The cron leader's duty while this worker schedules cron (for its metrics), else None."""
+        return self._cron.duty if self._cron is not None else None
+
+    def enable_metrics(self) -> JobMetrics:
+        """Count jobs for Prometheus from now on (``pool worker --metrics``, a supervisor's children)."""
+        if self.metrics is None:
+            self.metrics = JobMetrics(self.queue_name)
+        return self.metrics
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -558,6 +581,7 @@ class Worker:
             except (RedisError, OSError) as exc:
                 _raise_if_fatal(exc)
                 logger.warning("fetching jobs failed (%s), retrying", exc)
+                self._count_redis_error("fetch")
                 await asyncio.sleep(0.5)
 
     def _burst_left(self) -> int:
@@ -604,10 +628,14 @@ class Worker:
                 for queue in self._queues:
                     await queue.unread(self.worker_id, [d for d in started + expired if d.partition == queue.partition])
             return
+        metrics = self.metrics
+        started_ms = now_ms() if metrics is not None else 0
         for delivery in started:
             if self._runs_already(delivery):
                 continue
             self.jobs_started += 1
+            if metrics is not None:  # pickup latency: from its enqueue (or due) time to its start
+                metrics.started(delivery.function or UNKNOWN, (started_ms - delivery.score) / 1000)
             task = asyncio.create_task(self._run_job(delivery))
             self._running[delivery.partition, delivery.entry_id] = (delivery, task)
         for delivery in expired:
@@ -622,6 +650,8 @@ class Worker:
         return running is not None and running[0].job_id == delivery.job_id
 
     async def _record(self, delivery: Delivery, outcome: Outcome) -> None:
+        if self.metrics is not None:
+            self.metrics.counted(delivery.function or UNKNOWN, FAILED)
         try:
             await self._commit(delivery, outcome)
         finally:
@@ -636,6 +666,8 @@ class Worker:
                 task.cancel()
 
     async def _run_job(self, delivery: Delivery) -> None:
+        metrics = self.metrics
+        began = time.perf_counter() if metrics is not None else 0.0
         try:
             outcome = await self.runner.run(delivery)
         except asyncio.CancelledError:
@@ -650,6 +682,10 @@ class Worker:
                 logger.exception("job %s: could not record its failure; it will run again", delivery.job_id)
                 self._release(delivery)
                 return
+        if metrics is not None:
+            event = EVENT_OF.get(outcome.kind)
+            if event is not None:  # (handed back at shutdown: not an end; it runs again)
+                metrics.finished(delivery.function or UNKNOWN, event, time.perf_counter() - began)
         try:
             await self._commit(delivery, outcome)
         except Exception:
@@ -783,11 +819,13 @@ class Worker:
                 _raise_if_fatal(exc)
                 if "NOGROUP" not in str(exc):
                     logger.warning("heartbeat failed (%s)", exc)
+                    self._count_redis_error("heartbeat")
                 else:  # the stream is gone (Redis restarted empty, or the queue was deleted): recreate it
                     await self._recreate_group()
             except (RedisError, OSError) as exc:
                 _raise_if_fatal(exc)
                 logger.warning("heartbeat failed (%s)", exc)
+                self._count_redis_error("heartbeat")
 
     async def _recreate_group(self) -> None:
         for queue in self._queues:
@@ -823,6 +861,7 @@ class Worker:
             except (RedisError, OSError) as exc:
                 _raise_if_fatal(exc)
                 logger.warning("scheduler: redis error (%s)", exc)
+                self._count_redis_error("schedule")
             self._schedule_changed.clear()
             self._scheduled_once.set()
             if not self._stopping:
@@ -854,6 +893,10 @@ class Worker:
             await queue.clear_abort_requests(handled)
 
     # --- health ------------------------------------------------------------------------------------------------
+
+    def _count_redis_error(self, where: str) -> None:
+        if self.metrics is not None:
+            self.metrics.redis_error(where)
 
     def stats(self) -> dict[str, int]:
         """Counters the supervisor aggregates."""
@@ -895,6 +938,7 @@ class Worker:
             except (RedisError, OSError) as exc:
                 _raise_if_fatal(exc)
                 logger.warning("health check write failed (%s)", exc)
+                self._count_redis_error("health")
             await self._pause(interval)
 
     # arq's views of the running jobs (read-only here)

@@ -1,0 +1,114 @@
+"""A worker's own numbers for Prometheus, counted in plain ints and lists (no library on the hot path).
+
+The worker counts here only when metrics are on (``Worker.metrics`` is None otherwise, and a job then costs one
+``is None`` test). A job costs a dict lookup, two list increments and a ``bisect`` per histogram. Whoever exports
+the numbers takes a ``snapshot()``: cumulative totals, JSON-able, so a supervisor's child sends it with its
+heartbeat (once a second, not per job) and a lost message loses nothing (the next one carries the totals).
+``merge`` adds snapshots up: a supervisor's children, and the ones that died.
+
+Histograms keep one count per bucket (not cumulative) plus a last "+Inf" bucket, their sum and their count;
+``cumulative`` turns the counts into Prometheus's ``le`` form at export time.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any
+
+# Prometheus's default buckets, in seconds: jobs from a millisecond to ten seconds; longer ones fall in +Inf
+BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+# what happened to jobs, in the order of the counts kept per function
+EVENTS: tuple[str, ...] = ("started", "completed", "failed", "retried", "aborted")
+STARTED, COMPLETED, FAILED, RETRIED, ABORTED = range(len(EVENTS))
+
+
+def new_histogram() -> list[float]:
+    """Bucket counts (the last one +Inf), then the sum, then the count."""
+    return [0] * (len(BUCKETS) + 1) + [0.0, 0]
+
+
+def observe(histogram: list[float], seconds: float) -> None:
+    histogram[bisect_left(BUCKETS, seconds)] += 1
+    histogram[-2] += seconds
+    histogram[-1] += 1
+
+
+def cumulative(histogram: list[float]) -> list[tuple[str, float]]:
+    """The bucket counts as Prometheus's (le, count of observations <= le) pairs, +Inf last."""
+    pairs, total = [], 0.0
+    for bound, count in zip((*(str(b) for b in BUCKETS), "+Inf"), histogram[: len(BUCKETS) + 1], strict=True):
+        total += count
+        pairs.append((bound, total))
+    return pairs
+
+
+class JobMetrics:
+    """One worker's counters and histograms since it started."""
+
+    def __init__(self, queue_name: str) -> None:
+        self.queue_name = queue_name
+        self.jobs: dict[str, list[int]] = {}  # function -> counts in EVENTS' order
+        self.durations: dict[str, list[float]] = {}  # function -> histogram of its runs, in seconds
+        self.pickup = new_histogram()  # enqueue (or due) time to start, in seconds
+        self.redis_errors: dict[str, int] = {}  # what failed -> how many times
+
+    def _counts(self, function: str) -> list[int]:
+        counts = self.jobs.get(function)
+        if counts is None:
+            counts = self.jobs[function] = [0] * len(EVENTS)
+        return counts
+
+    def started(self, function: str, pickup_s: float) -> None:
+        self._counts(function)[STARTED] += 1
+        observe(self.pickup, pickup_s if pickup_s > 0 else 0.0)
+
+    def finished(self, function: str, event: int, seconds: float) -> None:
+        """A run ended (``event``: COMPLETED, FAILED, RETRIED or ABORTED) after ``seconds``."""
+        self._counts(function)[event] += 1
+        histogram = self.durations.get(function)
+        if histogram is None:
+            histogram = self.durations[function] = new_histogram()
+        observe(histogram, seconds)
+
+    def counted(self, function: str, event: int) -> None:
+        """A job that ended without running (expired, unknown to this worker): counted, not timed."""
+        self._counts(function)[event] += 1
+
+    def redis_error(self, where: str) -> None:
+        self.redis_errors[where] = self.redis_errors.get(where, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """The totals so far, as plain JSON-able data (copies: the exporter's thread may read them)."""
+        return {
+            "queue": self.queue_name,
+            "jobs": {name: list(counts) for name, counts in list(self.jobs.items())},
+            "durations": {name: list(h) for name, h in list(self.durations.items())},
+            "pickup": list(self.pickup),
+            "redis_errors": dict(self.redis_errors),
+        }
+
+
+def empty_snapshot(queue_name: str) -> dict[str, Any]:
+    return JobMetrics(queue_name).snapshot()
+
+
+def merge(snapshots: list[dict[str, Any]], queue_name: str) -> dict[str, Any]:
+    """The sum of several workers' snapshots (same shape as one)."""
+    total = empty_snapshot(queue_name)
+    for snap in snapshots:
+        for name, counts in snap.get("jobs", {}).items():
+            mine = total["jobs"].setdefault(name, [0] * len(EVENTS))
+            for i, count in enumerate(counts[: len(EVENTS)]):
+                mine[i] += count
+        for name, histogram in snap.get("durations", {}).items():
+            _add(total["durations"].setdefault(name, new_histogram()), histogram)
+        _add(total["pickup"], snap.get("pickup", []))
+        for where, count in snap.get("redis_errors", {}).items():
+            total["redis_errors"][where] = total["redis_errors"].get(where, 0) + count
+    return total
+
+
+def _add(into: list[float], histogram: list[float]) -> None:
+    if len(histogram) == len(into):
+        for i, value in enumerate(histogram):
+            into[i] += value

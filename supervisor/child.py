@@ -43,6 +43,7 @@ class ChildSpec:
     heartbeat_interval: float
     worker_overrides: dict[str, Any]
     parent_pid: int  # the supervisor's pid, taken before the fork: it may be gone before the child looks
+    metrics: bool = False  # count jobs for Prometheus and send the totals with each heartbeat
 
 
 def run_child(spec: ChildSpec, settings: Any, write_fd: int, close_fds: list[int]) -> NoReturn:
@@ -112,6 +113,8 @@ def _exit_soon_after_parent(parent_pid: int) -> None:
 
 def _run_worker(spec: ChildSpec, settings: Any, write_fd: int) -> int:
     worker = create_worker(settings, handle_signals=False, worker_id=spec.worker_id, **spec.worker_overrides)
+    if spec.metrics:
+        worker.enable_metrics()
     run_on_best_loop(_serve(spec, worker, write_fd))
     return 0
 
@@ -139,7 +142,10 @@ async def _heartbeat(spec: ChildSpec, worker: Worker, write_fd: int) -> None:
     title = f"worker {spec.index}/{spec.procs} [{spec.settings_path}]"
     while True:
         stats = worker.stats()
-        messages.send(write_fd, messages.HEARTBEAT, **stats)
+        if worker.metrics is not None:  # the totals so far: a heartbeat lost on a full pipe loses nothing
+            messages.send(write_fd, messages.HEARTBEAT, **stats, m=worker.metrics.snapshot())
+        else:
+            messages.send(write_fd, messages.HEARTBEAT, **stats)
         set_title(f"{title} jobs={stats['complete'] + stats['failed']}")
         await asyncio.sleep(spec.heartbeat_interval)
 

@@ -8,7 +8,7 @@ import signal
 import time
 from typing import Any
 
-from pool.cli.common import Failure, prepare_settings_import, redis_settings_override
+from pool.cli.common import Failure, metrics_address, prepare_settings_import, redis_settings_override
 from pool.utils import plural
 
 from . import config, launcher
@@ -44,6 +44,7 @@ def add_commands(commands: Any, settings_command: Any) -> None:
 
 def cmd_start(args: argparse.Namespace) -> int:
     prepare_settings_import(args.settings)
+    metrics_address(args.metrics)  # a bad address is a usage error now, not a line in a log after detaching
     # before importing the settings: until then `ps` shows the command line, --redis URL included
     set_title(f"supervisor [{args.settings}]")
     supervisor_config = SupervisorConfig.from_args(args, redis_settings_override(args.redis))

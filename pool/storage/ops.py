@@ -130,9 +130,10 @@ def counts(keys: QueueKeys) -> Op[dict[str, int]]:
 def lane_counts(keys: QueueKeys) -> Op[list[tuple[int, int]]]:
     """(ready, running) of each lane, priority 0 first (``counts`` sums them): the lanes' lengths, then the pending
     count of each non-empty one. For the metrics' depth by priority."""
-    lengths = [int(_ok(reply)) for reply in (yield [Command("xlen", lane) for lane in keys.lanes])]
+    lanes = keys.lane_keys  # priority order, 0 first
+    lengths = [int(_ok(reply)) for reply in (yield [Command("xlen", lane) for lane in lanes])]
     busy = [i for i, length in enumerate(lengths) if length]
-    replies = (yield [Command("xpending", keys.lanes[i], CONSUMER_GROUP) for i in busy]) if busy else []
+    replies = (yield [Command("xpending", lanes[i], CONSUMER_GROUP) for i in busy]) if busy else []
     running = [0] * len(lengths)
     for i, reply in zip(busy, replies, strict=True):
         if not isinstance(reply, ResponseError):  # no group yet: nothing delivered

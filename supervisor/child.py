@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ctypes
 import faulthandler
+import logging
 import os
 import signal
 import sys
@@ -23,12 +24,14 @@ from typing import Any, NoReturn
 
 from redis.exceptions import RedisError
 
-from pool.logs import flush_logs
+from pool.logs import flush_logs, json_lines
 from pool.utils import redact_text, run_on_best_loop
 from pool.worker.main import Worker, create_worker
 
 from . import messages
 from .proctitle import set_title
+
+logger = logging.getLogger("pool.supervisor")
 
 PR_SET_PDEATHSIG = 1
 PARENT_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
@@ -55,10 +58,16 @@ def run_child(spec: ChildSpec, settings: Any, write_fd: int, close_fds: list[int
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except (RedisError, OSError) as exc:  # Redis unreachable or refusing: one line, not a traceback
-        print(f"pool: worker {spec.index}: {redact_text(str(exc))}", file=sys.stderr)
+        if json_lines():  # --log-format json: every line of the output is a JSON object
+            logger.error("worker %d: %s", spec.index, redact_text(str(exc)))
+        else:
+            print(f"pool: worker {spec.index}: {redact_text(str(exc))}", file=sys.stderr)
         code = 1
     except BaseException:
-        traceback.print_exc()
+        if json_lines():
+            logger.exception("worker %d failed", spec.index)
+        else:
+            traceback.print_exc()
         code = 1
     finally:
         with contextlib.suppress(Exception):

@@ -28,6 +28,7 @@ from .common import (
     REDIS_URL_ENV,
     Failure,
     UsageError,
+    add_log_format,
     load_settings,
     metrics_address,
     redis_settings_override,
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(WAIT_FLAG, dest="wait_for_redis", type=_wait_seconds, metavar="S", help=WAIT_HELP)
     worker.add_argument("--check", action="store_true", help="run the health check and exit (as `pool check`)")
     worker.add_argument(METRICS_FLAG, metavar="HOST:PORT", help=METRICS_HELP)
+    add_log_format(worker)
     worker.add_argument(
         "--custom-log-dict",
         metavar="DOTTED",
@@ -217,6 +219,7 @@ def _watch(args: argparse.Namespace) -> int:
         command += [WAIT_FLAG, format(args.wait_for_redis, "g")]
     if args.metrics:
         command += [METRICS_FLAG, args.metrics]
+    command += ["--log-format", args.log_format]
     # only Python sources: a log file or a .pyc written under DIR must not restart the worker in a loop
     watchfiles.run_process(
         args.watch,
@@ -272,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             logging.config.dictConfig(load_log_config(log_dict))
         else:
-            setup_logging(getattr(args, "verbose", False))
+            setup_logging(getattr(args, "verbose", False), getattr(args, "log_format", None) or "text")
     except (Failure, ValueError, TypeError, AttributeError, ImportError) as exc:  # dictConfig refused the dict
         _error(args, str(exc))
         return 1

@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from ..logs import LOG_FORMATS
 from ..redis.settings import RedisSettings
 from ..storage.keys import DEFAULT_QUEUE_NAME, validate_queue_name
 from ..utils import import_string, redact_url
@@ -88,6 +89,17 @@ def one_attempt(settings: RedisSettings) -> RedisSettings:
     """Settings for a command that looks and exits (check, health, queue, failed): when Redis is down it says so
     at once, in one line, rather than retrying ``conn_retries`` times a second apart."""
     return dataclasses.replace(settings, conn_retries=0)
+
+
+def add_log_format(parser: argparse.ArgumentParser) -> None:
+    """``--log-format text|json``: ``pool worker``'s and ``pool start``'s (pool/logs.py)."""
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text: arq's lines (the default); json: one JSON object per line (time, level, logger, message, and "
+        "job_id, function, try, duration on a job's lines)",
+    )
 
 
 def metrics_address(text: str | None) -> tuple[str, int] | None:

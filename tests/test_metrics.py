@@ -16,6 +16,7 @@ import sys
 import textwrap
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,23 @@ def test_the_depth_is_read_once_per_interval_whatever_the_scrapes(redis_url: str
         assert collector.depth_reads == 1
     finally:
         collector.close()
+
+
+async def _tick(ctx: object) -> None:
+    pass
+
+
+def test_a_takeover_counts_the_ticks_older_than_the_catch_up_window_as_missed() -> None:
+    from datetime import datetime
+
+    from pool.worker.cron import cron, resume_after, ticks_skipped
+
+    job = cron(_tick, second=0)  # every minute
+    now = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)
+    last = int(datetime(2026, 1, 1, 11, 50, tzinfo=UTC).timestamp() * 1000) + 123  # a fence: the tick, in ms
+    assert ticks_skipped(job, last, now, catch_up_s=60) == 9  # 11:51 to 11:59; 12:00 is still to come
+    resume_after(job, last, now, catch_up_s=60)
+    assert job.next_run == datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    recent = int(datetime(2026, 1, 1, 11, 59, 45, tzinfo=UTC).timestamp() * 1000)
+    assert ticks_skipped(job, recent, now, catch_up_s=60) == 0
+    assert ticks_skipped(job, None, now, catch_up_s=60) == 0

@@ -570,7 +570,8 @@ def ticks_skipped(
     (call ``resume_after`` afterwards)."""
     if last_tick_ms is None:
         return 0
-    tick = datetime.fromtimestamp(last_tick_ms / 1000, tz=now.tzinfo)
+    # the fence holds the tick in whole ms; the tick itself may be later within that ms (arq's microsecond)
+    tick = datetime.fromtimestamp((last_tick_ms + 1) / 1000, tz=now.tzinfo)
     cutoff = now - timedelta(seconds=catch_up_s)
     skipped = 0
     while skipped < limit:

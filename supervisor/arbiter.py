@@ -470,19 +470,25 @@ class Arbiter:
                 return
             if pid == 0:
                 return
-            child = self.children.pop(pid, None)
-            if child is not None:
-                self.on_child_exit(child, status)
+            child = self.children.get(pid)
+            if child is None:
+                continue
+            if self.metrics is None:
+                del self.children[pid]
+            else:  # its last totals move to the exited ones at once, as a scrape sees them (never counted twice,
+                self.read_messages(child)  # nor missing for a moment: a counter must not go back)
+                with self.metrics.lock:
+                    del self.children[pid]
+                    self.metrics.child_exited(child.metrics)
+            self.on_child_exit(child, status)
 
     def on_child_exit(self, child: Child, status: int) -> None:
         self.read_messages(child)
         os.close(child.reader.fd)
         how = describe_exit(status)
         metrics = self.metrics
-        if metrics is not None:
-            metrics.child_exited(child.metrics)
-            if not (child.retiring or self.stopping):
-                metrics.restarted()
+        if metrics is not None and not (child.retiring or self.stopping):
+            metrics.restarted()
         on_error = (lambda: metrics.redis_error("handback")) if metrics is not None else None
         handed_back = hand_back(self.queue, child.worker_id, on_error) if self.queue else 0
         note = f"; {plural(handed_back, 'job')} handed back to the queue" if handed_back else ""

@@ -12,6 +12,7 @@ of ``SupervisorMetrics`` and the arbiter; the exporter's thread reads them at ea
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -24,12 +25,14 @@ class SupervisorMetrics:
 
     def __init__(self, queue_name: str) -> None:
         self.exited: dict[str, Any] = empty_snapshot(queue_name)  # the sum of the exited children's last totals
+        # held while a child moves from the live ones to ``exited``, and while a scrape sums them
+        self.lock = threading.Lock()
         self.restarts = 0
         self.recycles: dict[str, int] = {}
         self.redis_errors: dict[str, int] = {}
 
     def child_exited(self, totals: dict[str, Any] | None) -> None:
-        """Keep an exited child's counts (replaced, not mutated: the exporter's thread may be reading)."""
+        """Keep an exited child's counts; the caller holds ``lock`` while it also drops the child."""
         if totals:
             self.exited = merge([self.exited, totals], self.exited["queue"])
 
@@ -54,8 +57,9 @@ def supervisor_collector(
     states, the cron duty (None without cron jobs) and the queue to read the depth of."""
 
     def jobs() -> dict[str, Any]:
-        exited = metrics.exited
-        return merge([exited, *children_totals()], exited["queue"])
+        with metrics.lock:
+            exited, live = metrics.exited, children_totals()
+        return merge([exited, *live], exited["queue"])
 
     def numbers() -> ProcessNumbers:
         states: dict[str, int] = {}

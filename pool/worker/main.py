@@ -61,7 +61,6 @@ _RETRIED = OutcomeKind.RETRIED
 
 logger = logging.getLogger("pool.worker")
 
-UNKNOWN = "<unknown>"  # a job whose function its hash does not name
 
 HIGH_FIRST = tuple(reversed(PRIORITIES))
 STARVATION_GUARD = 8  # one fetch in this many serves a lower priority first, each lower one in turn
@@ -621,16 +620,16 @@ class Worker:
                 for queue in self._queues:
                     await queue.unread(self.worker_id, [d for d in started + expired if d.partition == queue.partition])
             return
-        metrics = self.metrics
-        started_ms = now_ms() if metrics is not None else 0
+        skipped: list[Delivery] = []
         for delivery in started:
             if self._runs_already(delivery):
+                skipped.append(delivery)
                 continue
             self.jobs_started += 1
-            if metrics is not None:  # pickup latency: from its enqueue (or due) time to its start
-                metrics.started(delivery.function or UNKNOWN, (started_ms - delivery.score) / 1000)
             task = asyncio.create_task(self._run_job(delivery))
             self._running[delivery.partition, delivery.entry_id] = (delivery, task)
+        if self.metrics is not None:  # once per batch: the counts, and the pickup latency of each
+            self.metrics.started_many([d for d in started if d not in skipped] if skipped else started, now_ms())
         for delivery in expired:
             task = asyncio.create_task(self._record(delivery, self.runner.expired(delivery)))
             self._running[delivery.partition, delivery.entry_id] = (delivery, task)
@@ -644,7 +643,7 @@ class Worker:
 
     async def _record(self, delivery: Delivery, outcome: Outcome) -> None:
         if self.metrics is not None:
-            self.metrics.counted(delivery.function or UNKNOWN, FAILED)
+            self.metrics.counted(delivery.function, FAILED)
         try:
             await self._commit(delivery, outcome)
         finally:
@@ -690,7 +689,7 @@ class Worker:
                 else None  # handed back at shutdown: not an end, it runs again
             )
             if event is not None:
-                metrics.finished(delivery.function or UNKNOWN, event, time.perf_counter() - began)
+                metrics.finished(delivery.function, event, time.perf_counter() - began)
         try:
             await self._commit(delivery, outcome)
         except Exception:

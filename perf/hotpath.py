@@ -36,7 +36,7 @@ async def noop(ctx: dict[str, Any]) -> None:
     await ctx["redis"].incr("done")
 
 
-async def probe_worker(settings: RedisSettings, jobs: int, auto_pipeline: bool) -> str:
+async def probe_worker(settings: RedisSettings, jobs: int, auto_pipeline: bool, metrics: bool = False) -> str:
     client = await create_pool(settings)
     await client.flushall()
     await client.enqueue_many([client.prepare("noop") for _ in range(jobs)])
@@ -49,6 +49,8 @@ async def probe_worker(settings: RedisSettings, jobs: int, auto_pipeline: bool) 
         keep_result=60,
         auto_pipeline=auto_pipeline,
     )
+    if metrics:  # counting for Prometheus, as `pool worker --metrics` does (no scrape here)
+        worker.enable_metrics()
     started = time.process_time()
     await worker.main()
     cpu = time.process_time() - started
@@ -106,6 +108,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per worker/bulk run (enqueue: a sixth)")
     parser.add_argument("--log", choices=["info", "off"], default="info")
     parser.add_argument("--no-auto-pipeline", action="store_true")
+    parser.add_argument("--metrics", action="store_true", help="worker probe: count jobs for Prometheus")
     args = parser.parse_args()
 
     from tests.redis_server import RedisServer
@@ -123,7 +126,7 @@ def main() -> None:
         for _ in range(args.runs):
             for probe in probes:
                 if probe == "worker":
-                    line = uvloop.run(probe_worker(settings, args.jobs, not args.no_auto_pipeline))
+                    line = uvloop.run(probe_worker(settings, args.jobs, not args.no_auto_pipeline, args.metrics))
                 elif probe == "rtt":
                     line = uvloop.run(probe_rtt(settings, 300))
                 elif probe == "enqueue":

@@ -128,6 +128,23 @@ class PoolLib(Lib):
         return None if results == count else f"{results} results recorded for {count} jobs"
 
 
+class PoolMetricsLib(PoolLib):
+    """``pool worker --metrics PORT``: pool with its Prometheus counting on, to measure what it costs
+    (``--libs pool,pool+metrics``; not one of the default libraries)."""
+
+    name = "pool+metrics"
+
+    def missing(self) -> str | None:
+        if importlib.util.find_spec("prometheus_client") is None:
+            return "prometheus-client is not installed (pip install -e '.[metrics]')"
+        return super().missing()
+
+    def commands(self, procs: int, tmpdir: Path) -> list[list[str]]:
+        from tests.redis_server import free_port
+
+        return [[*command, "--metrics", str(free_port())] for command in super().commands(procs, tmpdir)]
+
+
 class PoolStartLib(PoolLib):
     """pool's workers under the supervisor: ``pool start --procs N`` (one command; it forks the workers)."""
 
@@ -270,13 +287,14 @@ class FloorPipelinedLib(FloorLib):
 PEERS: list[Lib] = [ArqLib(), SaqLib(), StreaqLib()]
 POOL = PoolLib()
 POOL_START = PoolStartLib()
+POOL_METRICS = PoolMetricsLib()
 FLOOR = FloorLib()
 FLOOR_PIPELINED = FloorPipelinedLib()
 ALL_NAMES = ["pool", "arq", "saq", "streaq"]
 
 
 def by_name(name: str) -> Lib:
-    for lib in [POOL, *PEERS]:
+    for lib in [POOL, POOL_METRICS, *PEERS]:
         if lib.name == name:
             return lib
     raise KeyError(name)

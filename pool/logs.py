@@ -12,11 +12,18 @@ is full: the supervisor's loop would stop reaping and replacing workers, and a w
 running jobs. So to such a sink the lines are written by a thread of their own (``LogSink``): a writer only
 appends to a bounded buffer; past ``LogSink.LIMIT`` bytes waiting, lines are dropped and counted, and a line
 says how many once the reader is back. A regular file (``--log-file``) is written directly, as before.
+
+``--log-format json`` (``pool worker``, ``pool start``) writes one JSON object per line instead (``JsonFormatter``):
+time, level, logger, message, and the job's id, function, try and duration on the lines about a job (the worker
+passes them as the record's ``extra``). A traceback is inside its line (``exc_info``), never on lines of its own,
+and a sink writes whole lines, each in one ``write`` when it fits in ``PIPE_BUF``, so the lines of several
+processes sharing a pipe (a supervisor's children) never cut into each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import logging.config
 import os
@@ -29,6 +36,9 @@ from typing import Any
 
 DEFAULT_FORMAT = "%(asctime)s: %(message)s"
 DEFAULT_DATEFMT = "%H:%M:%S"
+LOG_FORMATS = ("text", "json")
+# the fields a job's log lines carry (the record's ``extra``), as the JSON lines name them
+JOB_FIELDS = ("job_id", "function", "try", "duration")
 
 
 class Formatter(logging.Formatter):
@@ -44,6 +54,61 @@ class Formatter(logging.Formatter):
         if self._cached[0] != second:
             self._cached = (second, time.strftime(datefmt or DEFAULT_DATEFMT, self.converter(second)))
         return self._cached[1]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line: ``time`` (UTC, ISO 8601, milliseconds), ``level``, ``logger``,
+    ``message``, the job's fields when the record has them (``JOB_FIELDS``), and ``exc_info`` / ``stack_info``
+    as text inside the object. Values JSON cannot hold are written as their ``str``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in JOB_FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exc_info"] = record.exc_text
+        if record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+_json_lines = False  # set by setup_logging: the lines pool writes itself (LogSink's "dropped") follow the format
+
+
+def dropped_line(count: int) -> str:
+    """The line that says log lines were dropped, in the format in use."""
+    message = f"{count} log line{'s' if count != 1 else ''} dropped: the log output was not read fast enough"
+    if _json_lines:
+        record = logging.LogRecord("pool", logging.WARNING, "", 0, message, None, None)
+        return JsonFormatter().format(record) + "\n"
+    return f"{time.strftime(DEFAULT_DATEFMT)}: {message}\n"
+
+
+def whole_lines(data: bytes, limit: int = 4096) -> list[bytes]:
+    """``data`` cut into chunks of whole lines of at most ``limit`` bytes (a longer line is a chunk of its own):
+    a pipe takes a write of up to PIPE_BUF (4096 on Linux) at once, so lines written by several processes on one
+    pipe never cut into each other."""
+    if len(data) <= limit:
+        return [data]
+    chunks: list[bytes] = []
+    start = 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + limit)
+        if end < 0:  # one line longer than the limit: whole, alone
+            end = data.find(b"\n", start + limit)
+            end = len(data) - 1 if end < 0 else end
+        chunks.append(data[start : end + 1])
+        start = end + 1
+    return chunks
 
 
 class LogSink:
@@ -99,11 +164,9 @@ class LogSink:
                 dropped, self._dropped = self._dropped, 0
             data = b"".join(chunks)
             if dropped:
-                data += (
-                    f"{time.strftime(DEFAULT_DATEFMT)}: {dropped} log line{'s' if dropped != 1 else ''} dropped: the "
-                    "log output was not read fast enough\n"
-                ).encode()
-            self._write_all(data)
+                data += dropped_line(dropped).encode()
+            for chunk in whole_lines(data):
+                self._write_all(chunk)
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -249,8 +312,16 @@ def fast_writer(logger: logging.Logger, level: int = logging.INFO) -> Callable[[
     return write
 
 
-def default_log_config(verbose: bool) -> dict[str, Any]:
+def default_log_config(verbose: bool, log_format: str = "text") -> dict[str, Any]:
+    """pool's logging: arq's text lines, or (``log_format="json"``) one JSON object per line."""
     level = "DEBUG" if verbose else "INFO"
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    formatter: dict[str, Any] = (
+        {"()": JsonFormatter}
+        if log_format == "json"
+        else {"()": Formatter, "format": DEFAULT_FORMAT, "datefmt": DEFAULT_DATEFMT}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -261,14 +332,21 @@ def default_log_config(verbose: bool) -> dict[str, Any]:
                 "formatter": "pool.standard",
             }
         },
-        "formatters": {"pool.standard": {"()": Formatter, "format": DEFAULT_FORMAT, "datefmt": DEFAULT_DATEFMT}},
+        "formatters": {"pool.standard": formatter},
         # propagating, as arq's: the application's own handlers (and pytest's caplog) see pool's records too
         "loggers": {"pool": {"handlers": ["pool.standard"], "level": level}},
     }
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.config.dictConfig(default_log_config(verbose))
+def setup_logging(verbose: bool = False, log_format: str = "text") -> None:
+    global _json_lines
+    logging.config.dictConfig(default_log_config(verbose, log_format))
+    _json_lines = log_format == "json"
+
+
+def json_lines() -> bool:
+    """Whether pool's logs are JSON lines (``--log-format json``): text pool writes itself must be one too."""
+    return _json_lines
 
 
 def flush_logs(timeout: float = FLUSH_WAIT_S) -> None:

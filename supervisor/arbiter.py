@@ -39,6 +39,7 @@ from pool.storage.keys import DEFAULT_QUEUE_NAME
 from pool.storage.sync import SyncQueue
 from pool.utils import plural
 from pool.worker.checks import SettingsError, check_worker_kwargs
+from pool.worker.exporter import Exporter, MetricsUnavailable, QueueTarget, parse_address, serve
 from pool.worker.main import get_kwargs
 from pool.worker.redis_wait import RedisUnavailable, default_wait_s, wait_for_redis
 
@@ -49,6 +50,7 @@ from .config import SupervisorConfig
 from .handback import hand_back
 from .launcher import Reporter
 from .leader import SupervisorCron
+from .metrics import SupervisorMetrics, supervisor_collector
 from .proctitle import set_title
 
 logger = logging.getLogger("pool.supervisor")
@@ -80,6 +82,7 @@ class Child:
     cpu: float = 0.0
     process: psutil.Process | None = None
     stats: dict[str, int] = field(default_factory=health.zero_counters)  # every counter, 0 until it reports
+    metrics: dict[str, Any] | None = None  # its jobs' metrics totals, from its last heartbeat (--metrics)
 
     @property
     def state(self) -> str:
@@ -115,7 +118,10 @@ class Arbiter:
         self.last_state: tuple[Any, ...] = ()
         self.last_memory_sample = 0.0
         self.queue_name = DEFAULT_QUEUE_NAME
+        self.queue_partitions = 1
         self.redis_settings = RedisSettings()
+        self.metrics: SupervisorMetrics | None = None  # --metrics: what the parent counts
+        self.exporter: Exporter | None = None  # --metrics: the HTTP server (a thread of this process)
         self.allow_eviction = False
         self.worker_overrides: dict[str, Any] = {}
         self.queue: SyncQueue | None = None  # the queue through the storage layer's sync facade
@@ -159,6 +165,10 @@ class Arbiter:
                 logger.error("%s", exc)
                 return 1
         self.install_signals()
+        if not self.start_metrics():
+            if self.config.pidfile:
+                pidfile.remove(self.config.pidfile, self.pidfile_fd)
+            return 1
         logger.info(
             "supervisor %d starting %s for %s (redis %s, queue %r)",
             os.getpid(),
@@ -185,6 +195,8 @@ class Arbiter:
                 self.report()
         finally:
             self.close_redis()
+            if self.exporter is not None:
+                self.exporter.close()
             if self.config.pidfile:
                 pidfile.remove(self.config.pidfile, self.pidfile_fd)
         logger.info("supervisor %d stopped", os.getpid())
@@ -201,6 +213,7 @@ class Arbiter:
             raise AppLoadError(f"invalid settings {self.config.settings_path!r}: {exc}") from None
         self.procs = self.config.procs or int(getattr(settings, "procs", 0) or 0) or (os.cpu_count() or 1)
         self.queue_name = kwargs.get("queue_name") or DEFAULT_QUEUE_NAME
+        self.queue_partitions = int(kwargs.get("queue_partitions") or 1)
         self.redis_settings = self.config.redis_settings or kwargs.get("redis_settings") or RedisSettings()
         self.allow_eviction = bool(kwargs.get("allow_eviction"))
         # the parent leads cron (lead_cron); children only run the cron jobs' functions
@@ -214,7 +227,7 @@ class Arbiter:
             self.cron.release()
         if self.queue is not None:
             self.queue.close()
-        self.queue = SyncQueue.connect(self.redis_settings, self.queue_name, int(kwargs.get("queue_partitions") or 1))
+        self.queue = SyncQueue.connect(self.redis_settings, self.queue_name, self.queue_partitions)
         self.cron = SupervisorCron(
             self.queue,
             cron_jobs,
@@ -223,6 +236,35 @@ class Arbiter:
             serializer=kwargs.get("job_serializer"),
             expires_ms=int(kwargs.get("expires_extra_ms") or EXPIRES_EXTRA_MS),
         )
+
+    def start_metrics(self) -> bool:
+        """--metrics: serve the metrics from a thread of this process (supervisor/metrics.py) before any child is
+        forked; False (logged, one line) when the address cannot be served."""
+        if not self.config.metrics:
+            return True
+        try:
+            address = parse_address(self.config.metrics)
+        except ValueError as exc:
+            logger.error("--metrics: %s", exc)
+            return False
+        self.metrics = SupervisorMetrics(self.queue_name)
+        collector = supervisor_collector(
+            self.metrics,
+            lambda: [c.metrics for c in list(self.children.values()) if c.metrics],
+            lambda: [c.state for c in list(self.children.values())],
+            lambda: self.cron.duty if self.cron is not None and self.cron.duty.cron_jobs else None,
+            lambda: QueueTarget(self.redis_settings, self.queue_name, self.queue_partitions),
+        )
+        try:
+            self.exporter = serve(address, collector)
+        except MetricsUnavailable as exc:
+            logger.error("%s", exc)
+            return False
+        except OSError as exc:
+            logger.error("--metrics: cannot listen on %s:%d: %s", *address, exc.strerror or exc)
+            return False
+        logger.info("metrics at http://%s:%d/metrics", address[0], self.exporter.port)
+        return True
 
     def close_redis(self) -> None:
         if self.queue is None:
@@ -379,6 +421,7 @@ class Arbiter:
             self.config.heartbeat_interval,
             dict(self.worker_overrides),
             os.getpid(),
+            metrics=self.metrics is not None,
         )
         read_fd, write_fd = os.pipe()
         flush_logs(0)
@@ -392,6 +435,8 @@ class Arbiter:
                 inherited.append(self.pidfile_fd)
             if self.reporter is not None and self.reporter.fd is not None:  # nor may they hold the launcher's pipe
                 inherited.append(self.reporter.fd)
+            if self.exporter is not None:  # nor the metrics' port: a new supervisor must be able to take it
+                inherited.append(self.exporter.fileno)
             run_child(spec, self.app.settings, write_fd, inherited)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
@@ -412,6 +457,9 @@ class Arbiter:
                 self.sample_memory(child)  # reported with its ready state, not a second later
                 logger.info("worker %d (pid %d) ready", child.slot, child.pid)
             elif message.get("t") == messages.HEARTBEAT:
+                totals = message.pop("m", None)
+                if isinstance(totals, dict):
+                    child.metrics = totals
                 child.stats = {**health.zero_counters(), **{k: int(v) for k, v in message.items() if k != "t"}}
 
     def reap(self) -> None:
@@ -422,15 +470,27 @@ class Arbiter:
                 return
             if pid == 0:
                 return
-            child = self.children.pop(pid, None)
-            if child is not None:
-                self.on_child_exit(child, status)
+            child = self.children.get(pid)
+            if child is None:
+                continue
+            if self.metrics is None:
+                del self.children[pid]
+            else:  # its last totals move to the exited ones at once, as a scrape sees them (never counted twice,
+                self.read_messages(child)  # nor missing for a moment: a counter must not go back)
+                with self.metrics.lock:
+                    del self.children[pid]
+                    self.metrics.child_exited(child.metrics)
+            self.on_child_exit(child, status)
 
     def on_child_exit(self, child: Child, status: int) -> None:
         self.read_messages(child)
         os.close(child.reader.fd)
         how = describe_exit(status)
-        handed_back = hand_back(self.queue, child.worker_id) if self.queue else 0
+        metrics = self.metrics
+        if metrics is not None and not (child.retiring or self.stopping):
+            metrics.restarted()
+        on_error = (lambda: metrics.redis_error("handback")) if metrics is not None else None
+        handed_back = hand_back(self.queue, child.worker_id, on_error) if self.queue else 0
         note = f"; {plural(handed_back, 'job')} handed back to the queue" if handed_back else ""
         if child.retiring or self.stopping:
             logger.info("worker %d (pid %d) %s%s", child.slot, child.pid, how, note)
@@ -521,6 +581,8 @@ class Arbiter:
             done = child.stats.get("complete", 0) + child.stats.get("failed", 0)
             if child.job_limit and done >= child.job_limit:
                 self.retire(child, f"{plural(done, 'job')} done (limit {child.job_limit})")
+                if self.metrics is not None:
+                    self.metrics.recycled("jobs")
                 continue
             if sample_memory:
                 self.sample_memory(child)
@@ -539,8 +601,10 @@ class Arbiter:
             return
         uss_mb = info.uss / 1024 / 1024
         child.memory_strikes = child.memory_strikes + 1 if uss_mb > limit else 0
-        if child.memory_strikes >= MEMORY_STRIKES:
+        if child.memory_strikes >= MEMORY_STRIKES and not child.retiring:
             self.retire(child, f"memory {uss_mb:.0f} MB over the limit of {limit:g} MB")
+            if self.metrics is not None:
+                self.metrics.recycled("memory")
 
     def manage(self) -> None:
         """Spawn missing children, scale down, and retire old-generation children as new ones get ready."""
@@ -569,7 +633,10 @@ class Arbiter:
         if self.cron is None or self.stopping:
             return
         if time.monotonic() >= self.cron_wake_at:
+            errors = self.cron.errors
             self.cron_wake_at = time.monotonic() + self.cron.run_due()
+            if self.metrics is not None and self.cron.errors != errors:
+                self.metrics.redis_error("cron")
 
     # --- reporting --------------------------------------------------------------------------------------------------
 
@@ -625,6 +692,8 @@ class Arbiter:
             health.write(self.queue, entry, self.config.health_interval)
         except (redis.RedisError, OSError) as exc:
             logger.warning("health: redis error (%s)", exc)
+            if self.metrics is not None:
+                self.metrics.redis_error("health")
 
     def status(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ctypes
 import faulthandler
+import logging
 import os
 import signal
 import sys
@@ -23,12 +24,14 @@ from typing import Any, NoReturn
 
 from redis.exceptions import RedisError
 
-from pool.logs import flush_logs
+from pool.logs import flush_logs, json_lines
 from pool.utils import redact_text, run_on_best_loop
 from pool.worker.main import Worker, create_worker
 
 from . import messages
 from .proctitle import set_title
+
+logger = logging.getLogger("pool.supervisor")
 
 PR_SET_PDEATHSIG = 1
 PARENT_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
@@ -43,6 +46,7 @@ class ChildSpec:
     heartbeat_interval: float
     worker_overrides: dict[str, Any]
     parent_pid: int  # the supervisor's pid, taken before the fork: it may be gone before the child looks
+    metrics: bool = False  # count jobs for Prometheus and send the totals with each heartbeat
 
 
 def run_child(spec: ChildSpec, settings: Any, write_fd: int, close_fds: list[int]) -> NoReturn:
@@ -54,10 +58,16 @@ def run_child(spec: ChildSpec, settings: Any, write_fd: int, close_fds: list[int
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except (RedisError, OSError) as exc:  # Redis unreachable or refusing: one line, not a traceback
-        print(f"pool: worker {spec.index}: {redact_text(str(exc))}", file=sys.stderr)
+        if json_lines():  # --log-format json: every line of the output is a JSON object
+            logger.error("worker %d: %s", spec.index, redact_text(str(exc)))
+        else:
+            print(f"pool: worker {spec.index}: {redact_text(str(exc))}", file=sys.stderr)
         code = 1
     except BaseException:
-        traceback.print_exc()
+        if json_lines():
+            logger.exception("worker %d failed", spec.index)
+        else:
+            traceback.print_exc()
         code = 1
     finally:
         with contextlib.suppress(Exception):
@@ -112,6 +122,8 @@ def _exit_soon_after_parent(parent_pid: int) -> None:
 
 def _run_worker(spec: ChildSpec, settings: Any, write_fd: int) -> int:
     worker = create_worker(settings, handle_signals=False, worker_id=spec.worker_id, **spec.worker_overrides)
+    if spec.metrics:
+        worker.enable_metrics()
     run_on_best_loop(_serve(spec, worker, write_fd))
     return 0
 
@@ -139,7 +151,10 @@ async def _heartbeat(spec: ChildSpec, worker: Worker, write_fd: int) -> None:
     title = f"worker {spec.index}/{spec.procs} [{spec.settings_path}]"
     while True:
         stats = worker.stats()
-        messages.send(write_fd, messages.HEARTBEAT, **stats)
+        if worker.metrics is not None:  # the totals so far: a heartbeat lost on a full pipe loses nothing
+            messages.send(write_fd, messages.HEARTBEAT, **stats, m=worker.metrics.snapshot())
+        else:
+            messages.send(write_fd, messages.HEARTBEAT, **stats)
         set_title(f"{title} jobs={stats['complete'] + stats['failed']}")
         await asyncio.sleep(spec.heartbeat_interval)
 

@@ -8,7 +8,14 @@ import signal
 import time
 from typing import Any
 
-from pool.cli.common import Failure, UsageError, prepare_settings_import, redis_settings_override
+from pool.cli.common import (
+    Failure,
+    UsageError,
+    add_log_format,
+    metrics_address,
+    prepare_settings_import,
+    redis_settings_override,
+)
 from pool.utils import plural
 
 from . import config, launcher
@@ -26,6 +33,7 @@ def add_commands(commands: Any, settings_command: Any) -> None:
         "--daemon", action="store_true", help="detach into the background (needs --log-file to keep logs)"
     )
     start.add_argument("--log-file", metavar="PATH", help="append logs here (with --daemon)")
+    add_log_format(start)
     for name, help_text in (
         ("reload", "Reload the workers' code without a gap (SIGHUP to the supervisor)."),
         ("stop", "Stop the supervisor gracefully (SIGTERM) and wait until it has exited."),
@@ -44,6 +52,7 @@ def add_commands(commands: Any, settings_command: Any) -> None:
 
 def cmd_start(args: argparse.Namespace) -> int:
     prepare_settings_import(args.settings)
+    metrics_address(args.metrics)  # a bad address is a usage error now, not a line in a log after detaching
     # before importing the settings: until then `ps` shows the command line, --redis URL included
     set_title(f"supervisor [{args.settings}]")
     supervisor_config = SupervisorConfig.from_args(args, redis_settings_override(args.redis))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pool.redis.settings import RedisSettings
+from pool.worker.exporter import METRICS_FLAG, METRICS_HELP
 from pool.worker.redis_wait import WAIT_FLAG, WAIT_HELP
 
 from .pidfile import DEFAULT_PIDFILE
@@ -99,6 +100,8 @@ SETTINGS: tuple[Setting, ...] = (
         "readers call it stale after S+2 seconds, and it expires after 2S+1",
     ),
     WAIT_FOR_REDIS,
+    # checked by `pool start` (pool/cli/common.py's metrics_address: a usage error, one line); None: off
+    Setting("metrics", None, METRICS_FLAG, str, "HOST:PORT", METRICS_HELP),
     Setting("heartbeat_interval", 1.0),
     Setting("boot_failure_limit", 5),
 )
@@ -133,6 +136,7 @@ class SupervisorConfig:
     max_memory_per_child_mb: float | None = default("max_memory_per_child_mb")
     health_interval: float = default("health_interval")
     wait_for_redis: float | None = default("wait_for_redis")
+    metrics: str | None = default("metrics")
     heartbeat_interval: float = default("heartbeat_interval")
     boot_failure_limit: int = default("boot_failure_limit")
 

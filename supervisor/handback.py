@@ -8,6 +8,7 @@ is lost: the reclaim picks them up a few heartbeats later.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import redis
 
@@ -16,12 +17,15 @@ from pool.storage.sync import SyncQueue
 logger = logging.getLogger("pool.supervisor")
 
 
-def hand_back(queue: SyncQueue, consumer: str) -> int:
-    """Put ``consumer``'s pending jobs back on the stream; returns how many (0 if Redis is unreachable)."""
+def hand_back(queue: SyncQueue, consumer: str, on_error: Callable[[], None] | None = None) -> int:
+    """Put ``consumer``'s pending jobs back on the stream; returns how many (0 if Redis is unreachable, after
+    calling ``on_error``: the metrics count it)."""
     try:
         return queue.hand_back(consumer)
     except redis.ResponseError as exc:
         logger.warning("could not hand back jobs of %s: %s", consumer, exc)
     except (redis.RedisError, OSError) as exc:
         logger.warning("could not hand back jobs of %s now (%s); they will be reclaimed", consumer, exc)
+    if on_error is not None:
+        on_error()
     return 0

@@ -34,6 +34,7 @@ class SupervisorCron:
         expires_ms: int,
     ) -> None:
         self.queue = queue
+        self.errors = 0  # Redis errors of its turns
         self.duty = CronDuty(
             queue.cron_keys,
             cron_jobs,
@@ -51,11 +52,13 @@ class SupervisorCron:
         return self.duty.leading
 
     def run_due(self) -> float:
-        """One turn of the duty; seconds until the next. A Redis error is logged: the parent loop goes on."""
+        """One turn of the duty; seconds until the next. A Redis error is logged (and counted, for the metrics):
+        the parent loop goes on."""
         try:
             return self.queue.run(self.duty.turn())
         except (redis.RedisError, OSError) as exc:
             logger.warning("cron: redis error (%s)", exc)
+            self.errors += 1
             return self.duty.after_error()
 
     def release(self) -> None:

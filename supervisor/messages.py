@@ -1,7 +1,8 @@
 """What a child tells its parent, one JSON object per line on a pipe.
 
-``{"t": "ready"}`` once its worker serves; ``{"t": "hb", ...counters}`` every heartbeat. The heartbeat is sent
-by a task on the child's event loop, so a heartbeat proves the loop turns.
+``{"t": "ready"}`` once its worker serves; ``{"t": "hb", ...counters}`` every heartbeat, with ``"m"``: the
+worker's metrics totals (pool/worker/metrics.py) under ``pool start --metrics``. The heartbeat is sent by a task
+on the child's event loop, so a heartbeat proves the loop turns.
 """
 
 from __future__ import annotations

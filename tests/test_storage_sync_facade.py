@@ -112,6 +112,8 @@ CASES = [
         {"ready": 1, "running": 1, "deferred": 1, "parked": 2},
         _jobs_in_all_states,
     ),
+    Case("lane_counts, empty queue", lambda: ops.lane_counts(KEYS), [(0, 0)] * 4),
+    Case("lane_counts", lambda: ops.lane_counts(KEYS), [(1, 1), (0, 0), (0, 0), (0, 0)], _jobs_in_all_states),
     Case("hand_back", lambda: ops.hand_back(KEYS, "c1"), 1, _jobs_in_all_states, _stream_state),
     Case("hand_back, no group", lambda: ops.hand_back(KEYS, "c1"), 0),
     Case(

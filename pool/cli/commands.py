@@ -21,6 +21,7 @@ from ..logs import setup_logging
 from ..redis.settings import RedisSettings
 from ..utils import redact_text, set_process_title, url_secrets
 from ..version import VERSION
+from ..worker.exporter import METRICS_FLAG, METRICS_HELP
 from ..worker.redis_wait import WAIT_FLAG, WAIT_HELP, explain, wait_seconds
 from . import dashboard as cli_dashboard
 from . import migrate as cli_migrate
@@ -29,10 +30,13 @@ from .common import (
     REDIS_URL_ENV,
     Failure,
     UsageError,
+    add_log_format,
     load_settings,
+    metrics_address,
     redis_settings_override,
     redis_target,
     redis_url,
+    serve_metrics,
 )
 
 logger = logging.getLogger("pool.cli")
@@ -83,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--watch", metavar="DIR", help="restart the worker when files under DIR change")
     worker.add_argument(WAIT_FLAG, dest="wait_for_redis", type=_wait_seconds, metavar="S", help=WAIT_HELP)
     worker.add_argument("--check", action="store_true", help="run the health check and exit (as `pool check`)")
+    worker.add_argument(METRICS_FLAG, metavar="HOST:PORT", help=METRICS_HELP)
+    add_log_format(worker)
     worker.add_argument(
         "--custom-log-dict",
         metavar="DOTTED",
@@ -129,6 +135,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return cmd_check(args)
     # before the settings import or any connection: until then `ps` shows the command line, --redis URL included
     set_process_title(f"worker{' --watch' if args.watch else ''} [{args.settings}]")
+    metrics = metrics_address(args.metrics)
     if args.watch:
         return _watch(args)
     from ..worker.main import create_worker
@@ -145,6 +152,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except (TypeError, ValueError, RuntimeError) as exc:
         raise Failure(f"invalid settings {args.settings!r}: {exc}") from None
     _wait_for_redis(worker.redis_settings, worker.queue_name, args.wait_for_redis)
+    exporter = None
+    if metrics is not None:
+        from ..worker.exporter import worker_collector
+
+        exporter = serve_metrics(metrics, worker_collector(worker))
     try:
         worker.run()
     except (RedisError, OSError):
@@ -152,6 +164,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except Exception as exc:  # the app's hooks (on_startup, on_shutdown) raised: one line, details with -v
         logger.debug("the worker stopped on an error", exc_info=True)
         raise Failure(f"worker stopped: {type(exc).__name__}: {exc} (run with -v for the traceback)") from None
+    finally:
+        if exporter is not None:
+            exporter.close()
     return 0
 
 
@@ -206,6 +221,9 @@ def _watch(args: argparse.Namespace) -> int:
         command.append("--verbose")
     if args.wait_for_redis is not None:
         command += [WAIT_FLAG, format(args.wait_for_redis, "g")]
+    if args.metrics:
+        command += [METRICS_FLAG, args.metrics]
+    command += ["--log-format", args.log_format]
     # only Python sources: a log file or a .pyc written under DIR must not restart the worker in a loop
     watchfiles.run_process(
         args.watch,
@@ -268,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             logging.config.dictConfig(load_log_config(log_dict))
         else:
-            setup_logging(getattr(args, "verbose", False))
+            setup_logging(getattr(args, "verbose", False), getattr(args, "log_format", None) or "text")
     except (Failure, ValueError, TypeError, AttributeError, ImportError) as exc:  # dictConfig refused the dict
         _error(args, str(exc))
         return 1

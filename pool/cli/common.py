@@ -12,10 +12,12 @@ import os
 import sys
 from typing import Any
 
+from ..logs import LOG_FORMATS
 from ..redis.settings import RedisSettings
 from ..storage.keys import DEFAULT_QUEUE_NAME, validate_queue_name
 from ..utils import import_string, redact_url
 from ..worker.crontab import InvalidCrontab
+from ..worker.exporter import METRICS_FLAG
 
 REDIS_URL_ENV = "POOL_REDIS_URL"
 
@@ -90,3 +92,39 @@ def one_attempt(settings: RedisSettings) -> RedisSettings:
     """Settings for a command that looks and exits (check, health, queue, failed): when Redis is down it says so
     at once, in one line, rather than retrying ``conn_retries`` times a second apart."""
     return dataclasses.replace(settings, conn_retries=0)
+
+
+def add_log_format(parser: argparse.ArgumentParser) -> None:
+    """``--log-format text|json``: ``pool worker``'s and ``pool start``'s (pool/logs.py)."""
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text: arq's lines (the default); json: one JSON object per line (time, level, logger, message, and "
+        "job_id, function, try, duration on a job's lines)",
+    )
+
+
+def metrics_address(text: str | None) -> tuple[str, int] | None:
+    """``--metrics``'s value checked (a usage error, one line, otherwise): what ``pool worker`` and ``pool start``
+    bind their metrics server to; None when metrics are off."""
+    if text is None:
+        return None
+    from ..worker.exporter import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise UsageError(f"{METRICS_FLAG}: {exc}") from None
+
+
+def serve_metrics(address: tuple[str, int], collector: Any) -> Any:
+    """Start the metrics server (pool/worker/exporter.py); Failure with one line when it cannot."""
+    from ..worker.exporter import MetricsUnavailable, serve
+
+    try:
+        return serve(address, collector)
+    except MetricsUnavailable as exc:
+        raise Failure(str(exc)) from None
+    except OSError as exc:
+        raise Failure(f"{METRICS_FLAG}: cannot listen on {address[0]}:{address[1]}: {exc.strerror or exc}") from None

@@ -127,6 +127,20 @@ def counts(keys: QueueKeys) -> Op[dict[str, int]]:
     return {"ready": max(sum(lengths) - running, 0), "running": running, "deferred": int(deferred), "parked": parked}
 
 
+def lane_counts(keys: QueueKeys) -> Op[list[tuple[int, int]]]:
+    """(ready, running) of each lane, priority 0 first (``counts`` sums them): the lanes' lengths, then the pending
+    count of each non-empty one. For the metrics' depth by priority."""
+    lanes = keys.lane_keys  # priority order, 0 first
+    lengths = [int(_ok(reply)) for reply in (yield [Command("xlen", lane) for lane in lanes])]
+    busy = [i for i, length in enumerate(lengths) if length]
+    replies = (yield [Command("xpending", lanes[i], CONSUMER_GROUP) for i in busy]) if busy else []
+    running = [0] * len(lengths)
+    for i, reply in zip(busy, replies, strict=True):
+        if not isinstance(reply, ResponseError):  # no group yet: nothing delivered
+            running[i] = int(reply["pending"])
+    return [(max(length - run, 0), run) for length, run in zip(lengths, running, strict=True)]
+
+
 def job_fields(keys: QueueKeys, job_id: str) -> Op[tuple[bytes | None, int, str | None, int]]:
     """(payload, attempts, state, score) of a job that is not finished; payload None when there is none."""
     payload, attempts, state, score = yield from one(Command("hmget", keys.job(job_id), ["d", "t", "s", "sc"]))

@@ -124,6 +124,18 @@ class SyncQueue:
                 total[name] = total.get(name, 0) + count
         return total
 
+    def depth(self) -> tuple[dict[str, int], list[tuple[int, int]]]:
+        """The queue's jobs by state, as ``pool queue info`` counts them (``queue_info``), and (ready, running)
+        by priority, summed over the partitions: what the metrics export."""
+        states: dict[str, int] = {}
+        lanes: list[tuple[int, int]] = []
+        for keys in self.every_partition:
+            for name, count in run_sync(self.client, ops.queue_info(keys)).items():
+                states[name] = states.get(name, 0) + count
+            mine = run_sync(self.client, ops.lane_counts(keys))
+            lanes = mine if not lanes else [(a + c, b + d) for (a, b), (c, d) in zip(lanes, mine, strict=True)]
+        return states, lanes
+
     def hand_back(self, consumer: str) -> int:
         return sum(run_sync(self.client, ops.hand_back(keys, consumer)) for keys in self.every_partition)
 

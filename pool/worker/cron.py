@@ -610,3 +610,24 @@ def resume_after(cron_job: CronJob, last_tick_ms: int | None, now: datetime, cat
         last = datetime.fromtimestamp(last_tick_ms / 1000, tz=now.tzinfo)
         start = max(last, now - timedelta(seconds=catch_up_s))
     cron_job.calculate_next(start)
+
+
+def ticks_skipped(
+    cron_job: CronJob, last_tick_ms: int | None, now: datetime, catch_up_s: float, limit: int = 10_000
+) -> int:
+    """How many ticks ``resume_after`` passes over: those after the last one enqueued and older than the catch-up
+    window (a leader gone for longer than it). Counted for the metrics, up to ``limit``; sets ``next_run``
+    (call ``resume_after`` afterwards)."""
+    if last_tick_ms is None:
+        return 0
+    # the fence holds the tick in whole ms; the tick itself may be later within that ms (arq's microsecond)
+    tick = datetime.fromtimestamp((last_tick_ms + 1) / 1000, tz=now.tzinfo)
+    cutoff = now - timedelta(seconds=catch_up_s)
+    skipped = 0
+    while skipped < limit:
+        cron_job.calculate_next(tick)
+        if cron_job.next_run is None or cron_job.next_run > cutoff:
+            break
+        tick = cron_job.next_run
+        skipped += 1
+    return skipped

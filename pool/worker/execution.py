@@ -126,14 +126,20 @@ class JobRunner:
         self._info = logger.isEnabledFor(logging.INFO)
         self._write_line = fast_writer(logger)
 
-    def _job_line(self, msg: str, *args: object) -> None:
+    def _job_line(
+        self, job_id: str, function: str, attempts: int, duration: float | None, msg: str, *args: object
+    ) -> None:
         """One of the two INFO lines of every job. Callers check ``self._info`` first. Written straight to the
         CLI's handler when nothing else would see the record (``fast_writer``); otherwise a record without
-        logging's caller lookup (a walk up the stack per record): these lines name their job, not a line."""
+        logging's caller lookup (a walk up the stack per record): these lines name their job, not a line. The
+        record carries the job's fields (``job_fields``) for handlers that use them (``--log-format json``)."""
         if self._write_line is not None:
             self._write_line(msg % args)
         else:
-            logger.handle(logger.makeRecord(logger.name, logging.INFO, "pool.execution", 0, msg, args, None))
+            extra = job_fields(job_id, function, attempts, duration)
+            logger.handle(
+                logger.makeRecord(logger.name, logging.INFO, "pool.execution", 0, msg, args, None, None, extra)
+            )
 
     async def run(self, delivery: Delivery) -> Outcome:
         tracer = tracing.tracer
@@ -209,7 +215,17 @@ class JobRunner:
             extra = f" try={attempts}" if attempts > 1 else ""
             if start_ms - delivery.score > 1200:
                 extra += f" delayed={(start_ms - delivery.score) / 1000:0.2f}s"
-            self._job_line("%6.2fs → %s(%s)%s", _since(enqueue_ms), ref, args_to_string(args, kwargs), extra)
+            self._job_line(
+                job_id,
+                name,
+                attempts,
+                None,
+                "%6.2fs → %s(%s)%s",
+                _since(enqueue_ms),
+                ref,
+                args_to_string(args, kwargs),
+                extra,
+            )
         timeout_s = _timeout_seconds(function, s, data)
         success, result, aborted, deadline_slot, retries_ran_out = False, None, False, None, False
         task = asyncio.current_task()
@@ -230,30 +246,40 @@ class JobRunner:
             success = True
         except (Retry, RetryJob) as retry:
             defer_s = retry.defer_s if isinstance(retry, Retry) else 0.0
+            fields = job_fields(job_id, name, attempts, _since(start_ms))
             if not s.retry_jobs:  # as arq: the Retry is the job's failure
-                logger.exception("%6.2fs ! %s failed, %s: %s", _since(start_ms), ref, type(retry).__name__, retry)
+                logger.exception(
+                    "%6.2fs ! %s failed, %s: %s", _since(start_ms), ref, type(retry).__name__, retry, extra=fields
+                )
                 result = retry
             elif attempts < max_tries:
                 if isinstance(retry, Retry):
-                    logger.info("%6.2fs ↻ %s retrying job in %0.2fs", _since(start_ms), ref, defer_s)
+                    logger.info("%6.2fs ↻ %s retrying job in %0.2fs", _since(start_ms), ref, defer_s, extra=fields)
                 else:
-                    logger.info("%6.2fs ↻ %s cancelled, will be run again", _since(start_ms), ref)
+                    logger.info("%6.2fs ↻ %s cancelled, will be run again", _since(start_ms), ref, extra=fields)
                 await self._end_hook(ctx)
                 return Outcome(_RETRIED, requeue_at_ms=now_ms() + int(defer_s * 1000))
             else:
-                logger.warning("%6.2fs ! %s max retries %d exceeded", _since(start_ms), ref, max_tries)
+                logger.warning("%6.2fs ! %s max retries %d exceeded", _since(start_ms), ref, max_tries, extra=fields)
                 result, retries_ran_out = JobExecutionFailed(f"max {max_tries} retries exceeded"), True
         except asyncio.CancelledError as exc:
+            fields = job_fields(job_id, name, attempts, _since(start_ms))
             if job_id in self.timed_out:  # an error, as arq logs it: alerting on errors must see timeouts
-                logger.error("%6.2fs ! %s failed, TimeoutError: timed out after %gs", _since(start_ms), ref, timeout_s)
+                logger.error(
+                    "%6.2fs ! %s failed, TimeoutError: timed out after %gs",
+                    _since(start_ms),
+                    ref,
+                    timeout_s,
+                    extra=fields,
+                )
                 result = TimeoutError(f"job timed out after {timeout_s:g}s")
             elif job_id in self.aborting:
-                logger.info("%6.2fs ⊘ %s aborted", _since(start_ms), ref)
+                logger.info("%6.2fs ⊘ %s aborted", _since(start_ms), ref, extra=fields)
                 result, aborted = JobAborted("job aborted while running"), True
             elif not task.cancelling():  # raised by the job itself: the worker did not cancel it
                 result = _raised_base_exception(exc, ref, start_ms)
             elif s.retry_jobs:  # pessimistic execution: run it again; the next pickup enforces max_tries
-                logger.info("%6.2fs ↻ %s cancelled, will be run again", _since(start_ms), ref)
+                logger.info("%6.2fs ↻ %s cancelled, will be run again", _since(start_ms), ref, extra=fields)
                 return Outcome(_HANDED_BACK, requeue_at_ms=0)
             else:
                 result = JobExecutionFailed(f"job cancelled on try {attempts} and retry_jobs is off")
@@ -267,7 +293,7 @@ class JobRunner:
                 ref,
                 type(exc).__name__,
                 _safe_str(exc),
-                extra={"extra": _extra(exc)},
+                extra={"extra": _extra(exc), **job_fields(job_id, name, attempts, _since(start_ms))},
             )
             result = exc
         except BaseException as exc:  # GeneratorExit, KeyboardInterrupt, a job's own BaseException subclass
@@ -282,7 +308,8 @@ class JobRunner:
                 task.uncancel()
         if success and self._info:
             shown = f" ● {truncate(repr(result))}" if s.log_results and result is not None else " ● "
-            self._job_line("%6.2fs ← %s%s", _since(start_ms), ref, shown)
+            elapsed = _since(start_ms)
+            self._job_line(job_id, name, attempts, elapsed, "%6.2fs ← %s%s", elapsed, ref, shown)
         await self._end_hook(ctx)
         finish_ms = now_ms()
         payload, kept = encode_result(
@@ -501,6 +528,15 @@ class JobThreads:
 
 def _nothing() -> None:
     pass
+
+
+def job_fields(job_id: str, function: str, attempts: int, duration: float | None = None) -> dict[str, Any]:
+    """The ``extra`` of a log record about a job: its id, function, try and (once it ran) duration in seconds;
+    ``--log-format json`` writes them as fields (pool/logs.py's JsonFormatter)."""
+    fields: dict[str, Any] = {"job_id": job_id, "function": function, "try": attempts}
+    if duration is not None:
+        fields["duration"] = duration
+    return fields
 
 
 def _raised_base_exception(exc: BaseException, ref: str, start_ms: int) -> JobExecutionFailed:

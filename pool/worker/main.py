@@ -48,7 +48,8 @@ from .checks import check_cron_jobs, check_hooks, job_types_deserializer, resolv
 from .cron import CronJob
 from .execution import FailureHook, Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
 from .functions import Function, Retry, func
-from .scheduler import CronScheduler
+from .metrics import ABORTED, COMPLETED, FAILED, RETRIED, JobMetrics
+from .scheduler import CronDuty, CronScheduler
 
 __all__ = ["Retry", "Worker", "check_health", "create_worker", "func", "run_worker"]
 
@@ -59,6 +60,7 @@ _FAILED = OutcomeKind.FAILED
 _RETRIED = OutcomeKind.RETRIED
 
 logger = logging.getLogger("pool.worker")
+
 
 HIGH_FIRST = tuple(reversed(PRIORITIES))
 STARVATION_GUARD = 8  # one fetch in this many serves a lower priority first, each lower one in turn
@@ -255,6 +257,8 @@ class Worker:
         )
         self.jobs_complete = self.jobs_failed = self.jobs_retried = 0
         self.jobs_started = 0
+        # Prometheus's numbers (pool/worker/metrics.py), counted only once enable_metrics() was called
+        self.metrics: JobMetrics | None = None
         self.last_job_at = 0  # epoch seconds of the last finished job
         self._pool: PoolRedis | None = redis_pool
         self._queue: RedisQueue | None = None
@@ -348,6 +352,17 @@ class Worker:
             self._stop_requested.set()
         if self._force_stop:
             self._cancel_running()
+
+    @property
+    def cron_duty(self) -> CronDuty | None:
+        """The cron leader's duty while this worker schedules cron (for its metrics), else None."""
+        return self._cron.duty if self._cron is not None else None
+
+    def enable_metrics(self) -> JobMetrics:
+        """Count jobs for Prometheus from now on (``pool worker --metrics``, a supervisor's children)."""
+        if self.metrics is None:
+            self.metrics = JobMetrics(self.queue_name)
+        return self.metrics
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -575,6 +590,7 @@ class Worker:
             except (RedisError, OSError) as exc:
                 _raise_if_fatal(exc)
                 logger.warning("fetching jobs failed (%s), retrying", exc)
+                self._count_redis_error("fetch")
                 await asyncio.sleep(0.5)
 
     def _burst_left(self) -> int:
@@ -622,12 +638,16 @@ class Worker:
                 for queue in self._queues:
                     await queue.unread(self.worker_id, [d for d in started + expired if d.partition == queue.partition])
             return
+        skipped: list[Delivery] = []
         for delivery in started:
             if self._runs_already(delivery):
+                skipped.append(delivery)
                 continue
             self.jobs_started += 1
             task = asyncio.create_task(self._run_job(delivery))
             self._running[delivery.partition, delivery.entry_id] = (delivery, task)
+        if self.metrics is not None:  # once per batch: the counts, and the pickup latency of each
+            self.metrics.started_many([d for d in started if d not in skipped] if skipped else started, now_ms())
         for delivery in expired:
             task = asyncio.create_task(self._record(delivery, self.runner.expired(delivery)))
             self._running[delivery.partition, delivery.entry_id] = (delivery, task)
@@ -640,6 +660,8 @@ class Worker:
         return running is not None and running[0].job_id == delivery.job_id
 
     async def _record(self, delivery: Delivery, outcome: Outcome) -> None:
+        if self.metrics is not None:
+            self.metrics.counted(delivery.function, FAILED)
         try:
             await self._commit(delivery, outcome)
         finally:
@@ -654,6 +676,8 @@ class Worker:
                 task.cancel()
 
     async def _run_job(self, delivery: Delivery) -> None:
+        metrics = self.metrics
+        began = time.perf_counter() if metrics is not None else 0.0
         try:
             outcome = await self.runner.run(delivery)
         except asyncio.CancelledError:
@@ -668,6 +692,22 @@ class Worker:
                 logger.exception("job %s: could not record its failure; it will run again", delivery.job_id)
                 self._release(delivery)
                 return
+        if metrics is not None:
+            # by identity: an Enum's hash is a Python call (a dict keyed by kind cost ~1,000 instructions a job)
+            kind = outcome.kind
+            event = (
+                COMPLETED
+                if kind is _COMPLETE
+                else FAILED
+                if kind is _FAILED
+                else RETRIED
+                if kind is _RETRIED
+                else ABORTED
+                if kind is _ABORTED
+                else None  # handed back at shutdown: not an end, it runs again
+            )
+            if event is not None:
+                metrics.finished(delivery.function, event, time.perf_counter() - began)
         try:
             await self._commit(delivery, outcome)
         except Exception:
@@ -801,11 +841,13 @@ class Worker:
                 _raise_if_fatal(exc)
                 if "NOGROUP" not in str(exc):
                     logger.warning("heartbeat failed (%s)", exc)
+                    self._count_redis_error("heartbeat")
                 else:  # the stream is gone (Redis restarted empty, or the queue was deleted): recreate it
                     await self._recreate_group()
             except (RedisError, OSError) as exc:
                 _raise_if_fatal(exc)
                 logger.warning("heartbeat failed (%s)", exc)
+                self._count_redis_error("heartbeat")
 
     async def _recreate_group(self) -> None:
         for queue in self._queues:
@@ -841,6 +883,7 @@ class Worker:
             except (RedisError, OSError) as exc:
                 _raise_if_fatal(exc)
                 logger.warning("scheduler: redis error (%s)", exc)
+                self._count_redis_error("schedule")
             self._schedule_changed.clear()
             self._scheduled_once.set()
             if not self._stopping:
@@ -872,6 +915,10 @@ class Worker:
             await queue.clear_abort_requests(handled)
 
     # --- health ------------------------------------------------------------------------------------------------
+
+    def _count_redis_error(self, where: str) -> None:
+        if self.metrics is not None:
+            self.metrics.redis_error(where)
 
     def stats(self) -> dict[str, int]:
         """Counters the supervisor aggregates."""
@@ -913,6 +960,7 @@ class Worker:
             except (RedisError, OSError) as exc:
                 _raise_if_fatal(exc)
                 logger.warning("health check write failed (%s)", exc)
+                self._count_redis_error("health")
             await self._pause(interval)
 
     # arq's views of the running jobs (read-only here)

@@ -25,7 +25,7 @@ from ..storage.partitions import CRON_TAG, tagged
 from ..storage.queue import RedisQueue, job_record
 from ..storage.serializers import Serializer
 from ..utils import datetime_to_ms, now_ms
-from .cron import CronJob, resume_after
+from .cron import CronJob, resume_after, ticks_skipped
 from .leader import LOCK_TTL_S, CronLeadership
 
 logger = logging.getLogger("pool.cron")
@@ -89,6 +89,10 @@ class CronDuty:
         self.leadership = CronLeadership(keys, ttl_s, token)
         self._next_renew = 0.0
         self._ever_led = False
+        # for the metrics: ticks this process enqueued, and ticks it passed over at a takeover (older than the
+        # catch-up window), by cron job
+        self.ticks_run: dict[str, int] = {}
+        self.ticks_missed: dict[str, int] = {}
 
     @property
     def leading(self) -> bool:
@@ -104,6 +108,7 @@ class CronDuty:
         while self.leading and (due := next_due(self.cron_jobs, now_ms())) is not None:
             yield from self.enqueue(*due)  # fenced: a retry after a lost reply cannot run the tick twice
             advance(due[0])
+            self.ticks_run[due[0].name] = self.ticks_run.get(due[0].name, 0) + 1
         return self.wake_in()
 
     def wake_in(self) -> float:
@@ -135,7 +140,11 @@ class CronDuty:
         logger.info("this %s now enqueues cron jobs (cron leader)", self.who)
         now, startup_tick = self.now(), now_ms()
         for cron_job in self.cron_jobs:
-            resume_after(cron_job, (yield from ops.cron_fence(self.keys, fence_name(cron_job))), now, self.catch_up_s)
+            last_tick = yield from ops.cron_fence(self.keys, fence_name(cron_job))
+            skipped = ticks_skipped(cron_job, last_tick, now, self.catch_up_s)
+            if skipped:
+                self.ticks_missed[cron_job.name] = self.ticks_missed.get(cron_job.name, 0) + skipped
+            resume_after(cron_job, last_tick, now, self.catch_up_s)
             if cron_job.run_at_startup and not self._ever_led:
                 # one tick for every start-up run: two identical cron jobs get one job id, so it runs once (arq's)
                 yield from self.enqueue(cron_job, startup_tick)

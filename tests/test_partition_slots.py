@@ -169,3 +169,17 @@ async def test_busy_partitions_take_turns_at_the_slots(partitioned: PoolRedis, r
     share = total // 2 // PARTITIONS
     assert all(share // 2 <= first_half[p] <= share * 3 // 2 for p in range(PARTITIONS)), first_half
     assert gates.peak <= MAX_JOBS, f"{gates.peak} jobs ran at once"
+
+
+async def test_a_burst_over_partitions_starts_no_more_than_max_burst_jobs(
+    partitioned: PoolRedis, redis_url: str
+) -> None:
+    """The partitions' loops of a burst run fetch at the same time; together they start max_burst_jobs jobs, not
+    that many each, nor a quarter of the slots each."""
+    ids = await enqueue(partitioned, "short", [10] * PARTITIONS, "capped")
+    async with running_worker(
+        redis_url, functions=[short], max_jobs=12, queue_partitions=PARTITIONS, burst=True, max_burst_jobs=5
+    ) as worker:
+        await wait_for(lambda: worker.jobs_complete >= 5, message="5 jobs complete")
+    assert len(gates.started) == 5 and worker.jobs_started == 5
+    assert (await partitioned.queue_info())["ready"] == len(ids) - 5

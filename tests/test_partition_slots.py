@@ -171,15 +171,21 @@ async def test_busy_partitions_take_turns_at_the_slots(partitioned: PoolRedis, r
     assert gates.peak <= MAX_JOBS, f"{gates.peak} jobs ran at once"
 
 
+@pytest.mark.parametrize(("max_jobs", "max_burst_jobs"), [(12, 5), (4, 7)])
 async def test_a_burst_over_partitions_starts_no_more_than_max_burst_jobs(
-    partitioned: PoolRedis, redis_url: str
+    partitioned: PoolRedis, redis_url: str, max_jobs: int, max_burst_jobs: int
 ) -> None:
-    """The partitions' loops of a burst run fetch at the same time; together they start max_burst_jobs jobs, not
-    that many each, nor a quarter of the slots each."""
+    """The partitions' loops of a burst run fetch at the same time, or wait for slots while others start jobs;
+    together they start max_burst_jobs jobs, not that many each, nor a quarter of the slots each."""
     ids = await enqueue(partitioned, "short", [10] * PARTITIONS, "capped")
     async with running_worker(
-        redis_url, functions=[short], max_jobs=12, queue_partitions=PARTITIONS, burst=True, max_burst_jobs=5
+        redis_url,
+        functions=[short],
+        max_jobs=max_jobs,
+        queue_partitions=PARTITIONS,
+        burst=True,
+        max_burst_jobs=max_burst_jobs,
     ) as worker:
-        await wait_for(lambda: worker.jobs_complete >= 5, message="5 jobs complete")
-    assert len(gates.started) == 5 and worker.jobs_started == 5
-    assert (await partitioned.queue_info())["ready"] == len(ids) - 5
+        await wait_for(lambda: worker.jobs_complete >= max_burst_jobs, message=f"{max_burst_jobs} jobs complete")
+    assert len(gates.started) == max_burst_jobs and worker.jobs_started == max_burst_jobs
+    assert (await partitioned.queue_info())["ready"] == len(ids) - max_burst_jobs

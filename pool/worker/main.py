@@ -564,8 +564,12 @@ class Worker:
                 continue
             minimum = want if self._running else 1
             taken = slots.take(want, minimum) or await slots.wait(want, minimum, PARTIAL_FETCH_AFTER_S)
+            excess = min(taken, self._burst_excess())  # other loops started jobs while this one waited
+            if excess:
+                slots.give_back(excess)
+                taken -= excess
             if not taken:
-                continue  # stopping
+                continue  # stopping, or the burst's last jobs are taken
             held = taken
             try:
                 order = self._fetch_order()
@@ -612,6 +616,13 @@ class Worker:
         if self.burst and self.max_burst_jobs >= 0:
             return max(self.max_burst_jobs - self.jobs_started - self._slots.reserved, 0)
         return self.max_jobs
+
+    def _burst_excess(self) -> int:
+        """Slots taken beyond the jobs this burst run may still start: a loop waiting for slots was handed them
+        after other loops had started jobs."""
+        if self.burst and self.max_burst_jobs >= 0:
+            return max(self.jobs_started + self._slots.reserved - self.max_burst_jobs, 0)
+        return 0
 
     def _busy_slots(self) -> int:
         """Slots held by running jobs and by sync jobs' threads that outlived their job (they still run: see

@@ -74,3 +74,23 @@ async def test_a_stop_wakes_waiting_loops_with_nothing() -> None:
     await asyncio.sleep(0)
     slots.stop()
     assert await waiting == 0 and await slots.wait(1, 1, None) == 0 and slots.take(1) == 0
+
+
+async def test_a_loop_behind_another_waits_for_its_quarter_from_when_it_is_first() -> None:
+    """The clock that lets a loop take less than its quarter starts when the loop is first in line: a loop that
+    waited behind others is not handed slots one by one as they free."""
+    jobs = Jobs()
+    jobs.running = 8
+    slots = Slots(8, jobs.busy)
+    first = asyncio.create_task(slots.wait(2, 2, relax_after=0.01))
+    second = asyncio.create_task(slots.wait(2, 2, relax_after=0.01))
+    await asyncio.sleep(0)
+    jobs.running = 7
+    slots.changed()
+    assert await asyncio.wait_for(first, 5) == 1  # first in line for 10 ms: 1 free slot is enough
+    jobs.running = 8  # the job it fetched holds its slot now
+    slots.give_back(1)
+    jobs.running = 7
+    slots.changed()
+    assert slots.free() == 1 and not second.done()  # first in line only now: it waits for its 2
+    assert await asyncio.wait_for(second, 5) == 1

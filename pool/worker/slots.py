@@ -25,6 +25,7 @@ class _Waiter:
     minimum: int  # hand it slots once this many are free
     wanted: int  # and up to this many
     future: asyncio.Future[int]
+    relax_after: float | None  # then 1 free slot is enough
 
 
 class Slots:
@@ -34,6 +35,7 @@ class Slots:
         self.reserved = 0
         self._waiters: deque[_Waiter] = deque()
         self._returns: list[asyncio.Future[None]] = []  # loops waiting for a fetch under way to end
+        self._relax: asyncio.TimerHandle | None = None  # the first waiting loop's clock, while slots sit idle
         self._stopped = False
 
     def free(self) -> int:
@@ -78,26 +80,31 @@ class Slots:
         waiters = self._waiters
         while waiters:
             waiter = waiters[0]
-            if waiter.future.done():  # its loop was cancelled
-                waiters.popleft()
-                continue
-            free = self.free()
-            if free < waiter.minimum:
-                return
-            granted = min(free, waiter.wanted)
-            self.reserved += granted
-            waiter.future.set_result(granted)
+            if not waiter.future.done():  # (done: its loop was cancelled)
+                free = self.free()
+                if free < waiter.minimum:
+                    if free > 0 and self._relax is None and waiter.relax_after is not None:
+                        # slots sit idle while it waits for more: its clock starts
+                        loop = asyncio.get_running_loop()
+                        self._relax = loop.call_later(waiter.relax_after, self._relax_first, waiter)
+                    return
+                granted = min(free, waiter.wanted)
+                self.reserved += granted
+                waiter.future.set_result(granted)
             waiters.popleft()
+            if self._relax is not None:
+                self._relax.cancel()
+                self._relax = None
 
     async def wait(self, wanted: int, minimum: int, relax_after: float | None) -> int:
-        """Queue for slots: how many were handed over (taken in this loop's name; 0 once stopped). After
-        ``relax_after`` seconds, 1 free slot is enough."""
+        """Queue for slots: how many were handed over (taken in this loop's name; 0 once stopped). Once first in
+        line with slots free for ``relax_after`` seconds, 1 free slot is enough. (Timed from then, not from when
+        it started waiting: a loop behind others, or waiting while every slot is busy, would otherwise be handed
+        slots one by one as they free, small fetches for nothing when jobs end in cohorts.)"""
         if self._stopped:
             return 0
-        loop = asyncio.get_running_loop()
-        waiter = _Waiter(max(1, minimum), max(1, wanted), loop.create_future())
+        waiter = _Waiter(max(1, minimum), max(1, wanted), asyncio.get_running_loop().create_future(), relax_after)
         self._waiters.append(waiter)
-        relax = None if relax_after is None else loop.call_later(relax_after, self._relax, waiter)
         self.changed()
         try:
             return await waiter.future
@@ -108,17 +115,19 @@ class Slots:
             else:
                 waiter.future.cancel()
             raise
-        finally:
-            if relax is not None:
-                relax.cancel()
 
-    def _relax(self, waiter: _Waiter) -> None:
-        waiter.minimum = 1
-        self.changed()
+    def _relax_first(self, waiter: _Waiter) -> None:
+        self._relax = None
+        if self._waiters and self._waiters[0] is waiter:
+            waiter.minimum = 1
+            self.changed()
 
     def stop(self) -> None:
         """The worker is stopping: wake every waiting loop with nothing, and hand out no more."""
         self._stopped = True
+        if self._relax is not None:
+            self._relax.cancel()
+            self._relax = None
         for future in self._returns:
             if not future.done():
                 future.set_result(None)

@@ -5,8 +5,8 @@ fetching at the same time never start more than ``max_jobs`` jobs between them (
 by itself, they did: 14 jobs at once on 8 slots). A loop that must wait queues for its slots, first come first
 served, and is handed them as they come free, reserved in its name before it even wakes: no other loop can take
 them in between, and busy partitions take turns. A loop waits for a quarter of the slots (the fetch batch), but
-not for long: after ``relax_after`` it takes whatever is free, so jobs that run long never leave a slot idle
-while jobs are queued.
+not for long: first in line with slots free for ``relax_after``, it takes whatever is free, so jobs that run long
+never leave a slot idle while jobs are queued.
 
 The slots held by running jobs (and by sync jobs' threads that outlived their job) are counted by the worker
 (``busy``); this class counts only the slots taken for fetches under way (``reserved``).

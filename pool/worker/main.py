@@ -50,6 +50,7 @@ from .execution import FailureHook, Hook, JobRunner, Outcome, OutcomeKind, Runne
 from .functions import Function, Retry, func
 from .metrics import ABORTED, COMPLETED, FAILED, RETRIED, JobMetrics
 from .scheduler import CronDuty, CronScheduler
+from .slots import Slots
 
 __all__ = ["Retry", "Worker", "check_health", "create_worker", "func", "run_worker"]
 
@@ -93,6 +94,12 @@ async def _cancel_until_done(tasks: list[asyncio.Task[Any]], rounds: int = 5) ->
             task.exception()
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (its cause is reported elsewhere, or is a cancellation)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class FailedJobs(RuntimeError):
     """Raised by ``Worker.run_check`` when jobs failed: ``count`` of them, with the failed results kept in Redis."""
 
@@ -110,6 +117,7 @@ class FailedJobs(RuntimeError):
 
 
 FETCH_BLOCK_MS = 1000  # how long a fetch blocks in XREADGROUP: bounds how long a stop waits for it
+PARTIAL_FETCH_AFTER_S = 0.02  # a busy worker waits this long at most for a quarter of its slots to be free
 
 
 def loop_time() -> float:
@@ -266,9 +274,10 @@ class Worker:
         self._batcher: CompletionBatcher | None = None
         # (partition, entry id) -> the job: entry ids are unique within a partition's streams only
         self._running: dict[tuple[int, str], tuple[Delivery, asyncio.Task[None]]] = {}
-        self._slot_free = asyncio.Event()
+        # max_jobs, shared by the partitions' fetch loops (and the reclaim); new for each run (startup)
+        self._slots = Slots(max_jobs, self._busy_slots)
         self._schedule_changed = asyncio.Event()  # set when this worker defers a job: re-plan the next wake
-        self.runner.threads.on_release = self._slot_free.set  # a thread that outlived its job returned
+        self.runner.threads.on_release = self._slots_changed  # a thread that outlived its job returned
         self._started = False  # between startup() and close(): close() acts once per run
         self._closing: asyncio.Future[None] | None = None  # set while close() runs
         self._stopping = False
@@ -347,6 +356,7 @@ class Worker:
             force = True
         self._force_stop = self._force_stop or force
         self._stopping = True  # at once: no job may start after this, even in the same loop turn
+        self._slots.stop()  # fetch loops waiting for slots see the stop at once
         self._schedule_changed.set()
         if self._stop_requested is not None:
             self._stop_requested.set()
@@ -369,6 +379,7 @@ class Worker:
     async def startup(self) -> None:
         self._started = True
         self._stop_requested = asyncio.Event()
+        self._slots = Slots(self.max_jobs, self._busy_slots)
         self._scheduled_once = asyncio.Event()
         self._released = asyncio.Event()
         if self._pool is None:
@@ -450,12 +461,15 @@ class Worker:
         # different nodes, so one blocking read cannot cover them); they share the worker's slots
         fetches = [asyncio.create_task(self._fetch_loop(queue), name="pool-fetch") for queue in self._queues]
         stop: asyncio.Task[Any] = asyncio.create_task(self._stop_requested.wait())
-        waiting: set[asyncio.Task[Any]] = {*fetches, stop, self._heartbeat, *self._loops}
+        waiting: set[asyncio.Future[Any]] = {*fetches, stop, self._heartbeat, *self._loops}
         if self.burst and len(fetches) > 1:  # a burst ends when every partition's loop has found its end
             waiting -= set(fetches)
-            waiting.add(asyncio.ensure_future(asyncio.gather(*fetches)))
+            ended = asyncio.gather(*fetches)
+            ended.add_done_callback(_retrieve)  # loops cancelled below end it too: not an error to report
+            waiting.add(ended)
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         self._stopping = True
+        self._slots.stop()
         stop.cancel()
         # Let the fetch loops finish their blocking reads (at most FETCH_BLOCK_MS) and see the stop, rather than
         # cancel a Redis command mid-flight: redis-py does not always abandon a blocked read promptly, and a
@@ -549,41 +563,62 @@ class Worker:
     # --- fetch and run -----------------------------------------------------------------------------------------
 
     async def _fetch_loop(self, queue: RedisQueue) -> None:
+        """Fetch jobs from one partition for as long as the worker runs, with the slots it takes first from the
+        slots all partitions' loops share (pool/worker/slots.py), so that together they never start more than
+        max_jobs jobs and none of them waits while slots are free and its partition has jobs."""
         block_ms = 50 if self.burst else FETCH_BLOCK_MS
         # A busy worker fetches when a quarter of its slots are free, not after every job, and a quarter at a
         # time: fetched all at once, a worker's jobs move in one cohort (fetch, run, write results, fetch), so
         # Redis and the worker wait for each other in turn; in quarters, Redis runs one cohort's scripts while
         # the worker runs another's jobs (one worker, noop jobs, max_jobs=100: ~6,000-7,000 -> ~8,500 jobs/s; see
-        # docs/performance.md). An idle worker fetches at once, so pickup latency is unchanged.
+        # docs/performance.md). An idle worker fetches at once, so pickup latency is unchanged, and a worker whose
+        # jobs are slow to end takes what is free after PARTIAL_FETCH_AFTER_S rather than leave slots idle.
         quarter = max(1, self.max_jobs // 4)
+        slots = self._slots
         while not self._stopping:
-            free = self._free_slots()
-            if free <= 0 or (free < quarter and self._running):
-                self._slot_free.clear()
-                await self._slot_free.wait()
-                continue
             if self.burst and 0 <= self.max_burst_jobs <= self.jobs_started:
                 await self._wait_running(None)
                 return
+            want = min(quarter, self._burst_left())
+            if want <= 0:  # the burst's last jobs are being fetched by another partition's loop: see what it got
+                await slots.given_back()
+                continue
+            minimum = want if self._running else 1
+            taken = slots.take(want, minimum) or await slots.wait(want, minimum, PARTIAL_FETCH_AFTER_S)
+            excess = min(taken, self._burst_excess())  # other loops started jobs while this one waited
+            if excess:
+                slots.give_back(excess)
+                taken -= excess
+            if not taken:
+                continue  # stopping, or the burst's last jobs are taken
+            held = taken
             try:
-                batch = min(free, quarter, self._burst_left())
                 order = self._fetch_order()
                 # FETCH reads and starts in one round trip (on Redis Cluster too: see RedisQueue.fetch); when it
                 # finds nothing the worker blocks on a read, then STARTs what it read
                 if queue.one_step_fetch:
-                    started, expired = await queue.fetch(self.worker_id, batch, order, self._shares[queue.partition])
+                    started, expired = await queue.fetch(self.worker_id, taken, order, self._shares[queue.partition])
                     if started or expired:
-                        await self._launch(started, expired)
+                        await self._launch(started, expired)  # they hold their own slots now
+                        slots.give_back(held)
+                        held = 0
                         await asyncio.sleep(0)  # let the new jobs start before the next fetch is sent
                         continue
-                # (an entry this worker already runs comes back only from a recreated group: it is ours again)
-                read = await queue.read(self.worker_id, batch, block_ms, order)
+                # Nothing ready in this partition: block reading it, holding no slot meanwhile (an idle partition's
+                # read would keep them from busy partitions for up to block_ms); what it reads takes its slots when
+                # it comes. (An entry this worker already runs comes back only from a recreated group: it is ours.)
+                slots.give_back(held)
+                held = 0
+                read = await queue.read(self.worker_id, taken, block_ms, order)
                 deliveries = [d for d in read if not self._runs_already(d)]
-                if len(deliveries) > batch:  # several lanes had entries: keep the highest priorities
-                    await queue.unread(self.worker_id, deliveries[batch:])
-                    deliveries = deliveries[:batch]
+                held = slots.claim(min(len(deliveries), self._burst_left()))
+                if len(deliveries) > held:  # several lanes had entries, or other loops took the slots meanwhile:
+                    await queue.unread(self.worker_id, deliveries[held:])  # keep the highest priorities
+                    deliveries = deliveries[:held]
                 if deliveries:
                     await self._start(deliveries)
+                    slots.give_back(held)
+                    held = 0
                     await asyncio.sleep(0)  # (pickup latency: ~0.1 ms here on a 2-core VM)
                 elif self.burst and not self._running and self._scheduled_once.is_set() and await self._queue_drained():
                     return
@@ -591,18 +626,33 @@ class Worker:
                 _raise_if_fatal(exc)
                 logger.warning("fetching jobs failed (%s), retrying", exc)
                 self._count_redis_error("fetch")
+                slots.give_back(held)
+                held = 0
                 await asyncio.sleep(0.5)
+            finally:
+                slots.give_back(held)
 
     def _burst_left(self) -> int:
-        """How many more jobs this burst run may start (``max_burst_jobs``); a fetch never takes more."""
+        """How many more jobs this burst run may start (``max_burst_jobs``), less those being fetched (the
+        slots taken for fetches under way); a fetch never takes more."""
         if self.burst and self.max_burst_jobs >= 0:
-            return max(self.max_burst_jobs - self.jobs_started, 0)
+            return max(self.max_burst_jobs - self.jobs_started - self._slots.reserved, 0)
         return self.max_jobs
 
-    def _free_slots(self) -> int:
-        """Slots for new jobs: max_jobs less the running jobs and the sync jobs' threads that outlived their job
-        (they still run: see JobThreads), so a worker never has more than max_jobs job threads."""
-        return self.max_jobs - len(self._running) - self.runner.threads.lingering
+    def _burst_excess(self) -> int:
+        """Slots taken beyond the jobs this burst run may still start: a loop waiting for slots was handed them
+        after other loops had started jobs."""
+        if self.burst and self.max_burst_jobs >= 0:
+            return max(self.jobs_started + self._slots.reserved - self.max_burst_jobs, 0)
+        return 0
+
+    def _busy_slots(self) -> int:
+        """Slots held by running jobs and by sync jobs' threads that outlived their job (they still run: see
+        JobThreads), so a worker never has more than max_jobs job threads."""
+        return len(self._running) + self.runner.threads.lingering
+
+    def _slots_changed(self) -> None:
+        self._slots.changed()
 
     def _fetch_order(self) -> tuple[int, ...]:
         """Highest priority first, except one fetch in STARVATION_GUARD, which serves a lower priority first
@@ -742,7 +792,7 @@ class Worker:
 
     def _release(self, delivery: Delivery) -> None:
         if self._running.pop((delivery.partition, delivery.entry_id), None) is not None:
-            self._slot_free.set()
+            self._slots.changed()
 
     async def _commit(self, delivery: Delivery, outcome: Outcome) -> None:
         self.last_job_at = int(time.time())
@@ -830,13 +880,20 @@ class Worker:
                     for queue in self._queues:
                         await queue.prune_consumers(max(min_idle_ms * 20, 60_000))
                 for queue in self._queues:
-                    free = min(self._free_slots(), self._burst_left())
-                    if free <= 0 or self._stopping or now < reclaim_after:
+                    if self._stopping or now < reclaim_after:
                         break
-                    claimed = await queue.reclaim(self.worker_id, min_idle_ms, free)
-                    if claimed:
-                        logger.info("took over %s from workers that stopped heartbeating", plural(len(claimed), "job"))
-                        await self._start(claimed)
+                    taken = self._slots.claim(self._burst_left())  # before the fetch loops, as a fetch does
+                    if not taken:
+                        break
+                    try:
+                        claimed = await queue.reclaim(self.worker_id, min_idle_ms, taken)
+                        if claimed:
+                            logger.info(
+                                "took over %s from workers that stopped heartbeating", plural(len(claimed), "job")
+                            )
+                            await self._start(claimed)
+                    finally:
+                        self._slots.give_back(taken)
             except ResponseError as exc:
                 _raise_if_fatal(exc)
                 if "NOGROUP" not in str(exc):

@@ -14,8 +14,13 @@ On a private redis-server, with one client, in this order:
 
 Each phase reads ``INFO cpu`` (used_cpu_user + used_cpu_sys: everything the server did, syscalls included) and
 ``INFO commandstats`` before and after, and prints Redis's CPU per job, the commands' own time per job (INFO
-commandstats; a script's time includes the commands it calls, which are also listed on their own, indented),
-and how many calls of each command a job costs.
+commandstats; a script's time includes the commands it calls, which are also listed on their own, marked "in
+script"), and how many calls of each command a job costs.
+
+``--anatomy`` also takes one ``enqueue_job`` call apart: N sequential calls of ENQUEUE's record and keys through
+scripts that do less and less (ENQUEUE itself; ENQUEUE with its ``redis.call``s made no-ops; one that only
+unpacks the record; ``return 1``), and PING: what the request, the script call, the record, the Lua around the
+commands and the commands themselves each cost.
 """
 
 from __future__ import annotations
@@ -182,10 +187,73 @@ def summary(rounds: list[list[Phase]]) -> dict[str, float]:
     return out
 
 
+async def anatomy(url: str, calls: int, rounds: int) -> str:
+    """One enqueue_job call taken apart (see the module's docstring): Redis CPU and EVALSHA µs per call, medians
+    over alternating rounds."""
+    import redis.asyncio as aioredis
+
+    from pool.storage.codecs import serialize_job
+    from pool.storage.keys import QueueKeys
+    from pool.storage.ops import enqueue_args
+    from pool.storage.queue import job_record, new_job_id
+    from pool.storage.scripts import ENQUEUE
+    from pool.utils import now_ms
+
+    client = aioredis.Redis.from_url(url)
+    keys = QueueKeys("default")
+    variants = {
+        "ENQUEUE": ENQUEUE,
+        "ENQUEUE, its redis.calls no-ops": "local function no_call() return 0 end\n"
+        + ENQUEUE.replace("redis.call(", "no_call("),
+        "unpack the record only": "local j = cmsgpack.unpack(ARGV[2]) return 1",
+        "return 1 (same keys and arguments)": "return 1",
+    }
+    shas = {name: await client.script_load(text) for name, text in variants.items()}
+    found: dict[str, list[tuple[float, float]]] = {name: [] for name in ["PING", *variants]}
+    try:
+        for _ in range(rounds):
+            for name in found:
+                await client.flushall()
+                made = []
+                for _ in range(calls):  # what enqueue_job("nothing") sends on a single Redis
+                    ms = now_ms()
+                    payload = serialize_job("nothing", (), {}, ms, None)
+                    record = job_record(
+                        keys, new_job_id(), payload, score_ms=ms, now_ms=ms, expires_ms=86_400_000, function="nothing"
+                    )
+                    made.append(enqueue_args(keys, [record], job_keys=False))
+                before = await _cpu_and_evalsha(client)
+                for call_keys, args in made:
+                    if name == "PING":
+                        await client.ping()
+                    else:
+                        await client.evalsha(shas[name], len(call_keys), *call_keys, *args)
+                after = await _cpu_and_evalsha(client)
+                found[name].append(((after[0] - before[0]) * 1e6 / calls, (after[1] - before[1]) / calls))
+    finally:
+        await client.aclose()
+    lines = ["| one call of | Redis CPU µs (INFO cpu) | EVALSHA µs (commandstats) |", "|---|---|---|"]
+    for name, values in found.items():
+        cpu = statistics.median(v[0] for v in values)
+        own = statistics.median(v[1] for v in values)
+        lines.append(f"| {name} | {cpu:.1f} | {'—' if name == 'PING' else f'{own:.2f}'} |")
+    return "\n".join(lines)
+
+
+async def _cpu_and_evalsha(client: Any) -> tuple[float, int]:
+    """Redis's CPU seconds so far and EVALSHA's total µs (INFO cpu, INFO commandstats)."""
+    cpu = await client.info("cpu")
+    stats = await client.info("commandstats")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), int(
+        stats.get("cmdstat_evalsha", {}).get("usec", 0)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m perf.phases", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=5_000, help="jobs per enqueue phase (the run phase: twice)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--anatomy", action="store_true", help="also take one enqueue_job call apart")
     args = parser.parse_args()
 
     from tests.redis_server import RedisServer
@@ -202,6 +270,9 @@ def main() -> None:
                 + " µs Redis CPU per job",
                 flush=True,
             )
+        if args.anatomy:
+            print()
+            print(uvloop.run(anatomy(server.url, args.jobs, args.rounds)))
     print()
     print(table(rounds))
 

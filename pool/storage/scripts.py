@@ -22,7 +22,8 @@ tests/test_storage_contract.py checks both rules for every script against what t
 A job is a hash ``job:<id>`` with fields d (payload), t (attempts started), s (state: d deferred, q queued,
 w waiting for dependencies, p parked for a concurrency slot, r running), sc (score: the ms timestamp it is due),
 e (consumer and entry it runs from), n (the enqueue call's nonce), w (dependencies left), df (a dependency that
-failed), f (function name) and p (priority, absent for 0). Ready jobs are stream entries ``{id: <job_id>}`` in the
+failed), f (function name) and p (priority, absent for 0). Ready jobs are stream entries ``{id: <job_id>}`` (the
+entry ENQUEUE writes for a job enqueued on its own also carries d, t, sc and f: see lib/enqueue_one.lua) in the
 stream of their priority (a "lane": ``stream`` for 0, ``stream:<p>`` above); an entry stays in the consumer
 group's pending list while its job runs, and is acked and deleted only in the same script that records the
 result, parks the job or puts it back. That is the whole of invariant 1: no step drops a job.

@@ -17,7 +17,7 @@ end
 -- A job enqueued on its own (a call of one job) whose payload is at most EARLY_PAYLOAD_BYTES has its stream entry
 -- carry what START would return for it (d payload, t attempts before, sc score, f function, after id): an idle
 -- worker whose blocked read gets the entry can start the job at once, sending START without waiting for its
--- reply (see Worker._start). Bulk calls leave them out: their jobs meet busy workers, which read with FETCH.
+-- reply (see Worker._start_early). Bulk calls leave them out: their jobs meet busy workers, which read with FETCH.
 local EARLY_PAYLOAD_BYTES = 16384
 
 -- deferred, waiting: the keys of those sets; the other keys it touches are named from the prefix and the ids.

@@ -167,6 +167,8 @@ def table(rounds: list[list[Phase]]) -> str:
         parts = []
         for command in sorted(first.calls, key=lambda c: -first.usec[c]):
             n = statistics.median(p.calls.get(command, 0.0) for p in same)
+            if n < 0.005:
+                continue  # the worker's start-up and upkeep: not per job
             us = statistics.median(p.usec.get(command, 0.0) / max(p.calls.get(command, 0.0), 1e-9) for p in same)
             parts.append(f"{'(in script) ' if first.in_script(command) else ''}{command} {n:.2f}× {us:.1f} µs")
         lines.append(

@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 
 from pool import PoolRedis, func
-from pool.jobs import Job
 from pool.storage.keys import QueueKeys
 from pool.storage.queue import RedisQueue
-from pool.storage.serializers import JobExecutionFailed
 from tests.helpers import wait_for
 from tests.worker_utils import running_worker
 
@@ -38,9 +36,8 @@ async def blocked_reader(redis: PoolRedis) -> bool:
     return any(c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "") for c in await redis.client_list())
 
 
-async def entry_fields(redis: PoolRedis) -> list[set[Any]]:
-    entries: Any = await redis.xrange(KEYS.stream)
-    return [set(fields) for _, fields in entries]
+async def entry_fields(redis: PoolRedis) -> list[set[bytes]]:
+    return [set(fields) for _, fields in await redis.xrange(KEYS.stream)]
 
 
 async def test_a_job_enqueued_alone_has_its_entry_carry_it_and_a_bulk_call_does_not(redis: PoolRedis) -> None:
@@ -107,22 +104,3 @@ async def test_an_early_job_whose_entry_carries_an_older_attempt_count_is_cancel
         await wait_for(lambda: not worker._running, message="the job was cancelled")
         assert await redis.hmget(KEYS.job("old"), ["s", "t"]) == [b"r", b"3"]
         assert not await redis.exists(KEYS.result("old"), "finished:old")
-
-
-async def test_an_early_job_whose_hash_expired_meanwhile_ends_recorded_as_expired(
-    redis: PoolRedis, redis_url: str
-) -> None:
-    """The job's _expires ran out between its enqueue and START (no hash, no result): START answers 'expired'; the
-    job begun meanwhile is cancelled, and its entry, left pending, is taken over once idle and recorded as
-    expired: it still reaches a final state, without the job's own outcome."""
-    async with running_worker(redis_url, functions=[func(long, name="long")], heartbeat_interval=0.1) as worker:
-        await wait_for(lambda: blocked_reader(redis), message="the worker blocked in its read")
-        payload = redis.prepare("long", _job_id="lapsed").payload
-        now = str(int(time.time() * 1000))
-        await redis.xadd(KEYS.stream, {"id": "lapsed", "d": payload, "t": "0", "sc": now, "f": "long"})
-        await wait_for(lambda: redis.exists(KEYS.result("lapsed")), timeout=10, message="its expiry recorded")
-        job = Job("lapsed", redis)
-        with pytest.raises(JobExecutionFailed, match="job expired"):
-            await job.result(timeout=5)
-        assert not await redis.exists("finished:lapsed")
-        assert worker.jobs_failed == 1 and worker.jobs_complete == 0

@@ -87,20 +87,3 @@ async def test_a_job_begun_early_that_start_refuses_is_cancelled_and_writes_noth
         assert await redis.xlen(KEYS.stream) == 0  # START acked and deleted the entry
         assert not await redis.exists("finished:gone")
         assert worker.jobs_complete == 0 and worker.jobs_failed == 0
-
-
-async def test_an_early_job_whose_entry_carries_an_older_attempt_count_is_cancelled(
-    redis: PoolRedis, redis_url: str
-) -> None:
-    """An entry carrying attempt 1 of a job already tried twice (an old entry delivered again): START counts the
-    third attempt, so the job begun as the first is cancelled and writes nothing; START's count stands."""
-    async with running_worker(redis_url, functions=[func(long, name="long")]) as worker:
-        await wait_for(lambda: blocked_reader(redis), message="the worker blocked in its read")
-        payload = redis.prepare("long", _job_id="old").payload
-        now = str(int(time.time() * 1000))
-        await redis.hset(KEYS.job("old"), mapping={"d": payload, "t": "2", "sc": now, "f": "long", "s": "q"})
-        await redis.xadd(KEYS.stream, {"id": "old", "d": payload, "t": "0", "sc": now, "f": "long"})
-        await wait_for(lambda: worker.jobs_started == 1, message="the job began before START answered")
-        await wait_for(lambda: not worker._running, message="the job was cancelled")
-        assert await redis.hmget(KEYS.job("old"), ["s", "t"]) == [b"r", b"3"]
-        assert not await redis.exists(KEYS.result("old"), "finished:old")

@@ -626,7 +626,6 @@ class Worker:
         entries takes it over and START records what became of it, so it still reaches a final state."""
         start = self._queues[deliveries[0].partition].start
         verdicts: dict[int, asyncio.Future[bool]] = {}
-        carried = {id(d): d.attempts for d in early}  # the attempt each job begins as (START fills in its own)
 
         def begin() -> None:  # START is written (or answered, off the fast path): called in that very step
             if verdicts or self._stopping:
@@ -646,9 +645,7 @@ class Worker:
             for delivery in early:
                 self._veto(delivery, verdicts.get(id(delivery)))
             raise
-        # confirmed: started, as the very attempt it began as (an old entry a recreated group delivers again
-        # carries the count of its enqueue, not of the job's later tries)
-        confirmed = {id(d) for d in started if d.attempts == carried.get(id(d))}
+        confirmed = {id(d) for d in started}
         for delivery in early:
             decided = verdicts.get(id(delivery))
             if decided is not None and id(delivery) in confirmed:

@@ -29,7 +29,4 @@ def test_quick_benchmark_runs_and_every_job_completes_exactly_once(tmp_path: Pat
     report = json.loads(out.read_text())
     assert report["libs"] == ["pool"]
     assert "noop jobs/s, 1 process" in report["markdown"]
-    # the phases workload: Redis's CPU per job of each phase, with the PING baseline and the commands per job
-    assert "Redis CPU µs per job: enqueue_job" in report["markdown"]
-    assert all(f"| {phase} |" in report["phases_table"] for phase in ("ping", "enqueue", "bulk", "run"))
     assert "Traceback" not in proc.stdout + proc.stderr

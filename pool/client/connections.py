@@ -104,19 +104,12 @@ class QueueClient:
         return cast(Redis, self)
 
     async def run_script(
-        self,
-        script: AsyncScript,
-        calls: Iterable[ScriptCall],
-        *,
-        durable: bool = False,
-        what: str = "a write",
-        sent: Callable[[], None] | None = None,
+        self, script: AsyncScript, calls: Iterable[ScriptCall], *, durable: bool = False, what: str = "a write"
     ) -> list[Any]:
         """The replies of (keys, args) calls of one script, in order, through redis-py's command path (which
-        loads the script when Redis lacks it). ``durable``: with ``wait_replicas`` set, the calls are followed
-        by WAIT on their connection, and ``NotReplicated`` (carrying the replies as ``.replies``) is raised when
-        too few replicas confirm them. ``sent`` is not called here: this path cannot tell when a call is on the
-        wire, so its caller learns it from the reply (see PoolRedis.run_script)."""
+        loads the script when Redis lacks it). ``durable``: with ``wait_replicas`` set, the calls are followed by
+        WAIT on their connection, and ``NotReplicated`` (carrying the replies as ``.replies``) is raised when too
+        few replicas confirm them."""
         wait = self.durability.wait_args if durable and self.durability is not None else ()
         if not wait:
             return [await script(keys=keys, args=args) for keys, args in calls]
@@ -470,20 +463,12 @@ class PoolRedis(QueueClient, Redis):  # type: ignore[misc]  # (redis-py's own ba
             await self.fast_path.drop_connections()
 
     async def run_script(
-        self,
-        script: AsyncScript,
-        calls: Iterable[ScriptCall],
-        *,
-        durable: bool = False,
-        what: str = "a write",
-        sent: Callable[[], None] | None = None,
+        self, script: AsyncScript, calls: Iterable[ScriptCall], *, durable: bool = False, what: str = "a write"
     ) -> list[Any]:
         """The replies of (keys, args) calls of one script, in order: on the fast path when it can take
         them, else one by one on the standard path. ``calls`` may be a generator: the fast path sends each call as
         it is made, so Redis runs the first while the next is built. The queue's scripts are all safe to send
-        twice, which a fall-back after a connection error does with the very calls already made. ``sent``:
-        called by the fast path once every call is written (the worker begins a job its entry carries then,
-        START on its way: see Worker._start_early).
+        twice, which a fall-back after a connection error does with the very calls already made.
 
         ``durable``: with ``wait_replicas`` set, the calls are followed by WAIT on their connection, and
         ``NotReplicated`` (carrying the replies as ``.replies``) is raised when too few replicas confirm them."""
@@ -491,7 +476,7 @@ class PoolRedis(QueueClient, Redis):  # type: ignore[misc]  # (redis-py's own ba
         calls = iter(calls)
         made: list[ScriptCall] = []
         if self.fast_path is not None:
-            replies = await self.fast_path.run_scripts(script, _kept(calls, made), wait, sent)
+            replies = await self.fast_path.run_scripts(script, _kept(calls, made), wait)
             if replies is not None:
                 return self._confirmed(replies, wait, what)
         return await super().run_script(script, itertools.chain(made, calls), durable=durable, what=what)
@@ -592,13 +577,7 @@ class AutoPipelinedRedis(PoolRedis):
         self.auto_pipeline = AutoPipeline(self)
 
     async def run_script(
-        self,
-        script: AsyncScript,
-        calls: Iterable[ScriptCall],
-        *,
-        durable: bool = False,
-        what: str = "a write",
-        sent: Callable[[], None] | None = None,
+        self, script: AsyncScript, calls: Iterable[ScriptCall], *, durable: bool = False, what: str = "a write"
     ) -> list[Any]:
         """Through the auto-pipeline, like every other command: the calls (and concurrent jobs' enqueues) are
         issued in one loop turn and go out together. A durable write (WAIT must follow it on its own connection)

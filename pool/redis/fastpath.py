@@ -53,31 +53,25 @@ class FastPath:
         self._callbacks: dict[Any, Any] = {}  # command name -> the client's response callback (None: none)
 
     async def run_scripts(
-        self,
-        script: AsyncScript,
-        calls: Iterable[ScriptCall],
-        wait: Sequence[Any] = (),
-        sent: Callable[[], None] | None = None,
+        self, script: AsyncScript, calls: Iterable[ScriptCall], wait: Sequence[Any] = ()
     ) -> list[Any] | None:
         """Each call's reply, in order; None when the caller must take the standard path instead. ``wait``
         (WAIT's arguments, see pool/redis/replication.py) is sent after the calls on the same connection, and
-        its reply comes last. ``sent`` is called once everything is written, before the replies are read."""
+        its reply comes last."""
         connection = self._checkout()
         if connection is None:
             return None
         clean = False
         try:
-            written = 0
+            sent = 0
             for keys, args in calls:
                 packed = _pack(connection, ("EVALSHA", script.sha, len(keys), *keys, *args))
                 await connection.send_packed_command(packed, check_health=False)
-                written += 1
+                sent += 1
             if wait:
                 await connection.send_packed_command(_pack(connection, tuple(wait)), check_health=False)
-                written += 1
-            if sent is not None:
-                sent()
-            replies = [await connection.read_response() for _ in range(written)]
+                sent += 1
+            replies = [await connection.read_response() for _ in range(sent)]
             clean = True
             return replies
         except (NoScriptError, *_LOST):

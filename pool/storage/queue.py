@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,6 @@ class Delivery:
     failed_dependency: str = ""  # set when a job it depends on failed for good
     function: str = ""  # the job's function name, from its hash: max_tries is checked before decoding the payload
     finishing: bool = False  # the job function has returned: never cancel it now, its result must be written
-    carried: bool = False  # read from an entry carrying the job (see _delivered): START may follow its start
 
 
 @dataclass(slots=True)
@@ -174,7 +173,6 @@ def _lane_priority(stream: bytes | str, keys: QueueKeys) -> int:
 
 
 Limits = dict[str, int]  # function name -> max_concurrency across all workers
-Sent = Callable[[], None]  # called once a call is written to Redis (see RedisQueue.start)
 
 
 class RedisQueue:
@@ -203,39 +201,24 @@ class RedisQueue:
     def name(self) -> str:
         return self.keys.queue_name
 
-    async def _run(
-        self, script: AsyncScript, keys: list[str], args: list[Any], what: str = "", sent: Sent | None = None
-    ) -> Any:
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[Any], what: str = "") -> Any:
         """A hot-path script call (fetch, start, complete): on the client's short path when it has one
         (``PoolRedis.run_script``, pool/fastpath.py), else through redis-py's command path. With ``what``, the
-        call is durable: confirmed by replicas when the client asks for that (pool/redis/replication.py).
-        ``sent`` is called once the call is on the wire (see ``PoolRedis.run_script``), at the latest with its
-        reply."""
+        call is durable: confirmed by replicas when the client asks for that (pool/redis/replication.py)."""
         run_script = getattr(self.redis, "run_script", None)
         if run_script is None:
-            reply = await script(keys=keys, args=args)
-        elif sent is None:
-            (reply,) = await run_script(script, [(keys, args)], durable=bool(what), what=what or "a write")
-        else:
-            (reply,) = await run_script(script, [(keys, args)], durable=bool(what), what=what or "a write", sent=sent)
-        if sent is not None:
-            sent()
+            return await script(keys=keys, args=args)
+        (reply,) = await run_script(script, [(keys, args)], durable=bool(what), what=what or "a write")
         return reply
 
     async def _run_start(
-        self,
-        script: AsyncScript,
-        keys: list[str],
-        args: list[Any],
-        consumer: str,
-        deliveries: list[Delivery] | None,
-        sent: Sent | None = None,
+        self, script: AsyncScript, keys: list[str], args: list[Any], consumer: str, deliveries: list[Delivery] | None
     ) -> Any:
         """FETCH or START, durable: when replicas did not confirm it, the jobs must not run (a failover could
         deliver them again, as the same attempt). Their start is undone (UNREAD, best effort: where the start
         was lost, so is this) and the error raised; the worker fetches again."""
         try:
-            return await self._run(script, keys, args, "starting jobs", sent)
+            return await self._run(script, keys, args, "starting jobs")
         except NotReplicated as exc:
             (reply,) = exc.replies
             if deliveries is None:  # FETCH: its reply names the entries it read
@@ -394,7 +377,9 @@ class RedisQueue:
         deliveries = []
         for stream, entries in reply or []:
             priority = _lane_priority(stream, self.keys)
-            deliveries += [_delivered(entry_id, f, priority, self.partition) for entry_id, f in entries]
+            deliveries += [
+                Delivery(_text(entry_id), _text(f[b"id"]), priority, self.partition) for entry_id, f in entries
+            ]
         if order is None:
             deliveries.sort(key=lambda d: -d.priority)
         else:
@@ -421,13 +406,11 @@ class RedisQueue:
                 await self._finish(passed)
 
     async def start(
-        self, consumer: str, deliveries: list[Delivery], limits: Limits | None = None, sent: Sent | None = None
+        self, consumer: str, deliveries: list[Delivery], limits: Limits | None = None
     ) -> tuple[list[Delivery], list[Delivery]]:
         """Mark delivered jobs running and fill in their payloads. Returns (started, expired): expired jobs
         (their hash is gone, no result) stay pending until the caller records their failure. Jobs of a function
-        at its max_concurrency are parked (in neither list). ``sent``: called once the call is written to Redis
-        (on the fast path: before its reply; otherwise with it), so a caller may begin the jobs of carried
-        deliveries then: their attempt is counted by Redis whatever happens to this process after."""
+        at its max_concurrency are parked (in neither list)."""
         limits = limits or {}
         args: list[Any] = [self.keys.prefix, CONSUMER_GROUP, consumer, *_limit_args(limits)]
         keys = [*self.keys.lane_keys, self.keys.parked_functions]
@@ -438,7 +421,7 @@ class RedisQueue:
         if self.declares_job_keys:
             for delivery in deliveries:
                 keys += self.keys.job_and_result(delivery.job_id)
-        reply = await self._run_start(self.scripts.start, keys, args, consumer, deliveries, sent)
+        reply = await self._run_start(self.scripts.start, keys, args, consumer, deliveries)
         started: list[Delivery] = []
         expired: list[Delivery] = []
         for delivery, item in zip(deliveries, reply, strict=True):
@@ -667,19 +650,6 @@ def _limit_args(limits: Limits) -> list[Any]:
     for name, limit in limits.items():
         args += [name, limit]
     return args
-
-
-def _delivered(entry_id: bytes | str, fields: dict[bytes, bytes], priority: int, partition: int) -> Delivery:
-    """A Delivery of an entry just read. An entry ENQUEUE wrote for a job enqueued on its own carries what START
-    returns for a first delivery (payload, attempts before, score, function: see lib/enqueue_one.lua); they are
-    filled in, so the worker may start the job before START's reply (``Delivery.carried``)."""
-    delivery = Delivery(_text(entry_id), _text(fields[b"id"]), priority, partition)
-    payload = fields.get(b"d")
-    if payload is not None:
-        delivery.payload, delivery.attempts = payload, int(fields[b"t"]) + 1
-        delivery.score, delivery.function = int(fields[b"sc"]), _text(fields[b"f"])
-        delivery.carried = True
-    return delivery
 
 
 def _sort_started(delivery: Delivery, item: Any, started: list[Delivery], expired: list[Delivery]) -> None:

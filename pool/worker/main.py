@@ -601,71 +601,10 @@ class Worker:
         # retried while Redis is busy or restarting: the entries are ours now, and given up they would wait for a
         # reclaim (3 heartbeats) to run
         start = self._queues[deliveries[0].partition].start  # (deliveries of one partition)
-        early = [d for d in deliveries if self._may_begin_early(d)]
-        if early:
-            await self._start_early(deliveries, early)
-            return
         started, expired = await retrying(
             lambda: start(self.worker_id, deliveries, self._limits), f"starting {len(deliveries)} jobs"
         )
         await self._launch(started, expired)
-
-    def _may_begin_early(self, delivery: Delivery) -> bool:
-        """A job whose entry carries it (enqueued on its own: see RedisQueue.read) may begin once START is on the
-        wire, before START's reply, saving an idle worker a round trip per pickup; not a job of a limited function
-        (START may park it) and not when writes wait for replicas (START may be undone: see RedisQueue.start)."""
-        return delivery.carried and delivery.function not in self._limits and self.pool.durability is None
-
-    async def _start_early(self, deliveries: list[Delivery], early: list[Delivery]) -> None:
-        """START ``deliveries`` and begin the ``early`` ones as soon as START is written, not when it answers.
-        START being on the wire first, Redis counts their attempt even if this process dies the next moment
-        (invariant 2: max_tries bounds a job that kills its worker). Each early job commits its outcome only after
-        START's verdict (its ``verdict`` future): started, it commits; anything else (its id aborted or expired
-        meanwhile, its entry run by another consumer of a recreated group, START failing) cancels it if it still
-        runs and drops its outcome. Its entry then stays pending, as after a failed START: the reclaim of idle
-        entries takes it over and START records what became of it, so it still reaches a final state."""
-        start = self._queues[deliveries[0].partition].start
-        verdicts: dict[int, asyncio.Future[bool]] = {}
-
-        def begin() -> None:  # START is written (or answered, off the fast path): called in that very step
-            if verdicts or self._stopping:
-                return  # once: a START retried, or answered after it was written, begins nothing more
-            loop = asyncio.get_running_loop()
-            for delivery in early:
-                verdict = verdicts[id(delivery)] = loop.create_future()
-                self.jobs_started += 1
-                task = asyncio.create_task(self._run_job(delivery, verdict))
-                self._running[delivery.partition, delivery.entry_id] = (delivery, task)
-
-        try:
-            started, expired = await retrying(
-                lambda: start(self.worker_id, deliveries, self._limits, sent=begin), f"starting {len(deliveries)} jobs"
-            )
-        except BaseException:
-            for delivery in early:
-                self._veto(delivery, verdicts.get(id(delivery)))
-            raise
-        confirmed = {id(d) for d in started}
-        for delivery in early:
-            decided = verdicts.get(id(delivery))
-            if decided is not None and id(delivery) in confirmed:
-                decided.set_result(True)
-            else:
-                self._veto(delivery, decided)
-        await self._launch([d for d in started if id(d) not in verdicts], [d for d in expired if id(d) not in verdicts])
-
-    def _veto(self, delivery: Delivery, verdict: asyncio.Future[bool] | None) -> None:
-        """START did not confirm an early job: its outcome is dropped, and it is cancelled unless its function
-        has returned already (nothing is written for it; its slot is freed when its task ends)."""
-        if verdict is None or verdict.done():
-            return
-        verdict.set_result(False)
-        running = self._running.get((delivery.partition, delivery.entry_id))
-        if running is not None and running[0] is delivery:
-            task = running[1]
-            task.add_done_callback(lambda _: self._release(delivery))
-            if not delivery.finishing:
-                task.cancel()
 
     async def _launch(self, started: list[Delivery], expired: list[Delivery]) -> None:
         if self._stopping:
@@ -706,7 +645,7 @@ class Worker:
             if not delivery.finishing:
                 task.cancel()
 
-    async def _run_job(self, delivery: Delivery, verdict: asyncio.Future[bool] | None = None) -> None:
+    async def _run_job(self, delivery: Delivery) -> None:
         try:
             outcome = await self.runner.run(delivery)
         except asyncio.CancelledError:
@@ -719,15 +658,6 @@ class Worker:
                 outcome = self.runner.crashed(delivery, exc)
             except Exception:  # never leave the slot taken: a burst run would wait for this job forever
                 logger.exception("job %s: could not record its failure; it will run again", delivery.job_id)
-                self._release(delivery)
-                return
-        if verdict is not None:  # begun before START's reply: commit only what START confirmed
-            try:
-                confirmed = await verdict
-            except asyncio.CancelledError:
-                self._release(delivery)
-                raise
-            if not confirmed:
                 self._release(delivery)
                 return
         try:

@@ -17,23 +17,19 @@
 -- delay it asked for; an instant (_defer_until) is kept as given, and jobs due now cost nothing more.
 -- Dependencies: each one still queued/running makes the job wait (state w); one in the failed registry
 -- releases it at once marked with that failure. Waiting jobs have no TTL (they wait as long as their
--- dependencies take) and are listed in the set 'waiting'. A call of one job due now (enqueue_job) writes its
--- stream entry with the job's fields, for an idle worker to start it at once (see lib/enqueue_one.lua).
--- Returns 1 (enqueued) or 0 (refused) per job, in order.
+-- dependencies take) and are listed in the set 'waiting'. Returns 1 (enqueued) or 0 (refused) per job, in order.
 --@include lib/enqueue_one.lua
 --@include lib/redis_time.lua
 
 local out = {}
 local redis_now
-local records = cmsgpack.unpack(ARGV[2])
-local alone = #records == 1
-for _, j in ipairs(records) do
+for _, j in ipairs(cmsgpack.unpack(ARGV[2])) do
   local score, now = j[3], j[4]
   if j[13] == '1' and tonumber(score) > tonumber(now) then
     redis_now = redis_now or redis_now_ms()
     score, now = tonumber(score) - tonumber(now) + redis_now, redis_now
   end
   out[#out + 1] = enqueue_one(KEYS[5], KEYS[6], ARGV[1], j[1], j[2], score, now, j[5], j[6], j[7], j[8], j[9], j[10],
-                              j[11], j[12], alone)
+                              j[11], j[12])
 end
 return out

@@ -14,16 +14,9 @@ local function refused(marker, previous)
   return 0
 end
 
--- A job enqueued on its own (a call of one job) whose payload is at most EARLY_PAYLOAD_BYTES has its stream entry
--- carry what START would return for it (d payload, t attempts before, sc score, f function, after id): an idle
--- worker whose blocked read gets the entry can start the job at once, sending START without waiting for its
--- reply (see Worker._start_early). Bulk calls leave them out: their jobs meet busy workers, which read with FETCH.
-local EARLY_PAYLOAD_BYTES = 16384
-
 -- deferred, waiting: the keys of those sets; the other keys it touches are named from the prefix and the ids.
--- carry: the entry carries the job's fields (see above) when the job goes to its lane now.
 local function enqueue_one(deferred, waiting_set, prefix, job_id, payload, score, now, expires, attempts_before,
-                           nonce, fence_key, tick, fn, priority, dependencies, carry)
+                           nonce, fence_key, tick, fn, priority, dependencies)
   local job, marker = prefix .. 'job:' .. job_id, prefix .. 'nonce:' .. job_id
   -- one command reads and writes the marker, so a new job (the common case) pays one call for it
   local previous = redis.call('SET', marker, nonce, 'PX', NONCE_TTL_MS, 'GET')
@@ -50,12 +43,7 @@ local function enqueue_one(deferred, waiting_set, prefix, job_id, payload, score
     -- the common case, written out: building the field list below costs Redis more than these three calls
     redis.call('HSET', job, 'd', payload, 't', attempts_before, 'sc', score, 'n', nonce, 'f', fn, 's', 'q')
     if tonumber(priority) > 0 then redis.call('HSET', job, 'p', priority) end
-    if carry and #payload <= EARLY_PAYLOAD_BYTES then
-      redis.call('XADD', lane_key(priority), '*', 'id', job_id, 'd', payload, 't', attempts_before, 'sc', score,
-                 'f', fn)
-    else
-      redis.call('XADD', lane_key(priority), '*', 'id', job_id)
-    end
+    redis.call('XADD', lane_key(priority), '*', 'id', job_id)
     redis.call('PEXPIRE', job, expires)
     return 1
   end

@@ -69,6 +69,7 @@ class Sizes:
     rpc: int = 200
     rpc_cap_s: float = 15.0  # arq polls results every 0.5 s: its RPC run stops after this long
     enqueue: int = 5_000
+    phase_jobs: int = 5_000  # per enqueue phase of the phases workload (its run phase: twice)
     memory: int = 100_000
     redis_benchmark: int = 200_000
     settle_s: float = 1.0
@@ -83,6 +84,7 @@ class Sizes:
             rpc=10,
             rpc_cap_s=3.0,
             enqueue=200,
+            phase_jobs=200,
             memory=1_000,
             redis_benchmark=20_000,
             settle_s=0.3,
@@ -193,6 +195,7 @@ class Bench:
     sizes: Sizes
     tmpdir: Path
     loops: dict[str, set[str]] = field(default_factory=dict)  # lib -> event loop classes its workers ran
+    phase_rounds: list[Any] = field(default_factory=list)  # perf/phases.py rounds, for their table
 
     def __post_init__(self) -> None:
         import redis.asyncio as aioredis
@@ -441,6 +444,15 @@ class Bench:
             await workers.stop()
         return {"rss_mb_idle": idle, "rss_mb_after_many": after, "rss_growth_mb": after - idle}
 
+    async def phases(self) -> dict[str, float]:
+        """Redis's CPU per job, phase by phase (perf/phases.py): one round, this run's FLUSHALLed server."""
+        from perf import phases
+
+        found = await phases.measure(self.url, self.sizes.phase_jobs)
+        self.phase_rounds.append(found)
+        await self.reset()
+        return phases.summary([found])
+
     def redis_benchmark(self) -> dict[str, float]:
         """``redis-benchmark`` INCR against the same private server: 100 clients, without and with pipelining."""
         binary = _which("redis-benchmark")
@@ -517,6 +529,12 @@ WORKLOADS = [
     Workload("enqueue", "enqueue rate: sequential, 100 in flight, bulk API", lambda b, lib: b.enqueue(lib)),
     Workload("supervisor", "`pool start --procs 2` vs 2 x `pool worker`, noop", None, libs="pool"),
     Workload("floor", "raw redis-py loop (noop, 1 process) and redis-benchmark INCR", None, libs="floor"),
+    Workload(
+        "phases",
+        "pool's Redis CPU per job by phase: PING baseline, enqueue_job, enqueue_many, run (perf/phases.py)",
+        lambda b, lib: b.phases(),
+        libs="pool",
+    ),
     Workload("memory", "RSS idle and after many noop jobs (opt-in: slow)", lambda b, lib: b.memory(lib), default=False),
 ]
 WORKLOADS_BY_NAME = {w.name: w for w in WORKLOADS}
@@ -569,6 +587,10 @@ async def run_suite(bench: Bench, workloads: list[Workload], libs: list[Lib], re
                     await one(name, lib, lambda lib=lib: bench.throughput(lib, "noop", bench.sizes.noop, 2))  # type: ignore[misc]
                 continue
             assert workload.runs is not None
+            if workload.libs == "pool":
+                if POOL in libs:
+                    await one(workload.name, POOL, lambda w=workload: w.runs(bench, POOL))  # type: ignore[misc]
+                continue
             for lib in rotated(libs, rep):
                 await one(workload.name, lib, lambda lib=lib, w=workload: w.runs(bench, lib))  # type: ignore[misc]
     return raw
@@ -602,6 +624,10 @@ METRICS = [
     Metric("enqueue", "enqueue_seq_per_s", "enqueue jobs/s, sequential awaits", True, "{:,.0f}"),
     Metric("enqueue", "enqueue_conc_per_s", "enqueue jobs/s, 100 in flight", True, "{:,.0f}"),
     Metric("enqueue", "enqueue_bulk_per_s", "enqueue jobs/s, bulk API (1,000 per call)", True, "{:,.0f}"),
+    Metric("phases", "ping_redis_us", "Redis CPU µs per PING (request baseline)", False, "{:.1f}", ratio=False),
+    Metric("phases", "enqueue_redis_us", "Redis CPU µs per job: enqueue_job", False, "{:.1f}", ratio=False),
+    Metric("phases", "bulk_redis_us", "Redis CPU µs per job: enqueue_many", False, "{:.1f}", ratio=False),
+    Metric("phases", "run_redis_us", "Redis CPU µs per job: run (fetch, start, result)", False, "{:.1f}", ratio=False),
     Metric("pickup", "rss_mb_idle", "worker RSS idle, MB", False, "{:.1f}"),
     Metric("noop1", "rss_mb_after", "worker RSS after the noop run, MB", False, "{:.1f}"),
     Metric("memory", "rss_mb_after_many", "worker RSS after the memory run, MB", False, "{:.1f}"),
@@ -836,6 +862,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             markdown(summarize(saved["raw"]), saved["libs"], saved["machine"], saved["reps"], Sizes(**saved["sizes"]))
         )
+        if saved.get("phases_table"):
+            print(f"\npool's Redis CPU per job by phase:\n\n{saved['phases_table']}")
         return 0
     sizes = Sizes.quick() if args.quick else Sizes()
     if args.noop_jobs:
@@ -884,6 +912,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(raw)
     names = [lib.name for lib in libs]
     table = markdown(summary, names, machine, reps, sizes)
+    phases_table = ""
+    if bench.phase_rounds:
+        from perf import phases
+
+        phases_table = phases.table(bench.phase_rounds)
     not_uvloop = {lib: found for lib, found in loops.items() if any("uvloop" not in f for f in found)}
     report = {
         "machine": machine,
@@ -897,12 +930,16 @@ def main(argv: list[str] | None = None) -> int:
         "raw": raw,
         "summary": summary,
         "markdown": table,
+        "phases_table": phases_table,
     }
     out = args.out or RESULTS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str))
     print()
     print(table)
+    if phases_table:
+        print(f"\npool's Redis CPU per job by phase ({len(bench.phase_rounds)} rounds; perf/phases.py):\n")
+        print(phases_table)
     if not_uvloop:
         print(f"\nnote: workers not on uvloop: {not_uvloop}")
     print(f"\n{elapsed:.0f}s; JSON: {out}")

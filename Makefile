@@ -131,10 +131,11 @@ test-resharding: install redis
 demo: install redis
 	$(VPY) -m examples.demo
 
-# A venv of its own: arq pins redis-py < 6, which must not downgrade the venv the tests run in.
-$(BENCH_STAMP): pyproject.toml $(PKG_LIST)
+# A venv of its own: arq pins redis-py < 6, which must not downgrade the venv the tests run in. The metrics
+# extra is for the pool+all entry (pool worker --metrics).
+$(BENCH_STAMP): pyproject.toml $(PKG_LIST) Makefile
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install -e '.[bench]'
+	$(BENCH_VENV)/bin/python -m pip install -e '.[bench,metrics]'
 	touch $@
 
 bench: install redis $(BENCH_STAMP)

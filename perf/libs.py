@@ -145,6 +145,51 @@ class PoolMetricsLib(PoolLib):
         return [[*command, "--metrics", str(free_port())] for command in super().commands(procs, tmpdir)]
 
 
+ALL_PARTITIONS = 2  # pool+all's queue: partitioned, over this many partitions
+SENTINEL_URL_ENV = "PERF_SENTINEL_URL"  # the runner's Sentinel watching its Redis (pool+all connects through it)
+
+
+class PoolAllLib(PoolMetricsLib):
+    """pool with every feature that touches a job's path on: ``--metrics``, a partitioned queue
+    (``queue_partitions=2``, client and worker) and, when the runner has started a Sentinel watching its Redis
+    (``$PERF_SENTINEL_URL``), the connection through it: the master lookup and the failover watch (its
+    ``+switch-master`` subscription, a re-ask every second), which also takes the scripts off the fast path (a
+    sentinel pool keeps redis-py's standard path). What ``make bench`` holds to "noop per process >= 10x the
+    fastest peer with every feature on"."""
+
+    name = "pool+all"
+
+    def sentinel_url(self) -> str | None:
+        import os
+
+        return os.environ.get(SENTINEL_URL_ENV) or None
+
+    def commands(self, procs: int, tmpdir: Path) -> list[list[str]]:
+        commands = []
+        for command in super().commands(procs, tmpdir):
+            command = [
+                word if word != "perf.pool_app.WorkerSettings" else "perf.pool_app.AllFeaturesSettings"
+                for word in command
+            ]
+            url = self.sentinel_url()
+            commands.append([*command, "--redis", url] if url else command)
+        return commands
+
+    async def open(self, url: str) -> None:
+        from pool import RedisSettings, create_pool
+
+        settings = RedisSettings.from_dsn(self.sentinel_url() or url)
+        self.redis = await create_pool(settings, queue_partitions=ALL_PARTITIONS)
+
+    async def check_results(self, redis: Any, count: int) -> str | None:
+        from pool.storage.keys import ALL_RESULTS_PATTERN
+
+        results = 0
+        async for _ in redis.scan_iter(match=ALL_RESULTS_PATTERN, count=5000):
+            results += 1
+        return None if results == count else f"{results} results recorded for {count} jobs"
+
+
 class PoolStartLib(PoolLib):
     """pool's workers under the supervisor: ``pool start --procs N`` (one command; it forks the workers)."""
 
@@ -288,13 +333,14 @@ PEERS: list[Lib] = [ArqLib(), SaqLib(), StreaqLib()]
 POOL = PoolLib()
 POOL_START = PoolStartLib()
 POOL_METRICS = PoolMetricsLib()
+POOL_ALL = PoolAllLib()
 FLOOR = FloorLib()
 FLOOR_PIPELINED = FloorPipelinedLib()
-ALL_NAMES = ["pool", "arq", "saq", "streaq"]
+ALL_NAMES = ["pool", "pool+all", "arq", "saq", "streaq"]
 
 
 def by_name(name: str) -> Lib:
-    for lib in [POOL, POOL_METRICS, *PEERS]:
+    for lib in [POOL, POOL_METRICS, POOL_ALL, *PEERS]:
         if lib.name == name:
             return lib
     raise KeyError(name)

@@ -43,3 +43,10 @@ class WorkerSettings:
     max_jobs = common.CONCURRENCY
     on_startup = startup
     auto_pipeline = os.environ.get("POOL_AUTO_PIPELINE", "1") == "1"
+
+
+class AllFeaturesSettings(WorkerSettings):
+    """The ``pool+all`` bench entry's worker (perf/libs.py): a partitioned queue; ``--metrics`` and the Sentinel
+    URL come on its command line."""
+
+    queue_partitions = 2

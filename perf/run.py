@@ -7,7 +7,10 @@
 
 Every run uses a private redis-server (never a shared one) and starts each worker in its own process with the
 library's own CLI (``pool worker``, ``pool start``, ``arq``, ``saq``, ``streaq run``), 100 jobs at once per
-process. Libraries not installed in the running venv are skipped with a note (``make bench`` installs them in
+process. ``pool+all`` is pool with every feature on its jobs' path (``--metrics``, a queue of 2 partitions, the
+connection through a Sentinel the runner starts to watch its redis-server), held against the same peers. The
+``capacity`` workload turns pool's CPU per job into jobs/s per Redis core and per worker core, and checks that
+with Redis and a worker pinned to a CPU each. Libraries not installed in the running venv are skipped with a note (``make bench`` installs them in
 .venv-bench). Within a rep the libraries run one after the other, in an order rotated every rep, so machine
 noise spreads over all of them; figures are the median of the reps with min and max, and pool's ratio to each
 peer is computed rep by rep (same rep, same conditions), then summarised the same way.
@@ -31,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,9 +42,21 @@ from typing import Any
 import psutil
 
 from perf import common
-from perf.libs import FLOOR, FLOOR_PIPELINED, PEERS, POOL, POOL_START, Lib, by_name, dist_version
+from perf.libs import (
+    FLOOR,
+    FLOOR_PIPELINED,
+    PEERS,
+    POOL,
+    POOL_ALL,
+    POOL_START,
+    SENTINEL_URL_ENV,
+    Lib,
+    by_name,
+    dist_version,
+)
 
 RESULTS_DIR = Path(__file__).parent / "results"
+CAPACITY_MIN_JOBS = 5_000  # the capacity workload's runs, even --quick: CPU time is read in 10 ms ticks
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -195,6 +210,7 @@ class Bench:
     sizes: Sizes
     tmpdir: Path
     loops: dict[str, set[str]] = field(default_factory=dict)  # lib -> event loop classes its workers ran
+    capacity_note: str = ""  # why the capacity workload's pinned check did not run, if it did not
     phase_rounds: list[Any] = field(default_factory=list)  # perf/phases.py rounds, for their table
 
     def __post_init__(self) -> None:
@@ -263,17 +279,26 @@ class Bench:
 
     # --- workloads ---------------------------------------------------------------------------------------------
 
-    async def throughput(self, lib: Lib, function: str, total: int, procs: int) -> dict[str, float]:
+    async def throughput(
+        self, lib: Lib, function: str, total: int, procs: int, pinned: bool = False
+    ) -> dict[str, float]:
         """``total`` pre-enqueued jobs, then ``procs`` workers: jobs/s from the first job's start to the last
-        job's end, worker and Redis CPU per job (after start-up), RSS after."""
+        job's end, worker and Redis CPU per job (after start-up), RSS after. ``pinned``: redis-server on CPU 0
+        and the workers on CPU 1 for the run (what ``taskset -c 0`` / ``taskset -c 1`` do), then as before."""
         await self.reset()
         await lib.open(self.url)
         try:
             await lib.pre_enqueue(function, total)
         finally:
             await lib.close()
+        redis_cpus = self.redis_proc.cpu_affinity() if pinned else []
+        if pinned:
+            self.redis_proc.cpu_affinity([0])
         workers = await self.start(lib, procs, total)
         try:
+            if pinned:
+                for proc in workers.procs:  # right after the fork: before the interpreter has even started
+                    proc.cpu_affinity([1])
             cpu0 = rcpu0 = None
             done0 = last = 0
             last_progress = time.monotonic()
@@ -314,6 +339,8 @@ class Bench:
             await self.record_loops(lib)
         finally:
             await workers.stop()
+            if pinned:
+                self.redis_proc.cpu_affinity(redis_cpus)
         return figures
 
     async def pickup(self, lib: Lib) -> dict[str, float]:
@@ -453,6 +480,57 @@ class Bench:
         await self.reset()
         return phases.summary([found])
 
+    async def capacity(self) -> dict[str, float]:
+        """The capacity line: what one Redis core and one worker core carry, from Redis's CPU per job by phase
+        (one perf/phases.py round) and a worker's CPU per noop job (a 1-process noop run); then the check, a noop
+        run with redis-server pinned to CPU 0 and the worker to CPU 1, against its prediction."""
+        from perf import phases
+
+        jobs = max(self.sizes.noop, CAPACITY_MIN_JOBS)
+        found = phases.summary([await phases.measure(self.url, max(self.sizes.phase_jobs, CAPACITY_MIN_JOBS))])
+        await self.reset()
+        free = await self.throughput(POOL, "noop", jobs, 1)
+        enqueue_us, bulk_us, run_us = found["enqueue_redis_us"], found["bulk_redis_us"], found["run_redis_us"]
+        worker_us, noop_redis_us = free["cpu_us_per_job"], free["redis_cpu_us_per_job"]
+        if min(enqueue_us, bulk_us, run_us, worker_us, noop_redis_us) <= 0:
+            raise RunFailed("capacity: a CPU time per job measured 0 (too few jobs for the clock's resolution)")
+        out = {
+            "enqueue_redis_us": enqueue_us,
+            "bulk_redis_us": bulk_us,
+            "run_redis_us": run_us,
+            "worker_cpu_us": worker_us,
+            "noop_redis_us": noop_redis_us,
+            "redis_core_single_per_s": 1e6 / (enqueue_us + run_us),
+            "redis_core_bulk_per_s": 1e6 / (bulk_us + run_us),
+            "redis_core_run_per_s": 1e6 / run_us,
+            "worker_core_per_s": 1e6 / worker_us,
+            "workers_per_redis_single": worker_us / (enqueue_us + run_us),
+            "workers_per_redis_bulk": worker_us / (bulk_us + run_us),
+            # the pinned run's jobs are noop jobs (pool's path plus the job's INCR), pre-enqueued: the slower of
+            # one worker core and one Redis core at the unpinned run's CPU per job
+            "pinned_predicted_per_s": min(1e6 / worker_us, 1e6 / noop_redis_us),
+        }
+        reason = pinning_unavailable()
+        if reason:
+            self.capacity_note = f"the pinned check was skipped: {reason}"
+            print(f"  capacity: {self.capacity_note}", flush=True)
+            return out
+        try:
+            pinned = await self.throughput(POOL, "noop", jobs, 1, pinned=True)
+        except (psutil.AccessDenied, OSError) as exc:
+            self.capacity_note = f"the pinned check was skipped: CPU affinity could not be set ({exc})"
+            print(f"  capacity: {self.capacity_note}", flush=True)
+            return out
+        out["pinned_per_s"] = pinned["jobs_per_s"]
+        out["pinned_worker_cpu_us"] = pinned["cpu_us_per_job"]
+        out["pinned_redis_cpu_us"] = pinned["redis_cpu_us_per_job"]
+        out["pinned_vs_predicted"] = pinned["jobs_per_s"] / out["pinned_predicted_per_s"]
+        # how busy each pinned CPU was with its process (jobs/s x CPU s per job): below 1 for both means the
+        # two waited for each other (the round trips of a batch), not for a core
+        out["pinned_worker_busy"] = pinned["jobs_per_s"] * pinned["cpu_us_per_job"] / 1e6
+        out["pinned_redis_busy"] = pinned["jobs_per_s"] * pinned["redis_cpu_us_per_job"] / 1e6
+        return out
+
     def redis_benchmark(self) -> dict[str, float]:
         """``redis-benchmark`` INCR against the same private server: 100 clients, without and with pipelining."""
         binary = _which("redis-benchmark")
@@ -486,6 +564,17 @@ class Bench:
             if rows:
                 out[key] = float(rows[-1][1].strip('"'))
         return out
+
+
+def pinning_unavailable() -> str | None:
+    """Why redis-server and a worker cannot each have a CPU of their own here (CPUs 0 and 1), or None."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if getaffinity is None:
+        return "os.sched_getaffinity is not available on this platform"
+    allowed = sorted(getaffinity(0))
+    if not {0, 1} <= set(allowed):
+        return f"this process may use CPUs {allowed}; the pinned run needs CPUs 0 and 1"
+    return None
 
 
 def _which(name: str) -> str | None:
@@ -533,6 +622,12 @@ WORKLOADS = [
         "phases",
         "pool's Redis CPU per job by phase: PING baseline, enqueue_job, enqueue_many, run (perf/phases.py)",
         lambda b, lib: b.phases(),
+        libs="pool",
+    ),
+    Workload(
+        "capacity",
+        "pool: jobs/s one Redis core and one worker core carry, workers per Redis; checked pinned (taskset-like)",
+        lambda b, lib: b.capacity(),
         libs="pool",
     ),
     Workload("memory", "RSS idle and after many noop jobs (opt-in: slow)", lambda b, lib: b.memory(lib), default=False),
@@ -628,6 +723,17 @@ METRICS = [
     Metric("phases", "enqueue_redis_us", "Redis CPU µs per job: enqueue_job", False, "{:.1f}", ratio=False),
     Metric("phases", "bulk_redis_us", "Redis CPU µs per job: enqueue_many", False, "{:.1f}", ratio=False),
     Metric("phases", "run_redis_us", "Redis CPU µs per job: run (fetch, start, result)", False, "{:.1f}", ratio=False),
+    Metric(
+        "capacity", "redis_core_single_per_s", "capacity: jobs/s per Redis core, enqueue_job", True, "{:,.0f}", False
+    ),
+    Metric(
+        "capacity", "redis_core_bulk_per_s", "capacity: jobs/s per Redis core, enqueue_many", True, "{:,.0f}", False
+    ),
+    Metric("capacity", "worker_core_per_s", "capacity: noop jobs/s per worker core", True, "{:,.0f}", False),
+    Metric("capacity", "workers_per_redis_single", "capacity: workers per Redis, enqueue_job", True, "{:.2f}", False),
+    Metric("capacity", "workers_per_redis_bulk", "capacity: workers per Redis, enqueue_many", True, "{:.2f}", False),
+    Metric("capacity", "pinned_predicted_per_s", "pinned noop jobs/s, predicted", True, "{:,.0f}", False),
+    Metric("capacity", "pinned_per_s", "pinned noop jobs/s, measured", True, "{:,.0f}", False),
     Metric("pickup", "rss_mb_idle", "worker RSS idle, MB", False, "{:.1f}"),
     Metric("noop1", "rss_mb_after", "worker RSS after the noop run, MB", False, "{:.1f}"),
     Metric("memory", "rss_mb_after_many", "worker RSS after the memory run, MB", False, "{:.1f}"),
@@ -704,7 +810,30 @@ def summarize(raw: dict[str, Any]) -> dict[str, Any]:
     ]
     if scaling:
         summary["pool_2_vs_1_process"] = stats(scaling)
+    for workload in ("noop1", "noop2"):
+        for mine in ("pool", POOL_ALL.name):
+            ratios = fastest_peer_ratios(raw.get(workload, {}), mine)
+            if ratios:
+                summary.setdefault("vs_fastest_peer", {}).setdefault(workload, {})[mine] = stats(ratios)
     return summary
+
+
+def fastest_peer_ratios(per_lib: dict[str, list[dict[str, Any]]], mine: str) -> list[float]:
+    """Rep by rep, ``mine``'s jobs/s over the fastest peer's of the same rep. A peer's rep that ran jobs twice
+    still counts with its speed (its uncounted figure): the denominator is never flattered by leaving it out."""
+    ratios = []
+    for rep, entry in enumerate(per_lib.get(mine, [])):
+        speeds = []
+        for peer in PEERS:
+            entries = per_lib.get(peer.name, [])
+            if rep < len(entries):
+                theirs = entries[rep]
+                speed = theirs.get("jobs_per_s", theirs.get("uncounted", {}).get("jobs_per_s"))
+                if speed:
+                    speeds.append(speed)
+        if speeds and entry.get("jobs_per_s"):
+            ratios.append(entry["jobs_per_s"] / max(speeds))
+    return ratios
 
 
 def cell(s: dict[str, float] | None, fmt: str) -> str:
@@ -722,7 +851,41 @@ def problem_mark(summary: dict[str, Any], workload: str, lib: str) -> str:
     return "".join(sorted(marks))
 
 
-def markdown(summary: dict[str, Any], libs: list[str], machine: str, reps: int, sizes: Sizes) -> str:
+def capacity_lines(found: dict[str, Any], note: str) -> list[str]:
+    """The capacity workload in words: what one Redis core and one worker core carry, and the pinned check."""
+    if not found:
+        return []
+
+    def f(key: str, fmt: str = "{:,.0f}") -> str:
+        return cell(found.get(key), fmt)
+
+    lines = [
+        f"- capacity: one Redis core carries {f('redis_core_single_per_s')} jobs/s enqueued one at a time "
+        f"(enqueue_job {f('enqueue_redis_us', '{:.1f}')} + run {f('run_redis_us', '{:.1f}')} µs), "
+        f"{f('redis_core_bulk_per_s')} bulk-enqueued (enqueue_many {f('bulk_redis_us', '{:.1f}')} + run), "
+        f"{f('redis_core_run_per_s')} enqueued elsewhere (run only); one worker core {f('worker_core_per_s')} "
+        f"noop jobs/s ({f('worker_cpu_us', '{:.1f}')} µs); so {f('workers_per_redis_single', '{:.2f}')} worker "
+        f"processes saturate one Redis with enqueue_job, {f('workers_per_redis_bulk', '{:.2f}')} with "
+        "enqueue_many"
+    ]
+    if "pinned_per_s" in found:
+        lines.append(
+            f"- pinned check (redis-server on CPU 0, one worker on CPU 1, noop): predicted "
+            f"{f('pinned_predicted_per_s')} jobs/s (the slower of 1e6 / worker µs and 1e6 / Redis µs per noop job, "
+            f"{f('worker_cpu_us', '{:.1f}')} and {f('noop_redis_us', '{:.1f}')} unpinned), measured "
+            f"{f('pinned_per_s')} ({f('pinned_vs_predicted', '{:.2f}×')} the prediction; pinned CPU per job: "
+            f"worker {f('pinned_worker_cpu_us', '{:.1f}')} µs, Redis {f('pinned_redis_cpu_us', '{:.1f}')} µs; "
+            f"CPU 1 busy with the worker {f('pinned_worker_busy', '{:.0%}')}, CPU 0 with Redis "
+            f"{f('pinned_redis_busy', '{:.0%}')})"
+        )
+    elif note:
+        lines.append(f"- capacity: {note}")
+    return lines
+
+
+def markdown(
+    summary: dict[str, Any], libs: list[str], machine: str, reps: int, sizes: Sizes, capacity_note: str = ""
+) -> str:
     lines = [f"Machine: {machine}", ""]
     lines.append(
         f"Median of {reps} interleaved rep{'s' if reps > 1 else ''} (min–max); noop {sizes.noop:,} jobs, io "
@@ -749,7 +912,7 @@ def markdown(summary: dict[str, Any], libs: list[str], machine: str, reps: int, 
             "✗: a rep of this run lost or repeated jobs; ⚠: a rep failed. Those reps are left out of the figures "
             "and ratios (listed below).",
         ]
-    peers = [lib for lib in libs if lib != "pool"]
+    peers = [lib for lib in libs if lib in {p.name for p in PEERS}]
     if peers and summary["advantage"]:
         lines += [
             "",
@@ -794,6 +957,14 @@ def markdown(summary: dict[str, Any], libs: list[str], machine: str, reps: int, 
         )
     if "pool_2_vs_1_process" in summary:
         extra.append(f"- pool noop, 2 processes vs 1: {cell(summary['pool_2_vs_1_process'], '{:.2f}×')}")
+    for workload, label in (("noop1", "1 process"), ("noop2", "2 processes")):
+        found = summary.get("vs_fastest_peer", {}).get(workload, {})
+        if found:
+            extra.append(
+                f"- noop jobs/s, {label}, over the fastest peer of the same rep: "
+                + ", ".join(f"{mine} {cell(s, '{:.2f}×')}" for mine, s in found.items())
+            )
+    extra += capacity_lines(figures.get("capacity", {}).get("pool", {}), capacity_note)
     if extra:
         lines += ["", *extra]
     problems = summary["problems"]
@@ -842,7 +1013,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 rep (< 60 s): proves the scripts work")
     parser.add_argument("--reps", type=int, help="interleaved repetitions (default 3; --quick: 1)")
     parser.add_argument("--workloads", help="comma-separated (default: all but memory); see --list", default=None)
-    parser.add_argument("--libs", default=",".join(["pool", "arq", "saq", "streaq"]), help="comma-separated")
+    parser.add_argument(
+        "--libs",
+        default=",".join(["pool", "pool+all", "arq", "saq", "streaq"]),
+        help="comma-separated: pool, pool+all (metrics, 2 partitions, through a Sentinel), pool+metrics, arq, "
+        "saq, streaq",
+    )
     parser.add_argument("--noop-jobs", type=int, help="jobs per noop throughput run (default 20000)")
     parser.add_argument("--io-jobs", type=int, help="jobs per io-bound run (default 5000)")
     parser.add_argument("--out", type=Path, help="JSON output file (default perf/results/bench-DATE.json)")
@@ -860,7 +1036,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         saved = json.loads(args.report.read_text())
         print(
-            markdown(summarize(saved["raw"]), saved["libs"], saved["machine"], saved["reps"], Sizes(**saved["sizes"]))
+            markdown(
+                summarize(saved["raw"]),
+                saved["libs"],
+                saved["machine"],
+                saved["reps"],
+                Sizes(**saved["sizes"]),
+                saved.get("capacity_note", ""),
+            )
         )
         if saved.get("phases_table"):
             print(f"\npool's Redis CPU per job by phase:\n\n{saved['phases_table']}")
@@ -884,7 +1067,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             lib = by_name(name.strip())
         except KeyError:
-            print(f"unknown library {name!r} (pool, arq, saq, streaq)", file=sys.stderr)
+            print(f"unknown library {name!r} (pool, pool+all, pool+metrics, arq, saq, streaq)", file=sys.stderr)
             return 2
         reason = lib.missing()
         if reason:
@@ -901,9 +1084,15 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_line(redis_binary, libs)
     print(machine, flush=True)
     started = time.monotonic()
-    with RedisServer() as server, tempfile.TemporaryDirectory(prefix="pool-bench-") as tmp:
+    with (
+        RedisServer() as server,
+        tempfile.TemporaryDirectory(prefix="pool-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         # The apps read these at import; the streaq app is imported by this process too (it is the client).
         os.environ["PERF_REDIS_URL"] = server.url
+        if POOL_ALL in libs:
+            os.environ[SENTINEL_URL_ENV] = stack.enter_context(watching_sentinel(server.port))
         assert server.pid is not None
         bench = Bench(server.url, server.pid, sizes, Path(tmp))
         raw = _run_on_uvloop(run_suite(bench, workloads, libs, reps))
@@ -911,7 +1100,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     summary = summarize(raw)
     names = [lib.name for lib in libs]
-    table = markdown(summary, names, machine, reps, sizes)
+    table = markdown(summary, names, machine, reps, sizes, bench.capacity_note)
     phases_table = ""
     if bench.phase_rounds:
         from perf import phases
@@ -931,6 +1120,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "markdown": table,
         "phases_table": phases_table,
+        "capacity_note": bench.capacity_note,
     }
     out = args.out or RESULTS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S')}{'-quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -944,6 +1134,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nnote: workers not on uvloop: {not_uvloop}")
     print(f"\n{elapsed:.0f}s; JSON: {out}")
     return 0
+
+
+SENTINEL_SERVICE = "perfmaster"
+
+
+@contextlib.contextmanager
+def watching_sentinel(port: int) -> Iterator[str]:
+    """A Sentinel monitoring the bench's redis-server (quorum 1, no replica: nothing to fail over to, so it
+    never acts): what pool+all connects through, for the cost of the master lookup and the failover watch.
+    Yields its ``redis+sentinel://`` URL."""
+    from tests.redis_server import HOST, RedisServer
+
+    config = {
+        "sentinel resolve-hostnames": "no",
+        "sentinel monitor": f"{SENTINEL_SERVICE} {HOST} {port} 1",
+    }
+    with RedisServer(config=config, args=("--sentinel",)) as sentinel:
+        yield f"redis+sentinel://{HOST}:{sentinel.port}/{SENTINEL_SERVICE}"
 
 
 def _run_on_uvloop(coro: Awaitable[Any]) -> Any:

@@ -1,6 +1,6 @@
-"""The benchmark suite is part of the product: ``python -m perf.run --quick`` must keep working (pool alone here;
-the peers live in .venv-bench, see `make bench`). Figures are not checked (speed is measured in perf/, never in
-tests), only that every workload ran and every job completed exactly once."""
+"""The benchmark suite is part of the product: ``python -m perf.run --quick`` must keep working (pool and pool+all,
+its every-feature entry, here; the peers live in .venv-bench, see `make bench`). Figures are not checked (speed is
+measured in perf/, never in tests), only that every workload ran and every job completed exactly once."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def test_quick_benchmark_runs_and_every_job_completes_exactly_once(tmp_path: Pat
     out = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("POOL_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "perf.run", "--quick", "--libs", "pool", "--out", str(out)],
+        [sys.executable, "-m", "perf.run", "--quick", "--libs", "pool,pool+all", "--out", str(out)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -27,6 +27,10 @@ def test_quick_benchmark_runs_and_every_job_completes_exactly_once(tmp_path: Pat
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Every run completed each job exactly once." in proc.stdout, proc.stdout[-3000:]
     report = json.loads(out.read_text())
-    assert report["libs"] == ["pool"]
+    assert report["libs"] == ["pool", "pool+all"]
     assert "noop jobs/s, 1 process" in report["markdown"]
+    assert "- capacity: one Redis core carries" in report["markdown"]
+    # pinned where CPUs 0 and 1 are there to pin to, else the reason it was skipped
+    assert "- pinned check" in report["markdown"] or "the pinned check was skipped" in report["markdown"]
+    assert not report["raw"]["capacity"]["pool"][0].get("error"), report["raw"]["capacity"]
     assert "Traceback" not in proc.stdout + proc.stderr

@@ -153,9 +153,8 @@ class PoolAllLib(PoolMetricsLib):
     """pool with every feature that touches a job's path on: ``--metrics``, a partitioned queue
     (``queue_partitions=2``, client and worker) and, when the runner has started a Sentinel watching its Redis
     (``$PERF_SENTINEL_URL``), the connection through it: the master lookup and the failover watch (its
-    ``+switch-master`` subscription, a re-ask every second), which also takes the scripts off the fast path (a
-    sentinel pool keeps redis-py's standard path). What ``make bench`` holds to "noop per process >= 10x the
-    fastest peer with every feature on"."""
+    ``+switch-master`` subscription, a re-ask every second). What ``make bench`` holds to "noop per process >= 10x
+    the fastest peer with every feature on"."""
 
     name = "pool+all"
 

@@ -10,10 +10,10 @@ library's own CLI (``pool worker``, ``pool start``, ``arq``, ``saq``, ``streaq r
 process. ``pool+all`` is pool with every feature on its jobs' path (``--metrics``, a queue of 2 partitions, the
 connection through a Sentinel the runner starts to watch its redis-server), held against the same peers. The
 ``capacity`` workload turns pool's CPU per job into jobs/s per Redis core and per worker core, and checks that
-with Redis and a worker pinned to a CPU each. Libraries not installed in the running venv are skipped with a note (``make bench`` installs them in
-.venv-bench). Within a rep the libraries run one after the other, in an order rotated every rep, so machine
-noise spreads over all of them; figures are the median of the reps with min and max, and pool's ratio to each
-peer is computed rep by rep (same rep, same conditions), then summarised the same way.
+with Redis and a worker pinned to a CPU each. Libraries not installed in the running venv are skipped with a
+note (``make bench`` installs them in .venv-bench). Within a rep the libraries run one after the other, in an
+order rotated every rep, so machine noise spreads over all of them; figures are the median of the reps with min
+and max, and pool's ratio to each peer is computed rep by rep (same rep, same conditions), then summarised the same way.
 
 Each run checks that every job completed exactly once (the counter each job bumps equals N, and still does
 after a settle; for pool the number of results too). A run that lost or repeated jobs reports that instead of a
@@ -869,14 +869,18 @@ def capacity_lines(found: dict[str, Any], note: str) -> list[str]:
         "enqueue_many"
     ]
     if "pinned_per_s" in found:
+        # One worker and one Redis hand batches back and forth: overlapped fully, the slower CPU bounds the rate
+        # (the prediction); not at all, each job costs both CPUs' time one after the other (the serial bound).
+        worker, redis_us = found.get("worker_cpu_us"), found.get("noop_redis_us")
+        serial = 1e6 / (worker["median"] + redis_us["median"]) if worker and redis_us else 0.0
         lines.append(
             f"- pinned check (redis-server on CPU 0, one worker on CPU 1, noop): predicted "
             f"{f('pinned_predicted_per_s')} jobs/s (the slower of 1e6 / worker µs and 1e6 / Redis µs per noop job, "
-            f"{f('worker_cpu_us', '{:.1f}')} and {f('noop_redis_us', '{:.1f}')} unpinned), measured "
-            f"{f('pinned_per_s')} ({f('pinned_vs_predicted', '{:.2f}×')} the prediction; pinned CPU per job: "
-            f"worker {f('pinned_worker_cpu_us', '{:.1f}')} µs, Redis {f('pinned_redis_cpu_us', '{:.1f}')} µs; "
-            f"CPU 1 busy with the worker {f('pinned_worker_busy', '{:.0%}')}, CPU 0 with Redis "
-            f"{f('pinned_redis_busy', '{:.0%}')})"
+            f"{f('worker_cpu_us', '{:.1f}')} and {f('noop_redis_us', '{:.1f}')} unpinned; {serial:,.0f} if the two "
+            f"never overlapped), measured {f('pinned_per_s')} ({f('pinned_vs_predicted', '{:.2f}×')} the "
+            f"prediction; pinned CPU per job: worker {f('pinned_worker_cpu_us', '{:.1f}')} µs, Redis "
+            f"{f('pinned_redis_cpu_us', '{:.1f}')} µs; CPU 1 busy with the worker {f('pinned_worker_busy', '{:.0%}')}, "
+            f"CPU 0 with Redis {f('pinned_redis_busy', '{:.0%}')})"
         )
     elif note:
         lines.append(f"- capacity: {note}")

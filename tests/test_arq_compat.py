@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import logging.config
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -261,13 +262,31 @@ def test_an_unknown_timezone_is_named_in_a_warning_and_utc_kept(
 async def test_the_start_up_line_names_the_given_pools_redis_and_its_server(
     redis: PoolRedis, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="pool")
+    caplog.set_level(logging.DEBUG, logger="pool")
     worker = Worker([add], redis_pool=redis, burst=True, handle_signals=False)
     await asyncio.wait_for(worker.main(), 30)
     port = redis.connection_pool.connection_kwargs["port"]
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("redis at "))
     assert line.startswith(f"redis at redis://127.0.0.1:{port}/0 (redis_version=") and "db_keys=" in line
     assert "6379" not in line
+
+
+async def test_a_worker_run_by_code_logs_arqs_two_start_up_lines_without_port_pid_or_worker_id(
+    redis: PoolRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """arq's tests look for numbers in the whole log (no "42" after a job returning 42 with log_results=False):
+    at INFO, start-up says what arq's does, nothing that changes from run to run (port, pid, random id)."""
+    caplog.set_level(logging.INFO, logger="pool")
+    await redis.enqueue_job("add", 40, 2, _job_id="testing")
+    worker = Worker([add], redis_pool=redis, burst=True, handle_signals=False, log_results=False)
+    await asyncio.wait_for(worker.main(), 30)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert lines[0] == "Starting worker for 1 functions: add"
+    assert re.fullmatch(r"redis_version=\S+ mem_usage=\S+ clients_connected=\d+ db_keys=\d+", lines[1]), lines
+    assert lines[2].endswith(" → testing:add(40, 2)") and lines[3].endswith(" ← testing:add ● ") and len(lines) == 4
+    port = str(redis.connection_pool.connection_kwargs["port"])
+    for incidental in (port, worker.worker_id, worker.worker_id.split(":")[1], worker.worker_id.split(":")[2]):
+        assert not [line for line in lines if incidental in line], (incidental, lines)
 
 
 async def test_job_handles_compare_to_arqs_repr(redis: PoolRedis) -> None:

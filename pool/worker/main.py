@@ -303,6 +303,11 @@ class Worker:
         # run_worker) and whenever a stop was requested (a signal, the supervisor); an application's main() that
         # ends by itself (a burst run) logs it at DEBUG, where arq logs nothing, so the last job's line is last
         self._shutdown_level = logging.DEBUG
+        # The level of the start-up line naming the Redis address, the queue and this worker's id. Under arq's API
+        # (a Worker run by code, pool.cli.cli) the INFO lines at start-up are arq's two (functions, server info),
+        # so logs read as arq's do and carry no port, pid or random id; pool's own processes (`pool worker`, the
+        # supervisor's workers) set INFO: their operators read which Redis and which worker from that line.
+        self.startup_details_level = logging.DEBUG
 
     # --- public entry points ---------------------------------------------------------------------------------
 
@@ -412,10 +417,14 @@ class Worker:
             len(self.functions),
             ", ".join(sorted(self.functions)),
         )
-        logger.info(
+        summary = await self._redis_summary()
+        if self.startup_details_level < logging.INFO and summary:
+            logger.info("%s", summary)  # arq's line, as arq logs it
+        logger.log(
+            self.startup_details_level,
             "redis at %s%s, queue %r, worker %s",
             self.redis_settings.describe() if self._given_pool is None else self._given_pool.describe(),
-            await self._redis_summary(),
+            f" ({summary})" if summary else "",
             self.queue_name,
             self.worker_id,
         )
@@ -425,7 +434,7 @@ class Worker:
     async def _redis_summary(self) -> str:
         """arq's line about the server (version, memory, clients, keys) for the start-up log; empty if refused."""
         try:
-            return f" ({await redis_summary(self.pool)})"
+            return await redis_summary(self.pool)
         except (RedisError, OSError):
             return ""
 

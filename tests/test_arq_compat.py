@@ -336,6 +336,46 @@ async def test_the_health_line_is_logged_when_the_counters_change(
     assert "j_complete=1 j_failed=0 j_retried=0 j_ongoing=0 queued=0" in caplog.text
 
 
+async def test_each_burst_run_writes_its_health_line_before_it_ends(
+    redis: PoolRedis, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run's first health line is written before it takes a job, as arq's first poll writes it: the first run
+    records the job still queued, the next ones (nothing left to do, ending at once) the job done, and log it."""
+    caplog.set_level(logging.INFO, logger="pool")
+    worker = make_worker(redis_url, functions=[add], burst=True, health_check_key="app-health")
+    await redis.enqueue_job("add", 1, 1)
+    for _ in range(3):
+        await asyncio.wait_for(worker.main(), 30)
+    recorded = [r.getMessage() for r in caplog.records if r.getMessage().startswith("recording health: ")]
+    assert len(recorded) == 1 and recorded[0].endswith(" j_complete=1 j_failed=0 j_retried=0 j_ongoing=0 queued=0")
+
+
+async def reads_health(ctx: dict[str, Any]) -> str | None:
+    line = await ctx["redis"].get("app-health")
+    return line.decode() if line is not None else None
+
+
+async def test_a_runs_health_line_is_written_before_its_first_job_starts(redis_url: str) -> None:
+    """Even when the line takes a count per partition (8 round trips) and the job's fetch only one or two."""
+    client = await create_pool(RedisSettings.from_dsn(redis_url), queue_partitions={"parts": 8})
+    try:
+        job = await client.enqueue_job("reads_health", _queue_name="parts")
+        assert job is not None
+        worker = make_worker(
+            redis_url,
+            functions=[reads_health],
+            burst=True,
+            queue_name="parts",
+            queue_partitions=8,
+            health_check_key="app-health",
+        )
+        await asyncio.wait_for(worker.main(), 30)
+        line = await job.result(timeout=5)
+        assert line is not None and line.endswith(" j_complete=0 j_failed=0 j_retried=0 j_ongoing=0 queued=1")
+    finally:
+        await client.aclose()
+
+
 async def test_the_workers_repr_and_its_views_of_running_jobs(redis: PoolRedis, redis_url: str) -> None:
     started = asyncio.Event()
 

@@ -462,6 +462,9 @@ class Worker:
         """Run the loops until a stop is requested (or, in burst mode, the queue is drained)."""
         assert self._stop_requested is not None
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="pool-heartbeat")
+        # Every run writes its health entry (close() clears it) before it takes a job, as arq's first poll does:
+        # `pool check` sees each worker that runs jobs, and a burst run that ends at once still leaves its line.
+        await self._write_health()
         self._loops = [
             asyncio.create_task(self._schedule_loop(), name="pool-schedule"),
             asyncio.create_task(self._health_loop(), name="pool-health"),
@@ -1009,25 +1012,30 @@ class Worker:
             logger.info("recording health: %s", line)
         self._last_health = counters
 
+    async def _write_health(self) -> None:
+        """This worker's health entry (and ``health_check_key``, when set), with arq's log line on a change."""
+        ttl_ms = int((self.health_check_interval_s + 1) * 1000)
+        try:
+            queued = 0
+            for queue in self._queues:
+                counts = await queue.counts()
+                queued += counts["ready"] + counts["deferred"] + counts["parked"]
+            line = self.health_line(queued)
+            await self.queue.write_health(self.worker_id, line, ttl_ms)
+            self._log_health(line)
+            if self.health_check_key:
+                await self.queue.write_named_health(self.health_check_key, line, ttl_ms)
+        except (RedisError, OSError) as exc:
+            _raise_if_fatal(exc)
+            logger.warning("health check write failed (%s)", exc)
+            self._count_redis_error("health")
+
     async def _health_loop(self) -> None:
-        interval = self.health_check_interval_s
-        ttl_ms = int((interval + 1) * 1000)
+        """The writes after the first, which ``serve`` makes before any job is fetched."""
         while not self._stopping:
-            try:
-                queued = 0
-                for queue in self._queues:
-                    counts = await queue.counts()
-                    queued += counts["ready"] + counts["deferred"] + counts["parked"]
-                line = self.health_line(queued)
-                await self.queue.write_health(self.worker_id, line, ttl_ms)
-                self._log_health(line)
-                if self.health_check_key:
-                    await self.queue.write_named_health(self.health_check_key, line, ttl_ms)
-            except (RedisError, OSError) as exc:
-                _raise_if_fatal(exc)
-                logger.warning("health check write failed (%s)", exc)
-                self._count_redis_error("health")
-            await self._pause(interval)
+            await self._pause(self.health_check_interval_s)
+            if not self._stopping:
+                await self._write_health()
 
     # arq's views of the running jobs (read-only here)
     @property

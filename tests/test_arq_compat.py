@@ -376,6 +376,21 @@ async def test_a_runs_health_line_is_written_before_its_first_job_starts(redis_u
         await client.aclose()
 
 
+async def test_a_cancelled_run_leaves_none_of_its_tasks_pending(redis: PoolRedis, redis_url: str) -> None:
+    """arq's tests cancel a running main() and close the loop: a task left pending there is destroyed later, its
+    "Task was destroyed but it is pending!" error logged into whichever test runs then."""
+    worker = make_worker(redis_url, functions=[add])
+    run = asyncio.create_task(worker.main())
+    await redis.enqueue_job("add", 1, 2)
+    await wait_for(lambda: worker.jobs_complete == 1, message="the job ran")
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await worker.close()
+    left = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("pool-") and not t.done()]
+    assert left == []
+
+
 async def test_the_workers_repr_and_its_views_of_running_jobs(redis: PoolRedis, redis_url: str) -> None:
     started = asyncio.Event()
 

@@ -472,14 +472,23 @@ class Worker:
         # one fetch loop per partition, each blocking on its own partition's streams (on a cluster they are on
         # different nodes, so one blocking read cannot cover them); they share the worker's slots
         fetches = [asyncio.create_task(self._fetch_loop(queue), name="pool-fetch") for queue in self._queues]
-        stop: asyncio.Task[Any] = asyncio.create_task(self._stop_requested.wait())
+        stop: asyncio.Task[Any] = asyncio.create_task(self._stop_requested.wait(), name="pool-stop")
         waiting: set[asyncio.Future[Any]] = {*fetches, stop, self._heartbeat, *self._loops}
         if self.burst and len(fetches) > 1:  # a burst ends when every partition's loop has found its end
             waiting -= set(fetches)
             ended = asyncio.gather(*fetches)
             ended.add_done_callback(_retrieve)  # loops cancelled below end it too: not an error to report
             waiting.add(ended)
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The run itself was cancelled (main() in a task, then task.cancel(), as arq's tests do): the tasks it
+            # made end with it (close() ends the others). Left pending, they would be destroyed by the garbage
+            # collector once their loop is closed, with an error logged into whatever runs at that moment.
+            self._stopping = True
+            self._slots.stop()
+            await _cancel_until_done([*fetches, stop])
+            raise
         self._stopping = True
         self._slots.stop()
         stop.cancel()

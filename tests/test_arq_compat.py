@@ -259,6 +259,19 @@ def test_an_unknown_timezone_is_named_in_a_warning_and_utc_kept(
     assert "unknown timezone: 'foobar'" in caplog.text
 
 
+async def test_a_jobs_start_line_says_delayed_by_how_long_after_its_due_time_it_started(
+    redis: PoolRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """arq's rule: `delayed=` counts from the job's due time (its score), not its enqueue, when over 1.2 s."""
+    caplog.set_level(logging.INFO, logger="pool")
+    await redis.enqueue_job("add", 1, 2, _job_id="late", _defer_by=-5)  # due 5 s before it was enqueued
+    await asyncio.wait_for(Worker([add], redis_pool=redis, burst=True, handle_signals=False).main(), 30)
+    line = next(r.getMessage() for r in caplog.records if "→ late:add(1, 2)" in r.getMessage())
+    found = re.fullmatch(r" *(\d+\.\d\d)s → late:add\(1, 2\) delayed=(\d+\.\d\d)s", line)
+    assert found is not None, line
+    assert float(found[2]) - float(found[1]) == pytest.approx(5.0, abs=0.1)  # the 5 s between due and enqueue
+
+
 async def test_the_start_up_line_names_the_given_pools_redis_and_its_server(
     redis: PoolRedis, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -122,6 +122,7 @@ def _exit_soon_after_parent(parent_pid: int) -> None:
 
 def _run_worker(spec: ChildSpec, settings: Any, write_fd: int) -> int:
     worker = create_worker(settings, handle_signals=False, worker_id=spec.worker_id, **spec.worker_overrides)
+    worker.startup_details_level = logging.INFO  # its start-up line names its Redis, queue and worker id
     if spec.metrics:
         worker.enable_metrics()
     run_on_best_loop(_serve(spec, worker, write_fd))

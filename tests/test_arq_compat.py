@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import logging.config
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -258,16 +259,47 @@ def test_an_unknown_timezone_is_named_in_a_warning_and_utc_kept(
     assert "unknown timezone: 'foobar'" in caplog.text
 
 
+async def test_a_jobs_start_line_says_delayed_by_how_long_after_its_due_time_it_started(
+    redis: PoolRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """arq's rule: `delayed=` counts from the job's due time (its score), not its enqueue, when over 1.2 s."""
+    caplog.set_level(logging.INFO, logger="pool")
+    await redis.enqueue_job("add", 1, 2, _job_id="late", _defer_by=-5)  # due 5 s before it was enqueued
+    await asyncio.wait_for(Worker([add], redis_pool=redis, burst=True, handle_signals=False).main(), 30)
+    line = next(r.getMessage() for r in caplog.records if "→ late:add(1, 2)" in r.getMessage())
+    found = re.fullmatch(r" *(\d+\.\d\d)s → late:add\(1, 2\) delayed=(\d+\.\d\d)s", line)
+    assert found is not None, line
+    assert float(found[2]) - float(found[1]) == pytest.approx(5.0, abs=0.1)  # the 5 s between due and enqueue
+
+
 async def test_the_start_up_line_names_the_given_pools_redis_and_its_server(
     redis: PoolRedis, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="pool")
+    caplog.set_level(logging.DEBUG, logger="pool")
     worker = Worker([add], redis_pool=redis, burst=True, handle_signals=False)
     await asyncio.wait_for(worker.main(), 30)
     port = redis.connection_pool.connection_kwargs["port"]
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("redis at "))
     assert line.startswith(f"redis at redis://127.0.0.1:{port}/0 (redis_version=") and "db_keys=" in line
     assert "6379" not in line
+
+
+async def test_a_worker_run_by_code_logs_arqs_two_start_up_lines_without_port_pid_or_worker_id(
+    redis: PoolRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """arq's tests look for numbers in the whole log (no "42" after a job returning 42 with log_results=False):
+    at INFO, start-up says what arq's does, nothing that changes from run to run (port, pid, random id)."""
+    caplog.set_level(logging.INFO, logger="pool")
+    await redis.enqueue_job("add", 40, 2, _job_id="testing")
+    worker = Worker([add], redis_pool=redis, burst=True, handle_signals=False, log_results=False)
+    await asyncio.wait_for(worker.main(), 30)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert lines[0] == "Starting worker for 1 functions: add"
+    assert re.fullmatch(r"redis_version=\S+ mem_usage=\S+ clients_connected=\d+ db_keys=\d+", lines[1]), lines
+    assert lines[2].endswith(" → testing:add(40, 2)") and lines[3].endswith(" ← testing:add ● ") and len(lines) == 4
+    port = str(redis.connection_pool.connection_kwargs["port"])
+    for incidental in (port, worker.worker_id, worker.worker_id.split(":")[1], worker.worker_id.split(":")[2]):
+        assert not [line for line in lines if incidental in line], (incidental, lines)
 
 
 async def test_job_handles_compare_to_arqs_repr(redis: PoolRedis) -> None:
@@ -315,6 +347,61 @@ async def test_the_health_line_is_logged_when_the_counters_change(
     await asyncio.wait_for(worker.main(), 30)
     assert "recording health: " in caplog.text
     assert "j_complete=1 j_failed=0 j_retried=0 j_ongoing=0 queued=0" in caplog.text
+
+
+async def test_each_burst_run_writes_its_health_line_before_it_ends(
+    redis: PoolRedis, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run's first health line is written before it takes a job, as arq's first poll writes it: the first run
+    records the job still queued, the next ones (nothing left to do, ending at once) the job done, and log it."""
+    caplog.set_level(logging.INFO, logger="pool")
+    worker = make_worker(redis_url, functions=[add], burst=True, health_check_key="app-health")
+    await redis.enqueue_job("add", 1, 1)
+    for _ in range(3):
+        await asyncio.wait_for(worker.main(), 30)
+    recorded = [r.getMessage() for r in caplog.records if r.getMessage().startswith("recording health: ")]
+    assert len(recorded) == 1 and recorded[0].endswith(" j_complete=1 j_failed=0 j_retried=0 j_ongoing=0 queued=0")
+
+
+async def reads_health(ctx: dict[str, Any]) -> str | None:
+    line = await ctx["redis"].get("app-health")
+    return line.decode() if line is not None else None
+
+
+async def test_a_runs_health_line_is_written_before_its_first_job_starts(redis_url: str) -> None:
+    """Even when the line takes a count per partition (8 round trips) and the job's fetch only one or two."""
+    client = await create_pool(RedisSettings.from_dsn(redis_url), queue_partitions={"parts": 8})
+    try:
+        job = await client.enqueue_job("reads_health", _queue_name="parts")
+        assert job is not None
+        worker = make_worker(
+            redis_url,
+            functions=[reads_health],
+            burst=True,
+            queue_name="parts",
+            queue_partitions=8,
+            health_check_key="app-health",
+        )
+        await asyncio.wait_for(worker.main(), 30)
+        line = await job.result(timeout=5)
+        assert line is not None and line.endswith(" j_complete=0 j_failed=0 j_retried=0 j_ongoing=0 queued=1")
+    finally:
+        await client.aclose()
+
+
+async def test_a_cancelled_run_leaves_none_of_its_tasks_pending(redis: PoolRedis, redis_url: str) -> None:
+    """arq's tests cancel a running main() and close the loop: a task left pending there is destroyed later, its
+    "Task was destroyed but it is pending!" error logged into whichever test runs then."""
+    worker = make_worker(redis_url, functions=[add])
+    run = asyncio.create_task(worker.main())
+    await redis.enqueue_job("add", 1, 2)
+    await wait_for(lambda: worker.jobs_complete == 1, message="the job ran")
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await worker.close()
+    left = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("pool-") and not t.done()]
+    assert left == []
 
 
 async def test_the_workers_repr_and_its_views_of_running_jobs(redis: PoolRedis, redis_url: str) -> None:

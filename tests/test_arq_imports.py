@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import re
 import subprocess
 import sys
 import warnings
@@ -161,6 +162,7 @@ def test_the_arq_cli_runs_a_burst_worker_and_checks_health(settings_module: str)
     run = runner.invoke(cli, [settings_module, "--custom-log-dict", "arq_cli_app.log_dict"])
     assert run.exit_code == 0, run.output
     assert "Starting worker for 1 functions: foobar" in run.output
+    assert "redis_version=" in run.output and "redis at " not in run.output  # arq's start-up lines only
     check = runner.invoke(cli, [settings_module, "--check"])
     assert check.exit_code == 1
     bad = runner.invoke(cli, ["no_such_module_xyz.Settings"])
@@ -181,6 +183,8 @@ def test_pool_worker_takes_arqs_flags(settings_module: str, tmp_path: Path) -> N
     assert check.returncode == 1 and "Health check failed" in check.stderr + check.stdout
     logged = pool_command("worker", settings_module, "--custom-log-dict", "arq_cli_app.log_dict", cwd=tmp_path)
     assert logged.returncode == 0 and "Starting worker for 1 functions: foobar" in logged.stdout, logged.stderr
+    # pool's own command names the Redis, the queue and the worker at start-up, for its operators
+    assert re.search(r"redis at redis://\S+ \(redis_version=.*\), queue 'default', worker \S+:\d+:", logged.stdout)
     missing = pool_command("worker", settings_module, "--custom-log-dict", "arq_cli_app.nothing", cwd=tmp_path)
     assert missing.returncode == 1 and "--custom-log-dict" in missing.stderr and "Traceback" not in missing.stderr
     help_text = pool_command("worker", "--help", cwd=tmp_path).stdout

@@ -151,6 +151,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = create_worker(settings, **overrides)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise Failure(f"invalid settings {args.settings!r}: {exc}") from None
+    worker.startup_details_level = logging.INFO  # which Redis, which queue, which worker: on the start-up line
     _wait_for_redis(worker.redis_settings, worker.queue_name, args.wait_for_redis)
     exporter = None
     if metrics is not None:

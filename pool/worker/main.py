@@ -303,6 +303,11 @@ class Worker:
         # run_worker) and whenever a stop was requested (a signal, the supervisor); an application's main() that
         # ends by itself (a burst run) logs it at DEBUG, where arq logs nothing, so the last job's line is last
         self._shutdown_level = logging.DEBUG
+        # The level of the start-up line naming the Redis address, the queue and this worker's id. Under arq's API
+        # (a Worker run by code, pool.cli.cli) the INFO lines at start-up are arq's two (functions, server info),
+        # so logs read as arq's do and carry no port, pid or random id; pool's own processes (`pool worker`, the
+        # supervisor's workers) set INFO: their operators read which Redis and which worker from that line.
+        self.startup_details_level = logging.DEBUG
 
     # --- public entry points ---------------------------------------------------------------------------------
 
@@ -412,10 +417,14 @@ class Worker:
             len(self.functions),
             ", ".join(sorted(self.functions)),
         )
-        logger.info(
+        summary = await self._redis_summary()
+        if self.startup_details_level < logging.INFO and summary:
+            logger.info("%s", summary)  # arq's line, as arq logs it
+        logger.log(
+            self.startup_details_level,
             "redis at %s%s, queue %r, worker %s",
             self.redis_settings.describe() if self._given_pool is None else self._given_pool.describe(),
-            await self._redis_summary(),
+            f" ({summary})" if summary else "",
             self.queue_name,
             self.worker_id,
         )
@@ -425,7 +434,7 @@ class Worker:
     async def _redis_summary(self) -> str:
         """arq's line about the server (version, memory, clients, keys) for the start-up log; empty if refused."""
         try:
-            return f" ({await redis_summary(self.pool)})"
+            return await redis_summary(self.pool)
         except (RedisError, OSError):
             return ""
 
@@ -453,6 +462,9 @@ class Worker:
         """Run the loops until a stop is requested (or, in burst mode, the queue is drained)."""
         assert self._stop_requested is not None
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="pool-heartbeat")
+        # Every run writes its health entry (close() clears it) before it takes a job, as arq's first poll does:
+        # `pool check` sees each worker that runs jobs, and a burst run that ends at once still leaves its line.
+        await self._write_health()
         self._loops = [
             asyncio.create_task(self._schedule_loop(), name="pool-schedule"),
             asyncio.create_task(self._health_loop(), name="pool-health"),
@@ -460,14 +472,23 @@ class Worker:
         # one fetch loop per partition, each blocking on its own partition's streams (on a cluster they are on
         # different nodes, so one blocking read cannot cover them); they share the worker's slots
         fetches = [asyncio.create_task(self._fetch_loop(queue), name="pool-fetch") for queue in self._queues]
-        stop: asyncio.Task[Any] = asyncio.create_task(self._stop_requested.wait())
+        stop: asyncio.Task[Any] = asyncio.create_task(self._stop_requested.wait(), name="pool-stop")
         waiting: set[asyncio.Future[Any]] = {*fetches, stop, self._heartbeat, *self._loops}
         if self.burst and len(fetches) > 1:  # a burst ends when every partition's loop has found its end
             waiting -= set(fetches)
             ended = asyncio.gather(*fetches)
             ended.add_done_callback(_retrieve)  # loops cancelled below end it too: not an error to report
             waiting.add(ended)
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The run itself was cancelled (main() in a task, then task.cancel(), as arq's tests do): the tasks it
+            # made end with it (close() ends the others). Left pending, they would be destroyed by the garbage
+            # collector once their loop is closed, with an error logged into whatever runs at that moment.
+            self._stopping = True
+            self._slots.stop()
+            await _cancel_until_done([*fetches, stop])
+            raise
         self._stopping = True
         self._slots.stop()
         stop.cancel()
@@ -1000,25 +1021,30 @@ class Worker:
             logger.info("recording health: %s", line)
         self._last_health = counters
 
+    async def _write_health(self) -> None:
+        """This worker's health entry (and ``health_check_key``, when set), with arq's log line on a change."""
+        ttl_ms = int((self.health_check_interval_s + 1) * 1000)
+        try:
+            queued = 0
+            for queue in self._queues:
+                counts = await queue.counts()
+                queued += counts["ready"] + counts["deferred"] + counts["parked"]
+            line = self.health_line(queued)
+            await self.queue.write_health(self.worker_id, line, ttl_ms)
+            self._log_health(line)
+            if self.health_check_key:
+                await self.queue.write_named_health(self.health_check_key, line, ttl_ms)
+        except (RedisError, OSError) as exc:
+            _raise_if_fatal(exc)
+            logger.warning("health check write failed (%s)", exc)
+            self._count_redis_error("health")
+
     async def _health_loop(self) -> None:
-        interval = self.health_check_interval_s
-        ttl_ms = int((interval + 1) * 1000)
+        """The writes after the first, which ``serve`` makes before any job is fetched."""
         while not self._stopping:
-            try:
-                queued = 0
-                for queue in self._queues:
-                    counts = await queue.counts()
-                    queued += counts["ready"] + counts["deferred"] + counts["parked"]
-                line = self.health_line(queued)
-                await self.queue.write_health(self.worker_id, line, ttl_ms)
-                self._log_health(line)
-                if self.health_check_key:
-                    await self.queue.write_named_health(self.health_check_key, line, ttl_ms)
-            except (RedisError, OSError) as exc:
-                _raise_if_fatal(exc)
-                logger.warning("health check write failed (%s)", exc)
-                self._count_redis_error("health")
-            await self._pause(interval)
+            await self._pause(self.health_check_interval_s)
+            if not self._stopping:
+                await self._write_health()
 
     # arq's views of the running jobs (read-only here)
     @property

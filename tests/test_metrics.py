@@ -23,10 +23,11 @@ import pytest
 
 from pool import PoolRedis, RedisSettings
 from pool.client.inspection import queue_info
+from pool.storage.queue import Delivery
 from pool.storage.sync import SyncQueue
 from pool.supervisor import pidfile as pidfiles
 from pool.worker.exporter import PoolCollector, ProcessNumbers, QueueTarget, parse_address
-from pool.worker.metrics import JobMetrics
+from pool.worker.metrics import COMPLETED_AT, FAILED, FAILED_AT, JobMetrics, cumulative, merge
 from tests.helpers import wait_for, wait_for_sync
 from tests.redis_server import free_port
 from tests.supervisor_utils import Supervisor, supervisors
@@ -302,3 +303,41 @@ def test_a_takeover_counts_the_ticks_older_than_the_catch_up_window_as_missed() 
     recent = int(datetime(2026, 1, 1, 11, 59, 45, tzinfo=UTC).timestamp() * 1000)
     assert ticks_skipped(job, recent, now, catch_up_s=60) == 0
     assert ticks_skipped(job, None, now, catch_up_s=60) == 0
+
+
+def _ran(function: str, enqueued_ms: int, started_ms: int) -> Delivery:
+    return Delivery("1-0", "job", function=function, score=enqueued_ms, started_ms=started_ms)
+
+
+def test_the_counts_and_histograms_are_exact_at_the_buckets_edges() -> None:
+    metrics = JobMetrics("default")
+    jobs = [_ran("ok", 1_000, 1_000 + pickup) for pickup in (0, 5, 6, 10_000, 10_001, -3)]
+    metrics.started_many(jobs[:4])  # one function: one increment
+    metrics.started_many([*jobs[4:], _ran("boom", 0, 0)])  # two
+    for job, duration in zip(jobs, (5, 6, 10, 10_000, 10_001, 2), strict=True):
+        metrics.finished(job, COMPLETED_AT, job.started_ms + duration)
+    metrics.finished(_ran("boom", 0, 7), FAILED_AT, 4)  # a clock set back: 0 ms
+    metrics.counted("boom", FAILED)
+    snap = metrics.snapshot()
+    assert snap["jobs"] == {"ok": [6, 6, 0, 0, 0], "boom": [1, 0, 2, 0, 0]}
+    ok = dict(cumulative(snap["durations"]["ok"]))
+    assert (ok["0.005"], ok["0.01"], ok["10.0"], ok["+Inf"]) == (2, 4, 5, 6)  # <= le: 5 ms in 0.005
+    assert snap["durations"]["ok"][-2:] == [20.024, 6]  # the sum in seconds, the count
+    pickup = dict(cumulative(snap["pickup"]))
+    # ok's 6 runs (-3 ms counted as 0) and boom's failed one (7 ms)
+    assert (pickup["0.005"], pickup["0.01"], pickup["10.0"], pickup["+Inf"]) == (3, 5, 6, 7)
+    assert snap["pickup"][-2:] == [(5 + 6 + 10_000 + 10_001 + 7) / 1000, 7]
+    assert snap["durations"]["boom"][0] == 1 and snap["durations"]["boom"][-2:] == [0.0, 1]
+
+
+def test_the_totals_add_up_over_many_jobs() -> None:
+    metrics = JobMetrics("default")
+    batch = [_ran("ok", 0, 3) for _ in range(25)]
+    for _ in range(400):
+        metrics.started_many(batch)
+        for job in batch:
+            metrics.finished(job, COMPLETED_AT, 1_003)
+    snap = merge([metrics.snapshot(), metrics.snapshot()], "default")
+    assert snap["jobs"]["ok"] == [20_000, 20_000, 0, 0, 0]
+    assert snap["durations"]["ok"][-2:] == [20_000.0, 20_000]  # 1 s each
+    assert snap["pickup"][0] == 20_000 and snap["pickup"][-2:] == [60.0, 20_000]

@@ -53,6 +53,9 @@ class Delivery:
     failed_dependency: str = ""  # set when a job it depends on failed for good
     function: str = ""  # the job's function name, from its hash: max_tries is checked before decoding the payload
     finishing: bool = False  # the job function has returned: never cancel it now, its result must be written
+    # when the runner started it and when its function (and hooks) ended, 0 if not: its duration, for metrics
+    started_ms: int = 0
+    finished_ms: int = 0
 
 
 @dataclass(slots=True)

@@ -164,7 +164,7 @@ class JobRunner:
 
     async def _run(self, delivery: Delivery, data: dict[str, Any] | None = None) -> Outcome:
         s = self.s
-        start_ms = now_ms()
+        start_ms = delivery.started_ms = now_ms()
         job_id, attempts = delivery.job_id, delivery.attempts
         exceeded = self._tries_exceeded(delivery, start_ms)
         if exceeded is not None:
@@ -311,7 +311,7 @@ class JobRunner:
             elapsed = _since(start_ms)
             self._job_line(job_id, name, attempts, elapsed, "%6.2fs ← %s%s", elapsed, ref, shown)
         await self._end_hook(ctx)
-        finish_ms = now_ms()
+        finish_ms = delivery.finished_ms = now_ms()
         payload, kept = encode_result(
             function=name,
             args=args,
@@ -414,6 +414,7 @@ class JobRunner:
         """Something around the job (a hook, logging, encoding) raised: record it as the job's failure rather than
         hand the job back, which could redeliver it forever."""
         now = now_ms()
+        delivery.started_ms = delivery.started_ms or now  # (0 if it raised before the runner started it)
         failure = JobExecutionFailed(f"{type(error).__name__}: {_safe_str(error)}")
         return self._failure(delivery, "<unknown>", (), {}, now, now, failure, ttl_s=None)
 

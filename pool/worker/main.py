@@ -48,7 +48,7 @@ from .checks import check_cron_jobs, check_hooks, job_types_deserializer, resolv
 from .cron import CronJob
 from .execution import FailureHook, Hook, JobRunner, Outcome, OutcomeKind, RunnerSettings
 from .functions import Function, Retry, func
-from .metrics import ABORTED, COMPLETED, FAILED, RETRIED, JobMetrics
+from .metrics import ABORTED_AT, COMPLETED_AT, FAILED, FAILED_AT, RETRIED_AT, JobMetrics
 from .scheduler import CronDuty, CronScheduler
 from .slots import Slots
 
@@ -717,8 +717,8 @@ class Worker:
             self.jobs_started += 1
             task = asyncio.create_task(self._run_job(delivery))
             self._running[delivery.partition, delivery.entry_id] = (delivery, task)
-        if self.metrics is not None:  # once per batch: the counts, and the pickup latency of each
-            self.metrics.started_many([d for d in started if d not in skipped] if skipped else started, now_ms())
+        if self.metrics is not None and started:  # once per batch
+            self.metrics.started_many([d for d in started if d not in skipped] if skipped else started)
         for delivery in expired:
             task = asyncio.create_task(self._record(delivery, self.runner.expired(delivery)))
             self._running[delivery.partition, delivery.entry_id] = (delivery, task)
@@ -734,7 +734,7 @@ class Worker:
         if self.metrics is not None:
             self.metrics.counted(delivery.function, FAILED)
         try:
-            await self._commit(delivery, outcome)
+            await self._commit(delivery, outcome, timed=False)
         finally:
             self._release(delivery)
         if outcome.kind is _FAILED and self.on_job_failure is not None:
@@ -747,8 +747,6 @@ class Worker:
                 task.cancel()
 
     async def _run_job(self, delivery: Delivery) -> None:
-        metrics = self.metrics
-        began = time.perf_counter() if metrics is not None else 0.0
         try:
             outcome = await self.runner.run(delivery)
         except asyncio.CancelledError:
@@ -763,22 +761,6 @@ class Worker:
                 logger.exception("job %s: could not record its failure; it will run again", delivery.job_id)
                 self._release(delivery)
                 return
-        if metrics is not None:
-            # by identity: an Enum's hash is a Python call (a dict keyed by kind cost ~1,000 instructions a job)
-            kind = outcome.kind
-            event = (
-                COMPLETED
-                if kind is _COMPLETE
-                else FAILED
-                if kind is _FAILED
-                else RETRIED
-                if kind is _RETRIED
-                else ABORTED
-                if kind is _ABORTED
-                else None  # handed back at shutdown: not an end, it runs again
-            )
-            if event is not None:
-                metrics.finished(delivery.function, event, time.perf_counter() - began)
         try:
             await self._commit(delivery, outcome)
         except Exception:
@@ -815,8 +797,27 @@ class Worker:
         if self._running.pop((delivery.partition, delivery.entry_id), None) is not None:
             self._slots.changed()
 
-    async def _commit(self, delivery: Delivery, outcome: Outcome) -> None:
-        self.last_job_at = int(time.time())
+    async def _commit(self, delivery: Delivery, outcome: Outcome, timed: bool = True) -> None:
+        """Record a job's outcome; ``timed``: it ran (counted with its duration when metrics are on)."""
+        now = time.time()
+        self.last_job_at = int(now)
+        metrics = self.metrics
+        if metrics is not None and timed:
+            # by identity: an Enum's hash is a Python call (a dict keyed by kind cost ~1,000 instructions a job)
+            kind = outcome.kind
+            at = (
+                COMPLETED_AT
+                if kind is _COMPLETE
+                else FAILED_AT
+                if kind is _FAILED
+                else RETRIED_AT
+                if kind is _RETRIED
+                else ABORTED_AT
+                if kind is _ABORTED
+                else None  # handed back at shutdown: not an end, it runs again
+            )
+            if at is not None:  # its end: the runner's finish_ms when it set one (same clock as its start_ms)
+                metrics.finished(delivery, at, delivery.finished_ms or int(now * 1000))
         if outcome.kind == _COMPLETE:
             self.jobs_complete += 1
         elif outcome.kind in (_FAILED, _ABORTED):

@@ -1,19 +1,21 @@
 """A worker's own numbers for Prometheus, counted in plain ints and lists (no library on the hot path).
 
 The worker counts here only when metrics are on (``Worker.metrics`` is None otherwise, and a job then costs one
-``is None`` test). A job costs two dict lookups, a few list increments and a ``bisect`` per histogram. Whoever exports
-the numbers takes a ``snapshot()``: cumulative totals, JSON-able, so a supervisor's child sends it with its
-heartbeat (once a second, not per job) and a lost message loses nothing (the next one carries the totals).
+``is None`` test). Per job: its share of one count per fetched batch (done in C), then, when it ends, one dict
+lookup and two list increments (its duration and its pickup latency); no float, no ``bisect``, no clock read of
+its own: the ~3,500 instructions a job this costs are ~1% of a noop job's (``python -m perf.metrics_cost``). Whoever
+exports the numbers takes a ``snapshot()``: cumulative totals, JSON-able, so a supervisor's child sends it with
+its heartbeat (once a second, not per job) and a lost message loses nothing (the next one carries the totals).
 ``merge`` adds snapshots up: a supervisor's children, and the ones that died.
 
-Histograms keep one count per bucket (not cumulative) plus a last "+Inf" bucket, their sum and their count;
-``cumulative`` turns the counts into Prometheus's ``le`` form at export time.
+Snapshots keep histograms as one count per bucket (not cumulative) plus a last "+Inf" bucket, their sum and
+their count; ``cumulative`` turns the counts into Prometheus's ``le`` form at export time.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable
+from collections import _count_elements  # type: ignore[attr-defined]  # Counter's, in C: d[x] = d.get(x, 0) + 1
+from operator import attrgetter, countOf
 from typing import Any
 
 from ..storage.queue import Delivery
@@ -24,6 +26,52 @@ BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0
 EVENTS: tuple[str, ...] = ("started", "completed", "failed", "retried", "aborted")
 STARTED, COMPLETED, FAILED, RETRIED, ABORTED = range(len(EVENTS))
 UNKNOWN = "<unknown>"  # the function of a job whose hash names none
+_FUNCTION = attrgetter("function")
+
+# Observations are whole milliseconds: the worker's own timestamps (a job's enqueue or due time, when the runner
+# started it, when the worker records its outcome) are all wall-clock milliseconds (``now_ms``), so a job's
+# numbers cost no clock read and no float. A bucket's index for 0..MAX_MS ms is looked up, not searched.
+MAX_MS = round(BUCKETS[-1] * 1000)
+_INF = len(BUCKETS)  # the +Inf bucket's index
+_WIDTH = len(BUCKETS) + 1  # one histogram's slots in a record
+
+
+def _bucket_of_ms() -> tuple[int, ...]:
+    """Index i for every ms from 0 to MAX_MS, the first bucket whose bound it does not exceed (``le``)."""
+    indexes: list[int] = []
+    for i, bound in enumerate(BUCKETS):
+        indexes += [i] * (round(bound * 1000) + 1 - len(indexes))
+    return tuple(indexes)
+
+
+# A slot holds its observations' milliseconds summed in its low 64 bits and their count above them, so one
+# observation is one increment, of ``_ONE + ms`` (2**64 ms is 584 million years of jobs).
+_COUNT_SHIFT = 64
+_ONE = 1 << _COUNT_SHIFT
+_SUM_MASK = _ONE - 1
+
+
+# For every ms from 0 to MAX_MS: its bucket's index, and its increment (looked up: no int to allocate). Filled by
+# the first JobMetrics (half a megabyte: not for a worker without metrics); module globals, the cheapest to read.
+_BUCKET_OF_MS: tuple[int, ...] = ()
+_STEP_OF_MS: tuple[int, ...] = ()
+
+
+def _fill_lookups() -> None:
+    global _BUCKET_OF_MS, _STEP_OF_MS
+    if not _STEP_OF_MS:
+        _BUCKET_OF_MS, _STEP_OF_MS = _bucket_of_ms(), tuple(_ONE + ms for ms in range(MAX_MS + 1))
+
+
+# A function's record, as the worker keeps it: one packed histogram per event (STARTED's is the pickup latency of
+# its runs that ended, the others the durations of the runs that ended so), then the counts of its jobs that ended
+# without running (``counted``), in EVENTS' order (STARTED's unused: jobs started are counted in ``started``). Its
+# ended counts are its histograms' counts plus those; the queue's pickup histogram is the sum of its functions'.
+_UNTIMED = len(EVENTS) * _WIDTH
+# where each end's histogram starts in a record: ``finished`` takes these (no multiplication per job)
+COMPLETED_AT, FAILED_AT, RETRIED_AT, ABORTED_AT = (event * _WIDTH for event in (COMPLETED, FAILED, RETRIED, ABORTED))
+_RECORD = _UNTIMED + len(EVENTS)
+_EMPTY_RECORD = (0,) * _RECORD
 
 
 def new_histogram() -> list[float]:
@@ -40,11 +88,13 @@ def cumulative(histogram: list[float]) -> list[tuple[str, float]]:
     return pairs
 
 
-# A function's record, as the worker keeps it: its duration histogram's bucket counts first (so a bucket's index
-# is bisect's answer), then the durations' sum, then its counts in EVENTS' order. Observation counts are not
-# kept (the buckets add up to them): every operation saved on the hot path counts (see finished).
-_SUM = len(BUCKETS) + 1
-_EVENT_AT = _SUM + 1  # STARTED is at _EVENT_AT + 0, ...
+def _observe_out_of_range(record: list[int], at: int, ms: int) -> None:
+    """An observation the hot paths' lookup does not cover: over MAX_MS (+Inf), or negative (hosts' clocks
+    disagree, or this one was set back: counted as 0 ms)."""
+    if ms > MAX_MS:
+        record[at + _INF] += _ONE + ms
+    else:
+        record[at] += _ONE
 
 
 class JobMetrics:
@@ -52,45 +102,59 @@ class JobMetrics:
 
     def __init__(self, queue_name: str) -> None:
         self.queue_name = queue_name
-        self.records: dict[str, list[float]] = {}  # function ("" when unknown) -> its record (above)
-        self.pickup: list[float] = [0] * (len(BUCKETS) + 1) + [0.0]  # bucket counts, then the sum
+        self.records: dict[str, list[int]] = {}  # function ("" when unknown) -> its record (above)
+        self.started: dict[str, int] = {}  # function -> jobs started
         self.redis_errors: dict[str, int] = {}  # what failed -> how many times
+        _fill_lookups()
 
-    def _add_function(self, function: str) -> list[float]:
-        record = self.records[function] = [0] * (len(BUCKETS) + 1) + [0.0] + [0] * len(EVENTS)
+    def _add_function(self, function: str) -> list[int]:
+        record = self.records[function] = [0] * _RECORD
         return record
 
-    # Per job: finished, and one turn of started_many's loop (called once per fetched batch). Each costs the
-    # worker ~3,000-4,000 CPU instructions (valgrind, Python 3.11): keep them short.
-    def started_many(self, deliveries: Iterable[Delivery], now_ms: int) -> None:
-        """Jobs just started: counted, and their pickup latency (from the enqueue or due time) observed."""
-        records, pickup, started = self.records, self.pickup, _EVENT_AT + STARTED
-        for delivery in deliveries:
-            record = records.get(delivery.function)
-            if record is None:
-                record = self._add_function(delivery.function)
-            record[started] += 1
-            seconds = (now_ms - delivery.score) / 1000
-            if seconds < 0:  # hosts' clocks disagree
-                seconds = 0.0
-            pickup[bisect_left(BUCKETS, seconds)] += 1
-            pickup[-1] += seconds
-
-    def finished(self, function: str, event: int, seconds: float) -> None:
-        """A run ended (``event``: COMPLETED, FAILED, RETRIED or ABORTED) after ``seconds``."""
+    def _record(self, function: str) -> list[int]:
         record = self.records.get(function)
-        if record is None:
-            record = self._add_function(function)
-        record[_EVENT_AT + event] += 1
-        record[bisect_left(BUCKETS, seconds)] += 1
-        record[_SUM] += seconds
+        return self._add_function(function) if record is None else record
+
+    # Per job: its share of started_many (called once per fetched batch) and a finished. Measured by
+    # ``python -m perf.metrics_cost`` (docs/performance.md): each bytecode here costs ~20 instructions a job.
+    def started_many(self, deliveries: list[Delivery]) -> None:
+        """Jobs just started (a batch, not empty): counted by function, in C, and with one increment when they all
+        run one function, as they most often do. Their pickup latency is observed when they end (``finished``)."""
+        started, first = self.started, deliveries[0].function
+        if countOf(map(_FUNCTION, deliveries), first) == len(deliveries):
+            started[first] = started.get(first, 0) + len(deliveries)
+        else:
+            _count_elements(started, map(_FUNCTION, deliveries))
+
+    def finished(self, delivery: Delivery, at: int, end_ms: int) -> None:
+        """A run ended at ``end_ms``: its duration observed in the end's histogram, which starts at ``at``
+        (COMPLETED_AT, FAILED_AT, RETRIED_AT or ABORTED_AT), and its pickup latency, from its enqueue (or due)
+        time to when the runner started it (``delivery.started_ms``, set before anything can end a run)."""
+        try:
+            record = self.records[delivery.function]
+        except KeyError:
+            record = self._add_function(delivery.function)
+        started = delivery.started_ms
+        ms = end_ms - started
+        if ms >= 0:
+            try:
+                record[at + _BUCKET_OF_MS[ms]] += _STEP_OF_MS[ms]
+            except IndexError:  # over MAX_MS
+                _observe_out_of_range(record, at, ms)
+        else:
+            _observe_out_of_range(record, at, ms)
+        ms = started - delivery.score
+        if ms >= 0:
+            try:
+                record[_BUCKET_OF_MS[ms]] += _STEP_OF_MS[ms]  # STARTED's histogram, the pickup latency, comes first
+            except IndexError:
+                _observe_out_of_range(record, 0, ms)
+        else:
+            _observe_out_of_range(record, 0, ms)
 
     def counted(self, function: str, event: int) -> None:
         """A job that ended without running (expired, unknown to this worker): counted, not timed."""
-        record = self.records.get(function)
-        if record is None:
-            record = self._add_function(function)
-        record[_EVENT_AT + event] += 1
+        self._record(function)[_UNTIMED + event] += 1
 
     def redis_error(self, where: str) -> None:
         self.redis_errors[where] = self.redis_errors.get(where, 0) + 1
@@ -100,23 +164,33 @@ class JobMetrics:
         its counts in EVENTS' order and its duration histogram; histograms as bucket counts, sum, count."""
         jobs: dict[str, list[int]] = {}
         durations: dict[str, list[float]] = {}
-        for function, record in list(self.records.items()):
-            record = list(record)
+        pickup = [0] * _WIDTH  # packed slots, summed over the functions (packed slots add up), then unpacked
+        started, records = dict(self.started), dict(self.records)
+        for function in started.keys() | records.keys():
+            record = list(records.get(function, _EMPTY_RECORD))
             name = function or UNKNOWN
-            jobs[name] = [int(count) for count in record[_EVENT_AT:]]
-            durations[name] = _histogram(record[: _SUM + 1])
+            histograms = [record[event * _WIDTH : (event + 1) * _WIDTH] for event in range(len(EVENTS))]
+            ends = [_count(histograms[event]) + record[_UNTIMED + event] for event in range(COMPLETED, len(EVENTS))]
+            jobs[name] = [started.get(function, 0), *ends]
+            pickup = [*map(sum, zip(pickup, histograms[STARTED], strict=True))]
+            durations[name] = _unpack([*map(sum, zip(*histograms[COMPLETED:], strict=True))])
         return {
             "queue": self.queue_name,
             "jobs": jobs,
             "durations": durations,
-            "pickup": _histogram(list(self.pickup)),
+            "pickup": _unpack(pickup),
             "redis_errors": dict(self.redis_errors),
         }
 
 
-def _histogram(buckets_and_sum: list[float]) -> list[float]:
-    """Bucket counts and sum -> bucket counts, sum, count (the snapshot's form)."""
-    return [*buckets_and_sum, sum(buckets_and_sum[:-1])]
+def _count(slots: list[int]) -> int:
+    return sum(slot >> _COUNT_SHIFT for slot in slots)
+
+
+def _unpack(slots: list[int]) -> list[float]:
+    """Packed slots -> bucket counts, sum (seconds), count (the snapshot's form)."""
+    counts = [slot >> _COUNT_SHIFT for slot in slots]
+    return [*counts, sum(slot & _SUM_MASK for slot in slots) / 1000, sum(counts)]
 
 
 def empty_snapshot(queue_name: str) -> dict[str, Any]:

@@ -84,18 +84,23 @@ async def test_client_follows_the_new_master_after_a_failover(sentinel_set: Sent
 
 
 async def test_enqueue_not_confirmed_by_a_replica_raises_not_replicated(sentinel_set: SentinelSet) -> None:
+    # the confirmed enqueue gets a generous WAIT (a replica on a busy machine can take longer than 0.2 s); the
+    # unconfirmed one a short one, since no replica is there to answer
+    confirming = await create_pool(sentinel_set.settings(wait_replicas=1, wait_timeout=10))
     pool = await create_pool(sentinel_set.settings(wait_replicas=1, wait_timeout=0.2))
     try:
-        assert await pool.enqueue_job("record_run", 1, _job_id="confirmed") is not None
+        sentinel_set.wait_replicas_in_sync()
+        assert await confirming.enqueue_job("record_run", 1, _job_id="confirmed") is not None
         sentinel_set.replica_node().kill()
         with pytest.raises(NotReplicated, match=r"enqueueing job unconfirmed: written on the master, but 0 of 1"):
             await pool.enqueue_job("record_run", 2, _job_id="unconfirmed")
         # enqueueing again with the same id is safe: the job is there once
         sentinel_set.replica_node().start()
         sentinel_set.wait_replicas_in_sync()
-        await wait_for(lambda: _enqueued_again(pool), timeout=20, message="the replica confirms again")
+        await wait_for(lambda: _enqueued_again(confirming), timeout=20, message="the replica confirms again")
     finally:
         await pool.aclose()
+        await confirming.aclose()
 
 
 async def _enqueued_again(pool: PoolRedis) -> bool:

@@ -7,7 +7,6 @@ import json
 import re
 import signal
 import socket
-import time
 from pathlib import Path
 
 from pool import RedisSettings, create_pool
@@ -140,15 +139,14 @@ def test_a_killed_supervisor_is_stale_within_max_age_before_its_entry_expires(tm
         sup.wait_ready(1)
         wait_for_sync(lambda: health_json(tmp_path, redis_url)[0] == 0, 10, interval=0.1, message="healthy")
         sup.process.send_signal(signal.SIGKILL)
-        killed_at = time.monotonic()
-        # the entry lives 5 s (2 x 2 + 1) after its last write; read with a max age of 3 s it is stale sooner
+        # the entry lives 5 s (2 x 2 + 1) after its last write; read with a max age of 3 s it is stale sooner:
+        # found stale while the entry still exists, so by its age and not by its expiry
         code, entries = wait_for_sync(
             lambda: (found := health_json(tmp_path, redis_url, "--max-age", "3"))[0] == 1 and found,
             10,
             interval=0.1,
             message="unhealthy after the kill",
         )
-        assert time.monotonic() - killed_at < 3.5
         (entry,) = entries  # still there: judged by its age, not by its expiry
         assert entry["stale"] and entry["age"] > 3
         code, text = health(tmp_path, redis_url, "--max-age", "3")

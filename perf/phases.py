@@ -7,9 +7,12 @@ On a private redis-server, with one client, in this order:
 
 - ``ping``: N sequential PINGs: what one request costs Redis whatever it asks (read, parse, reply, the event
   loop's turn), the part of a sequential call no script change can remove;
-- ``enqueue``: N sequential ``enqueue_job`` calls;
+- ``enqueue``: N sequential ``enqueue_job`` calls (Redis goes idle between two: each call also pays for waking it);
+- ``ping100`` and ``enqueue100``: the same, 100 callers at a time (``asyncio.gather``), as a web application
+  under load calls them: Redis stays busy, and ``enqueue_job`` calls that arrive while the client's connections
+  are busy go out together (pool/client/enqueue_batch.py);
 - ``bulk``: ``prepare`` + ``enqueue_many`` of N jobs;
-- ``run``: a burst worker (in this process, ``max_jobs=100``) runs the 2N jobs the two enqueue phases made, a
+- ``run``: a burst worker (in this process, ``max_jobs=100``) runs the 3N jobs the enqueue phases made, a
   function that does nothing, so what Redis spends is the job's own path: fetch, start, result.
 
 Each phase reads ``INFO cpu`` (used_cpu_user + used_cpu_sys: everything the server did, syscalls included) and
@@ -26,6 +29,7 @@ commands and the commands themselves each cost.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -36,6 +40,7 @@ import uvloop
 from pool import PoolRedis, RedisSettings, Worker, create_pool
 
 SCRIPT_COMMANDS = ("evalsha", "eval")
+CALLERS = 100  # concurrent callers in the ping100 and enqueue100 phases
 
 
 async def nothing(ctx: dict[str, Any]) -> None:
@@ -72,6 +77,8 @@ class Phase:
 DIRECT: dict[str, frozenset[str]] = {
     "ping": frozenset({"ping"}),
     "enqueue": frozenset(),
+    "ping100": frozenset({"ping"}),
+    "enqueue100": frozenset(),
     "bulk": frozenset(),
     "run": frozenset(
         {"xreadgroup", "xclaim", "xautoclaim", "xlen", "xpending", "xinfo|groups", "zcard", "scard", "hello", "ping"}
@@ -127,6 +134,16 @@ async def measure(url: str, jobs: int) -> list[Phase]:
         after = await snapshot(client)
         phases.append(phase("enqueue", jobs, before, after))
         before = after
+        for start in range(0, jobs, CALLERS):
+            await asyncio.gather(*(client.ping() for _ in range(min(CALLERS, jobs - start))))
+        after = await snapshot(client)
+        phases.append(phase("ping100", jobs, before, after))
+        before = after
+        for start in range(0, jobs, CALLERS):
+            await asyncio.gather(*(client.enqueue_job("nothing") for _ in range(min(CALLERS, jobs - start))))
+        after = await snapshot(client)
+        phases.append(phase("enqueue100", jobs, before, after))
+        before = after
         await client.enqueue_many([client.prepare("nothing") for _ in range(jobs)])
         after = await snapshot(client)
         phases.append(phase("bulk", jobs, before, after))
@@ -142,9 +159,9 @@ async def measure(url: str, jobs: int) -> list[Phase]:
         await worker.main()
         after = await snapshot(client)
         await worker.close()
-        phases.append(phase("run", 2 * jobs, before, after))
+        phases.append(phase("run", 3 * jobs, before, after))
         done = await client.eval("return #redis.call('KEYS', ARGV[1])", 0, "*:result:*")
-        assert int(done) == 2 * jobs, f"{done} results for {2 * jobs} jobs"
+        assert int(done) == 3 * jobs, f"{done} results for {3 * jobs} jobs"
         return phases
     finally:
         await client.aclose()
@@ -253,7 +270,7 @@ async def _cpu_and_evalsha(client: Any) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m perf.phases", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=5_000, help="jobs per enqueue phase (the run phase: twice)")
+    parser.add_argument("--jobs", type=int, default=5_000, help="jobs per enqueue phase (the run phase: three times)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--anatomy", action="store_true", help="also take one enqueue_job call apart")
     args = parser.parse_args()

@@ -54,6 +54,7 @@ from ..storage.queue import (
 from ..storage.serializers import Deserializer, Serializer, with_job_types
 from ..utils import caused_by, ms_to_datetime
 from . import inspection
+from .enqueue_batch import EnqueueBatcher
 from .jobs import Job, JobStatus
 from .specs import (
     BULK_BATCH,
@@ -98,6 +99,7 @@ class QueueClient:
         self.job_deserializer = job_deserializer
         self.default_queue_name = default_queue_name
         self.expires_extra_ms = expires_extra_ms
+        self._enqueue_batcher: EnqueueBatcher | None = None  # made on first use, in the caller's event loop
         super().__init__(*args, **kwargs)
 
     @property
@@ -236,16 +238,31 @@ class QueueClient:
     async def _send(self, spec: JobSpec) -> Job | None:
         """ENQUEUE one prepared job; None if its id is taken."""
         await self._agree_partitions(spec.queue_name)
-        queue = self._queue(spec.queue_name, spec.partition)
-        ((enqueued,),) = await self.run_script(
-            queue.scripts.enqueue,
-            [queue.enqueue_args([spec.record(queue)])],
-            durable=True,
-            what=f"enqueueing job {spec.job_id}",
-        )
-        if not enqueued:
+        batcher = self._enqueue_batcher
+        if batcher is None:
+            batcher = self._enqueue_batcher = EnqueueBatcher(self._enqueue_batch)
+        if not await batcher.enqueue(spec):
             return None
-        return Job(spec.job_id, self._as_redis, _queue_name=queue.name, _deserializer=self.job_deserializer)
+        return Job(spec.job_id, self._as_redis, _queue_name=spec.queue_name, _deserializer=self.job_deserializer)
+
+    async def _enqueue_batch(self, specs: list[JobSpec]) -> list[Any]:
+        """ENQUEUE's reply for each of the specs ``enqueue_job`` calls sent together (pool/client/enqueue_batch.py);
+        one spec, the common case, as one call of its own. A NotReplicated carries the same: a reply per spec."""
+        if len(specs) > 1:
+            return await self._enqueue_specs(specs, f"enqueueing {len(specs)} jobs")
+        (spec,) = specs
+        queue = self._queue(spec.queue_name, spec.partition)
+        try:
+            ((enqueued,),) = await self.run_script(
+                queue.scripts.enqueue,
+                [queue.enqueue_args([spec.record(queue)])],
+                durable=True,
+                what=f"enqueueing job {spec.job_id}",
+            )
+        except NotReplicated as exc:
+            exc.replies = _per_spec(exc.replies, None)
+            raise
+        return [enqueued]
 
     def prepare(
         self,
@@ -318,27 +335,30 @@ class QueueClient:
             return []
         for queue_name in {spec.queue_name for spec in specs}:
             await self._agree_partitions(queue_name)
-        # each batch is written as soon as it is packed, before the first reply is read: one round trip in
-        # all, and Redis runs a batch while the next one is packed
-        what = f"enqueueing {len(specs)} jobs"
-        if not any(spec.partition for spec in specs):  # no partitioned queue: batches in the specs' order
-            calls = self._enqueue_calls(_batches_in_order(specs, BULK_BATCH, BULK_BATCH_BYTES))
-            batches = await self.run_script(scripts_for(self).enqueue, calls, durable=True, what=what)
-            replies: list[Any] = [ok for batch in batches for ok in batch]
-        else:  # by partition: replies come back in the order the batches were sent
-            grouped = list(_batches_by_partition(specs, BULK_BATCH, BULK_BATCH_BYTES))
-            calls = self._enqueue_calls((where, [specs[index] for index in batch]) for where, batch in grouped)
-            batches = await self.run_script(scripts_for(self).enqueue, calls, durable=True, what=what)
-            replies = [None] * len(specs)
-            order = (index for _, batch in grouped for index in batch)
-            for index, ok in zip(order, (ok for batch in batches for ok in batch), strict=True):
-                replies[index] = ok
+        replies = await self._enqueue_specs(specs, f"enqueueing {len(specs)} jobs")
         return [
             Job(spec.job_id, self._as_redis, _queue_name=spec.queue_name, _deserializer=self.job_deserializer)
             if ok
             else None
             for spec, ok in zip(specs, replies, strict=True)
         ]
+
+    async def _enqueue_specs(self, specs: list[JobSpec], what: str) -> list[Any]:
+        """ENQUEUE's reply for each spec, in order: a call per ``BULK_BATCH`` of one queue partition, all written
+        before the first reply is read (one round trip in all, and Redis runs a batch while the next is packed)."""
+        if not any(spec.partition for spec in specs):  # no partitioned queue: batches in the specs' order
+            calls = self._enqueue_calls(_batches_in_order(specs, BULK_BATCH, BULK_BATCH_BYTES))
+            order: list[int] | None = None
+        else:  # by partition: replies come back in the order the batches were sent
+            grouped = list(_batches_by_partition(specs, BULK_BATCH, BULK_BATCH_BYTES))
+            calls = self._enqueue_calls((where, [specs[index] for index in batch]) for where, batch in grouped)
+            order = [index for _, batch in grouped for index in batch]
+        try:
+            batches = await self.run_script(scripts_for(self).enqueue, calls, durable=True, what=what)
+        except NotReplicated as exc:  # written all the same: its replies, too, are given per spec
+            exc.replies = _per_spec(exc.replies, order)
+            raise
+        return _per_spec(batches, order)
 
     def _enqueue_calls(self, batches: Iterable[tuple[tuple[str, int], list[JobSpec]]]) -> Iterator[ScriptCall]:
         """One ENQUEUE call per batch, made only when it is about to be sent. (Each record has its own nonce:
@@ -667,6 +687,18 @@ class AutoPipelinedRedisCluster(PoolRedisCluster):
         its cluster pipeline cannot."""
         text = name.decode() if isinstance(name, bytes) else str(name)
         return text.upper() in self.command_flags
+
+
+def _per_spec(batches: list[Any], order: list[int] | None) -> list[Any]:
+    """Each spec's reply, in the specs' order, from the replies of the ENQUEUE calls (a list per call) and the spec
+    index of each job in the order they were sent (None: the specs' own order)."""
+    replies = [ok for batch in batches for ok in batch]
+    if order is None:
+        return replies
+    by_spec: list[Any] = [None] * len(order)
+    for index, ok in zip(order, replies, strict=True):
+        by_spec[index] = ok
+    return by_spec
 
 
 def _runs_by_node(paths: NodeFastPaths, calls: Iterable[ScriptCall]) -> Iterator[list[ScriptCall]]:

@@ -5,7 +5,8 @@
 
 - ``worker``: a burst Worker (max_jobs=100) runs N pre-enqueued noop jobs (one INCR through ctx['redis']);
   prints the process CPU per job. ``--log info|off`` (the two INFO lines per job, to a file),
-  ``--no-auto-pipeline`` (ctx['redis'] as a plain client).
+  ``--no-auto-pipeline`` (ctx['redis'] as a plain client), ``--metrics`` (Prometheus counting),
+  ``--partitions N`` (a queue of N partitions, on the one Redis).
 - ``enqueue``: N sequential ``enqueue_job`` calls; CPU per call and calls/s.
 - ``bulk``: ``prepare`` + ``enqueue_many`` of N jobs; jobs/s in all and the client CPU of ``enqueue_many``.
 - ``rtt``: PING round trips back to back and 20 ms apart (as the pickup benchmark spaces its jobs): what one
@@ -36,8 +37,10 @@ async def noop(ctx: dict[str, Any]) -> None:
     await ctx["redis"].incr("done")
 
 
-async def probe_worker(settings: RedisSettings, jobs: int, auto_pipeline: bool, metrics: bool = False) -> str:
-    client = await create_pool(settings)
+async def probe_worker(
+    settings: RedisSettings, jobs: int, auto_pipeline: bool, metrics: bool = False, partitions: int = 1
+) -> str:
+    client = await create_pool(settings, queue_partitions=partitions)
     await client.flushall()
     await client.enqueue_many([client.prepare("noop") for _ in range(jobs)])
     worker = Worker(
@@ -48,6 +51,7 @@ async def probe_worker(settings: RedisSettings, jobs: int, auto_pipeline: bool, 
         handle_signals=False,
         keep_result=60,
         auto_pipeline=auto_pipeline,
+        queue_partitions=partitions,
     )
     if metrics:  # counting for Prometheus, as `pool worker --metrics` does (no scrape here)
         worker.enable_metrics()
@@ -109,6 +113,7 @@ def main() -> None:
     parser.add_argument("--log", choices=["info", "off"], default="info")
     parser.add_argument("--no-auto-pipeline", action="store_true")
     parser.add_argument("--metrics", action="store_true", help="worker probe: count jobs for Prometheus")
+    parser.add_argument("--partitions", type=int, default=1, help="worker probe: a queue of N partitions")
     args = parser.parse_args()
 
     from tests.redis_server import RedisServer
@@ -126,7 +131,9 @@ def main() -> None:
         for _ in range(args.runs):
             for probe in probes:
                 if probe == "worker":
-                    line = uvloop.run(probe_worker(settings, args.jobs, not args.no_auto_pipeline, args.metrics))
+                    line = uvloop.run(
+                        probe_worker(settings, args.jobs, not args.no_auto_pipeline, args.metrics, args.partitions)
+                    )
                 elif probe == "rtt":
                     line = uvloop.run(probe_rtt(settings, 300))
                 elif probe == "enqueue":

@@ -36,12 +36,14 @@ def main() -> int:
     parser.add_argument("--log", choices=["info", "off"], default="info")
     parser.add_argument("--no-auto-pipeline", action="store_true")
     parser.add_argument("--metrics", action="store_true", help="with the worker's Prometheus counting on")
+    parser.add_argument("--partitions", type=int, default=1, help="a queue of N partitions")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("perf.instructions: valgrind is not installed (apt install valgrind)", file=sys.stderr)
         return 1
     extra = ["--log", args.log] + (["--no-auto-pipeline"] if args.no_auto_pipeline else [])
     extra += ["--metrics"] if args.metrics else []
+    extra += ["--partitions", str(args.partitions)]
     few, many = instructions(args.jobs, extra), instructions(3 * args.jobs, extra)
     print(f"worker: {(many - few) / (2 * args.jobs):,.0f} instructions per noop job")
     return 0

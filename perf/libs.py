@@ -149,6 +149,13 @@ ALL_PARTITIONS = 2  # pool+all's queue: partitioned, over this many partitions
 SENTINEL_URL_ENV = "PERF_SENTINEL_URL"  # the runner's Sentinel watching its Redis (pool+all connects through it)
 
 
+def runner_sentinel_url() -> str | None:
+    """The ``redis+sentinel://`` URL of the Sentinel the runner started to watch its Redis, if it started one."""
+    import os
+
+    return os.environ.get(SENTINEL_URL_ENV) or None
+
+
 class PoolAllLib(PoolMetricsLib):
     """pool with every feature that touches a job's path on: ``--metrics``, a partitioned queue
     (``queue_partitions=2``, client and worker) and, when the runner has started a Sentinel watching its Redis
@@ -159,9 +166,7 @@ class PoolAllLib(PoolMetricsLib):
     name = "pool+all"
 
     def sentinel_url(self) -> str | None:
-        import os
-
-        return os.environ.get(SENTINEL_URL_ENV) or None
+        return runner_sentinel_url()
 
     def commands(self, procs: int, tmpdir: Path) -> list[list[str]]:
         commands = []
@@ -187,6 +192,42 @@ class PoolAllLib(PoolMetricsLib):
         async for _ in redis.scan_iter(match=ALL_RESULTS_PATTERN, count=5000):
             results += 1
         return None if results == count else f"{results} results recorded for {count} jobs"
+
+
+class PoolPartitionsLib(PoolLib):
+    """pool+all's partitioned queue alone (``queue_partitions=2``, client and worker; no metrics, no Sentinel):
+    with ``pool+sentinel`` and ``pool+metrics``, what each of pool+all's features costs (not a default library)."""
+
+    name = "pool+partitions"
+
+    def commands(self, procs: int, tmpdir: Path) -> list[list[str]]:
+        return [[*console_script("pool"), "worker", "perf.pool_app.AllFeaturesSettings"] for _ in range(procs)]
+
+    async def open(self, url: str) -> None:
+        from pool import RedisSettings, create_pool
+
+        self.redis = await create_pool(RedisSettings.from_dsn(url), queue_partitions=ALL_PARTITIONS)
+
+    check_results = PoolAllLib.check_results
+
+
+class PoolSentinelLib(PoolLib):
+    """pool+all's connection through the runner's Sentinel alone (the master lookup, the failover watch): one of
+    the parts of pool+all's cost, with ``pool+partitions`` and ``pool+metrics`` (not a default library)."""
+
+    name = "pool+sentinel"
+
+    def sentinel_url(self) -> str | None:
+        return runner_sentinel_url()
+
+    def commands(self, procs: int, tmpdir: Path) -> list[list[str]]:
+        url = self.sentinel_url()
+        return [[*command, "--redis", url] if url else command for command in super().commands(procs, tmpdir)]
+
+    async def open(self, url: str) -> None:
+        from pool import RedisSettings, create_pool
+
+        self.redis = await create_pool(RedisSettings.from_dsn(self.sentinel_url() or url))
 
 
 class PoolStartLib(PoolLib):
@@ -333,13 +374,15 @@ POOL = PoolLib()
 POOL_START = PoolStartLib()
 POOL_METRICS = PoolMetricsLib()
 POOL_ALL = PoolAllLib()
+POOL_PARTITIONS = PoolPartitionsLib()
+POOL_SENTINEL = PoolSentinelLib()
 FLOOR = FloorLib()
 FLOOR_PIPELINED = FloorPipelinedLib()
 ALL_NAMES = ["pool", "pool+all", "arq", "saq", "streaq"]
 
 
 def by_name(name: str) -> Lib:
-    for lib in [POOL, POOL_METRICS, POOL_ALL, *PEERS]:
+    for lib in [POOL, POOL_METRICS, POOL_ALL, POOL_PARTITIONS, POOL_SENTINEL, *PEERS]:
         if lib.name == name:
             return lib
     raise KeyError(name)

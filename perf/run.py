@@ -48,6 +48,7 @@ from perf.libs import (
     PEERS,
     POOL,
     POOL_ALL,
+    POOL_SENTINEL,
     POOL_START,
     SENTINEL_URL_ENV,
     Lib,
@@ -1020,7 +1021,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--libs",
         default=",".join(["pool", "pool+all", "arq", "saq", "streaq"]),
-        help="comma-separated: pool, pool+all (metrics, 2 partitions, through a Sentinel), pool+metrics, arq, "
+        help="comma-separated: pool, pool+all (metrics, 2 partitions, through a Sentinel), pool+metrics, "
+        "pool+partitions, pool+sentinel (pool+all's parts), arq, "
         "saq, streaq",
     )
     parser.add_argument("--noop-jobs", type=int, help="jobs per noop throughput run (default 20000)")
@@ -1071,7 +1073,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             lib = by_name(name.strip())
         except KeyError:
-            print(f"unknown library {name!r} (pool, pool+all, pool+metrics, arq, saq, streaq)", file=sys.stderr)
+            known = "pool, pool+all, pool+metrics, pool+partitions, pool+sentinel, arq, saq, streaq"
+            print(f"unknown library {name!r} ({known})", file=sys.stderr)
             return 2
         reason = lib.missing()
         if reason:
@@ -1095,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         # The apps read these at import; the streaq app is imported by this process too (it is the client).
         os.environ["PERF_REDIS_URL"] = server.url
-        if POOL_ALL in libs:
+        if POOL_ALL in libs or POOL_SENTINEL in libs:
             os.environ[SENTINEL_URL_ENV] = stack.enter_context(watching_sentinel(server.port))
         assert server.pid is not None
         bench = Bench(server.url, server.pid, sizes, Path(tmp))

@@ -165,6 +165,42 @@ async def test_jobs_spread_over_partitions_and_each_job_is_found_by_its_id(redis
         await pool.aclose()
 
 
+async def test_results_of_several_partitions_are_written_in_one_round_trip_each_job_recorded_once(
+    redis_url: str,
+) -> None:
+    """The worker's COMPLETE calls of one batch, one per partition with results, go to the client together (one
+    write on a single Redis) rather than one round trip after another."""
+    settings = RedisSettings.from_dsn(redis_url)
+    pool = await create_pool(settings, queue_partitions=PARTITIONS)
+    try:
+        await pool.enqueue_many(pool.prepare("double", n, _job_id=f"r{n}") for n in range(200))
+        runner = Worker(
+            functions=[double], redis_settings=settings, burst=True, handle_signals=False, queue_partitions=PARTITIONS
+        )
+        await runner.startup()
+        complete_sha = runner._queues[0].scripts.complete.sha
+        calls_per_write: list[int] = []
+        real_run_script = runner._pool.run_script
+
+        async def counted(script: Any, calls: Any, **kwargs: Any) -> Any:
+            calls = list(calls)
+            if script.sha == complete_sha:
+                calls_per_write.append(len(calls))
+            return await real_run_script(script, calls, **kwargs)
+
+        runner._pool.run_script = counted  # type: ignore[method-assign]
+        try:
+            await asyncio.wait_for(runner.serve(), 30)
+        finally:
+            await runner.close()
+        assert max(calls_per_write) > 1, f"each partition's COMPLETE went on its own: {calls_per_write}"
+        for n in range(200):
+            assert await Job(f"r{n}", pool).result(timeout=5) == n * 2
+        assert (await pool.queue_info())["ready"] == 0
+    finally:
+        await pool.aclose()
+
+
 async def test_producers_and_workers_must_agree_on_the_partition_count(redis_url: str) -> None:
     settings = RedisSettings.from_dsn(redis_url)
     pool = await create_pool(settings, queue_partitions=PARTITIONS)

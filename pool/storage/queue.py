@@ -107,6 +107,26 @@ def partitions_of(redis: Any, queue_name: str) -> int:
     return count if isinstance(count, int) else int(count.get(queue_name, 1))
 
 
+async def complete_partitions(parts: Sequence[tuple[RedisQueue, list[Completion]]], consumer: str = "") -> None:
+    """``RedisQueue.complete`` for the finished jobs of several partitions of one queue, their COMPLETE calls sent
+    together: one write and one round trip on a single Redis (per node on a cluster) where the client takes
+    several script calls at once, rather than one round trip per partition."""
+    if len(parts) == 1:
+        queue, completions = parts[0]
+        await queue.complete(completions, consumer)
+        return
+    run_script = getattr(parts[0][0].redis, "run_script", None)
+    if run_script is None:
+        for queue, completions in parts:
+            await queue.complete(completions, consumer)
+        return
+    calls = [queue.complete_call(completions, consumer) for queue, completions in parts]
+    what = f"writing {sum(len(completions) for _, completions in parts)} results"
+    replies = await run_script(parts[0][0].scripts.complete, calls, durable=True, what=what)
+    for (queue, _), (passed, dependents, expired) in zip(parts, replies, strict=True):
+        await queue.after_complete(passed, dependents, expired)
+
+
 def job_queue(redis: Any, queue_name: str, job_id: str) -> RedisQueue:
     """The RedisQueue of the partition that holds ``job_id``."""
     partitions = partitions_of(redis, queue_name)
@@ -450,6 +470,14 @@ class RedisQueue:
         ``consumer`` (the worker that ran them) lets a result be recorded even when its stream entry vanished
         (see COMPLETE). When COMPLETE returns work on keys it could not declare (parked jobs given a slot, the
         dependents of a finished job, the failed registry's tidying), the step after it follows at once."""
+        keys, args = self.complete_call(completions, consumer)
+        passed, dependents, expired = await self._run(
+            self.scripts.complete, keys, args, f"writing {len(completions)} results"
+        )
+        await self.after_complete(passed, dependents, expired)
+
+    def complete_call(self, completions: list[Completion], consumer: str = "") -> tuple[list[str], list[Any]]:
+        """COMPLETE's keys and arguments for ``completions`` (see ``complete``)."""
         records = [
             (
                 c.entry_id,
@@ -466,10 +494,10 @@ class RedisQueue:
             for c in completions
         ]
         keys = self._complete_job_keys(completions) if self.declares_job_keys else list(self._complete_keys)
-        args = [self.keys.prefix, CONSUMER_GROUP, msgpack.packb(records, use_bin_type=False), consumer]
-        passed, dependents, expired = await self._run(
-            self.scripts.complete, keys, args, f"writing {len(completions)} results"
-        )
+        return keys, [self.keys.prefix, CONSUMER_GROUP, msgpack.packb(records, use_bin_type=False), consumer]
+
+    async def after_complete(self, passed: Any, dependents: Any, expired: Any) -> None:
+        """What follows COMPLETE's reply at once: work on keys it could not declare (see ``complete``)."""
         if passed or dependents or expired:
             await self._finish(passed, dependents, expired)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ..redis.replication import NotReplicated
 from ..redis.retries import retrying
-from ..storage.queue import Completion, RedisQueue
+from ..storage.queue import Completion, RedisQueue, complete_partitions
 
 
 class CompletionBatcher:
@@ -60,14 +60,17 @@ class CompletionBatcher:
         # NotReplicated: the results are on the master but not yet on enough replicas (a failover under way, or a
         # replica down). Writing them again is safe (COMPLETE knows its own acks) and, once the client follows the
         # new master, makes them durable there; given up, the jobs would run again.
-        for queue in self._queues:  # one COMPLETE per partition with results (each its own slot on a cluster)
-            part = batch if len(self._queues) == 1 else [c for c in batch if c.partition == queue.partition]
-            if part:
-                await retrying(
-                    lambda q=queue, p=part: q.complete(p, self._consumer),  # type: ignore[misc]
-                    f"writing {len(part)} results",
-                    also=(NotReplicated,),
-                )
+        # one COMPLETE per partition with results (each its own slot on a cluster), sent together
+        if len(self._queues) == 1:
+            parts = [(self._queues[0], batch)]
+        else:
+            by_partition: dict[int, list[Completion]] = {}
+            for completion in batch:
+                by_partition.setdefault(completion.partition, []).append(completion)
+            parts = [(self._queues[partition], part) for partition, part in sorted(by_partition.items())]
+        await retrying(
+            lambda: complete_partitions(parts, self._consumer), f"writing {len(batch)} results", also=(NotReplicated,)
+        )
 
 
 def _fail(items: list[tuple[Completion, asyncio.Future[None]]], exc: BaseException) -> None:

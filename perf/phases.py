@@ -120,6 +120,9 @@ async def measure(url: str, jobs: int) -> list[Phase]:
             await client.ping()
             await client.enqueue_job("nothing")
         await client.enqueue_many([client.prepare("nothing") for _ in range(200)])
+        for _ in range(3):  # the connections 100 concurrent callers need
+            await asyncio.gather(*(client.ping() for _ in range(CALLERS)))
+            await asyncio.gather(*(client.enqueue_job("nothing") for _ in range(CALLERS)))
         await client.flushall()
         await client.config_resetstat()
         phases = []

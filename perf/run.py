@@ -492,16 +492,19 @@ class Bench:
         await self.reset()
         free = await self.throughput(POOL, "noop", jobs, 1)
         enqueue_us, bulk_us, run_us = found["enqueue_redis_us"], found["bulk_redis_us"], found["run_redis_us"]
+        busy_us = found["enqueue100_redis_us"]
         worker_us, noop_redis_us = free["cpu_us_per_job"], free["redis_cpu_us_per_job"]
-        if min(enqueue_us, bulk_us, run_us, worker_us, noop_redis_us) <= 0:
+        if min(enqueue_us, busy_us, bulk_us, run_us, worker_us, noop_redis_us) <= 0:
             raise RunFailed("capacity: a CPU time per job measured 0 (too few jobs for the clock's resolution)")
         out = {
             "enqueue_redis_us": enqueue_us,
+            "enqueue100_redis_us": busy_us,
             "bulk_redis_us": bulk_us,
             "run_redis_us": run_us,
             "worker_cpu_us": worker_us,
             "noop_redis_us": noop_redis_us,
             "redis_core_single_per_s": 1e6 / (enqueue_us + run_us),
+            "redis_core_busy_per_s": 1e6 / (busy_us + run_us),
             "redis_core_bulk_per_s": 1e6 / (bulk_us + run_us),
             "redis_core_run_per_s": 1e6 / run_us,
             "worker_core_per_s": 1e6 / worker_us,
@@ -621,7 +624,8 @@ WORKLOADS = [
     Workload("floor", "raw redis-py loop (noop, 1 process) and redis-benchmark INCR", None, libs="floor"),
     Workload(
         "phases",
-        "pool's Redis CPU per job by phase: PING baseline, enqueue_job, enqueue_many, run (perf/phases.py)",
+        "pool's Redis CPU per job by phase: PING baseline, enqueue_job (alone and 100 callers), enqueue_many, run "
+        "(perf/phases.py)",
         lambda b, lib: b.phases(),
         libs="pool",
     ),
@@ -722,10 +726,22 @@ METRICS = [
     Metric("enqueue", "enqueue_bulk_per_s", "enqueue jobs/s, bulk API (1,000 per call)", True, "{:,.0f}"),
     Metric("phases", "ping_redis_us", "Redis CPU µs per PING (request baseline)", False, "{:.1f}", ratio=False),
     Metric("phases", "enqueue_redis_us", "Redis CPU µs per job: enqueue_job", False, "{:.1f}", ratio=False),
+    Metric("phases", "ping100_redis_us", "Redis CPU µs per PING, 100 callers", False, "{:.1f}", ratio=False),
+    Metric(
+        "phases", "enqueue100_redis_us", "Redis CPU µs per job: enqueue_job, 100 callers", False, "{:.1f}", ratio=False
+    ),
     Metric("phases", "bulk_redis_us", "Redis CPU µs per job: enqueue_many", False, "{:.1f}", ratio=False),
     Metric("phases", "run_redis_us", "Redis CPU µs per job: run (fetch, start, result)", False, "{:.1f}", ratio=False),
     Metric(
         "capacity", "redis_core_single_per_s", "capacity: jobs/s per Redis core, enqueue_job", True, "{:,.0f}", False
+    ),
+    Metric(
+        "capacity",
+        "redis_core_busy_per_s",
+        "capacity: jobs/s per Redis core, enqueue_job, 100 callers",
+        True,
+        "{:,.0f}",
+        False,
     ),
     Metric(
         "capacity", "redis_core_bulk_per_s", "capacity: jobs/s per Redis core, enqueue_many", True, "{:,.0f}", False
@@ -862,8 +878,10 @@ def capacity_lines(found: dict[str, Any], note: str) -> list[str]:
 
     lines = [
         f"- capacity: one Redis core carries {f('redis_core_single_per_s')} jobs/s enqueued one at a time "
-        f"(enqueue_job {f('enqueue_redis_us', '{:.1f}')} + run {f('run_redis_us', '{:.1f}')} µs), "
-        f"{f('redis_core_bulk_per_s')} bulk-enqueued (enqueue_many {f('bulk_redis_us', '{:.1f}')} + run), "
+        f"(enqueue_job {f('enqueue_redis_us', '{:.1f}')} + run {f('run_redis_us', '{:.1f}')} µs, Redis idle "
+        f"between two calls), {f('redis_core_busy_per_s')} from 100 callers at a time (enqueue_job "
+        f"{f('enqueue100_redis_us', '{:.1f}')} + run), {f('redis_core_bulk_per_s')} bulk-enqueued "
+        f"(enqueue_many {f('bulk_redis_us', '{:.1f}')} + run), "
         f"{f('redis_core_run_per_s')} enqueued elsewhere (run only); one worker core {f('worker_core_per_s')} "
         f"noop jobs/s ({f('worker_cpu_us', '{:.1f}')} µs); so {f('workers_per_redis_single', '{:.2f}')} worker "
         f"processes saturate one Redis with enqueue_job, {f('workers_per_redis_bulk', '{:.2f}')} with "

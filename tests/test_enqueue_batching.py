@@ -14,7 +14,9 @@ from pool import PoolRedis, RedisSettings, create_pool
 from pool.client.enqueue_batch import MAX_IN_FLIGHT, EnqueueBatcher
 from pool.redis.replication import NotReplicated
 from pool.storage.keys import QueueKeys
+from pool.storage.partitions import partition_of
 from tests.proxy import client_through_proxy
+from tests.redis_cluster import ClusterSet
 
 STREAM = QueueKeys("default").stream
 
@@ -113,3 +115,22 @@ async def test_a_caller_cancelled_while_its_batch_waits_leaves_the_others_served
     assert isinstance(outcomes[cancelled], asyncio.CancelledError)
     assert all(outcome is not None for i, outcome in enumerate(outcomes) if i != cancelled)
     assert await redis.xlen(STREAM) >= 8  # the cancelled caller's job may have been sent with its batch
+
+
+async def test_concurrent_enqueues_into_a_partitioned_queue_on_a_cluster_each_land_in_their_partition(
+    shared_redis_cluster: ClusterSet,
+) -> None:
+    """A batch of waiting calls spans partitions (and so masters): each partition's jobs go to its own node."""
+    name = "batched-spread"
+    client = await create_pool(shared_redis_cluster.settings(), queue_partitions=6)
+    try:
+        _one_call_at_a_time(client)
+        ids = [f"spread-{i}" for i in range(60)]
+        jobs = await asyncio.gather(*(client.enqueue_job("task", _job_id=job_id, _queue_name=name) for job_id in ids))
+        assert [job.job_id if job else None for job in jobs] == ids
+        for partition in range(6):
+            entries = await client.xrange(QueueKeys(name, partition).stream)
+            assert all(partition_of(fields[b"id"].decode(), 6) == partition for _, fields in entries)
+        assert (await client.queue_info(name))["ready"] == 60
+    finally:
+        await client.aclose()

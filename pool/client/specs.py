@@ -45,9 +45,10 @@ DependsOn = Job | str | Sequence[Job | str] | None
 Duration = float | timedelta
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EnqueueDefaults:
-    """What a client fills in for a job that does not say otherwise."""
+    """What a client fills in for a job that does not say otherwise. (Made for every ``prepare``: a plain class,
+    since a frozen dataclass's ``__init__`` costs twice as much.)"""
 
     queue_name: str = DEFAULT_QUEUE_NAME
     serializer: Serializer | None = None
@@ -142,15 +143,26 @@ def prepare_job(
         raise ValueError(f"_expires must not be negative, got {expires!r}")
     if expires_ms is None:
         expires_ms = max(score - enqueue_ms, 0) + defaults.expires_extra_ms
-    options = job_options(
-        on_success=on_success,
-        on_failure=on_failure,
-        allow_dependency_failure=allow_dependency_failure,
-        job_timeout=job_timeout,
-        keep_result=keep_result,
-        failure_ttl=failure_ttl,
-        description=description,
-    )
+    if (
+        on_success is None
+        and on_failure is None
+        and not allow_dependency_failure
+        and job_timeout is None
+        and keep_result is None
+        and failure_ttl is None
+        and description is None
+    ):
+        options: dict[str, Any] = {}  # the common case, without a call of seven keywords
+    else:
+        options = job_options(
+            on_success=on_success,
+            on_failure=on_failure,
+            allow_dependency_failure=allow_dependency_failure,
+            job_timeout=job_timeout,
+            keep_result=keep_result,
+            failure_ttl=failure_ttl,
+            description=description,
+        )
     if tracing.tracer is not None:  # the enqueuing trace context, for the worker's span (pool/tracing.py)
         carrier = tracing.tracer.carrier()
         if carrier:
